@@ -1,0 +1,70 @@
+//! The engine's knobs, already validated by the command line layer.
+
+/// How an Emperor vassal is matched to its fastrouter node(s).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeMatch {
+    /// uwsgi_reload.py's rule: the node name's file stem equals the config's
+    /// file stem (`app_01.ini` ~ `/run/app/app_01.sock`).
+    Stem,
+    /// The node name equals a template with `{name}` (config file name) and
+    /// `{stem}` (without its suffix) replaced.
+    Template(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// K: at least this many live nodes per fastrouter key at every instant.
+    pub min_live: usize,
+    /// Per vassal, from its touch to its re-subscription.
+    pub timeout_ms: u64,
+    /// Between two reads of each stats socket.
+    pub check_interval_ms: u64,
+    /// Stop touching new vassals after this many failures (1: the first).
+    pub max_failures: usize,
+    /// At most this many vassals in flight at once.
+    pub max_parallel: usize,
+    /// Unsubscribe and wait for `ref == 0` before each touch; the bound on
+    /// that wait. `None`: no drain.
+    pub drain_timeout_ms: Option<u64>,
+    /// Write `S` to the FIFO of a reloaded vassal that accepts but never
+    /// announces.
+    pub repair: bool,
+    /// Proceed when a key has fewer than K+1 nodes, taking it down to K-1.
+    pub allow_downtime: bool,
+    pub node_match: NodeMatch,
+    /// A node older than this (the fastrouter's subscription-tolerance) is
+    /// not live even with `death_mark == 0` (FACTS.md 11).
+    pub node_tolerance_s: i64,
+    /// Accepting this long with no announce and no node: blocked.
+    pub announce_grace_ms: u64,
+    /// How long the Emperor may take to register a touch.
+    pub notice_window_ms: u64,
+    /// How long after `S` the announce may take (one subscribe-freq + slack).
+    pub repair_wait_ms: u64,
+    /// The Emperor directory, canonical, to check against the Emperor's own.
+    pub emperor_dir: Option<String>,
+    /// Give up when a stats socket has not answered for this long.
+    pub stats_outage_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_live: 1,
+            timeout_ms: 60_000,
+            check_interval_ms: 100,
+            max_failures: 1,
+            max_parallel: usize::MAX,
+            drain_timeout_ms: None,
+            repair: true,
+            allow_downtime: false,
+            node_match: NodeMatch::Stem,
+            node_tolerance_s: 17,
+            announce_grace_ms: 3_000,
+            notice_window_ms: 10_000,
+            repair_wait_ms: 13_000,
+            emperor_dir: None,
+            stats_outage_ms: 30_000,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The one error type of the crate, and the exit policy it implies.
+
+use std::fmt;
+
+/// Everything that ends a run before or outside the rollout itself.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad command line: what was given and what was expected. Exit 2.
+    Usage(String),
+    /// The system is not in a state to start: lock held, socket missing,
+    /// preflight failed. Nothing was touched. Exit 3.
+    Precondition(String),
+    /// An OS call the driver needs failed: what it was doing. Exit 3 before
+    /// the first touch, 1 after.
+    Io { what: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { what: what.into(), source }
+    }
+
+    /// The documented exit code (README, `--help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Precondition(_) | Error::Io { .. } => exit::PRECONDITION,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => f.write_str(m),
+            Error::Precondition(m) => f.write_str(m),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Exit codes, as documented in `--help` and the README.
+pub mod exit {
+    /// Every selected vassal was reloaded.
+    pub const OK: u8 = 0;
+    /// Some vassal failed, timed out, or could not be reloaded within K.
+    pub const FAILED: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// A precondition failed (lock held, socket, preflight); nothing touched.
+    pub const PRECONDITION: u8 = 3;
+    /// Interrupted by SIGINT (128 + 2).
+    pub const SIGINT: u8 = 130;
+    /// Interrupted by SIGTERM (128 + 15).
+    pub const SIGTERM: u8 = 143;
+}
