@@ -14,6 +14,7 @@ pub mod error;
 pub mod report;
 pub mod runtime;
 pub mod stats;
+pub mod status;
 pub mod subscription;
 pub mod vassal_config;
 

@@ -1,1 +1,40 @@
-fn main() {}
+//! `uwsgi-reload`: parse, run, and own the exit policy.
+
+use std::process::ExitCode;
+
+use uwsgi_reload::cli::{self, Command};
+use uwsgi_reload::error::exit;
+use uwsgi_reload::report::Reporter;
+
+fn main() -> ExitCode {
+    let cfg = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("uwsgi-reload: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    match cfg.command {
+        Command::Help => {
+            print!("{}", cli::help::HELP);
+            return ExitCode::from(exit::OK);
+        }
+        Command::Version => {
+            println!("uwsgi-reload {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::from(exit::OK);
+        }
+        Command::Status | Command::Reload => {}
+    }
+    let mut rep = Reporter::new(cfg.output.quiet, cfg.output.json);
+    let result = match cfg.command {
+        Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
+        _ => uwsgi_reload::runtime::run(&cfg, &mut rep).map(|s| s.exit_code),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("uwsgi-reload: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

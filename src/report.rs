@@ -1,1 +1,252 @@
-//! TODO
+//! Rendering engine events for people (one line each, elapsed time first)
+//! and for machines (`--json`: one object per line, stable field names).
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::engine::{Event, Outcome, Report, Status};
+
+/// Where events go. Human lines go to stdout, or to stderr with `--json`;
+/// with `--quiet` only failures and a failed summary are printed.
+pub struct Reporter {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+impl Reporter {
+    pub fn new(quiet: bool, json: bool) -> Reporter {
+        Reporter { quiet, json }
+    }
+
+    pub fn event(&mut self, r: &Report) {
+        if self.json {
+            emit_json(&event_json(r));
+        }
+        let important = matches!(r.event, Event::Failed { .. } | Event::Stopping { .. });
+        if self.quiet && !important {
+            return;
+        }
+        let line = format!("[{:>8.3}s] {}", r.at_ms as f64 / 1000.0, human(&r.event));
+        self.human_line(&line, important);
+    }
+
+    pub fn outcome(&mut self, o: &Outcome, exit_code: u8) {
+        if self.json {
+            emit_json(&summary_json(o, exit_code));
+        }
+        let failed = o.status != Status::Completed;
+        if self.quiet && !failed {
+            return;
+        }
+        for (v, r, d) in &o.failed {
+            let line = format!("failed: {v}: {} ({d})", r.explain());
+            self.human_line(&line, true);
+        }
+        for (v, why) in &o.untouched {
+            self.human_line(&format!("not reloaded: {v}: {why}"), failed);
+        }
+        let lowest: Vec<String> = o
+            .lowest_live
+            .iter()
+            .map(|(k, l)| format!("{k} {l} (K={})", o.min_live.get(k).copied().unwrap_or(0)))
+            .collect();
+        let line = format!(
+            "{}: reloaded {}, failed {}, untouched {} in {:.1} s; lowest live: {}; {}",
+            match &o.status {
+                Status::Completed => "done",
+                Status::Failed => "FAILED",
+                Status::Interrupted => "INTERRUPTED",
+                Status::Precondition(_) => "NOT STARTED",
+            },
+            o.reloaded.len(),
+            o.failed.len(),
+            o.untouched.len(),
+            o.elapsed_ms as f64 / 1000.0,
+            if lowest.is_empty() {
+                "-".to_string()
+            } else {
+                lowest.join(", ")
+            },
+            o.summary
+        );
+        self.human_line(&line, failed);
+    }
+
+    /// A line for people; errors always go to stderr.
+    pub fn human_line(&mut self, line: &str, error: bool) {
+        if self.json || error {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        } else {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    }
+}
+
+fn emit_json(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+pub fn human(e: &Event) -> String {
+    match e {
+        Event::Warning {
+            vassal: Some(v),
+            message,
+        } => format!("warning: {v}: {message}"),
+        Event::Warning {
+            vassal: None,
+            message,
+        } => format!("warning: {message}"),
+        Event::Plan {
+            vassals,
+            min_live,
+            live,
+        } => {
+            let keys: Vec<String> = min_live
+                .iter()
+                .map(|(k, m)| format!("{k}: {} live, K={m}", live.get(k).copied().unwrap_or(0)))
+                .collect();
+            format!("reloading {} vassal(s); {}", vassals.len(), keys.join("; "))
+        }
+        Event::DrainStarted { vassal, nodes } => {
+            format!("{vassal}: draining (unsubscribed {})", nodes.join(", "))
+        }
+        Event::Drained {
+            vassal,
+            waited_ms,
+            timed_out,
+        } => {
+            if *timed_out {
+                format!("{vassal}: drain timed out after {waited_ms} ms")
+            } else {
+                format!("{vassal}: drained in {waited_ms} ms")
+            }
+        }
+        Event::Resubscribed { vassal } => format!("{vassal}: re-subscribed (not touched)"),
+        Event::Touched { vassal, mtime } => format!("{vassal}: touched (mtime {mtime})"),
+        Event::ForeignReload { vassal } => {
+            format!("{vassal}: touched by someone else; following that reload")
+        }
+        Event::ReloadSeen { vassal } => format!("{vassal}: reload seen"),
+        Event::Accepting { vassal } => format!("{vassal}: accepting"),
+        Event::RepairStarted { vassal } => {
+            format!("{vassal}: accepts but never announced; writing S to its master FIFO")
+        }
+        Event::RepairWritten { vassal, fifo } => format!("{vassal}: wrote S to {fifo}"),
+        Event::Subscribed {
+            vassal,
+            took_ms,
+            repaired,
+            foreign,
+        } => format!(
+            "{vassal}: subscribed, reloaded in {:.1} s{}{}",
+            *took_ms as f64 / 1000.0,
+            if *repaired {
+                " (after a FIFO repair)"
+            } else {
+                ""
+            },
+            if *foreign {
+                " (reload started by someone else)"
+            } else {
+                ""
+            }
+        ),
+        Event::Failed {
+            vassal,
+            reason,
+            detail,
+        } => {
+            format!("{vassal}: FAILED: {} ({detail})", reason.explain())
+        }
+        Event::Skipped { vassal, why } => format!("{vassal}: skipped: {why}"),
+        Event::LiveChanged { key, live, min } => format!("key {key}: {live} live (K={min})"),
+        Event::Stopping { why } => format!("stopping: {why}"),
+        Event::Waiting { why } => format!("waiting: {why}"),
+    }
+}
+
+pub fn event_json(r: &Report) -> Value {
+    let mut v = match &r.event {
+        Event::Warning { vassal, message } => {
+            json!({"event": "warning", "vassal": vassal, "message": message})
+        }
+        Event::Plan {
+            vassals,
+            min_live,
+            live,
+        } => {
+            json!({"event": "plan", "vassals": vassals, "min_live": min_live, "live": live})
+        }
+        Event::DrainStarted { vassal, nodes } => {
+            json!({"event": "drain_started", "vassal": vassal, "nodes": nodes})
+        }
+        Event::Drained {
+            vassal,
+            waited_ms,
+            timed_out,
+        } => {
+            json!({"event": "drained", "vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out})
+        }
+        Event::Resubscribed { vassal } => json!({"event": "resubscribed", "vassal": vassal}),
+        Event::Touched { vassal, mtime } => {
+            json!({"event": "touched", "vassal": vassal, "mtime": mtime})
+        }
+        Event::ForeignReload { vassal } => json!({"event": "foreign_reload", "vassal": vassal}),
+        Event::ReloadSeen { vassal } => json!({"event": "reload_seen", "vassal": vassal}),
+        Event::Accepting { vassal } => json!({"event": "accepting", "vassal": vassal}),
+        Event::RepairStarted { vassal } => json!({"event": "repair_started", "vassal": vassal}),
+        Event::RepairWritten { vassal, fifo } => {
+            json!({"event": "repair_written", "vassal": vassal, "fifo": fifo})
+        }
+        Event::Subscribed {
+            vassal,
+            took_ms,
+            repaired,
+            foreign,
+        } => json!({
+            "event": "subscribed", "vassal": vassal, "took_ms": took_ms,
+            "repaired": repaired, "foreign": foreign
+        }),
+        Event::Failed {
+            vassal,
+            reason,
+            detail,
+        } => json!({
+            "event": "failed", "vassal": vassal, "reason": reason.as_str(),
+            "detail": detail, "explain": reason.explain()
+        }),
+        Event::Skipped { vassal, why } => json!({"event": "skipped", "vassal": vassal, "why": why}),
+        Event::LiveChanged { key, live, min } => {
+            json!({"event": "live", "key": key, "live": live, "min": min})
+        }
+        Event::Stopping { why } => json!({"event": "stopping", "why": why}),
+        Event::Waiting { why } => json!({"event": "waiting", "why": why}),
+    };
+    v["at_ms"] = json!(r.at_ms);
+    v
+}
+
+pub fn summary_json(o: &Outcome, exit_code: u8) -> Value {
+    let (status, why) = match &o.status {
+        Status::Completed => ("completed", None),
+        Status::Failed => ("failed", None),
+        Status::Interrupted => ("interrupted", None),
+        Status::Precondition(p) => ("precondition", Some(p.clone())),
+    };
+    json!({
+        "event": "summary",
+        "status": status,
+        "precondition": why,
+        "reloaded": o.reloaded,
+        "failed": o.failed.iter().map(|(v, r, d)| json!({"vassal": v, "reason": r.as_str(), "detail": d})).collect::<Vec<_>>(),
+        "untouched": o.untouched.iter().map(|(v, w)| json!({"vassal": v, "why": w})).collect::<Vec<_>>(),
+        "lowest_live": o.lowest_live,
+        "min_live": o.min_live,
+        "elapsed_ms": o.elapsed_ms,
+        "summary": o.summary,
+        "exit_code": exit_code,
+    })
+}

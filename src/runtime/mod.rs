@@ -1,1 +1,14 @@
-//! TODO
+//! The driver and the OS pieces it uses. Everything here is thin: decisions
+//! live in the sans-IO engine.
+
+pub mod clock;
+pub mod configs;
+pub mod dgram;
+pub mod driver;
+pub mod fifo;
+pub mod lock;
+pub mod stats_reader;
+pub mod touch;
+pub mod watcher;
+
+pub use driver::{run, RunSummary};

@@ -1,0 +1,251 @@
+//! The validated configuration: every value checked, every default applied,
+//! before anything is opened or touched.
+
+use std::path::PathBuf;
+
+use super::args::RawArgs;
+use crate::engine::{NodeMatch, Settings};
+use crate::error::Error;
+
+/// Where a stats socket lives: a unix path, or `host:port` (uWSGI's rule:
+/// an address with a `:` is TCP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocketSpec {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl SocketSpec {
+    pub fn parse(flag: &str, s: &str) -> Result<SocketSpec, Error> {
+        if s.is_empty() {
+            return Err(Error::Usage(format!(
+                "{flag} expects a unix socket path or host:port, got an empty value"
+            )));
+        }
+        if s.contains('/') || !s.contains(':') {
+            return Ok(SocketSpec::Unix(PathBuf::from(s)));
+        }
+        let (host, port) = s.rsplit_once(':').unwrap_or((s, ""));
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(Error::Usage(format!(
+                "{flag} expects host:port with a port from 1 to 65535, got {s:?}"
+            )));
+        }
+        Ok(SocketSpec::Tcp(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for SocketSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketSpec::Unix(p) => write!(f, "{}", p.display()),
+            SocketSpec::Tcp(a) => f.write_str(a),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Reload,
+    Status,
+    Help,
+    Version,
+}
+
+/// How output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub command: Command,
+    pub emperor_path: PathBuf,
+    pub fastrouter_stats: SocketSpec,
+    pub emperor_stats: SocketSpec,
+    pub suffix: String,
+    pub output: Output,
+    /// Read/connect timeout of one stats read.
+    pub stats_timeout_ms: u64,
+    /// Address of the fastrouter subscription server, if given.
+    pub subscription_server: Option<String>,
+    pub no_drain: bool,
+    pub drain_timeout_ms: u64,
+    /// Touch the symlink target instead of the link (Emperors that follow
+    /// links).
+    pub touch_target: bool,
+    pub dry_run: bool,
+    pub settings: Settings,
+}
+
+fn number(flag: &str, v: &str, what: &str) -> Result<f64, Error> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(Error::Usage(format!("{flag} expects {what}, got {v:?}"))),
+    }
+}
+
+fn seconds_ms(flag: &str, v: &str) -> Result<u64, Error> {
+    let x = number(flag, v, "a number of seconds greater than 0")?;
+    if x <= 0.0 || x > 86_400.0 * 365.0 {
+        return Err(Error::Usage(format!(
+            "{flag} expects a number of seconds greater than 0, got {v:?}"
+        )));
+    }
+    Ok(((x * 1000.0).round() as u64).max(1))
+}
+
+fn count(flag: &str, v: &str, min: usize) -> Result<usize, Error> {
+    let what = if min == 0 {
+        "a whole number, 0 or more"
+    } else {
+        "a whole number, 1 or more"
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(Error::Usage(format!("{flag} expects {what}, got {v:?}"))),
+    }
+}
+
+fn required<T: Clone>(v: &Option<T>, flag: &str, what: &str) -> Result<T, Error> {
+    v.clone()
+        .ok_or_else(|| Error::Usage(format!("{flag} is required: {what}; see --help")))
+}
+
+impl Config {
+    pub fn resolve(r: RawArgs) -> Result<Config, Error> {
+        let command = if r.help {
+            Command::Help
+        } else if r.version {
+            Command::Version
+        } else if r.command.as_deref() == Some("status") {
+            Command::Status
+        } else {
+            Command::Reload
+        };
+        let mut s = Settings::default();
+        if matches!(command, Command::Help | Command::Version) {
+            return Ok(Config {
+                command,
+                emperor_path: PathBuf::new(),
+                fastrouter_stats: SocketSpec::Tcp(String::new()),
+                emperor_stats: SocketSpec::Tcp(String::new()),
+                suffix: ".ini".into(),
+                output: Output {
+                    quiet: r.quiet,
+                    json: r.json,
+                },
+                stats_timeout_ms: 5000,
+                subscription_server: None,
+                no_drain: false,
+                drain_timeout_ms: 30_000,
+                touch_target: false,
+                dry_run: false,
+                settings: s,
+            });
+        }
+        let emperor_path = PathBuf::from(required(
+            &r.emperor_path,
+            "--emperor-path",
+            "the directory the Emperor watches",
+        )?);
+        if emperor_path.as_os_str().is_empty() {
+            return Err(Error::Usage(
+                "--emperor-path expects a directory, got an empty value".into(),
+            ));
+        }
+        let fr = required(
+            &r.fastrouter_stats_socket,
+            "--fastrouter-stats-socket",
+            "the fastrouter stats socket (unix path or host:port)",
+        )?;
+        let emp = required(
+            &r.emperor_stats_socket,
+            "--emperor-stats-socket",
+            "the Emperor stats socket (unix path or host:port)",
+        )?;
+        let fastrouter_stats = SocketSpec::parse("--fastrouter-stats-socket", &fr)?;
+        let emperor_stats = SocketSpec::parse("--emperor-stats-socket", &emp)?;
+        let suffix = r.suffix.clone().unwrap_or_else(|| ".ini".into());
+        if suffix.is_empty() || suffix.contains('/') {
+            return Err(Error::Usage(format!(
+                "--vassal-config-file-suffix expects a file name ending such as .ini, got {suffix:?}"
+            )));
+        }
+        if let Some(v) = &r.minimum_active_vassals {
+            s.min_live = count("--minimum-active-vassals", v, 0)?;
+        }
+        if let Some(v) = &r.timeout {
+            s.timeout_ms = seconds_ms("--timeout", v)?;
+        }
+        if let Some(v) = &r.check_interval {
+            s.check_interval_ms = seconds_ms("--check-interval", v)?;
+        }
+        let stats_timeout_ms = match &r.stats_timeout {
+            Some(v) => seconds_ms("--stats-timeout", v)?,
+            None => 5_000,
+        };
+        if r.keep_going && r.max_failures.is_some() {
+            return Err(Error::Usage(
+                "--keep-going and --max-failures conflict; expected one of them".into(),
+            ));
+        }
+        if r.keep_going {
+            s.max_failures = usize::MAX;
+        }
+        if let Some(v) = &r.max_failures {
+            s.max_failures = count("--max-failures", v, 1)?;
+        }
+        if let Some(v) = &r.max_parallel {
+            s.max_parallel = count("--max-parallel", v, 1)?;
+        }
+        if r.no_drain && (r.drain_timeout.is_some() || r.subscription_server.is_some()) {
+            return Err(Error::Usage(
+                "--no-drain conflicts with --drain-timeout and --subscription-server".into(),
+            ));
+        }
+        let drain_timeout_ms = match &r.drain_timeout {
+            Some(v) => seconds_ms("--drain-timeout", v)?,
+            None => 30_000,
+        };
+        if let Some(t) = &r.node_name {
+            if !t.contains("{stem}") && !t.contains("{name}") {
+                return Err(Error::Usage(format!(
+                    "--node-name expects a template containing {{stem}} or {{name}}, got {t:?}"
+                )));
+            }
+            s.node_match = NodeMatch::Template(t.clone());
+        }
+        if let Some(a) = &r.subscription_server {
+            if a.is_empty() {
+                return Err(Error::Usage(
+                    "--subscription-server expects a unix socket path or host:port".into(),
+                ));
+            }
+        }
+        s.repair = !r.no_repair;
+        s.allow_downtime = r.allow_downtime;
+        // Keep a stats outage bound sensible relative to the timeout.
+        s.stats_outage_ms = s.stats_outage_ms.max(stats_timeout_ms * 3);
+        Ok(Config {
+            command,
+            emperor_path,
+            fastrouter_stats,
+            emperor_stats,
+            suffix,
+            output: super::config::Output {
+                quiet: r.quiet,
+                json: r.json,
+            },
+            stats_timeout_ms,
+            subscription_server: r.subscription_server.clone(),
+            no_drain: r.no_drain,
+            drain_timeout_ms,
+            touch_target: r.touch_target,
+            dry_run: r.dry_run,
+            settings: s,
+        })
+    }
+}

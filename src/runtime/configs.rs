@@ -1,0 +1,109 @@
+//! Listing the vassal configs of the Emperor directory and reading their
+//! mtimes the way the Emperor does (FACTS.md 2-3).
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode, SFlag};
+
+use crate::engine::ConfigFile;
+use crate::error::Error;
+
+/// The open Emperor directory and how its entries are looked at.
+pub struct EmperorDir {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+    pub suffix: String,
+    /// Look at the link itself (the default, as `--emperor-nofollow`
+    /// Emperors do) or at its target (`--touch-target`).
+    pub follow: bool,
+}
+
+impl EmperorDir {
+    pub fn open(path: &Path, suffix: &str, follow: bool) -> Result<EmperorDir, Error> {
+        let fd = open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--emperor-path expects a readable directory, {}: {}",
+                path.display(),
+                e.desc()
+            ))
+        })?;
+        // SAFETY-free: nix returns a RawFd we now own.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(EmperorDir {
+            path: path.to_path_buf(),
+            fd,
+            suffix: suffix.to_string(),
+            follow,
+        })
+    }
+
+    pub fn is_config(&self, name: &OsStr) -> bool {
+        let b = name.as_bytes();
+        b.len() > self.suffix.len() && b.ends_with(self.suffix.as_bytes()) && !b.starts_with(b".")
+    }
+
+    /// The mtime of `name` as the Emperor sees it, if it is a config it
+    /// would load (a regular file, or a link).
+    pub fn mtime(&self, name: &OsStr) -> Option<i64> {
+        let flags = if self.follow {
+            AtFlags::empty()
+        } else {
+            AtFlags::AT_SYMLINK_NOFOLLOW
+        };
+        let st = fstatat(Some(self.fd.as_raw_fd()), name, flags).ok()?;
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFREG || kind == SFlag::S_IFLNK {
+            Some(st.st_mtime)
+        } else {
+            None
+        }
+    }
+
+    /// Every config file, sorted by name.
+    pub fn list(&self) -> Result<Vec<ConfigFile>, Error> {
+        let rd = std::fs::read_dir(&self.path).map_err(|e| {
+            Error::Usage(format!(
+                "--emperor-path expects a readable directory, {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
+            let name = ent.file_name();
+            if !self.is_config(&name) {
+                continue;
+            }
+            let Some(utf8) = name.to_str() else { continue };
+            if let Some(mtime) = self.mtime(&name) {
+                out.push(ConfigFile {
+                    name: utf8.to_string(),
+                    mtime,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// With `--touch-target`: configs whose links lead to the same file.
+    /// Touching that file would reload all of them at once (FACTS.md 3).
+    pub fn shared_targets(&self, configs: &[ConfigFile]) -> Vec<(PathBuf, Vec<String>)> {
+        let mut by_target: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
+        for c in configs {
+            if let Ok(t) = std::fs::canonicalize(self.path.join(&c.name)) {
+                by_target.entry(t).or_default().push(c.name.clone());
+            }
+        }
+        by_target.into_iter().filter(|(_, v)| v.len() > 1).collect()
+    }
+}

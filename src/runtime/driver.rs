@@ -1,0 +1,521 @@
+//! The thin driver: one thread, one `mio::Poll`, carrying out the engine's
+//! actions and feeding it what the system says.
+//!
+//! Sources: inotify on the Emperor directory, a timerfd armed at the
+//! engine's next deadline, SIGINT/SIGTERM/SIGUSR1, and the two stats sockets.
+//! Between events the thread sleeps in `epoll_wait`: no busy polling.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook_mio::v1_0::Signals;
+
+use super::clock::Clock;
+use super::configs::EmperorDir;
+use super::lock::DirLock;
+use super::stats_reader::{ReadResult, StatsReader};
+use super::watcher::Watcher;
+use super::{dgram, fifo, touch};
+use crate::cli::Config;
+use crate::engine::{Action, ConfigEvent, Engine, Input, Outcome, Status};
+use crate::error::{exit, Error};
+use crate::report::Reporter;
+use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
+use crate::subscription;
+use crate::vassal_config::{self, VassalConfig};
+
+const WATCH: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const TIMER: Token = Token(2);
+const EMPEROR: Token = Token(3);
+const FASTROUTER: Token = Token(4);
+
+/// What a run ended with, for `main` and the benchmark.
+pub struct RunSummary {
+    pub outcome: Outcome,
+    pub exit_code: u8,
+    pub stats_reads: u64,
+}
+
+/// Everything opened before the first stats read: the directory, its lock,
+/// the watch, the configs and what they say.
+pub struct Prepared {
+    pub dir: EmperorDir,
+    pub lock: DirLock,
+    pub watcher: Watcher,
+    pub configs: Vec<crate::engine::ConfigFile>,
+    pub parsed: Vec<(String, Option<VassalConfig>)>,
+    pub subscription_server: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// Opens and checks everything that needs no socket: usage errors (exit 2)
+/// and the lock (exit 3) come out of here, before anything is read.
+pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
+    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
+    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
+    // Watch before listing, so nothing that happens in between is lost.
+    let watcher = Watcher::new(&dir)?;
+    let configs = dir.list()?;
+    if configs.is_empty() {
+        return Err(Error::Usage(format!(
+            "--emperor-path {} has no vassal configs: expected files ending in {:?} (see --vassal-config-file-suffix)",
+            cfg.emperor_path.display(),
+            cfg.suffix
+        )));
+    }
+    if cfg.touch_target {
+        if let Some((target, names)) = dir.shared_targets(&configs).into_iter().next() {
+            return Err(Error::Usage(format!(
+                "--touch-target would touch {} for {} at once (they link to it); expected one link per target, or drop --touch-target and run the Emperor with --emperor-nofollow",
+                target.display(),
+                names.join(", ")
+            )));
+        }
+    }
+    let parsed: Vec<(String, Option<VassalConfig>)> = configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                vassal_config::load(&dir.path.join(&c.name)).ok(),
+            )
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let subscription_server = if cfg.no_drain {
+        None
+    } else if let Some(s) = &cfg.subscription_server {
+        Some(s.clone())
+    } else {
+        let mut servers: Vec<String> = parsed
+            .iter()
+            .filter_map(|(_, p)| p.as_ref())
+            .flat_map(|p| p.subscriptions.iter().map(|s| s.server.clone()))
+            .collect();
+        servers.sort();
+        servers.dedup();
+        match servers.len() {
+            1 => servers.pop(),
+            0 => {
+                notes.push("drain is off: the vassal configs name no subscription server; pass --subscription-server to unsubscribe each vassal before its touch (or --no-drain to silence this)".to_string());
+                None
+            }
+            _ => {
+                notes.push(format!(
+                    "drain is off: the vassal configs name several subscription servers ({}); pass --subscription-server",
+                    servers.join(", ")
+                ));
+                None
+            }
+        }
+    };
+    Ok(Prepared {
+        dir,
+        lock,
+        watcher,
+        configs,
+        parsed,
+        subscription_server,
+        notes,
+    })
+}
+
+struct Driver<'a> {
+    rep: &'a mut Reporter,
+    clock: Clock,
+    poll: Poll,
+    prep: Prepared,
+    timer: TimerFd,
+    signals: Signals,
+    emperor: StatsReader,
+    fastrouter: StatsReader,
+    engine: Engine,
+    inputs: VecDeque<Input>,
+    outcome: Option<Outcome>,
+    stop_signal: Option<i32>,
+}
+
+pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
+    let prep = prepare(cfg)?;
+    for n in &prep.notes {
+        rep.human_line(&format!("note: {n}"), false);
+    }
+    let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
+    let timer = TimerFd::new(
+        ClockId::CLOCK_MONOTONIC,
+        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+    )
+    .map_err(|e| Error::io("cannot create a timerfd", e.into()))?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    let reg = poll.registry();
+    reg.register(
+        &mut SourceFd(&prep.watcher.raw_fd()),
+        WATCH,
+        Interest::READABLE,
+    )
+    .and_then(|_| reg.register(&mut signals, SIGNALS, Interest::READABLE))
+    .and_then(|_| {
+        reg.register(
+            &mut SourceFd(&timer.as_fd().as_raw_fd()),
+            TIMER,
+            Interest::READABLE,
+        )
+    })
+    .map_err(|e| Error::io("cannot register with the event loop", e))?;
+    let t = Duration::from_millis(cfg.stats_timeout_ms);
+    let emperor = StatsReader::new(StatsSource::Emperor, cfg.emperor_stats.clone(), EMPEROR, t)?;
+    let fastrouter = StatsReader::new(
+        StatsSource::Fastrouter,
+        cfg.fastrouter_stats.clone(),
+        FASTROUTER,
+        t,
+    )?;
+
+    let mut settings = cfg.settings.clone();
+    settings.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
+        .ok()
+        .and_then(|p: PathBuf| p.to_str().map(str::to_string));
+    settings.drain_timeout_ms = prep
+        .subscription_server
+        .as_ref()
+        .map(|_| cfg.drain_timeout_ms);
+    let clock = Clock::new();
+    let engine = Engine::new(settings, prep.configs.clone(), clock.now());
+    let mut d = Driver {
+        rep,
+        clock,
+        poll,
+        prep,
+        timer,
+        signals,
+        emperor,
+        fastrouter,
+        engine,
+        inputs: VecDeque::new(),
+        outcome: None,
+        stop_signal: None,
+    };
+    d.run_loop()
+}
+
+impl Driver<'_> {
+    fn run_loop(&mut self) -> Result<RunSummary, Error> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            self.drain_engine();
+            if let Some(outcome) = self.outcome.take() {
+                let exit_code = self.exit_code(&outcome);
+                self.rep.outcome(&outcome, exit_code);
+                return Ok(RunSummary {
+                    outcome,
+                    exit_code,
+                    stats_reads: self.emperor.reads + self.fastrouter.reads,
+                });
+            }
+            self.arm_timer();
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("waiting for events", e)),
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WATCH => {
+                        for c in self.prep.watcher.drain(&self.prep.dir) {
+                            self.inputs.push_back(Input::Config(c));
+                        }
+                    }
+                    SIGNALS => {
+                        if let Some((exit_code, message)) = self.on_signals() {
+                            // A second signal: leave now, saying what is mid-reload.
+                            self.rep.human_line(&message, true);
+                            return Ok(RunSummary {
+                                outcome: self.interrupted_outcome(),
+                                exit_code,
+                                stats_reads: self.emperor.reads + self.fastrouter.reads,
+                            });
+                        }
+                    }
+                    TIMER => {
+                        // Clears the expiration; EAGAIN if it already was.
+                        let _ = self.timer.wait();
+                    }
+                    EMPEROR => {
+                        if let Some(r) = self.emperor.on_ready(self.poll.registry()) {
+                            self.inputs.push_back(stats_input(StatsSource::Emperor, r));
+                        }
+                    }
+                    FASTROUTER => {
+                        if let Some(r) = self.fastrouter.on_ready(self.poll.registry()) {
+                            self.inputs
+                                .push_back(stats_input(StatsSource::Fastrouter, r));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let inst = Instant::now();
+            for reader in [&mut self.emperor, &mut self.fastrouter] {
+                if let Some(r) = reader.check_deadline(self.poll.registry(), inst) {
+                    self.inputs.push_back(stats_input(reader.source, r));
+                }
+            }
+            self.feed_inputs();
+            let now = self.clock.now();
+            if self.engine.poll_timeout().is_some_and(|t| now.mono_ms >= t) {
+                self.engine.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Executes actions and feeds their immediate results back until the
+    /// engine has nothing more to say.
+    fn drain_engine(&mut self) {
+        loop {
+            while let Some(a) = self.engine.poll_action() {
+                self.execute(a);
+            }
+            if self.inputs.is_empty() {
+                break;
+            }
+            self.feed_inputs();
+        }
+    }
+
+    fn feed_inputs(&mut self) {
+        while let Some(i) = self.inputs.pop_front() {
+            let now = self.clock.now();
+            self.engine.handle(now, i);
+            while let Some(a) = self.engine.poll_action() {
+                self.execute(a);
+            }
+        }
+    }
+
+    fn execute(&mut self, a: Action) {
+        match a {
+            Action::ReadStats(src) => {
+                let reader = match src {
+                    StatsSource::Emperor => &mut self.emperor,
+                    StatsSource::Fastrouter => &mut self.fastrouter,
+                };
+                if let Some(r) = reader.start(self.poll.registry(), Instant::now()) {
+                    self.inputs.push_back(stats_input(src, r));
+                }
+            }
+            Action::Touch { vassal, mtime } => {
+                let error = touch::touch(&self.prep.dir, &vassal, mtime).err();
+                self.inputs.push_back(Input::Touched { vassal, error });
+            }
+            Action::Unsubscribe {
+                vassal,
+                key,
+                node,
+                modifier1,
+            } => self.send_subscription(
+                &vassal,
+                subscription::Kind::Unsubscribe,
+                &key,
+                &node,
+                modifier1,
+            ),
+            Action::Subscribe {
+                vassal,
+                key,
+                node,
+                modifier1,
+            } => self.send_subscription(
+                &vassal,
+                subscription::Kind::Subscribe,
+                &key,
+                &node,
+                modifier1,
+            ),
+            Action::Repair { vassal, pid } => {
+                let parsed = self
+                    .prep
+                    .parsed
+                    .iter()
+                    .find(|(n, _)| *n == vassal)
+                    .and_then(|(_, p)| p.as_ref());
+                let result = fifo::find_master_fifo(pid as i32, parsed).and_then(|path| {
+                    fifo::write_fifo_command(&path, b'S').map(|()| path.display().to_string())
+                });
+                self.inputs.push_back(Input::Repaired { vassal, result });
+            }
+            Action::RescanConfigs => match self.prep.dir.list() {
+                Ok(files) => self
+                    .inputs
+                    .push_back(Input::Config(ConfigEvent::Rescanned(files))),
+                Err(e) => self
+                    .rep
+                    .human_line(&format!("warning: rescan failed: {e}"), true),
+            },
+            Action::Report(r) => self.rep.event(&r),
+            Action::Finish(o) => self.outcome = Some(o),
+        }
+    }
+
+    fn send_subscription(
+        &mut self,
+        vassal: &str,
+        kind: subscription::Kind,
+        key: &str,
+        node: &str,
+        modifier1: i64,
+    ) {
+        let Some(server) = self.prep.subscription_server.clone() else {
+            return;
+        };
+        let sent = subscription::encode(kind, key, node, modifier1)
+            .map_err(|e| e.to_string())
+            .and_then(|pkt| dgram::send_datagram(&server, &pkt));
+        if let Err(e) = sent {
+            self.rep.human_line(
+                &format!("warning: {vassal}: cannot send a subscription packet to {server}: {e}"),
+                true,
+            );
+        }
+    }
+
+    /// `Some((exit code, message))` when a second stop signal says leave now.
+    fn on_signals(&mut self) -> Option<(u8, String)> {
+        let mut got = Vec::new();
+        for s in self.signals.pending() {
+            got.push(s);
+        }
+        for s in got {
+            match s {
+                SIGUSR1 => {
+                    let p = self.engine.progress_info();
+                    let inflight: Vec<String> = p
+                        .in_flight
+                        .iter()
+                        .map(|(n, ph)| format!("{n} ({})", ph.as_str()))
+                        .collect();
+                    let live: Vec<String> =
+                        p.live.iter().map(|(k, l)| format!("{k} {l}")).collect();
+                    self.rep.human_line(
+                        &format!(
+                            "progress: reloaded {}/{}, failed {}, in flight [{}], live [{}], {:.1} s",
+                            p.reloaded,
+                            p.total,
+                            p.failed,
+                            inflight.join(", "),
+                            live.join(", "),
+                            p.elapsed_ms as f64 / 1000.0
+                        ),
+                        true,
+                    );
+                }
+                SIGINT | SIGTERM => {
+                    if self.stop_signal.is_some() {
+                        let code = signal_exit(s);
+                        let p = self.engine.progress_info();
+                        let names: Vec<String> = p
+                            .in_flight
+                            .iter()
+                            .map(|(n, ph)| format!("{n} ({})", ph.as_str()))
+                            .collect();
+                        return Some((
+                            code,
+                            format!(
+                                "second signal: exiting now; mid-reload: {}",
+                                if names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
+                            ),
+                        ));
+                    }
+                    self.stop_signal = Some(s);
+                    self.inputs.push_back(Input::Stop);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn interrupted_outcome(&self) -> Outcome {
+        let p = self.engine.progress_info();
+        Outcome {
+            status: Status::Interrupted,
+            reloaded: Vec::new(),
+            failed: Vec::new(),
+            untouched: p
+                .in_flight
+                .iter()
+                .map(|(n, ph)| (n.clone(), format!("left {}", ph.as_str())))
+                .collect(),
+            lowest_live: Default::default(),
+            min_live: p.min_live,
+            elapsed_ms: p.elapsed_ms,
+            summary: "exited on a second signal".into(),
+        }
+    }
+
+    fn exit_code(&self, o: &Outcome) -> u8 {
+        match o.status {
+            Status::Completed => exit::OK,
+            Status::Failed => exit::FAILED,
+            Status::Precondition(_) => exit::PRECONDITION,
+            Status::Interrupted => self.stop_signal.map_or(exit::SIGINT, signal_exit),
+        }
+    }
+
+    /// Arms the timerfd at the earliest of the engine's deadline and the
+    /// stats reads' deadlines.
+    fn arm_timer(&mut self) {
+        let now = Instant::now();
+        let mut at: Option<Instant> = self.engine.poll_timeout().map(|ms| self.clock.instant(ms));
+        for d in [self.emperor.deadline(), self.fastrouter.deadline()]
+            .into_iter()
+            .flatten()
+        {
+            at = Some(at.map_or(d, |a| a.min(d)));
+        }
+        let Some(at) = at else {
+            let _ = self.timer.unset();
+            return;
+        };
+        // Zero would disarm the timer; an overdue deadline fires at once.
+        let wait = at
+            .saturating_duration_since(now)
+            .max(Duration::from_micros(50));
+        let _ = self.timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(wait)),
+            TimerSetTimeFlags::empty(),
+        );
+    }
+}
+
+fn signal_exit(sig: i32) -> u8 {
+    if sig == SIGTERM {
+        exit::SIGTERM
+    } else {
+        exit::SIGINT
+    }
+}
+
+fn stats_input(src: StatsSource, r: ReadResult) -> Input {
+    let parsed = r.and_then(|bytes| match src {
+        StatsSource::Emperor => EmperorSnapshot::parse(&bytes)
+            .map(Input::Emperor)
+            .map_err(|e| e.to_string()),
+        StatsSource::Fastrouter => FastrouterSnapshot::parse(&bytes)
+            .map(Input::Fastrouter)
+            .map_err(|e| e.to_string()),
+    });
+    parsed.unwrap_or_else(|error| Input::ReadFailed { source: src, error })
+}

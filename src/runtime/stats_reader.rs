@@ -1,0 +1,168 @@
+//! Non-blocking reads of one stats socket: connect, read to EOF, bounded in
+//! time and size. uWSGI writes the document and closes (FACTS.md 5, 14); its
+//! loops can stall, so every read has a deadline.
+
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use crate::cli::SocketSpec;
+use crate::error::Error;
+use crate::stats::{StatsSource, MAX_STATS_BYTES};
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
+    }
+}
+
+struct InFlight {
+    stream: Stream,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+pub struct StatsReader {
+    pub source: StatsSource,
+    pub spec: SocketSpec,
+    tcp: Vec<SocketAddr>,
+    token: Token,
+    timeout: Duration,
+    inflight: Option<InFlight>,
+    /// Reads started, for the report and the benchmark.
+    pub reads: u64,
+}
+
+/// What a finished read produced.
+pub type ReadResult = Result<Vec<u8>, String>;
+
+impl StatsReader {
+    pub fn new(
+        source: StatsSource,
+        spec: SocketSpec,
+        token: Token,
+        timeout: Duration,
+    ) -> Result<StatsReader, Error> {
+        let tcp = match &spec {
+            SocketSpec::Tcp(a) => a
+                .to_socket_addrs()
+                .map_err(|e| {
+                    Error::Precondition(format!(
+                        "cannot resolve the {source} stats socket {a}: {e}"
+                    ))
+                })?
+                .collect(),
+            SocketSpec::Unix(_) => Vec::new(),
+        };
+        Ok(StatsReader {
+            source,
+            spec,
+            tcp,
+            token,
+            timeout,
+            inflight: None,
+            reads: 0,
+        })
+    }
+
+    pub fn in_flight(&self) -> bool {
+        self.inflight.is_some()
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inflight.as_ref().map(|f| f.deadline)
+    }
+
+    /// Starts a read. `Some` if it ended at once (a refused connection).
+    pub fn start(&mut self, registry: &Registry, now: Instant) -> Option<ReadResult> {
+        debug_assert!(self.inflight.is_none(), "the engine never asks twice");
+        if self.inflight.is_some() {
+            return None;
+        }
+        self.reads += 1;
+        let stream = match &self.spec {
+            SocketSpec::Unix(p) => UnixStream::connect(p).map(Stream::Unix),
+            SocketSpec::Tcp(_) => match self.tcp.first() {
+                Some(a) => TcpStream::connect(*a).map(Stream::Tcp),
+                None => Err(std::io::Error::other("no address")),
+            },
+        };
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => return Some(Err(format!("cannot connect to {}: {e}", self.spec))),
+        };
+        if let Err(e) = registry.register(stream.source(), self.token, Interest::READABLE) {
+            return Some(Err(format!("cannot poll {}: {e}", self.spec)));
+        }
+        self.inflight = Some(InFlight {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+            deadline: now + self.timeout,
+        });
+        // Edge-triggered: data may already be there.
+        self.on_ready(registry)
+    }
+
+    /// Reads what is there; `Some` once the peer closed or it failed.
+    pub fn on_ready(&mut self, registry: &Registry) -> Option<ReadResult> {
+        let f = self.inflight.as_mut()?;
+        let mut chunk = [0u8; 16 * 1024];
+        let result = loop {
+            match f.stream.read(&mut chunk) {
+                Ok(0) => break Ok(std::mem::take(&mut f.buf)),
+                Ok(n) => {
+                    if f.buf.len() + n > MAX_STATS_BYTES {
+                        break Err(format!(
+                            "{} sent more than {MAX_STATS_BYTES} bytes; expected a stats document",
+                            self.spec
+                        ));
+                    }
+                    f.buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(format!("reading {}: {e}", self.spec)),
+            }
+        };
+        self.close(registry);
+        Some(result)
+    }
+
+    /// Fails the read in flight if its deadline passed.
+    pub fn check_deadline(&mut self, registry: &Registry, now: Instant) -> Option<ReadResult> {
+        let f = self.inflight.as_ref()?;
+        if now < f.deadline {
+            return None;
+        }
+        let got = f.buf.len();
+        self.close(registry);
+        Some(Err(format!(
+            "{} did not finish its answer within {} ms ({got} bytes received)",
+            self.spec,
+            self.timeout.as_millis()
+        )))
+    }
+
+    fn close(&mut self, registry: &Registry) {
+        if let Some(mut f) = self.inflight.take() {
+            let _ = registry.deregister(f.stream.source());
+        }
+    }
+}
