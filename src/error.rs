@@ -13,12 +13,18 @@ pub enum Error {
     Precondition(String),
     /// An OS call the driver needs failed: what it was doing. Exit 3 before
     /// the first touch, 1 after.
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     /// The documented exit code (README, `--help`).
