@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod plan;
 pub mod error;
 pub mod report;
 pub mod runtime;

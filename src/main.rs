@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let mut rep = Reporter::new(cfg.output.quiet, cfg.output.json);
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
+        _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),
         _ => uwsgi_reload::runtime::run(&cfg, &mut rep).map(|s| s.exit_code),
     };
     match result {
