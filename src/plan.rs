@@ -106,7 +106,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
                     Status::Precondition(_) => exit::PRECONDITION,
                     _ => exit::FAILED,
                 };
-                rep.outcome(&o, code);
+                rep.outcome(&o, code, 2);
                 return Ok(code);
             }
             Action::ReadStats(_) => {}

@@ -31,9 +31,9 @@ impl Reporter {
         self.human_line(&line, important);
     }
 
-    pub fn outcome(&mut self, o: &Outcome, exit_code: u8) {
+    pub fn outcome(&mut self, o: &Outcome, exit_code: u8, stats_reads: u64) {
         if self.json {
-            emit_json(&summary_json(o, exit_code));
+            emit_json(&summary_json(o, exit_code, stats_reads));
         }
         let failed = o.status != Status::Completed;
         if self.quiet && !failed {
@@ -229,7 +229,7 @@ pub fn event_json(r: &Report) -> Value {
     v
 }
 
-pub fn summary_json(o: &Outcome, exit_code: u8) -> Value {
+pub fn summary_json(o: &Outcome, exit_code: u8, stats_reads: u64) -> Value {
     let (status, why) = match &o.status {
         Status::Completed => ("completed", None),
         Status::Failed => ("failed", None),
@@ -248,5 +248,6 @@ pub fn summary_json(o: &Outcome, exit_code: u8) -> Value {
         "elapsed_ms": o.elapsed_ms,
         "summary": o.summary,
         "exit_code": exit_code,
+        "stats_reads": stats_reads,
     })
 }

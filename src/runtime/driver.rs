@@ -214,11 +214,12 @@ impl Driver<'_> {
             self.drain_engine();
             if let Some(outcome) = self.outcome.take() {
                 let exit_code = self.exit_code(&outcome);
-                self.rep.outcome(&outcome, exit_code);
+                let stats_reads = self.emperor.reads + self.fastrouter.reads;
+                self.rep.outcome(&outcome, exit_code, stats_reads);
                 return Ok(RunSummary {
                     outcome,
                     exit_code,
-                    stats_reads: self.emperor.reads + self.fastrouter.reads,
+                    stats_reads,
                 });
             }
             self.arm_timer();
