@@ -46,12 +46,21 @@ pub enum Input {
     Emperor(EmperorSnapshot),
     Fastrouter(FastrouterSnapshot),
     /// A stats read failed: connect, timeout, size, or invalid JSON.
-    ReadFailed { source: StatsSource, error: String },
+    ReadFailed {
+        source: StatsSource,
+        error: String,
+    },
     Config(ConfigEvent),
     /// The result of [`Action::Touch`].
-    Touched { vassal: String, error: Option<String> },
+    Touched {
+        vassal: String,
+        error: Option<String>,
+    },
     /// The result of [`Action::Repair`]: the FIFO written, or why not.
-    Repaired { vassal: String, result: Result<String, String> },
+    Repaired {
+        vassal: String,
+        result: Result<String, String>,
+    },
     /// SIGINT/SIGTERM: touch nothing new, let in-flight vassals finish.
     Stop,
 }
@@ -64,14 +73,30 @@ pub enum Action {
     ReadStats(StatsSource),
     /// Set the config's mtime (atime too) to `mtime` whole seconds, then
     /// answer with [`Input::Touched`].
-    Touch { vassal: String, mtime: i64 },
+    Touch {
+        vassal: String,
+        mtime: i64,
+    },
     /// Send the fastrouter subscription server an unsubscribe for `node`.
-    Unsubscribe { vassal: String, key: String, node: String, modifier1: i64 },
+    Unsubscribe {
+        vassal: String,
+        key: String,
+        node: String,
+        modifier1: i64,
+    },
     /// Send a subscribe for `node`: undoes a drain the rollout will not finish.
-    Subscribe { vassal: String, key: String, node: String, modifier1: i64 },
+    Subscribe {
+        vassal: String,
+        key: String,
+        node: String,
+        modifier1: i64,
+    },
     /// Find the master FIFO of the vassal with master pid `pid` and write `S`
     /// once; answer with [`Input::Repaired`].
-    Repair { vassal: String, pid: i64 },
+    Repair {
+        vassal: String,
+        pid: i64,
+    },
     /// List the config files again and answer with [`ConfigEvent::Rescanned`].
     RescanConfigs,
     Report(Report),
@@ -89,27 +114,77 @@ pub struct Report {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// Something the operator should fix, with the fix. Nothing was stopped.
-    Warning { vassal: Option<String>, message: String },
+    Warning {
+        vassal: Option<String>,
+        message: String,
+    },
     /// Preflight passed: what will be reloaded and the K per key.
-    Plan { vassals: Vec<String>, min_live: BTreeMap<String, usize>, live: BTreeMap<String, usize> },
-    DrainStarted { vassal: String, nodes: Vec<String> },
-    Drained { vassal: String, waited_ms: u64, timed_out: bool },
-    Resubscribed { vassal: String },
-    Touched { vassal: String, mtime: i64 },
+    Plan {
+        vassals: Vec<String>,
+        min_live: BTreeMap<String, usize>,
+        live: BTreeMap<String, usize>,
+    },
+    DrainStarted {
+        vassal: String,
+        nodes: Vec<String>,
+    },
+    Drained {
+        vassal: String,
+        waited_ms: u64,
+        timed_out: bool,
+    },
+    Resubscribed {
+        vassal: String,
+    },
+    Touched {
+        vassal: String,
+        mtime: i64,
+    },
     /// Someone else touched an untouched vassal; followed, never touched.
-    ForeignReload { vassal: String },
-    ReloadSeen { vassal: String },
-    Accepting { vassal: String },
-    RepairStarted { vassal: String },
-    RepairWritten { vassal: String, fifo: String },
-    Subscribed { vassal: String, took_ms: u64, repaired: bool, foreign: bool },
-    Failed { vassal: String, reason: FailReason, detail: String },
-    Skipped { vassal: String, why: String },
-    LiveChanged { key: String, live: usize, min: usize },
+    ForeignReload {
+        vassal: String,
+    },
+    ReloadSeen {
+        vassal: String,
+    },
+    Accepting {
+        vassal: String,
+    },
+    RepairStarted {
+        vassal: String,
+    },
+    RepairWritten {
+        vassal: String,
+        fifo: String,
+    },
+    Subscribed {
+        vassal: String,
+        took_ms: u64,
+        repaired: bool,
+        foreign: bool,
+    },
+    Failed {
+        vassal: String,
+        reason: FailReason,
+        detail: String,
+    },
+    Skipped {
+        vassal: String,
+        why: String,
+    },
+    LiveChanged {
+        key: String,
+        live: usize,
+        min: usize,
+    },
     /// Nothing new will be touched: why.
-    Stopping { why: String },
+    Stopping {
+        why: String,
+    },
     /// Nothing can progress without breaking K; waiting for it to recover.
-    Waiting { why: String },
+    Waiting {
+        why: String,
+    },
 }
 
 /// How the rollout ended, as a whole.

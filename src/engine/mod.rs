@@ -171,7 +171,10 @@ impl Engine {
         }
         if self.stage == Stage::Rolling {
             for i in 0..self.vassals.len() {
-                if self.deadline(&self.vassals[i]).is_some_and(|d| now.mono_ms >= d) {
+                if self
+                    .deadline(&self.vassals[i])
+                    .is_some_and(|d| now.mono_ms >= d)
+                {
                     self.apply(i, Signal::Deadline, String::new());
                 }
             }
@@ -445,7 +448,10 @@ impl Engine {
                     ));
                 }
                 eff = l.saturating_sub(1).min(eff);
-                warnings.push((None, format!("key {key} has only {l} live node(s) (--allow-downtime)")));
+                warnings.push((
+                    None,
+                    format!("key {key} has only {l} live node(s) (--allow-downtime)"),
+                ));
             }
             self.min_live.insert(key.clone(), eff);
         }
@@ -483,13 +489,20 @@ impl Engine {
             bl.is_some_and(|b| v.blacklist_attempt0.map_or(true, |a0| b.attempt > a0));
         match emp.vassal(&v.name) {
             None if newly_blacklisted => {
-                return Some((Signal::Blacklisted, "listed in the Emperor's blacklist".into()))
+                return Some((
+                    Signal::Blacklisted,
+                    "listed in the Emperor's blacklist".into(),
+                ))
             }
             None if v.pid0 > 0 => {
                 return Some((Signal::Died, "vanished from the Emperor's vassals".into()))
             }
             Some(s) if v.pid0 > 0 && s.pid != v.pid0 => {
-                let sig = if newly_blacklisted { Signal::Blacklisted } else { Signal::Died };
+                let sig = if newly_blacklisted {
+                    Signal::Blacklisted
+                } else {
+                    Signal::Died
+                };
                 return Some((sig, format!("pid {} is now {}", v.pid0, s.pid)));
             }
             _ => {}
@@ -582,7 +595,9 @@ impl Engine {
             Phase::Draining => Some(v.drain_ms + s.drain_timeout_ms.unwrap_or(0)),
             Phase::Touched => Some(v.touch_ms + s.timeout_ms.min(s.notice_window_ms)),
             Phase::Respawned | Phase::Accepting => Some(v.touch_ms + s.timeout_ms),
-            Phase::Repairing => Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.repair_wait_ms)),
+            Phase::Repairing => {
+                Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.repair_wait_ms))
+            }
             _ => None,
         }
     }
@@ -626,8 +641,12 @@ impl Engine {
         }
         let name = self.vassals[i].name.clone();
         match (before, next) {
-            (Phase::Touched, Phase::Respawned) => self.report(Event::ReloadSeen { vassal: name.clone() }),
-            (Phase::Respawned, Phase::Accepting) => self.report(Event::Accepting { vassal: name.clone() }),
+            (Phase::Touched, Phase::Respawned) => self.report(Event::ReloadSeen {
+                vassal: name.clone(),
+            }),
+            (Phase::Respawned, Phase::Accepting) => self.report(Event::Accepting {
+                vassal: name.clone(),
+            }),
             _ => {}
         }
         match effect {
@@ -681,14 +700,22 @@ impl Engine {
                 v.repaired = true;
                 v.repair_ms = now.mono_ms;
                 let pid = v.pid0;
-                self.report(Event::RepairStarted { vassal: name.clone() });
+                self.report(Event::RepairStarted {
+                    vassal: name.clone(),
+                });
                 self.out.push_back(Action::Repair { vassal: name, pid });
             }
             Effect::Succeed => {
                 let v = &mut self.vassals[i];
                 v.done_ms = now.mono_ms;
-                let (took_ms, repaired, foreign) = (now.mono_ms - v.touch_ms, v.repaired, v.foreign);
-                self.report(Event::Subscribed { vassal: name, took_ms, repaired, foreign });
+                let (took_ms, repaired, foreign) =
+                    (now.mono_ms - v.touch_ms, v.repaired, v.foreign);
+                self.report(Event::Subscribed {
+                    vassal: name,
+                    took_ms,
+                    repaired,
+                    foreign,
+                });
             }
             Effect::Fail(reason) => {
                 let detail = if detail.is_empty() {
@@ -706,7 +733,11 @@ impl Engine {
                 self.vassals[i].failure = Some((reason, detail.clone()));
                 self.vassals[i].done_ms = now.mono_ms;
                 self.failures += 1;
-                self.report(Event::Failed { vassal: name, reason, detail });
+                self.report(Event::Failed {
+                    vassal: name,
+                    reason,
+                    detail,
+                });
                 if self.failures >= self.s.max_failures {
                     let why = format!(
                         "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
@@ -742,7 +773,10 @@ impl Engine {
             v.pid0 = pid;
             v.blacklist_attempt0 = None;
             let nodes = v.drained.iter().map(|d| d.name.clone()).collect();
-            self.report(Event::DrainStarted { vassal: name.clone(), nodes });
+            self.report(Event::DrainStarted {
+                vassal: name.clone(),
+                nodes,
+            });
         } else if let Some(fr) = self.fr.as_ref() {
             // Remember the announce we answer, so it is not answered twice.
             for d in &mut self.vassals[i].drained {
@@ -784,8 +818,14 @@ impl Engine {
         v.known_mtime = mtime;
         v.node_gone = false;
         if adopted.is_none() {
-            self.out.push_back(Action::Touch { vassal: name.clone(), mtime });
-            self.report(Event::Touched { vassal: name, mtime });
+            self.out.push_back(Action::Touch {
+                vassal: name.clone(),
+                mtime,
+            });
+            self.report(Event::Touched {
+                vassal: name,
+                mtime,
+            });
         }
         self.wake_emperor();
     }
@@ -805,9 +845,13 @@ impl Engine {
     /// Not accepting, and (re)started or asked to reload only just now: a
     /// reload now could be the second one (FACTS.md 4).
     fn starting(&self, v: &Vassal) -> bool {
-        let Some(emp) = self.emp.as_ref() else { return true };
+        let Some(emp) = self.emp.as_ref() else {
+            return true;
+        };
         match emp.vassal(&v.name) {
-            Some(s) => s.accepting == 0 && s.cursed == 0 && self.now.wall_s - s.last_run < STARTING_GRACE_S,
+            Some(s) => {
+                s.accepting == 0 && s.cursed == 0 && self.now.wall_s - s.last_run < STARTING_GRACE_S
+            }
             None => false,
         }
     }
@@ -819,9 +863,21 @@ impl Engine {
         let ours: Vec<(&str, bool)> = self
             .vassals
             .iter()
-            .map(|v| (v.name.as_str(), matches!(v.phase, Phase::Idle | Phase::Subscribed)))
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    matches!(v.phase, Phase::Idle | Phase::Subscribed),
+                )
+            })
             .collect();
-        nodes::live_per_key(&self.s.node_match, &ours, emp, fr, self.now.wall_s, self.s.node_tolerance_s)
+        nodes::live_per_key(
+            &self.s.node_match,
+            &ours,
+            emp,
+            fr,
+            self.now.wall_s,
+            self.s.node_tolerance_s,
+        )
     }
 
     fn k_for(&self, key: &str) -> usize {
@@ -856,7 +912,9 @@ impl Engine {
                 (Some(emp), Some(fr)) => {
                     let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
                     nodes::nodes_of(&self.s.node_match, &v.name, pid, fr)
-                        .filter(|(_, n)| nodes::node_fresh(n, self.now.wall_s, self.s.node_tolerance_s))
+                        .filter(|(_, n)| {
+                            nodes::node_fresh(n, self.now.wall_s, self.s.node_tolerance_s)
+                        })
                         .map(|(k, _)| k.to_string())
                         .collect()
                 }
@@ -936,29 +994,38 @@ impl Engine {
 
     fn config_event(&mut self, ev: ConfigEvent) {
         match ev {
-            ConfigEvent::Changed { name, mtime: Some(m) } | ConfigEvent::Created { name, mtime: Some(m) }
-                if self.find(&name).is_some() =>
-            {
-                self.config_mtime(&name, m)
+            ConfigEvent::Changed {
+                name,
+                mtime: Some(m),
             }
+            | ConfigEvent::Created {
+                name,
+                mtime: Some(m),
+            } if self.find(&name).is_some() => self.config_mtime(&name, m),
             ConfigEvent::Changed { .. } => {}
             ConfigEvent::Created { name, .. } => {
                 if self.find(&name).is_none() && self.warned_created.insert(name.clone()) {
                     self.report(Event::Warning {
                         vassal: Some(name),
-                        message: "config appeared mid-rollout; it is not part of this rollout".into(),
+                        message: "config appeared mid-rollout; it is not part of this rollout"
+                            .into(),
                     });
                 }
             }
             ConfigEvent::Removed { name } => {
                 if let Some(i) = self.find(&name) {
-                    self.apply(i, Signal::ConfigRemoved, "config file deleted or renamed".into());
+                    self.apply(
+                        i,
+                        Signal::ConfigRemoved,
+                        "config file deleted or renamed".into(),
+                    );
                 }
             }
             ConfigEvent::Overflow => {
                 self.report(Event::Warning {
                     vassal: None,
-                    message: "directory watch queue overflowed; rescanning the Emperor directory".into(),
+                    message: "directory watch queue overflowed; rescanning the Emperor directory"
+                        .into(),
                 });
                 self.out.push_back(Action::RescanConfigs);
             }
@@ -968,13 +1035,20 @@ impl Engine {
                     match files.iter().find(|f| f.name == name) {
                         Some(f) => self.config_mtime(&name, f.mtime),
                         None => {
-                            self.apply(i, Signal::ConfigRemoved, "config file gone (rescan)".into());
+                            self.apply(
+                                i,
+                                Signal::ConfigRemoved,
+                                "config file gone (rescan)".into(),
+                            );
                         }
                     }
                 }
                 for f in files {
                     if self.find(&f.name).is_none() {
-                        self.config_event(ConfigEvent::Created { name: f.name, mtime: Some(f.mtime) });
+                        self.config_event(ConfigEvent::Created {
+                            name: f.name,
+                            mtime: Some(f.mtime),
+                        });
                     }
                 }
             }
@@ -994,10 +1068,18 @@ impl Engine {
             .as_ref()
             .and_then(|e| e.vassal(name))
             .map_or(i64::MIN, |s| s.last_mod);
-        let ours = if v.phase.in_flight() { v.mtime_set } else { i64::MIN };
+        let ours = if v.phase.in_flight() {
+            v.mtime_set
+        } else {
+            i64::MIN
+        };
         self.vassals[i].known_mtime = m;
         if m > emp_last.max(ours) && m > i64::MIN {
-            self.apply(i, Signal::ForeignTouch, format!("mtime set to {m} by someone else"));
+            self.apply(
+                i,
+                Signal::ForeignTouch,
+                format!("mtime set to {m} by someone else"),
+            );
         }
     }
 
@@ -1057,25 +1139,49 @@ impl Engine {
             match v.phase {
                 Phase::Subscribed => reloaded.push(v.name.clone()),
                 Phase::Failed => {
-                    let (r, d) = v.failure.clone().unwrap_or((FailReason::TouchError, String::new()));
+                    let (r, d) = v
+                        .failure
+                        .clone()
+                        .unwrap_or((FailReason::TouchError, String::new()));
                     failed.push((v.name.clone(), r, d));
                 }
                 Phase::Skipped => untouched.push((v.name.clone(), v.skipped_why.clone())),
-                _ => untouched.push((v.name.clone(), match &self.precondition {
-                    Some(p) => p.clone(),
-                    None => not_reached.clone(),
-                })),
+                _ => untouched.push((
+                    v.name.clone(),
+                    match &self.precondition {
+                        Some(p) => p.clone(),
+                        None => not_reached.clone(),
+                    },
+                )),
             }
         }
-        let skipped = self.vassals.iter().filter(|v| v.phase == Phase::Skipped).count();
+        let skipped = self
+            .vassals
+            .iter()
+            .filter(|v| v.phase == Phase::Skipped)
+            .count();
         let (status, summary) = if let Some(p) = &self.precondition {
-            (Status::Precondition(p.clone()), format!("nothing touched: {p}"))
+            (
+                Status::Precondition(p.clone()),
+                format!("nothing touched: {p}"),
+            )
         } else if self.interrupted {
-            (Status::Interrupted, "interrupted; in-flight vassals were let finish".to_string())
+            (
+                Status::Interrupted,
+                "interrupted; in-flight vassals were let finish".to_string(),
+            )
         } else if failed.is_empty() && untouched.len() == skipped {
-            (Status::Completed, format!("{} vassal(s) reloaded", reloaded.len()))
+            (
+                Status::Completed,
+                format!("{} vassal(s) reloaded", reloaded.len()),
+            )
         } else {
-            (Status::Failed, self.stopping.clone().unwrap_or_else(|| "some vassals failed".into()))
+            (
+                Status::Failed,
+                self.stopping
+                    .clone()
+                    .unwrap_or_else(|| "some vassals failed".into()),
+            )
         };
         let outcome = Outcome {
             status,
@@ -1097,7 +1203,10 @@ impl Engine {
     }
 
     fn current_pid(&self, name: &str) -> i64 {
-        self.emp.as_ref().and_then(|e| e.vassal(name)).map_or(0, |s| s.pid)
+        self.emp
+            .as_ref()
+            .and_then(|e| e.vassal(name))
+            .map_or(0, |s| s.pid)
     }
 
     fn count(&self, p: Phase) -> usize {

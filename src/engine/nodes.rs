@@ -32,7 +32,9 @@ pub fn matches(rule: &NodeMatch, config: &str, pid: i64, node: &Node) -> bool {
 }
 
 pub fn render(template: &str, config: &str) -> String {
-    template.replace("{name}", config).replace("{stem}", stem(config))
+    template
+        .replace("{name}", config)
+        .replace("{stem}", stem(config))
 }
 
 /// A node that can take requests now: not death-marked, and announced within
@@ -48,7 +50,8 @@ pub fn nodes_of<'a>(
     pid: i64,
     fr: &'a FastrouterSnapshot,
 ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
-    fr.nodes().filter(move |(_, n)| matches(rule, config, pid, n))
+    fr.nodes()
+        .filter(move |(_, n)| matches(rule, config, pid, n))
 }
 
 /// Is the vassal serving, as far as the Emperor can tell?
