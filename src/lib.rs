@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine;
 pub mod plan;
 pub mod error;
+pub mod glob;
 pub mod report;
 pub mod runtime;
 pub mod stats;

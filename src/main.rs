@@ -26,6 +26,15 @@ fn main() -> ExitCode {
         Command::Status | Command::Reload => {}
     }
     let mut rep = Reporter::new(cfg.output.quiet, cfg.output.json);
+    if cfg.syslog {
+        match uwsgi_reload::runtime::syslog::Syslog::open("/dev/log") {
+            Ok(s) => rep = rep.with_syslog(s),
+            Err(e) => {
+                eprintln!("uwsgi-reload: {e}");
+                return ExitCode::from(exit::PRECONDITION);
+            }
+        }
+    }
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
         _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),

@@ -71,7 +71,11 @@ pub fn waves(
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let configs = dir.list()?;
+    let configs: Vec<_> = dir
+        .list()?
+        .into_iter()
+        .filter(|c| cfg.selected(&c.name))
+        .collect();
     if configs.is_empty() {
         return Err(Error::Usage(format!(
             "--emperor-path {} has no vassal configs: expected files ending in {:?}",

@@ -1,22 +1,43 @@
 //! Rendering engine events for people (one line each, elapsed time first)
 //! and for machines (`--json`: one object per line, stable field names).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use serde_json::{json, Value};
 
-use crate::engine::{Event, Outcome, Report, Status};
+use crate::engine::{Event, Outcome, Progress, Report, Status};
+use crate::runtime::syslog::{Severity, Syslog};
 
 /// Where events go. Human lines go to stdout, or to stderr with `--json`;
-/// with `--quiet` only failures and a failed summary are printed.
+/// with `--quiet` only failures and a failed summary are printed. On a
+/// terminal a progress line stays at the bottom.
 pub struct Reporter {
     pub quiet: bool,
     pub json: bool,
+    syslog: Option<Syslog>,
+    /// stdout is a terminal and carries the human lines.
+    tty: bool,
+    color: bool,
+    progress_shown: bool,
 }
 
 impl Reporter {
     pub fn new(quiet: bool, json: bool) -> Reporter {
-        Reporter { quiet, json }
+        let tty = !json && !quiet && std::io::stdout().is_terminal();
+        let color = tty && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+        Reporter {
+            quiet,
+            json,
+            syslog: None,
+            tty,
+            color,
+            progress_shown: false,
+        }
+    }
+
+    pub fn with_syslog(mut self, s: Syslog) -> Reporter {
+        self.syslog = Some(s);
+        self
     }
 
     pub fn event(&mut self, r: &Report) {
@@ -24,16 +45,83 @@ impl Reporter {
             emit_json(&event_json(r));
         }
         let important = matches!(r.event, Event::Failed { .. } | Event::Stopping { .. });
+        let text = human(&r.event);
+        if let Some(s) = &self.syslog {
+            let sev = match r.event {
+                Event::Failed { .. } => Severity::Error,
+                Event::Warning { .. } | Event::Stopping { .. } => Severity::Warning,
+                _ => Severity::Info,
+            };
+            s.send(sev, &text);
+        }
         if self.quiet && !important {
             return;
         }
-        let line = format!("[{:>8.3}s] {}", r.at_ms as f64 / 1000.0, human(&r.event));
+        let text = if self.color && important {
+            format!("\x1b[1;31m{text}\x1b[0m")
+        } else {
+            text
+        };
+        let line = format!("[{:>8.3}s] {}", r.at_ms as f64 / 1000.0, text);
         self.human_line(&line, important);
+    }
+
+    /// Redraws the progress line (terminal only).
+    pub fn progress(&mut self, p: &Progress) {
+        if !self.tty {
+            return;
+        }
+        let live: Vec<String> = p
+            .live
+            .iter()
+            .filter_map(|(k, l)| p.min_live.get(k).map(|m| format!("{k} {l} (K={m})")))
+            .collect();
+        let inflight: Vec<&str> = p.in_flight.iter().map(|(n, _)| n.as_str()).collect();
+        let line = format!(
+            "reloaded {}/{}, failed {}, in flight {} [{}], live: {}, {:.1} s",
+            p.reloaded,
+            p.total,
+            p.failed,
+            inflight.len(),
+            inflight.join(" "),
+            live.join(", "),
+            p.elapsed_ms as f64 / 1000.0
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\r\x1b[K{line}");
+        let _ = out.flush();
+        self.progress_shown = true;
+    }
+
+    fn clear_progress(&mut self) {
+        if self.progress_shown {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[K");
+            let _ = out.flush();
+            self.progress_shown = false;
+        }
     }
 
     pub fn outcome(&mut self, o: &Outcome, exit_code: u8, stats_reads: u64) {
         if self.json {
             emit_json(&summary_json(o, exit_code, stats_reads));
+        }
+        if let Some(s) = &self.syslog {
+            let sev = if o.status == Status::Completed {
+                Severity::Info
+            } else {
+                Severity::Error
+            };
+            s.send(
+                sev,
+                &format!(
+                    "{}: reloaded {}, failed {}, untouched {}",
+                    o.summary,
+                    o.reloaded.len(),
+                    o.failed.len(),
+                    o.untouched.len()
+                ),
+            );
         }
         let failed = o.status != Status::Completed;
         if self.quiet && !failed {
@@ -75,6 +163,7 @@ impl Reporter {
 
     /// A line for people; errors always go to stderr.
     pub fn human_line(&mut self, line: &str, error: bool) {
+        self.clear_progress();
         if self.json || error {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         } else {
@@ -163,6 +252,12 @@ pub fn human(e: &Event) -> String {
         }
         Event::Skipped { vassal, why } => format!("{vassal}: skipped: {why}"),
         Event::LiveChanged { key, live, min } => format!("key {key}: {live} live (K={min})"),
+        Event::CanaryPassed { vassals } => {
+            format!(
+                "canaries healthy ({}); reloading the rest",
+                vassals.join(", ")
+            )
+        }
         Event::Stopping { why } => format!("stopping: {why}"),
         Event::Waiting { why } => format!("waiting: {why}"),
     }
@@ -222,6 +317,7 @@ pub fn event_json(r: &Report) -> Value {
         Event::LiveChanged { key, live, min } => {
             json!({"event": "live", "key": key, "live": live, "min": min})
         }
+        Event::CanaryPassed { vassals } => json!({"event": "canary_passed", "vassals": vassals}),
         Event::Stopping { why } => json!({"event": "stopping", "why": why}),
         Event::Waiting { why } => json!({"event": "waiting", "why": why}),
     };

@@ -67,7 +67,11 @@ pub fn snapshots(cfg: &Config) -> Result<(EmperorSnapshot, FastrouterSnapshot), 
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let configs = dir.list()?;
+    let configs: Vec<_> = dir
+        .list()?
+        .into_iter()
+        .filter(|c| cfg.selected(&c.name))
+        .collect();
     let (emp, fr) = snapshots(cfg)?;
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -30,6 +30,13 @@ pub struct RawArgs {
     pub node_name: Option<String>,
     pub touch_target: bool,
     pub dry_run: bool,
+    pub syslog: bool,
+    pub only: Vec<String>,
+    pub exclude: Vec<String>,
+    pub deadline: Option<String>,
+    pub canary: Option<String>,
+    pub min_ready: Option<String>,
+    pub max_unavailable: Option<String>,
     pub help: bool,
     pub version: bool,
 }
@@ -75,6 +82,9 @@ where
             Long("allow-downtime") => r.allow_downtime = true,
             Long("touch-target") => r.touch_target = true,
             Long("dry-run") => r.dry_run = true,
+            Long("syslog") => r.syslog = true,
+            Long("only") => r.only.push(value(&mut p, "--only")?),
+            Long("exclude") => r.exclude.push(value(&mut p, "--exclude")?),
             Long("emperor-path") => {
                 let v = p
                     .value()
@@ -93,7 +103,11 @@ where
                 | "max-parallel"
                 | "subscription-server"
                 | "drain-timeout"
-                | "node-name"),
+                | "node-name"
+                | "deadline"
+                | "canary"
+                | "min-ready"
+                | "max-unavailable"),
             ) => {
                 let f = f.to_string();
                 let flag = format!("--{f}");
@@ -110,6 +124,10 @@ where
                     "max-parallel" => &mut r.max_parallel,
                     "subscription-server" => &mut r.subscription_server,
                     "drain-timeout" => &mut r.drain_timeout,
+                    "deadline" => &mut r.deadline,
+                    "canary" => &mut r.canary,
+                    "min-ready" => &mut r.min_ready,
+                    "max-unavailable" => &mut r.max_unavailable,
                     _ => &mut r.node_name,
                 };
                 once(slot, v, &flag)?

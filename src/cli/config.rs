@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::args::RawArgs;
-use crate::engine::{NodeMatch, Settings};
+use crate::engine::{NodeMatch, Settings, Unavailable};
 use crate::error::Error;
 
 /// Where a stats socket lives: a unix path, or `host:port` (uWSGI's rule:
@@ -77,7 +77,20 @@ pub struct Config {
     /// links).
     pub touch_target: bool,
     pub dry_run: bool,
+    /// Send event lines to the local syslog too.
+    pub syslog: bool,
+    /// `--only` globs (any must match) and `--exclude` globs (none may).
+    pub only: Vec<String>,
+    pub exclude: Vec<String>,
     pub settings: Settings,
+}
+
+impl Config {
+    /// Is the config file `name` part of this rollout?
+    pub fn selected(&self, name: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|g| crate::glob::matches(g, name)))
+            && !self.exclude.iter().any(|g| crate::glob::matches(g, name))
+    }
 }
 
 fn number(flag: &str, v: &str, what: &str) -> Result<f64, Error> {
@@ -106,6 +119,27 @@ fn count(flag: &str, v: &str, min: usize) -> Result<usize, Error> {
     match v.trim().parse::<usize>() {
         Ok(n) if n >= min => Ok(n),
         _ => Err(Error::Usage(format!("{flag} expects {what}, got {v:?}"))),
+    }
+}
+
+/// `--max-unavailable N` or `P%`.
+fn unavailable(v: &str) -> Result<Unavailable, Error> {
+    let bad = || {
+        Error::Usage(format!(
+            "--max-unavailable expects a whole number of vassals (1 or more) or a percentage from 1% to 100%, got {v:?}"
+        ))
+    };
+    let v = v.trim();
+    if let Some(p) = v.strip_suffix('%') {
+        match p.parse::<u32>() {
+            Ok(p) if (1..=100).contains(&p) => Ok(Unavailable::Percent(p)),
+            _ => Err(bad()),
+        }
+    } else {
+        match v.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(Unavailable::Count(n)),
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -143,6 +177,9 @@ impl Config {
                 drain_timeout_ms: 30_000,
                 touch_target: false,
                 dry_run: false,
+                syslog: false,
+                only: Vec::new(),
+                exclude: Vec::new(),
                 settings: s,
             });
         }
@@ -225,6 +262,37 @@ impl Config {
                 ));
             }
         }
+        for g in &r.only {
+            crate::glob::validate("--only", g).map_err(Error::Usage)?;
+        }
+        for g in &r.exclude {
+            crate::glob::validate("--exclude", g).map_err(Error::Usage)?;
+        }
+        if let Some(v) = &r.deadline {
+            s.deadline_ms = Some(seconds_ms("--deadline", v)?);
+        }
+        if let Some(v) = &r.canary {
+            s.canary = count("--canary", v, 1)?;
+        }
+        if let Some(v) = &r.min_ready {
+            let x = number("--min-ready", v, "a number of seconds, 0 or more")?;
+            if x < 0.0 || x > 86_400.0 {
+                return Err(Error::Usage(format!(
+                    "--min-ready expects a number of seconds, 0 or more, got {v:?}"
+                )));
+            }
+            s.min_ready_ms = (x * 1000.0).round() as u64;
+        }
+        if let Some(v) = &r.max_unavailable {
+            s.max_unavailable = Some(unavailable(v)?);
+        }
+        if r.command.as_deref() == Some("status")
+            && (r.dry_run || r.keep_going || r.canary.is_some() || r.deadline.is_some())
+        {
+            return Err(Error::Usage(
+                "status only reads; it takes no rollout options (--dry-run, --keep-going, --canary, --deadline)".into(),
+            ));
+        }
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;
         // Keep a stats outage bound sensible relative to the timeout.
@@ -245,6 +313,9 @@ impl Config {
             drain_timeout_ms,
             touch_target: r.touch_target,
             dry_run: r.dry_run,
+            syslog: r.syslog,
+            only: r.only.clone(),
+            exclude: r.exclude.clone(),
             settings: s,
         })
     }

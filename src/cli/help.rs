@@ -43,7 +43,18 @@ OPTIONS (beyond uwsgi_reload.py)
                                file name) and {stem} [default: same stem]
     --touch-target             touch the symlink target, for Emperors that
                                follow links (refused if links share a target)
+    --max-unavailable N|P%     at most N (or P% rounded down, at least 1) of a
+                               key's nodes out at once; raises K to match
+    --canary N                 reload N vassals first; touch no more until
+                               they stayed live for --min-ready
+    --min-ready SECONDS        a reloaded vassal counts as live only after
+                               this long subscribed [default: 0]
+    --deadline SECONDS         touch nothing new after this long; in-flight
+                               vassals finish
+    --only GLOB                reload only configs matching GLOB (repeatable)
+    --exclude GLOB             skip configs matching GLOB (repeatable)
     --stats-timeout SECONDS    connect+read bound of one stats read [default: 5]
+    --syslog                   send event lines to /dev/log too
     --dry-run                  preflight and print the plan; touch nothing
 
 SIGNALS

@@ -177,6 +177,10 @@ pub enum Event {
         live: usize,
         min: usize,
     },
+    /// The `--canary` vassals stayed live for `--min-ready`: the rest follow.
+    CanaryPassed {
+        vassals: Vec<String>,
+    },
     /// Nothing new will be touched: why.
     Stopping {
         why: String,

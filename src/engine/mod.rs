@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use io::{Action, ConfigEvent, ConfigFile, Event, Input, Now, Outcome, Report, Status};
 pub use phase::{step, Effect, FailReason, Phase, Signal};
-pub use settings::{NodeMatch, Settings};
+pub use settings::{NodeMatch, Settings, Unavailable};
 pub use vassal::Vassal;
 
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
@@ -83,6 +83,9 @@ pub struct Engine {
     waiting_since: Option<u64>,
     warned_created: BTreeSet<String>,
     precondition: Option<String>,
+    /// Indices of the `--canary` vassals, in the order they were started.
+    canaries: Vec<usize>,
+    canary_passed: bool,
 }
 
 fn idx(src: StatsSource) -> usize {
@@ -119,6 +122,8 @@ impl Engine {
             waiting_since: None,
             warned_created: BTreeSet::new(),
             precondition: None,
+            canaries: Vec::new(),
+            canary_passed: false,
         };
         e.tick();
         e
@@ -158,6 +163,11 @@ impl Engine {
         if let Some(w) = self.waiting_since {
             t = t.min(w + self.s.timeout_ms);
         }
+        if let Some(d) = self.s.deadline_ms {
+            if self.stopping.is_none() {
+                t = t.min(self.start_ms + d);
+            }
+        }
         Some(t)
     }
 
@@ -170,6 +180,11 @@ impl Engine {
             self.tick();
         }
         if self.stage == Stage::Rolling {
+            if let Some(d) = self.s.deadline_ms {
+                if now.mono_ms >= self.start_ms + d {
+                    self.stop(format!("the --deadline of {} s was reached", d / 1000));
+                }
+            }
             for i in 0..self.vassals.len() {
                 if self
                     .deadline(&self.vassals[i])
@@ -452,6 +467,10 @@ impl Engine {
                     None,
                     format!("key {key} has only {l} live node(s) (--allow-downtime)"),
                 ));
+            }
+            if let Some(u) = self.s.max_unavailable {
+                // --max-unavailable raises K; it never lowers it.
+                eff = eff.max(total.saturating_sub(u.of(total)));
             }
             self.min_live.insert(key.clone(), eff);
         }
@@ -866,7 +885,12 @@ impl Engine {
             .map(|v| {
                 (
                     v.name.as_str(),
-                    matches!(v.phase, Phase::Idle | Phase::Subscribed),
+                    match v.phase {
+                        Phase::Idle => true,
+                        // Live again only once it has stayed up for --min-ready.
+                        Phase::Subscribed => self.now.mono_ms >= v.done_ms + self.s.min_ready_ms,
+                        _ => false,
+                    },
                 )
             })
             .collect();
@@ -890,6 +914,9 @@ impl Engine {
         }
         // Decide only on what both sockets said last: no answer, no touch.
         if self.reads.iter().any(|r| r.last_error.is_some()) {
+            return;
+        }
+        if self.canary_holds() {
             return;
         }
         let mut live = self.live_now();
@@ -948,6 +975,12 @@ impl Engine {
             self.apply(i, sig, String::new());
             in_flight += 1;
             started = true;
+            if self.s.canary > 0 && !self.canary_passed {
+                self.canaries.push(i);
+                if self.canaries.len() >= self.s.canary {
+                    break;
+                }
+            }
         }
         if started || in_flight > 0 {
             self.waiting_since = None;
@@ -957,6 +990,42 @@ impl Engine {
                 self.report(Event::Waiting { why });
             }
         }
+    }
+
+    /// With `--canary N`: once N vassals are started, nothing more until
+    /// each is subscribed and has stayed live for `--min-ready`. A failed
+    /// canary stops the rollout whatever the failure policy.
+    fn canary_holds(&mut self) -> bool {
+        if self.s.canary == 0 || self.canary_passed || self.canaries.len() < self.s.canary {
+            return false;
+        }
+        let failed = self
+            .canaries
+            .iter()
+            .find(|&&i| self.vassals[i].phase == Phase::Failed)
+            .map(|&i| self.vassals[i].name.clone());
+        if let Some(name) = failed {
+            self.stop(format!("canary {name} failed"));
+            return true;
+        }
+        let now = self.now.mono_ms;
+        let ready = self.canaries.iter().all(|&i| {
+            let v = &self.vassals[i];
+            v.phase == Phase::Subscribed
+                && now >= v.done_ms + self.s.min_ready_ms
+                && self.vassal_live(v)
+        });
+        if !ready {
+            return true;
+        }
+        self.canary_passed = true;
+        let vassals = self
+            .canaries
+            .iter()
+            .map(|&i| self.vassals[i].name.clone())
+            .collect();
+        self.report(Event::CanaryPassed { vassals });
+        false
     }
 
     fn update_live(&mut self) {

@@ -11,6 +11,24 @@ pub enum NodeMatch {
     Template(String),
 }
 
+/// `--max-unavailable`: how many nodes of a key may be out at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    Count(usize),
+    /// Percent of the key's nodes, rounded down as Kubernetes does, but
+    /// never to zero.
+    Percent(u32),
+}
+
+impl Unavailable {
+    pub fn of(self, total: usize) -> usize {
+        match self {
+            Unavailable::Count(n) => n,
+            Unavailable::Percent(p) => (total * p as usize / 100).max(1),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// K: at least this many live nodes per fastrouter key at every instant.
@@ -45,6 +63,17 @@ pub struct Settings {
     pub emperor_dir: Option<String>,
     /// Give up when a stats socket has not answered for this long.
     pub stats_outage_ms: u64,
+    /// At most this many (or this share of) a key's nodes out at once; K is
+    /// raised to match.
+    pub max_unavailable: Option<Unavailable>,
+    /// Reload this many first, and touch no more until they have been live
+    /// for `min_ready_ms`.
+    pub canary: usize,
+    /// A reloaded vassal counts as live only after being subscribed this
+    /// long (Kubernetes' minReadySeconds).
+    pub min_ready_ms: u64,
+    /// Touch nothing new this long after the start.
+    pub deadline_ms: Option<u64>,
 }
 
 impl Default for Settings {
@@ -65,6 +94,10 @@ impl Default for Settings {
             repair_wait_ms: 13_000,
             emperor_dir: None,
             stats_outage_ms: 30_000,
+            max_unavailable: None,
+            canary: 0,
+            min_ready_ms: 0,
+            deadline_ms: None,
         }
     }
 }

@@ -63,7 +63,15 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
-    let configs = dir.list()?;
+    let all = dir.list()?;
+    let any = !all.is_empty();
+    let configs: Vec<_> = all.into_iter().filter(|c| cfg.selected(&c.name)).collect();
+    if any && configs.is_empty() {
+        return Err(Error::Usage(format!(
+            "no vassal config in {} matches --only/--exclude",
+            cfg.emperor_path.display()
+        )));
+    }
     if configs.is_empty() {
         return Err(Error::Usage(format!(
             "--emperor-path {} has no vassal configs: expected files ending in {:?} (see --vassal-config-file-suffix)",
@@ -222,6 +230,7 @@ impl Driver<'_> {
                     stats_reads,
                 });
             }
+            self.rep.progress(&self.engine.progress_info());
             self.arm_timer();
             match self.poll.poll(&mut events, None) {
                 Ok(()) => {}

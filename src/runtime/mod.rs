@@ -8,6 +8,7 @@ pub mod driver;
 pub mod fifo;
 pub mod lock;
 pub mod stats_reader;
+pub mod syslog;
 pub mod touch;
 pub mod watcher;
 
