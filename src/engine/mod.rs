@@ -61,6 +61,7 @@ pub struct Progress {
     pub elapsed_ms: u64,
 }
 
+#[derive(Clone, Debug)]
 pub struct Engine {
     s: Settings,
     vassals: Vec<Vassal>,
@@ -335,6 +336,7 @@ impl Engine {
         if self.stage != Stage::Rolling {
             return;
         }
+        self.note_nodes_gone();
         // Signals can cascade (ReloadSeen, AcceptingSeen and AnnounceSeen
         // in one snapshot); each pass moves a vassal at most one step.
         for _ in 0..8 {
@@ -604,6 +606,33 @@ impl Engine {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// Marks touched vassals of which a fastrouter read, started after the
+    /// touch, shows no node alive: unsubscribed by the drain or by
+    /// `unsubscribe-on-graceful-reload`. The old generation does not announce
+    /// while reloading, so any node seen alive later is the new one's
+    /// (FACTS.md 11).
+    fn note_nodes_gone(&mut self) {
+        let started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
+        let (Some(fr), Some(emp)) = (self.fr.as_ref(), self.emp.as_ref()) else {
+            return;
+        };
+        for v in &mut self.vassals {
+            if v.node_gone
+                || !matches!(
+                    v.phase,
+                    Phase::Touched | Phase::Respawned | Phase::Accepting | Phase::Repairing
+                )
+                || started < v.touch_ms
+            {
+                continue;
+            }
+            let pid = emp.vassal(&v.name).map_or(0, |s| s.pid).max(v.pid0);
+            if nodes::nodes_of(&self.s.node_match, &v.name, pid, fr).all(|(_, n)| n.death_mark != 0) {
+                v.node_gone = true;
+            }
         }
     }
 

@@ -1,0 +1,185 @@
+//! Hand-written engine scenarios for facts the exhaustive model does not
+//! single out: each drives the sans-IO engine with literal snapshots.
+
+use uwsgi_reload::engine::{Action, ConfigFile, Engine, Input, Now, Settings};
+use uwsgi_reload::stats::{EmperorSnapshot, FastrouterSnapshot, Node, Subscription, VassalStats};
+
+fn vassal(
+    id: &str,
+    pid: i64,
+    last_mod: i64,
+    accepting: i64,
+    last_accepting: i64,
+    respawns: i64,
+) -> VassalStats {
+    VassalStats {
+        id: id.into(),
+        pid,
+        last_mod,
+        accepting,
+        last_accepting,
+        respawns,
+        ..Default::default()
+    }
+}
+
+fn node(name: &str, last_check: i64) -> Node {
+    Node {
+        name: name.into(),
+        last_check,
+        ..Default::default()
+    }
+}
+
+fn emp(vs: Vec<VassalStats>) -> Input {
+    Input::Emperor(EmperorSnapshot {
+        vassals: vs,
+        ..Default::default()
+    })
+}
+
+fn fr(nodes: Vec<Node>) -> Input {
+    Input::Fastrouter(FastrouterSnapshot {
+        subscriptions: vec![Subscription {
+            key: "k".into(),
+            nodes,
+        }],
+        ..Default::default()
+    })
+}
+
+/// One check interval: the engine asks for both reads, and they answer.
+fn look(e: &mut Engine, now: Now, emperor: Input, fastrouter: Input) {
+    e.handle_timeout(now);
+    e.handle(now, emperor);
+    e.handle(now, fastrouter);
+}
+
+fn drain(e: &mut Engine) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll_action()).collect()
+}
+
+fn touched(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Touch { vassal, .. } => Some(vassal.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn subscribed(actions: &[Action], who: &str) -> bool {
+    actions.iter().any(|a| {
+        matches!(a, Action::Report(r) if matches!(&r.event,
+            uwsgi_reload::engine::Event::Subscribed { vassal, .. } if vassal == who))
+    })
+}
+
+/// Without `unsubscribe-on-graceful-reload` the node never goes away; a node
+/// whose last announce predates the new generation's accept is the old
+/// generation's and proves nothing (FACTS.md 11). Once a fastrouter read
+/// after the touch shows the node gone, its return is the new one's.
+#[test]
+fn stale_node_is_not_a_resubscription_but_a_returning_node_is() {
+    let t0 = 1_000_000;
+    let mut e = Engine::new(
+        Settings {
+            min_live: 1,
+            ..Default::default()
+        },
+        vec![
+            ConfigFile {
+                name: "a.ini".into(),
+                mtime: t0 - 100,
+            },
+            ConfigFile {
+                name: "b.ini".into(),
+                mtime: t0 - 100,
+            },
+        ],
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    );
+    let now = |ms: u64| Now {
+        mono_ms: ms,
+        wall_s: t0 + (ms / 1000) as i64,
+    };
+    drain(&mut e);
+    look(
+        &mut e,
+        now(1),
+        emp(vec![
+            vassal("a.ini", 10, t0 - 100, 1, t0 - 50, 0),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ]),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert_eq!(touched(&acts), vec!["a.ini"], "K=1 of 2: one at a time");
+    // The reload is seen, then accepting at t0+2; the node is still there
+    // with its old announce.
+    look(
+        &mut e,
+        now(2100),
+        emp(vec![
+            vassal("a.ini", 10, t0 + 1, 1, t0 + 2, 1),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ]),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert!(
+        !subscribed(&acts, "a.ini"),
+        "an old announce is not a re-subscription"
+    );
+    assert!(touched(&acts).is_empty(), "b must wait while a is not back");
+    // The new generation announces: last_check at or after its accept.
+    look(
+        &mut e,
+        now(3000),
+        emp(vec![
+            vassal("a.ini", 10, t0 + 1, 1, t0 + 2, 1),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ]),
+        fr(vec![node("/r/a.sock", t0 + 3), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert!(subscribed(&acts, "a.ini"));
+    assert_eq!(
+        touched(&acts),
+        vec!["b.ini"],
+        "the slot is used the moment a is back"
+    );
+    // b: unsubscribed at reload start (node gone), back in the same second
+    // as its accept but before it: a returning node counts.
+    look(
+        &mut e,
+        now(3100),
+        emp(vec![
+            vassal("a.ini", 10, t0 + 1, 1, t0 + 2, 1),
+            vassal("b.ini", 20, t0 + 3, 0, t0 - 50, 1),
+        ]),
+        fr(vec![node("/r/a.sock", t0 + 3)]),
+    );
+    drain(&mut e);
+    look(
+        &mut e,
+        now(5000),
+        emp(vec![
+            vassal("a.ini", 10, t0 + 1, 1, t0 + 2, 1),
+            vassal("b.ini", 20, t0 + 3, 1, t0 + 5, 1),
+        ]),
+        fr(vec![node("/r/a.sock", t0 + 3), node("/r/b.sock", t0 + 4)]),
+    );
+    let acts = drain(&mut e);
+    assert!(
+        subscribed(&acts, "b.ini"),
+        "node came back after being gone: {acts:?}"
+    );
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Finish(o) if o.reloaded.len() == 2)));
+}
