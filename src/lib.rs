@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod engine;
 pub mod plan;
+pub mod probe;
 pub mod error;
 pub mod glob;
 pub mod report;

@@ -7,6 +7,7 @@ pub mod dgram;
 pub mod driver;
 pub mod fifo;
 pub mod lock;
+pub mod prober;
 pub mod stats_reader;
 pub mod syslog;
 pub mod touch;
