@@ -18,9 +18,9 @@
 //!   *created*; the vassal's later announces never change them. A re-subscribe
 //!   must therefore carry the vassal's own modifiers, or requests are routed
 //!   with the wrong modifier until the node is recreated.
-//! - `cores` and `load` are only shown in stats; `weight` 0 (absent) becomes
-//!   1. All three are overwritten by the vassal's next announce, so they are
-//!   optional here.
+//! - `cores` and `load` are only shown in stats; an absent `weight` reads as
+//!   0, which the server turns into 1. The vassal's next announce overwrites
+//!   all three, so they are optional here.
 //! - The server reads with `recv(fd, buf, 4096)`: a longer datagram would be
 //!   silently truncated, so we refuse to build one.
 
