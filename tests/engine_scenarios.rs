@@ -183,3 +183,62 @@ fn stale_node_is_not_a_resubscription_but_a_returning_node_is() {
         .iter()
         .any(|a| matches!(a, Action::Finish(o) if o.reloaded.len() == 2)));
 }
+
+/// A vassal back from the blacklist accepts and is subscribed long before
+/// its blacklist entry goes (that needs a first request): it is live, so it
+/// spends budget like any other. Touching it for free could take the key
+/// below K.
+#[test]
+fn a_recovered_vassal_still_in_the_blacklist_counts_as_live() {
+    let t0 = 2_000_000;
+    let mut e = Engine::new(
+        Settings {
+            min_live: 1,
+            ..Default::default()
+        },
+        vec![
+            ConfigFile {
+                name: "a.ini".into(),
+                mtime: t0 - 100,
+            },
+            ConfigFile {
+                name: "b.ini".into(),
+                mtime: t0 - 100,
+            },
+        ],
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    );
+    drain(&mut e);
+    let mut snapshot = EmperorSnapshot {
+        vassals: vec![
+            vassal("a.ini", 10, t0 - 100, 1, t0 - 50, 0),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ],
+        ..Default::default()
+    };
+    snapshot
+        .blacklist
+        .push(uwsgi_reload::stats::BlacklistEntry {
+            id: "b.ini".into(),
+            throttle_level: 1001,
+            attempt: 1,
+        });
+    look(
+        &mut e,
+        Now {
+            mono_ms: 1,
+            wall_s: t0,
+        },
+        Input::Emperor(snapshot),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert_eq!(
+        touched(&acts).len(),
+        1,
+        "K=1 of 2 live: one at a time, got {acts:?}"
+    );
+}

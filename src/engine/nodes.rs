@@ -55,11 +55,14 @@ pub fn nodes_of<'a>(
 }
 
 /// Is the vassal serving, as far as the Emperor can tell?
+///
+/// A blacklist entry alone does not make it down: the entry stays until the
+/// vassal serves its first request (loyalty), long after a crash-looping
+/// vassal came back and accepts (SEMANTICS.md §1). Treating such a vassal as
+/// down would let the scheduler touch it without budget.
 pub fn emperor_healthy(emp: &EmperorSnapshot, config: &str) -> bool {
-    emp.blacklisted(config).is_none()
-        && emp
-            .vassal(config)
-            .is_some_and(|v| v.accepting == 1 && v.cursed == 0 && v.pid > 0)
+    emp.vassal(config)
+        .is_some_and(|v| v.accepting == 1 && v.cursed == 0 && v.pid > 0)
 }
 
 /// Live counts per key.
