@@ -338,6 +338,26 @@ mod tests {
         assert_eq!(unsub, subpkt_py(true));
     }
 
+    /// Output of the real experiments/subpkt.py packing code (hex), for
+    /// `key=example.com address=/tmp/uwsgi-lab/app1.sock`, subscribe.
+    #[test]
+    fn encode_matches_subpkt_py_golden_bytes() {
+        const GOLDEN: &str = "e051000003006b65790b006578616d706c652e636f6d0700616464726573731800\
+                              2f746d702f75777367692d6c61622f617070312e736f636b09006d6f6469666965\
+                              723101003009006d6f64696669657232010030";
+        let hex: String = encode(
+            Kind::Subscribe,
+            "example.com",
+            "/tmp/uwsgi-lab/app1.sock",
+            0,
+        )
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        assert_eq!(hex, GOLDEN);
+    }
+
     #[test]
     fn header_fields() {
         let p = encode(Kind::Unsubscribe, "k", "a", 5).unwrap();

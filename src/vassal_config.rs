@@ -808,6 +808,37 @@ unsubscribe-on-graceful-reload = true
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
+    /// Expected values printed by `uwsgi --ini app_07.ini --get KEY`
+    /// (Debian uWSGI 2.0), app_07.ini a symlink to this file in
+    /// /tmp/vc-check/sub.
+    #[test]
+    fn agrees_with_uwsgi_get() {
+        let text = "[uwsgi]\nn = %n\ne = %e\ns = %s\np = %p\nd = %d\nc = %c\no = %o\n\
+            v = %v\nzero = %0\nf = %f\npct = 100%%\nref = %(base)/x\nbase = /run/app\n\
+            base = /ignored\ndd = /run/%%(n).sock\nunk = a%(nope)b\nlog-date = %%Y-%%m\nbare\n";
+        let c = VassalConfig::parse(text, "app_07.ini", "/tmp/vc-check/sub");
+        for (k, want) in [
+            ("n", "app_07"),
+            ("e", "ini"),
+            ("s", "app_07.ini"),
+            ("p", "/tmp/vc-check/sub/app_07.ini"),
+            ("d", "/tmp/vc-check/sub/"),
+            ("c", "sub"),
+            ("o", "app_07.ini"),
+            ("v", "/tmp/vc-check/sub"),
+            ("zero", "tmp"),
+            ("f", ""),
+            ("pct", "100%"),
+            ("ref", "/run/app/x"),
+            ("dd", "/run/app_07.sock"),
+            ("unk", "a%(nope)b"),
+            ("log-date", "%Y-%m"),
+            ("bare", ""),
+        ] {
+            assert_eq!(c.get(k), Some(want), "option {k}");
+        }
+    }
+
     #[test]
     fn magic_without_extension_and_at_root() {
         let c = VassalConfig::parse("[uwsgi]\na = %n|%e|%c|%d\n", "vassal", "/");
