@@ -1,0 +1,492 @@
+#!/usr/bin/env bash
+# uwsgi-reload benchmark: wall time of a full rollout against the physical
+# floor uWSGI itself sets, on a real Emperor + fastrouter + N vassals + nginx
+# under ab load.
+#
+#   bash examples/bench.sh                     # N = 4 8 16 32, 3 runs each, K = 1
+#   NS="8" RUNS=5 bash examples/bench.sh       # other sizes / more runs
+#   DRAIN="on off" bash examples/bench.sh      # also runs with --no-drain
+#
+# Environment: NS (vassal counts), RUNS (rollouts per N and drain mode), K
+# (--minimum-active-vassals, default 1), DRAIN ("on", "off" or "on off"),
+# SOLO (hand-timed single reloads per N for the floor, default 3),
+# REQUEST_PATH (default /?sleep=0.01), CONCURRENCY (ab -c, default 10),
+# KEEP_DIR=1 (keep the stack directories and every log).
+#
+# What it does, per N:
+#  1. starts the stack of examples/stack/ in a mktemp directory (unix
+#     sockets, nginx on a free 127.0.0.1 port), waits until every vassal
+#     accepts and is subscribed (writing S to the FIFO of a vassal that
+#     accepts but never subscribed: FACTS.md 17);
+#  2. measures the floor by hand, under the same ab load: touches one vassal
+#     (mtime = max(now, last_mod + 1), on the link) and polls both stats
+#     sockets as fast as possible until it accepts again and its node is back
+#     (SOLO times, a different vassal each time): T_solo. The floor of a
+#     rollout is T_solo x waves, waves = ceil(N / (N - K)) (at most N - K
+#     vassals in flight keeps K live);
+#  3. RUNS times: starts `ab -c CONCURRENCY` on nginx, runs
+#     `/usr/bin/time -f '%e %U %S %M' uwsgi-reload ... --json`, stops ab, and
+#     prints wall, floor, wall/floor, the tool's CPU (user+sys) and peak RSS,
+#     its stats reads, and ab's failed and non-2xx responses;
+#  4. from the tool's JSON events: per-vassal phases (drain, touched ->
+#     reload_seen, -> accepting, -> subscribed) and the tool's own share: the
+#     gap between a `subscribed` and the start (drain_started or touched) of
+#     the vassal it lets go, and touched -> reload_seen (should be under one
+#     check interval, 100 ms).
+# A table of every run is printed at the end. Everything started is stopped
+# on exit (trap). Loopback and unix sockets only. Exit status 1 if a request
+# failed or a rollout did not exit 0.
+set -euo pipefail
+
+NS=${NS:-"4 8 16 32"}
+RUNS=${RUNS:-3}
+K=${K:-1}
+DRAIN=${DRAIN:-on}
+SOLO=${SOLO:-3}
+REQUEST_PATH=${REQUEST_PATH:-/?sleep=0.01}
+CONCURRENCY=${CONCURRENCY:-10}
+KEY=${KEY:-bench.example}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+STACK_SRC=$REPO/examples/stack
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---- packages ----
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+missing=()
+for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils time python3; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    SUDO=
+    [[ $(id -u) -eq 0 ]] || SUDO=sudo
+    log "installing ${missing[*]}"
+    $SUDO apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
+[[ -x /usr/bin/time ]] || { log "/usr/bin/time is missing (apt-get install time)"; exit 1; }
+
+# ---- the binary ----
+log "building the release binary"
+(cd "$REPO" && cargo build --release)
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$REPO/$TARGET_DIR
+BIN=$TARGET_DIR/release/uwsgi-reload
+[[ -x $BIN ]] || { log "no $BIN"; exit 1; }
+
+ROOT=$(mktemp -d /tmp/uwsgi-reload-bench.XXXXXX)
+chmod 755 "$ROOT"
+RESULTS=$ROOT/results.tsv
+EMPEROR_PID=
+NGINX_PID=
+AB_PID=
+
+stop_ab() {
+    if [[ -n $AB_PID ]]; then
+        kill -INT "$AB_PID" 2>/dev/null || true
+        wait "$AB_PID" 2>/dev/null || true
+        AB_PID=
+    fi
+}
+stop_stack() {
+    stop_ab
+    if [[ -n $NGINX_PID ]]; then
+        kill -QUIT "$NGINX_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=
+    fi
+    if [[ -n $EMPEROR_PID ]]; then
+        # SIGINT: the Emperor stops every vassal, then exits (a few seconds)
+        kill -INT "$EMPEROR_PID" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$EMPEROR_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$EMPEROR_PID" 2>/dev/null || true
+        wait "$EMPEROR_PID" 2>/dev/null || true
+        EMPEROR_PID=
+    fi
+}
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    stop_stack
+    if [[ ${KEEP_DIR:-0} == 1 ]]; then
+        log "kept $ROOT"
+    else
+        rm -rf "$ROOT"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# a free port on the loopback interface
+free_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    return 1
+}
+
+# ---- the helper: stats polling, the hand-timed floor, the analysis ----
+LIB=$ROOT/benchlib.py
+cat >"$LIB" <<'PY'
+import json, math, os, re, socket, statistics, sys, time
+
+def read_stats(path, timeout=5.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        s.close()
+    raw = b"".join(chunks).decode()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return json.loads(re.sub(r",\s*]", "]", raw))  # FACTS.md 13
+
+def snapshot(d):
+    """(emperor vassals by stem, fastrouter nodes by stem), or None on a failed read."""
+    try:
+        emp = read_stats(os.path.join(d, "emperor-stats.sock"))
+        fr = read_stats(os.path.join(d, "fastrouter-stats.sock"))
+    except (OSError, ValueError):
+        return None
+    vassals = {v["id"][:-4] if v["id"].endswith(".ini") else v["id"]: v for v in emp.get("vassals", [])}
+    nodes = {}
+    for sub in fr.get("subscriptions", []):
+        for n in sub.get("nodes", []):
+            stem = os.path.basename(n["name"])
+            stem = stem[:-5] if stem.endswith(".sock") else stem
+            nodes[stem] = n
+    return vassals, nodes
+
+def write_s(d, name):
+    """FACTS.md 17: unblock subscriptions of a vassal whose accepting hook missed its FIFO."""
+    try:
+        fd = os.open(os.path.join(d, name + ".fifo"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        print("  %s: cannot open its FIFO: %s" % (name, e), file=sys.stderr)
+        return
+    try:
+        os.write(fd, b"S")
+    finally:
+        os.close(fd)
+
+def subscriptions_unblocked(d, name):
+    """From the vassal log: did the current generation re-enable its subscriptions?"""
+    state = False
+    try:
+        with open(os.path.join(d, "logs", name + ".log"), errors="replace") as f:
+            for line in f:
+                if "*** Starting uWSGI" in line or "subscriptions blocked" in line:
+                    state = False
+                elif "subscriptions re-enabled" in line:
+                    state = True
+    except OSError:
+        pass
+    return state
+
+def live(vassals, nodes, name):
+    v, n = vassals.get(name), nodes.get(name)
+    return bool(v and v["accepting"] == 1 and not v["cursed"] and n and n["death_mark"] == 0)
+
+def cmd_wait(d, n, timeout):
+    names = ["app_%02d" % i for i in range(1, n + 1)]
+    deadline = time.monotonic() + timeout
+    since = {}
+    while True:
+        snap = snapshot(d)
+        if snap:
+            vassals, nodes = snap
+            missing = [x for x in names if not live(vassals, nodes, x)]
+            if not missing:
+                return 0
+            now = time.monotonic()
+            for x in missing:
+                v, node = vassals.get(x), nodes.get(x)
+                if v and v["accepting"] == 1 and (node is None or node["death_mark"]):
+                    since.setdefault(x, now)
+                    if now - since[x] >= 4 and not subscriptions_unblocked(d, x):
+                        print("[bench] %s accepts but never subscribed (FACTS.md 17): writing S to its FIFO" % x,
+                              file=sys.stderr)
+                        write_s(d, x)
+                        since[x] = now + 12  # the next announce can take subscribe-freq (10 s)
+                else:
+                    since.pop(x, None)
+        if time.monotonic() > deadline:
+            print("[bench] timed out waiting for: %s" % " ".join(missing if snap else names), file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+
+def cmd_solo(d, name):
+    """Touch one vassal by hand, poll both stats sockets as fast as possible until it
+    accepts again and its node is back. Prints one JSON line."""
+    snap = snapshot(d)
+    v0 = snap[0][name]
+    link = os.path.join(d, "vassals", name + ".ini")
+    mtime = max(int(time.time()), v0["last_mod"] + 1)
+    t0 = time.monotonic()
+    os.utime(link, (mtime, mtime), follow_symlinks=False)
+    seen = unsub = acc = None
+    prev = t0
+    polls = 0
+    repaired = False
+    while True:
+        snap = snapshot(d)
+        now = time.monotonic()
+        polls += 1
+        if snap:
+            vassals, nodes = snap
+            v, n = vassals.get(name), nodes.get(name)
+            if seen is None and v and v["last_mod"] != v0["last_mod"]:
+                seen = now
+            if seen is not None and unsub is None and (n is None or n["death_mark"]):
+                unsub = now
+            if seen is not None and acc is None and v and v["accepting"] == 1:
+                acc = now
+            if acc is not None and unsub is not None and n is not None and n["death_mark"] == 0:
+                break
+            if acc is not None and not repaired and now - acc > 5 and not subscriptions_unblocked(d, name):
+                write_s(d, name)
+                repaired = True
+        if now - t0 > 90:
+            print(json.dumps({"name": name, "timeout": True}))
+            return 1
+        prev = now
+        time.sleep(0.002)
+    ms = lambda t: round((t - t0) * 1000, 1) if t is not None else None
+    print(json.dumps({"name": name, "ms": ms(now), "lo_ms": ms(prev), "seen_ms": ms(seen),
+                      "unsub_ms": ms(unsub), "accepting_ms": ms(acc), "polls": polls,
+                      "repaired": repaired}))
+    return 0
+
+def ab_field(text, key):
+    m = re.search(r"^%s:\s*(\d+)" % re.escape(key), text, re.M)
+    return int(m.group(1)) if m else 0
+
+def cmd_analyze(a):
+    events = []
+    with open(a["events"]) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    pass
+    summary = next((e for e in events if e.get("event") == "summary"), {})
+    wall, user, sys_, rss = open(a["time"]).read().split()[-4:]
+    wall, user, sys_, rss = float(wall), float(user), float(sys_), int(rss)
+    abtxt = open(a["ab"], errors="replace").read()
+    n, k = int(a["n"]), int(a["k"])
+    waves = math.ceil(n / max(1, n - k))
+    floor = float(a["solo_ms"]) / 1000 * waves
+    per = {}  # vassal -> {event: first at_ms}
+    order = []
+    for e in events:
+        v = e.get("vassal")
+        if not isinstance(v, str) or "at_ms" not in e:
+            continue
+        d = per.setdefault(v, {})
+        d.setdefault(e["event"], e["at_ms"])
+    def ph(v, a_, b_):
+        d = per[v]
+        return d[b_] - d[a_] if a_ in d and b_ in d else None
+    reload_ms = [x for x in (ph(v, "touched", "subscribed") for v in per) if x is not None]
+    seen_ms = [x for x in (ph(v, "touched", "reload_seen") for v in per) if x is not None]
+    drain_ms = [x for x in (ph(v, "drain_started", "drained") for v in per) if x is not None]
+    drained_touch = [x for x in (ph(v, "drained", "touched") for v in per) if x is not None]
+    to_acc = [x for x in (ph(v, "reload_seen", "accepting") for v in per) if x is not None]
+    acc_sub = [x for x in (ph(v, "accepting", "subscribed") for v in per) if x is not None]
+    starts = sorted((min(d[x] for x in ("drain_started", "touched") if x in d), v)
+                    for v, d in per.items() if "touched" in d or "drain_started" in d)
+    subs = sorted(d["subscribed"] for d in per.values() if "subscribed" in d)
+    gaps = []
+    for t, v in starts:
+        before = [s for s in subs if s <= t]
+        if before:
+            gaps.append(t - before[-1])
+    first_start = starts[0][0] if starts else None
+    last_sub = subs[-1] if subs else None
+    floor_json = (min(reload_ms) / 1000 * waves) if reload_ms else None
+    row = {
+        "n": n, "k": k, "run": a["run"], "drain": a["drain"], "wall": wall,
+        "floor": floor, "ratio": wall / floor if floor else None,
+        "floor_json": floor_json,
+        "cpu": user + sys_, "cpu_pct": 100 * (user + sys_) / wall if wall else None, "rss_kb": rss,
+        "stats_reads": summary.get("stats_reads"),
+        "requests": ab_field(abtxt, "Complete requests"), "failed": ab_field(abtxt, "Failed requests"),
+        "non2xx": ab_field(abtxt, "Non-2xx responses"), "exit": summary.get("exit_code", a.get("rc")),
+        "reloaded": len(summary.get("reloaded", [])) if isinstance(summary.get("reloaded"), list) else summary.get("reloaded"),
+        "elapsed_ms": summary.get("elapsed_ms"),
+        "first_start_ms": first_start, "last_subscribed_ms": last_sub,
+        "gap_ms": gaps, "seen_ms": seen_ms, "reload_ms": reload_ms, "drain_ms": drain_ms,
+        "drained_touch_ms": drained_touch, "seen_acc_ms": to_acc, "acc_sub_ms": acc_sub,
+        "waves": waves, "solo_ms": float(a["solo_ms"]),
+        "canary": any(e.get("event") == "canary_passed" for e in events),
+    }
+    with open(a["out"], "a") as f:
+        f.write(json.dumps(row) + "\n")
+    st = lambda xs: ("%d..%d (median %d)" % (min(xs), max(xs), statistics.median(xs))) if xs else "-"
+    print("  N=%d run %s drain %s: wall %.2f s, floor %.2f s (%d waves x %.0f ms), wall/floor %.2f; "
+          "tool cpu %.2f s (%.2f%%), rss %d KiB, stats reads %s; requests %d, failed %d, non-2xx %d; exit %s"
+          % (n, a["run"], a["drain"], wall, floor, waves, float(a["solo_ms"]), row["ratio"] or 0,
+             row["cpu"], row["cpu_pct"] or 0, rss, row["stats_reads"], row["requests"], row["failed"],
+             row["non2xx"], row["exit"]))
+    print("    start -> first drain/touch %s ms; last subscribed %s ms; summary at %s ms"
+          % (first_start, last_sub, summary.get("elapsed_ms")))
+    print("    per vassal: drain %s | drained->touched %s | touched->reload_seen %s | reload_seen->accepting %s"
+          " | accepting->subscribed %s | touched->subscribed %s"
+          % (st(drain_ms), st(drained_touch), st(seen_ms), st(to_acc), st(acc_sub), st(reload_ms)))
+    print("    tool's share: subscribed -> next start %s ms; touched -> reload_seen max %s ms (check interval 100)"
+          % (gaps, max(seen_ms) if seen_ms else "-"))
+    return 0
+
+def cmd_table(path):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    h = ("N", "K", "run", "drain", "wall s", "floor s", "wall/floor", "floor(json) s", "cpu s", "cpu %",
+         "rss KiB", "reads", "gap ms", "seen max ms", "requests", "failed", "non-2xx", "exit")
+    fmt = "%3s %2s %3s %5s %7s %7s %10s %13s %6s %6s %7s %6s %10s %11s %8s %6s %7s %4s"
+    print(fmt % h)
+    f2 = lambda x, p=2: ("%.*f" % (p, x)) if isinstance(x, (int, float)) else "-"
+    for r in rows:
+        print(fmt % (r["n"], r["k"], r["run"], r["drain"], f2(r["wall"]), f2(r["floor"]), f2(r["ratio"]),
+                     f2(r["floor_json"]), f2(r["cpu"]), f2(r["cpu_pct"]), r["rss_kb"],
+                     r["stats_reads"] if r["stats_reads"] is not None else "-",
+                     "/".join(str(g) for g in r["gap_ms"]) or "-",
+                     max(r["seen_ms"]) if r["seen_ms"] else "-",
+                     r["requests"], r["failed"], r["non2xx"], r["exit"]))
+    bad = [r for r in rows if r["failed"] or r["non2xx"] or r["exit"] != 0]
+    return 1 if bad else 0
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "wait":
+        sys.exit(cmd_wait(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
+    if cmd == "solo":
+        sys.exit(cmd_solo(sys.argv[2], sys.argv[3]))
+    if cmd == "analyze":
+        sys.exit(cmd_analyze(dict(x.split("=", 1) for x in sys.argv[2:])))
+    if cmd == "table":
+        sys.exit(cmd_table(sys.argv[2]))
+    sys.exit("unknown command " + cmd)
+PY
+
+start_ab() { # $1: output file
+    set -m
+    ab -l -r -c "$CONCURRENCY" -t 3600 -n 100000000 "http://127.0.0.1:$PORT$REQUEST_PATH" >"$1" 2>&1 &
+    AB_PID=$!
+    set +m
+}
+
+start_stack() { # $1: N
+    local n=$1 f name
+    DIR=$ROOT/n$n
+    PORT=$(free_port)
+    mkdir -p "$DIR/vassals" "$DIR/logs" "$DIR/state" "$DIR/nginx-temp" "$DIR/runs"
+    for f in emperor.ini vassal.ini app.py nginx.conf; do
+        sed -e "s|@STACK_DIR@|$DIR|g" -e "s|@KEY@|$KEY|g" -e "s|@PORT@|$PORT|g" \
+            -e "s|@USER@|$(id -un)|g" "$STACK_SRC/$f" >"$DIR/$f"
+    done
+    for i in $(seq 1 "$n"); do
+        name=$(printf 'app_%02d' "$i")
+        ln -s ../vassal.ini "$DIR/vassals/$name.ini"
+    done
+    set -m # own process groups, so stop_stack can kill them whole
+    uwsgi --ini "$DIR/emperor.ini" >"$DIR/logs/emperor.out" 2>&1 &
+    EMPEROR_PID=$!
+    nginx -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/logs/nginx-error.log" >"$DIR/logs/nginx.out" 2>&1 &
+    NGINX_PID=$!
+    set +m
+    log "N=$n: stack in $DIR (emperor $EMPEROR_PID, nginx $NGINX_PID on 127.0.0.1:$PORT)"
+    python3 "$LIB" wait "$DIR" "$n" 180
+}
+
+# ---- the machine ----
+MACHINE="$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
+log "machine: $MACHINE"
+log "uwsgi $(uwsgi --version), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $("$BIN" --version)"
+log "NS='$NS' RUNS=$RUNS K=$K DRAIN='$DRAIN' SOLO=$SOLO ab -c $CONCURRENCY $REQUEST_PATH"
+: >"$RESULTS"
+OVERALL_START=$SECONDS
+
+for N in $NS; do
+    if ((N <= K)); then
+        log "N=$N: skipped (needs N > K=$K)"
+        continue
+    fi
+    start_stack "$N"
+    log "N=$N: all vassals accept and are subscribed"
+
+    # ---- the floor: single reloads timed by hand, under load ----
+    start_ab "$DIR/runs/ab-solo.out"
+    sleep 1
+    solo=()
+    for i in $(seq 1 "$SOLO"); do
+        name=$(printf 'app_%02d' $(((i - 1) % N + 1)))
+        line=$(python3 "$LIB" solo "$DIR" "$name")
+        log "N=$N: by hand: $line"
+        ms=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("ms") or "")' "$line")
+        [[ -n $ms ]] && solo+=("$ms")
+        python3 "$LIB" wait "$DIR" "$N" 60
+        sleep 0.5
+    done
+    stop_ab
+    ((${#solo[@]})) || { log "N=$N: no single reload could be timed"; exit 1; }
+    SOLO_MS=$(printf '%s\n' "${solo[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    log "N=$N: T_solo = median of ${solo[*]} ms = $SOLO_MS ms"
+
+    # ---- the rollouts ----
+    for run in $(seq 1 "$RUNS"); do
+        for mode in $DRAIN; do
+            tag=r$run-$mode
+            python3 "$LIB" wait "$DIR" "$N" 60
+            sleep 1
+            start_ab "$DIR/runs/ab-$tag.out"
+            sleep 1
+            CMD=("$BIN" --emperor-path "$DIR/vassals"
+                --fastrouter-stats-socket "$DIR/fastrouter-stats.sock"
+                --emperor-stats-socket "$DIR/emperor-stats.sock"
+                --minimum-active-vassals "$K" --json)
+            [[ $mode == off ]] && CMD+=(--no-drain)
+            rc=0
+            /usr/bin/time -f '%e %U %S %M' -o "$DIR/runs/time-$tag" "${CMD[@]}" \
+                >"$DIR/runs/events-$tag.jsonl" 2>"$DIR/runs/stderr-$tag" || rc=$?
+            sleep 1
+            stop_ab
+            python3 "$LIB" analyze events="$DIR/runs/events-$tag.jsonl" time="$DIR/runs/time-$tag" \
+                ab="$DIR/runs/ab-$tag.out" n="$N" k="$K" run="$run" drain="$mode" rc="$rc" \
+                solo_ms="$SOLO_MS" out="$RESULTS"
+            if ((rc != 0)); then
+                log "N=$N run $run: uwsgi-reload exited $rc; its stderr:"
+                tail -n 20 "$DIR/runs/stderr-$tag" >&2
+            fi
+        done
+    done
+    stop_stack
+done
+
+echo
+echo "machine: $MACHINE"
+echo "command: NS='$NS' RUNS=$RUNS K=$K DRAIN='$DRAIN' SOLO=$SOLO bash examples/bench.sh" \
+    "(ab -l -r -c $CONCURRENCY $REQUEST_PATH; $((SECONDS - OVERALL_START)) s)"
+echo "floor = T_solo x ceil(N / (N - K)); T_solo = median single reload (touch -> accepting and node back)" \
+    "timed by hand on the same stack under the same load; floor(json) = same with the fastest" \
+    "touched -> subscribed of the run; gap = subscribed -> start of the vassal it lets go"
+python3 "$LIB" table "$RESULTS"
