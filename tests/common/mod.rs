@@ -1,0 +1,289 @@
+//! End-to-end harness: a real uWSGI Emperor + fastrouter + vassals + nginx per
+//! test (the files of `examples/stack/`), a load generator, a fastrouter stats
+//! sampler, and a runner for the `uwsgi-reload` binary.
+//!
+//! - [`stack`]: starts a stack in its own temporary directory (unix sockets,
+//!   nginx on a free 127.0.0.1 port), waits until every vassal accepts and is
+//!   subscribed (repairing FACTS.md 17 at start), reads the real state, and
+//!   stops everything it started when dropped, also when a test panics.
+//!   Stacks are serialized by a global lock: one stack at a time per process.
+//! - [`load`]: HTTP/1.0 GETs to nginx from N threads; every connection error,
+//!   timeout and non-2xx answer is a failure.
+//! - [`sampler`]: reads the fastrouter stats every ~30 ms, records the lowest
+//!   number of live nodes (`death_mark == 0`) per key and each node's `ref`.
+//! - [`tool`]: runs `uwsgi-reload` and captures its exit status, stderr and
+//!   `--json` events.
+#![allow(dead_code, unused_imports)]
+
+pub mod load;
+pub mod sampler;
+pub mod stack;
+pub mod tool;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+pub use load::{Load, LoadReport, LoadSpec};
+pub use sampler::{SampleReport, Sampler};
+pub use stack::{Fleet, Stack, StackSpec, VassalState};
+pub use tool::{Tool, ToolRun};
+
+/// Everything observed during one rollout under load.
+pub struct Rollout {
+    /// The stack's state before the tool started.
+    pub before: Fleet,
+    /// The stack's state read right after the tool exited.
+    pub after: Fleet,
+    pub run: ToolRun,
+    pub load: LoadReport,
+    pub samples: SampleReport,
+    /// When the tool was started, in ms after the load and the sampler started
+    /// (all three share one clock, so failure times line up with samples).
+    pub tool_started_ms: u128,
+    /// Notes written by the scenario's mid-rollout action, with their times.
+    pub notes: Vec<String>,
+}
+
+/// What a scenario can do while the tool runs.
+pub struct During<'a> {
+    pub stack: &'a Stack,
+    pub tool: &'a mut Tool,
+    pub before: &'a Fleet,
+    pub t0: Instant,
+    pub notes: Vec<String>,
+}
+
+impl During<'_> {
+    /// Records a timestamped note that ends up in the failure report.
+    pub fn note(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        eprintln!("[e2e {:>6} ms] {}", self.t0.elapsed().as_millis(), what);
+        self.notes.push(format!("{:>6} ms  {}", self.t0.elapsed().as_millis(), what));
+    }
+}
+
+impl Stack {
+    /// Starts the sampler and the load, runs the tool with `args` (after the
+    /// three socket/dir arguments), calls `during` while it runs, waits for
+    /// it (at most `tool_timeout`), reads the stack's state at once, lets the
+    /// load run a little longer, and returns everything observed.
+    pub fn rollout<F>(&self, args: &[&str], load: LoadSpec, tool_timeout: Duration, during: F) -> Rollout
+    where
+        F: FnOnce(&mut During<'_>),
+    {
+        let before = self.fleet();
+        let t0 = Instant::now();
+        let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
+        let load = Load::start(self.port, load, t0);
+        // let the load reach steady state before anything changes
+        std::thread::sleep(Duration::from_millis(500));
+        let tool_started_ms = t0.elapsed().as_millis();
+        let mut tool = self.spawn_tool(args);
+        let mut d = During {
+            stack: self,
+            tool: &mut tool,
+            before: &before,
+            t0,
+            notes: Vec::new(),
+        };
+        during(&mut d);
+        let notes = d.notes;
+        let run = tool.wait(tool_timeout);
+        let after = self.fleet();
+        std::thread::sleep(Duration::from_millis(500));
+        let load = load.stop();
+        let samples = sampler.stop();
+        Rollout {
+            before,
+            after,
+            run,
+            load,
+            samples,
+            tool_started_ms,
+            notes,
+        }
+    }
+}
+
+impl Rollout {
+    /// The full story, for assertion messages.
+    pub fn context(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "\n======== rollout report ========");
+        let _ = writeln!(s, "tool started at {} ms (t0 = load/sampler start)", self.tool_started_ms);
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        let _ = writeln!(s, "{}", self.run.describe());
+        let _ = writeln!(s, "{}", self.load.describe());
+        let _ = writeln!(s, "{}", self.samples.describe());
+        let _ = writeln!(s, "fleet before:\n{}", self.before.describe());
+        let _ = writeln!(s, "fleet after:\n{}", self.after.describe());
+        s
+    }
+
+    /// Starts collecting checks; `finish()` panics with every violation and
+    /// the full report.
+    pub fn checks(&self) -> Checks<'_> {
+        Checks {
+            r: self,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// Collects every violated expectation of a rollout, so that one failure
+/// report lists them all.
+pub struct Checks<'a> {
+    pub r: &'a Rollout,
+    pub problems: Vec<String>,
+}
+
+impl Checks<'_> {
+    pub fn fail(&mut self, what: impl Into<String>) {
+        self.problems.push(what.into());
+    }
+
+    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.problems.push(what());
+        }
+    }
+
+    pub fn exit(&mut self, code: i32) {
+        let r = self.r;
+        self.check(r.run.code == Some(code), || {
+            format!(
+                "uwsgi-reload exited with {:?} (signal {:?}, killed by the test {}), expected {code}",
+                r.run.code, r.run.signal, r.run.timed_out
+            )
+        });
+    }
+
+    /// No request failed, and the load really ran.
+    pub fn no_failed_requests(&mut self) {
+        let l = &self.r.load;
+        self.check(l.ok > 0, || "the load generator got no answer at all".into());
+        self.check(l.failures.is_empty(), || {
+            let first = &l.failures[0];
+            format!(
+                "{} of {} requests failed (first at {} ms: {})",
+                l.failures.len(),
+                l.sent,
+                first.at_ms,
+                first.what
+            )
+        });
+    }
+
+    /// The fastrouter never showed fewer than `k` live nodes for `key`.
+    pub fn lowest_live(&mut self, key: &str, k: usize) {
+        let s = &self.r.samples;
+        self.check(s.samples > 10, || format!("the sampler took only {} samples", s.samples));
+        let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
+        self.check(lowest >= k, || {
+            format!(
+                "key {key}: only {lowest} live node(s) at {} ms, K = {k}",
+                s.lowest_live_at.get(key).copied().unwrap_or(0)
+            )
+        });
+    }
+
+    /// Reloaded exactly once, gracefully, and live again.
+    pub fn reloaded_once(&mut self, name: &str) {
+        if let Err(e) = stack::check_reloaded_once(self.r.before.get(name), self.r.after.get(name)) {
+            self.fail(format!("{name}: {e}"));
+        }
+    }
+
+    /// Not touched, and live.
+    pub fn untouched(&mut self, name: &str) {
+        if let Err(e) = stack::check_untouched(self.r.before.get(name), self.r.after.get(name)) {
+            self.fail(format!("{name} should be untouched: {e}"));
+        }
+    }
+
+    /// Each of `names` ended reloaded exactly once or untouched (none
+    /// half-reloaded, none twice). Returns (reloaded, untouched).
+    pub fn each_reloaded_or_untouched(&mut self, names: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut reloaded = Vec::new();
+        let mut untouched = Vec::new();
+        for name in names {
+            let b = self.r.before.get(name);
+            let a = self.r.after.get(name);
+            match (stack::check_reloaded_once(b, a), stack::check_untouched(b, a)) {
+                (Ok(()), _) => reloaded.push(name.clone()),
+                (_, Ok(())) => untouched.push(name.clone()),
+                (Err(r), Err(u)) => self.fail(format!(
+                    "{name} is neither reloaded once ({r}) nor untouched ({u})"
+                )),
+            }
+        }
+        (reloaded, untouched)
+    }
+
+    /// The `--json` summary lists exactly `expected` under `field`.
+    pub fn summary_list(&mut self, field: &str, expected: &[String]) {
+        let mut want: Vec<String> = expected.to_vec();
+        want.sort();
+        match self.r.run.summary_list(field) {
+            None => self.fail(format!("the --json output has no summary event with a `{field}` array")),
+            Some(got) => self.check(got == want, || {
+                format!("--json summary `{field}` is {got:?}, the stack says {want:?}")
+            }),
+        }
+    }
+
+    /// The summary's `lowest_live` is at least `k`.
+    pub fn summary_lowest_live(&mut self, k: usize) {
+        let Some(s) = self.r.run.summary() else {
+            return self.fail("no --json summary event");
+        };
+        let v = s.get("lowest_live");
+        let ok = match v {
+            Some(serde_json::Value::Number(n)) => n.as_u64().is_some_and(|n| n >= k as u64),
+            Some(serde_json::Value::Object(m)) => m.values().all(|x| x.as_u64().is_some_and(|n| n >= k as u64)),
+            _ => false,
+        };
+        self.check(ok, || format!("--json summary lowest_live is {v:?}, K = {k}"));
+    }
+
+    pub fn finish(self) {
+        if !self.problems.is_empty() {
+            let mut msg = String::from("\n");
+            for p in &self.problems {
+                let _ = writeln!(msg, "  * {p}");
+            }
+            panic!("{} problem(s):{msg}{}", self.problems.len(), self.r.context());
+        }
+    }
+}
+
+/// Polls until `cond` returns `Some`, every `every`, at most `timeout`.
+pub fn poll<T>(timeout: Duration, every: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Keeps the last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let mut out = String::new();
+    if start > 0 {
+        let _ = writeln!(out, "[... {start} earlier lines]");
+    }
+    for l in &lines[start..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}

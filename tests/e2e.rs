@@ -1,0 +1,461 @@
+//! End-to-end: `uwsgi-reload` against a real uWSGI Emperor + fastrouter +
+//! vassals + nginx (the stack of `examples/stack/`) under HTTP load.
+//!
+//! Every scenario asserts on the exit code and the stack's real state first
+//! (no failed request, at least K live nodes per key at every sample, every
+//! vassal reloaded exactly once: same master pid, `respawns` + 1, a new
+//! worker pid and app import), and on the `--json` events second.
+//!
+//! Needs uwsgi-core, uwsgi-plugin-python3 and nginx (`bash tests/run.sh`
+//! installs them). Stacks are serialized by a lock in the harness; run with
+//! `--test-threads=1` anyway.
+//!
+//! FACTS.md 16: a request routed to a vassal just before its reload can be
+//! reset. Until the tool drains a node before touching it, the zero-failure
+//! assertions can fail about once in 20 rollouts: that is a bug of the tool,
+//! never noise. No retry, no tolerance here.
+
+mod common;
+
+use std::time::Duration;
+
+use common::stack::vassal_name;
+use common::tool::{event_kind, event_vassal};
+use common::{LoadSpec, Stack, StackSpec};
+use nix::sys::signal::Signal;
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// A full rollout of N vassals with K under default load: exit 0, nothing
+/// lost, K held, every vassal reloaded once.
+fn full_rollout(spec: StackSpec, k: usize, load: LoadSpec, extra: &[&str]) {
+    let stack = Stack::start(spec);
+    let ks = k.to_string();
+    let mut args = vec!["--minimum-active-vassals", ks.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let r = stack.rollout(&args, load, TOOL_TIMEOUT, |_| {});
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, k);
+    for name in &stack.names {
+        c.reloaded_once(name);
+    }
+    // the tool's own account, second
+    c.summary_list("reloaded", &stack.names);
+    c.summary_list("failed", &[]);
+    c.summary_lowest_live(k);
+    c.finish();
+}
+
+// ---- N x K ----
+
+#[test]
+fn e2e_n2_k1() {
+    full_rollout(StackSpec::new(2), 1, LoadSpec::default(), &[]);
+}
+
+#[test]
+fn e2e_n4_k1() {
+    full_rollout(StackSpec::new(4), 1, LoadSpec::default(), &[]);
+}
+
+#[test]
+fn e2e_n4_k2() {
+    full_rollout(StackSpec::new(4), 2, LoadSpec::default(), &[]);
+}
+
+#[test]
+fn e2e_n4_k3() {
+    full_rollout(StackSpec::new(4), 3, LoadSpec::default(), &[]);
+}
+
+#[test]
+fn e2e_n8_k1() {
+    full_rollout(StackSpec::new(8), 1, LoadSpec::default(), &[]);
+}
+
+#[test]
+fn e2e_n8_k2() {
+    full_rollout(StackSpec::new(8), 2, LoadSpec::default(), &[]);
+}
+
+#[test]
+fn e2e_n8_k7() {
+    full_rollout(StackSpec::new(8), 7, LoadSpec::default(), &[]);
+}
+
+// ---- slow app, slow requests ----
+
+/// An app that takes 2 s to import: a vassal is not back before it accepts.
+#[test]
+fn e2e_slow_app_start_2s() {
+    full_rollout(StackSpec::new(4).import_delay(2.0), 2, LoadSpec::default(), &[]);
+}
+
+/// Requests of 300 ms: requests in flight on a vassal when its turn comes
+/// must finish (the drain waits for them; the graceful reload lets them end).
+#[test]
+fn e2e_requests_of_300ms_finish() {
+    let stack = Stack::start(StackSpec::new(4));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json"],
+        LoadSpec::default().path("/?sleep=0.3"),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    for name in &stack.names {
+        c.reloaded_once(name);
+        // the load really had requests in flight on every node
+        let node = stack.node_name(name);
+        let max_ref = r.samples.max_ref.get(&node).copied().unwrap_or(0);
+        c.check(max_ref > 0, || format!("{name}: no request was ever seen in flight on its node"));
+    }
+    c.check(r.load.max_latency >= Duration::from_millis(300), || {
+        "the load never waited 300 ms: the ?sleep parameter did not work".into()
+    });
+    c.summary_list("reloaded", &stack.names);
+    c.summary_list("failed", &[]);
+    c.finish();
+}
+
+// ---- faults ----
+
+/// Writes a config for `name` whose app cannot start (APP_FAIL_IMPORT with
+/// need-app), without the Emperor noticing: the next reload breaks it.
+fn deploy_broken_config(stack: &Stack, name: &str) {
+    let mut ini = stack.vassal_ini();
+    ini.push_str("\n; broken deployment (e2e)\nenv = APP_FAIL_IMPORT=1\n");
+    stack.replace_config_quietly(name, &ini);
+}
+
+/// One vassal's new config fails to start. Default policy (--max-failures 1):
+/// exit 1 naming it, nothing new is touched after the failure, nothing lost,
+/// K held, and every other vassal is either reloaded once or untouched.
+#[test]
+fn e2e_failing_vassal_stops_the_rollout() {
+    let stack = Stack::start(StackSpec::new(4));
+    let bad = vassal_name(2);
+    deploy_broken_config(&stack, &bad);
+    let r = stack.rollout(&["--minimum-active-vassals", "1", "--json"], LoadSpec::default(), TOOL_TIMEOUT, |_| {});
+    let mut c = r.checks();
+    c.exit(1);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    let others: Vec<String> = stack.names.iter().filter(|n| **n != bad).cloned().collect();
+    let (reloaded, untouched) = c.each_reloaded_or_untouched(&others);
+    let b = r.after.get(&bad);
+    c.check(!b.live(), || format!("{bad} (broken config) is live after the rollout"));
+    c.check(r.run.stderr.contains(&bad), || format!("stderr does not name {bad}"));
+    // --json: it failed, and nothing was touched after that
+    c.summary_list("failed", std::slice::from_ref(&bad));
+    c.summary_list("reloaded", &reloaded);
+    let events = r.run.events();
+    let failed_at = events
+        .iter()
+        .position(|e| event_kind(e) == "failed" && event_vassal(e).as_deref() == Some(bad.as_str()));
+    c.check(failed_at.is_some(), || format!("no --json `failed` event for {bad}"));
+    if let Some(i) = failed_at {
+        let late: Vec<String> = events[i..]
+            .iter()
+            .filter(|e| event_kind(e) == "touched")
+            .filter_map(event_vassal)
+            .collect();
+        c.check(late.is_empty(), || format!("touched {late:?} after {bad} failed (default policy)"));
+    }
+    eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
+    c.finish();
+}
+
+/// Same with --keep-going: every other vassal is reloaded, exit 1.
+#[test]
+fn e2e_failing_vassal_keep_going() {
+    let stack = Stack::start(StackSpec::new(4));
+    let bad = vassal_name(2);
+    deploy_broken_config(&stack, &bad);
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json", "--keep-going"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
+    let mut c = r.checks();
+    c.exit(1);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    let others: Vec<String> = stack.names.iter().filter(|n| **n != bad).cloned().collect();
+    for name in &others {
+        c.reloaded_once(name);
+    }
+    c.check(!r.after.get(&bad).live(), || format!("{bad} (broken config) is live"));
+    c.check(r.run.stderr.contains(&bad), || format!("stderr does not name {bad}"));
+    c.summary_list("failed", std::slice::from_ref(&bad));
+    c.summary_list("reloaded", &others);
+    c.finish();
+}
+
+/// Someone else touches an idle vassal's config mid-rollout (the tool has one
+/// vassal in flight, --max-parallel 1). The tool must wait for that reload
+/// instead of sending a second one on top (FACTS.md 4), keep K, lose nothing,
+/// and end with every vassal reloaded.
+#[test]
+fn e2e_config_touched_by_someone_else() {
+    let stack = Stack::start(StackSpec::new(4));
+    let k = 2;
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "2", "--max-parallel", "1", "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+                return d.note("no reload started within 60 s");
+            };
+            let target = d.stack.names.iter().rev().find(|n| !started.contains(n)).unwrap().clone();
+            d.note(format!("reload of {started:?} seen; touching {target} by hand"));
+            d.stack.touch(&target);
+            d.note(format!("{target} touched"));
+        },
+    );
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, k);
+    let target = r.notes.iter().find_map(|n| n.split("touching ").nth(1)).map(|s| s.split(' ').next().unwrap().to_string());
+    c.check(target.is_some(), || "the external touch never happened".into());
+    for name in &stack.names {
+        if Some(name) == target.as_ref() {
+            // reloaded by someone else (maybe again by the tool afterwards, once
+            // complete): never stuck, same master, new app, live
+            let (b, a) = (r.before.get(name), r.after.get(name));
+            c.check(a.pid == b.pid, || format!("{name}: master pid changed {} -> {}", b.pid, a.pid));
+            c.check(a.respawns > b.respawns, || format!("{name}: no reload"));
+            c.check(a.imports.len() + b.respawns as usize == b.imports.len() + a.respawns as usize, || {
+                format!("{name}: {} reload requests but {} app imports: a reload was lost (FACTS.md 4)",
+                    a.respawns - b.respawns, a.imports.len() - b.imports.len())
+            });
+            c.check(a.live(), || format!("{name}: not live after the rollout"));
+        } else {
+            c.reloaded_once(name);
+        }
+    }
+    c.summary_list("failed", &[]);
+    c.finish();
+}
+
+/// A vassal config is added and another removed (drained first, as an
+/// operator scaling down would) mid-rollout. Exit 0, nothing lost, K held,
+/// the remaining original vassals reloaded once, the new one running.
+#[test]
+fn e2e_config_added_and_removed_mid_rollout() {
+    let mut stack = Stack::start(StackSpec::new(5));
+    let (added, removed) = (vassal_name(6), vassal_name(5));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "2", "--max-parallel", "1", "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+                return d.note("no reload started within 60 s");
+            };
+            d.note(format!("reload of {started:?} seen; adding {added}, removing {removed}"));
+            if started.contains(&removed) {
+                d.note(format!("the tool started with {removed}"));
+            }
+            d.stack.add_vassal(&added);
+            let drained = d.stack.remove_vassal_drained(&removed, Duration::from_secs(30));
+            d.note(format!("{added} added; {removed} removed (node drained first: {drained})"));
+        },
+    );
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 2);
+    let remaining: Vec<String> = stack.names.iter().filter(|n| **n != removed).cloned().collect();
+    for name in &remaining {
+        c.reloaded_once(name);
+    }
+    c.summary_list("failed", &[]);
+    c.finish();
+    // the added vassal runs (the tool need not wait for it)
+    if let Err(e) = stack.wait_ready(Duration::from_secs(30)) {
+        panic!("after the rollout: {e}{}", r.context());
+    }
+    let now = stack.fleet();
+    assert!(now.get(&added).live(), "{added} is not live{}", r.context());
+    assert!(!now.get(&removed).in_emperor, "{removed} still runs{}", r.context());
+}
+
+/// SIGINT mid-rollout: nothing new is touched, in-flight reloads finish,
+/// none is left half-reloaded (or drained and never re-subscribed), exit
+/// 130, nothing lost, K held.
+#[test]
+fn e2e_sigint_mid_rollout() {
+    let stack = Stack::start(StackSpec::new(4));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json"],
+        LoadSpec::default().path("/?sleep=0.3"),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+                return d.note("no reload started within 60 s");
+            };
+            d.tool.signal(Signal::SIGINT);
+            d.note(format!("reload of {started:?} seen; SIGINT sent"));
+        },
+    );
+    let mut c = r.checks();
+    c.exit(130);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    let (reloaded, untouched) = c.each_reloaded_or_untouched(&stack.names);
+    c.check(!reloaded.is_empty(), || "no vassal finished its reload".into());
+    eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
+    c.summary_list("reloaded", &reloaded);
+    c.finish();
+}
+
+/// Preconditions: a missing or wrong stats socket is exit 3 with a reason
+/// naming it, and nothing is touched.
+#[test]
+fn e2e_stats_socket_missing_or_wrong() {
+    let stack = Stack::start(StackSpec::new(2));
+    let before = stack.fleet();
+    let missing = stack.dir.join("no-such-emperor-stats.sock").display().to_string();
+    let fr = stack.fastrouter_stats_path().display().to_string();
+    let emp = stack.emperor_stats_path().display().to_string();
+    let vassals = stack.vassals_dir().display().to_string();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "Emperor stats socket missing",
+            vec!["--emperor-path", &vassals, "--fastrouter-stats-socket", &fr, "--emperor-stats-socket", &missing],
+            "no-such-emperor-stats.sock",
+        ),
+        (
+            "fastrouter stats socket missing",
+            vec!["--emperor-path", &vassals, "--fastrouter-stats-socket", &missing, "--emperor-stats-socket", &emp],
+            "no-such-emperor-stats.sock",
+        ),
+        (
+            "the two sockets swapped",
+            vec!["--emperor-path", &vassals, "--fastrouter-stats-socket", &emp, "--emperor-stats-socket", &fr],
+            "",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, args, named) in cases {
+        let mut t = common::Tool::spawn(args.iter().map(|s| s.to_string()).collect());
+        let _ = &mut t;
+        let run = t.wait(Duration::from_secs(60));
+        if run.code != Some(3) {
+            problems.push(format!("{what}: exit {:?}, expected 3\n{}", run.code, run.describe()));
+        }
+        if !named.is_empty() && !run.stderr.contains(named) {
+            problems.push(format!("{what}: stderr does not name {named}\n{}", run.describe()));
+        }
+    }
+    let after = stack.fleet();
+    for name in &stack.names {
+        if let Err(e) = common::stack::check_untouched(before.get(name), after.get(name)) {
+            problems.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\nfleet before:\n{}fleet after:\n{}",
+        problems.join("\n"),
+        before.describe(),
+        after.describe()
+    );
+}
+
+/// A second instance on the same Emperor while one runs: exit 3, "locked",
+/// nothing touched by it; the first one completes.
+#[test]
+fn e2e_second_instance_is_locked_out() {
+    let stack = Stack::start(StackSpec::new(4).import_delay(1.0));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "3", "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+                return d.note("no reload started within 60 s");
+            };
+            d.note(format!("reload of {started:?} seen; starting a second instance"));
+            let second = d.stack.run_tool(&["--minimum-active-vassals", "3"], Duration::from_secs(60));
+            let first_alive = !d.tool.exited();
+            d.note(format!(
+                "second instance: exit {:?}, first still running: {first_alive}, stderr: {}",
+                second.code,
+                second.stderr.trim()
+            ));
+            d.note(format!("SECOND_EXIT={:?}", second.code));
+            d.note(format!("SECOND_LOCKED={}", second.stderr.to_lowercase().contains("lock")));
+        },
+    );
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 3);
+    c.check(r.notes.iter().any(|n| n.ends_with("SECOND_EXIT=Some(3)")), || {
+        "the second instance did not exit 3".into()
+    });
+    c.check(r.notes.iter().any(|n| n.ends_with("SECOND_LOCKED=true")), || {
+        "the second instance's message does not say locked".into()
+    });
+    // exactly one reload each: the second instance touched nothing
+    for name in &stack.names {
+        c.reloaded_once(name);
+    }
+    c.finish();
+}
+
+/// The harness itself, without the tool: one vassal reloaded by hand the
+/// careful way (unsubscribe, wait until its node has no session, touch, wait
+/// until it is back) under load. Proves that the stack, the load generator,
+/// the sampler and the reloaded/untouched checks see a real reload.
+#[test]
+fn e2e_harness_sees_a_manual_drained_reload() {
+    let mut stack = Stack::start(StackSpec::new(3));
+    let before = stack.fleet();
+    let t0 = std::time::Instant::now();
+    let sampler = common::Sampler::start(stack.fastrouter_stats_path(), vec![stack.key.clone()], t0);
+    let load = common::Load::start(stack.port, LoadSpec::default(), t0);
+    std::thread::sleep(Duration::from_millis(500));
+    let name = vassal_name(2);
+    stack.send_subscription(&name, true);
+    let node = stack.node_name(&name);
+    let drained = common::poll(Duration::from_secs(30), Duration::from_millis(20), || {
+        let fr = stack.fastrouter_stats().ok()?;
+        let present = fr.nodes().any(|(_, n)| n.name == node);
+        (!present).then_some(())
+    });
+    assert!(drained.is_some(), "the node of {name} was not dropped after the unsubscribe");
+    stack.touch(&name);
+    let started = stack.wait_reload_started(&before, Duration::from_secs(10));
+    assert_eq!(started, Some(vec![name.clone()]), "the touch of {name} did not start its reload");
+    stack.wait_ready(Duration::from_secs(60)).expect("the stack came back");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = stack.fleet();
+    let load = load.stop();
+    let samples = sampler.stop();
+    let ctx = format!(
+        "\n{}{}before:\n{}after:\n{}",
+        load.describe(),
+        samples.describe(),
+        before.describe(),
+        after.describe()
+    );
+    assert!(load.failures.is_empty() && load.ok > 0, "requests failed{ctx}");
+    assert_eq!(samples.lowest_live.get(&stack.key).copied(), Some(2), "lowest live{ctx}");
+    common::stack::check_reloaded_once(before.get(&name), after.get(&name)).unwrap_or_else(|e| panic!("{e}{ctx}"));
+    for other in stack.names.iter().filter(|n| **n != name) {
+        common::stack::check_untouched(before.get(other), after.get(other)).unwrap_or_else(|e| panic!("{other}: {e}{ctx}"));
+    }
+    // and the checks do catch a vassal that was not reloaded
+    assert!(common::stack::check_reloaded_once(before.get(&vassal_name(1)), after.get(&vassal_name(1))).is_err());
+}
