@@ -89,7 +89,10 @@ fn usage_problems(w: &World, r: &Run, must: &[&str], before: &fakes::MtimeMap) -
     }
     let lines = r.stderr_lines();
     if lines.len() != 1 || !r.stderr.ends_with('\n') || r.stderr.matches('\n').count() != 1 {
-        p.push(format!("expected exactly one line on stderr, got {}", lines.len()));
+        p.push(format!(
+            "expected exactly one line on stderr, got {}",
+            lines.len()
+        ));
     }
     for m in must {
         if !r.stderr.contains(m) {
@@ -179,15 +182,27 @@ fn timeout_not_a_number() {
 #[test]
 fn timeout_negative() {
     let w = world("toneg");
-    expect_usage(&w, &with(&w, &["--timeout", "-5"]), &["--timeout", "-5", "greater than 0"]);
-    expect_usage(&w, &with(&w, &["--timeout=-5"]), &["--timeout", "-5", "greater than 0"]);
+    expect_usage(
+        &w,
+        &with(&w, &["--timeout", "-5"]),
+        &["--timeout", "-5", "greater than 0"],
+    );
+    expect_usage(
+        &w,
+        &with(&w, &["--timeout=-5"]),
+        &["--timeout", "-5", "greater than 0"],
+    );
 }
 
 #[test]
 fn timeout_zero() {
     let w = world("tozero");
     for v in ["0", "0.0", "-0"] {
-        expect_usage(&w, &with(&w, &["--timeout", v]), &["--timeout", "greater than 0"]);
+        expect_usage(
+            &w,
+            &with(&w, &["--timeout", v]),
+            &["--timeout", "greater than 0"],
+        );
     }
 }
 
@@ -277,7 +292,10 @@ fn no_drain_conflicts_with_drain_timeout() {
     );
     expect_usage(
         &w,
-        &with(&w, &["--no-drain", "--subscription-server", "/tmp/sub.sock"]),
+        &with(
+            &w,
+            &["--no-drain", "--subscription-server", "/tmp/sub.sock"],
+        ),
         &["--no-drain", "--subscription-server"],
     );
 }
@@ -285,7 +303,12 @@ fn no_drain_conflicts_with_drain_timeout() {
 #[test]
 fn status_takes_no_rollout_options() {
     let w = world("strol");
-    for extra in [&["--dry-run"][..], &["--keep-going"], &["--canary", "1"], &["--deadline", "9"]] {
+    for extra in [
+        &["--dry-run"][..],
+        &["--keep-going"],
+        &["--canary", "1"],
+        &["--deadline", "9"],
+    ] {
         let mut a = vec!["status".to_string()];
         a.extend(with(&w, extra));
         expect_usage(&w, &a, &["status", extra[0]]);
@@ -296,7 +319,11 @@ fn status_takes_no_rollout_options() {
 fn bad_max_unavailable() {
     let w = world("mu");
     for v in ["0", "0%", "101%", "x", "-1", "%", "50%%", "1.5"] {
-        expect_usage(&w, &with(&w, &["--max-unavailable", v]), &["--max-unavailable", v]);
+        expect_usage(
+            &w,
+            &with(&w, &["--max-unavailable", v]),
+            &["--max-unavailable", v],
+        );
     }
 }
 
@@ -304,7 +331,11 @@ fn bad_max_unavailable() {
 fn node_name_without_placeholder() {
     let w = world("nn");
     for v in ["/run/app.sock", "{stme}.sock", "", "{STEM}"] {
-        expect_usage(&w, &with(&w, &["--node-name", v]), &["--node-name", "{stem}"]);
+        expect_usage(
+            &w,
+            &with(&w, &["--node-name", v]),
+            &["--node-name", "{stem}"],
+        );
     }
 }
 
@@ -314,7 +345,11 @@ fn node_name_without_placeholder() {
 #[ignore = "bug: --node-name accepts an unknown placeholder such as {nmae} when {stem} is also present; the run goes on to read the sockets (and at best stops in preflight with exit 3) instead of exit 2 naming the bad placeholder"]
 fn node_name_with_unknown_placeholder() {
     let w = world("nnunk");
-    for v in ["/run/{stem}/{nmae}.sock", "{stem}.{suffix}", "/run/{stem}.sock{"] {
+    for v in [
+        "/run/{stem}/{nmae}.sock",
+        "{stem}.{suffix}",
+        "/run/{stem}.sock{",
+    ] {
         expect_usage(&w, &with(&w, &["--node-name", v]), &["--node-name", v]);
     }
 }
@@ -328,7 +363,10 @@ fn bad_socket_addresses() {
         &["--emperor-stats-socket"],
     );
     let mut a = without(&w, "--fastrouter-stats-socket");
-    a.extend(["--fastrouter-stats-socket".to_string(), "localhost:99999".to_string()]);
+    a.extend([
+        "--fastrouter-stats-socket".to_string(),
+        "localhost:99999".to_string(),
+    ]);
     expect_usage(&w, &a, &["--fastrouter-stats-socket", "port"]);
 }
 
@@ -357,7 +395,11 @@ fn emperor_path_does_not_exist() {
     let w = world("nodir");
     let p = w.tmp.path.join("no-such-dir");
     let p = p.to_str().unwrap();
-    expect_usage(&w, &replace_path(&w, p), &["--emperor-path", p, "directory"]);
+    expect_usage(
+        &w,
+        &replace_path(&w, p),
+        &["--emperor-path", p, "directory"],
+    );
 }
 
 #[test]
@@ -365,7 +407,11 @@ fn emperor_path_is_a_file() {
     let w = world("file");
     let p = w.dir.join("app_01.ini");
     let p = p.to_str().unwrap();
-    expect_usage(&w, &replace_path(&w, p), &["--emperor-path", p, "directory"]);
+    expect_usage(
+        &w,
+        &replace_path(&w, p),
+        &["--emperor-path", p, "directory"],
+    );
 }
 
 #[test]
@@ -384,7 +430,12 @@ fn emperor_path_unreadable() {
         }
     });
     std::fs::set_permissions(&w.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let p = usage_problems(&w, &r, &["--emperor-path", w.dir_str(), "readable"], &before);
+    let p = usage_problems(
+        &w,
+        &r,
+        &["--emperor-path", w.dir_str(), "readable"],
+        &before,
+    );
     assert!(p.is_empty(), "{}\n{}", p.join("\n"), r.describe());
 }
 
@@ -468,7 +519,11 @@ fn dry_run_directory_without_configs() {
 fn dry_run_only_matching_nothing() {
     let w = world("dronly");
     let _s = served_world(&w);
-    expect_usage(&w, &with(&w, &["--dry-run", "--only", "nomatch*"]), &["--only"]);
+    expect_usage(
+        &w,
+        &with(&w, &["--dry-run", "--only", "nomatch*"]),
+        &["--only"],
+    );
 }
 
 #[test]
@@ -535,7 +590,10 @@ fn help_lists_every_flag() {
             "help does not match the parser: not in help {missing:?}; in help but not accepted {extra:?}\n{}",
             r.describe()
         );
-        assert!(r.stdout.contains("status"), "help does not mention the status command");
+        assert!(
+            r.stdout.contains("status"),
+            "help does not mention the status command"
+        );
         let exits = r.stdout.split("EXIT STATUS").nth(1).unwrap_or("");
         for code in ["0", "1", "2", "3", "130", "143"] {
             assert!(

@@ -132,11 +132,17 @@ pub struct Run {
 
 impl Run {
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 
     pub fn stdout_lines(&self) -> Vec<&str> {
-        self.stdout.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 
     /// A compact description for assertion messages.
@@ -261,8 +267,8 @@ impl FakeSocket {
         script: impl Fn(usize) -> Answer + Send + Sync + 'static,
     ) -> FakeSocket {
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)
-            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        let listener =
+            UnixListener::bind(path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
         let hits = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(Mutex::new(Vec::new()));
@@ -447,9 +453,7 @@ impl World {
             let p = dir.join(f);
             std::fs::write(
                 &p,
-                format!(
-                    "[uwsgi]\nmaster = true\nsocket = /run/fake/%n.sock\nprocesses = 1\n"
-                ),
+                format!("[uwsgi]\nmaster = true\nsocket = /run/fake/%n.sock\nprocesses = 1\n"),
             )
             .expect("write config");
             set_mtime(&p, OLD_MTIME);
