@@ -248,7 +248,12 @@ impl Checks<'_> {
         self.check(ok, || format!("--json summary lowest_live is {v:?}, K = {k}"));
     }
 
+    /// Panics with every problem and the full report; with `E2E_VERBOSE` set
+    /// prints the report even when all is well.
     pub fn finish(self) {
+        if self.problems.is_empty() && std::env::var_os("E2E_VERBOSE").is_some() {
+            eprintln!("{}", self.r.context());
+        }
         if !self.problems.is_empty() {
             let mut msg = String::from("\n");
             for p in &self.problems {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Every test of uwsgi-reload, on a fresh Debian machine with a Rust toolchain:
+#
+#   bash tests/run.sh
+#
+# 1. installs uwsgi-core, uwsgi-plugin-python3, nginx and apache2-utils if
+#    missing (apt-get update first);
+# 2. the unit tests, the table-vs-code check, the exhaustive exploration, the
+#    fuzz corpus and every other integration test except the end-to-end suite
+#    (cargo test --release);
+# 3. tests/musl_check.sh (static musl release build);
+# 4. the end-to-end suite on a real Emperor + fastrouter + vassals + nginx
+#    under load (tests/e2e.rs, one test at a time).
+#
+# Every step runs even if an earlier one failed; the exit status is non-zero
+# if any failed. `.ci/run` calls exactly this script. Extra arguments go to the
+# test binaries of steps 2 and 4 (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '\n[run.sh] %s\n' "$*" >&2; }
+
+# ---- 1. packages ----
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+missing=()
+for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    SUDO=
+    [[ $(id -u) -eq 0 ]] || SUDO=sudo
+    log "installing ${missing[*]}"
+    $SUDO apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
+
+failed=()
+timings=()
+step() {
+    local name=$1
+    shift
+    log "$name: $*"
+    local t0=$SECONDS
+    if "$@"; then
+        timings+=("ok      $((SECONDS - t0))s  $name")
+    else
+        timings+=("FAILED  $((SECONDS - t0))s  $name")
+        failed+=("$name")
+    fi
+}
+
+# ---- 2. everything but the end-to-end suite ----
+targets=(--lib --bins)
+for f in tests/*.rs; do
+    n=$(basename "$f" .rs)
+    [[ $n == e2e* ]] && continue
+    targets+=(--test "$n")
+done
+step "unit and integration tests" cargo test --release "${targets[@]}" -- "$@"
+step "doc tests" cargo test --release --doc
+
+# ---- 3. static musl build ----
+if [[ -f tests/musl_check.sh ]]; then
+    step "musl static build check" bash tests/musl_check.sh
+fi
+
+# ---- 4. end-to-end, one test at a time (each starts its own stack) ----
+for f in tests/e2e*.rs; do
+    [[ -e $f ]] || continue
+    n=$(basename "$f" .rs)
+    step "end-to-end ($n)" cargo test --release --test "$n" -- --test-threads=1 "$@"
+done
+
+log "summary"
+printf '  %s\n' "${timings[@]}" >&2
+if ((${#failed[@]})); then
+    log "FAILED: ${failed[*]}"
+    exit 1
+fi
+log "all passed"
