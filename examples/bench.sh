@@ -5,13 +5,15 @@
 #
 #   bash examples/bench.sh                     # N = 4 8 16 32, 3 runs each, K = 1
 #   NS="8" RUNS=5 bash examples/bench.sh       # other sizes / more runs
-#   DRAIN="on off" bash examples/bench.sh      # also runs with --no-drain
+#   DRAIN=on bash examples/bench.sh            # only the default (draining) mode
 #
 # Environment: NS (vassal counts), RUNS (rollouts per N and drain mode), K
-# (--minimum-active-vassals, default 1), DRAIN ("on", "off" or "on off"),
+# (--minimum-active-vassals, default 1), DRAIN ("on", "off", default both:
+# "off" adds --no-drain),
 # SOLO (hand-timed single reloads per N for the floor, default 3),
 # REQUEST_PATH (default /?sleep=0.01), CONCURRENCY (ab -c, default 10),
-# KEEP_DIR=1 (keep the stack directories and every log).
+# KEEP_DIR=1 (keep the stack directories and every log), TOOL_PREFIX (a
+# command put before uwsgi-reload, e.g. "nice -n -10"; empty by default).
 #
 # What it does, per N:
 #  1. starts the stack of examples/stack/ in a mktemp directory (unix
@@ -32,7 +34,12 @@
 #     reload_seen, -> accepting, -> subscribed) and the tool's own share: the
 #     gap between a `subscribed` and the start (drain_started or touched) of
 #     the vassal it lets go, and touched -> reload_seen (should be under one
-#     check interval, 100 ms).
+#     check interval, 100 ms); and the critical path (the chain of vassals,
+#     each started by the `subscribed` of the one before, that ends with the
+#     last vassal), split into the tool's time (start-up, drains, gaps, exit)
+#     and uWSGI's (touched -> subscribed, as the tool saw it). The tool's
+#     run-queue wait (time runnable but without a CPU, /proc/PID/schedstat)
+#     shows how much CPU contention delayed its observations.
 # A table of every run is printed at the end. Everything started is stopped
 # on exit (trap). Loopback and unix sockets only. Exit status 1 if a request
 # failed or a rollout did not exit 0.
@@ -41,7 +48,8 @@ set -euo pipefail
 NS=${NS:-"4 8 16 32"}
 RUNS=${RUNS:-3}
 K=${K:-1}
-DRAIN=${DRAIN:-on}
+DRAIN=${DRAIN:-on off}
+TOOL_PREFIX=${TOOL_PREFIX:-}
 SOLO=${SOLO:-3}
 REQUEST_PATH=${REQUEST_PATH:-/?sleep=0.01}
 CONCURRENCY=${CONCURRENCY:-10}
@@ -276,6 +284,31 @@ def cmd_solo(d, name):
                       "repaired": repaired}))
     return 0
 
+def cmd_run(a, cmd):
+    """Run cmd under /usr/bin/time; sample the tool's /proc/PID/schedstat (CPU time,
+    time spent runnable but waiting for a CPU, switches) every 20 ms. Exit: the tool's."""
+    import subprocess
+    with open(a["events"], "w") as out, open(a["stderr"], "w") as err:
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", a["time"]] + cmd,
+                             stdout=out, stderr=err)
+        child, last = None, None
+        while p.poll() is None:
+            if child is None:
+                try:
+                    kids = open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()
+                    child = int(kids[0]) if kids else None
+                except (OSError, ValueError):
+                    pass
+            if child is not None:
+                try:
+                    last = [int(x) for x in open("/proc/%d/schedstat" % child).read().split()]
+                except (OSError, ValueError):
+                    pass
+            time.sleep(0.02)
+    with open(a["sched"], "w") as f:
+        json.dump({"run_ms": last[0] / 1e6, "wait_ms": last[1] / 1e6, "switches": last[2]} if last else {}, f)
+    return p.returncode
+
 def ab_field(text, key):
     m = re.search(r"^%s:\s*(\d+)" % re.escape(key), text, re.M)
     return int(m.group(1)) if m else 0
@@ -294,6 +327,10 @@ def cmd_analyze(a):
     wall, user, sys_, rss = open(a["time"]).read().split()[-4:]
     wall, user, sys_, rss = float(wall), float(user), float(sys_), int(rss)
     abtxt = open(a["ab"], errors="replace").read()
+    try:
+        sched = json.load(open(a["sched"]))
+    except (OSError, ValueError, KeyError):
+        sched = {}
     n, k = int(a["n"]), int(a["k"])
     waves = math.ceil(n / max(1, n - k))
     floor = float(a["solo_ms"]) / 1000 * waves
@@ -325,6 +362,40 @@ def cmd_analyze(a):
     first_start = starts[0][0] if starts else None
     last_sub = subs[-1] if subs else None
     floor_json = (min(reload_ms) / 1000 * waves) if reload_ms else None
+    # The critical path: from the last vassal to subscribe, back through the
+    # `subscribed` that let it start, to the first wave. Its segments are the
+    # tool's (lead, drains, drained -> touched, gaps, tail) or uWSGI's
+    # (touched -> subscribed, which includes the tool's detection delay of up
+    # to one check interval).
+    start_of = lambda v: min(per[v][x] for x in ("drain_started", "touched") if x in per[v])
+    done = {v: d["subscribed"] for v, d in per.items() if "subscribed" in d and ("touched" in d or "drain_started" in d)}
+    chain = []
+    v = max(done, key=lambda x: done[x]) if done else None
+    while v is not None and v not in chain:
+        chain.append(v)
+        s0 = start_of(v)
+        enablers = [(t, x) for x, t in done.items() if x != v and t <= s0 and x not in chain]
+        v = max(enablers)[1] if enablers else None
+    chain.reverse()
+    path, crit = [], {"lead": 0, "drain": 0, "touch": 0, "reload": 0, "gap": 0, "tail": 0}
+    for i, v in enumerate(chain):
+        d = per[v]
+        if i == 0:
+            crit["lead"] = start_of(v)
+        else:
+            g = start_of(v) - done[chain[i - 1]]
+            crit["gap"] += g
+            path.append("gap %d" % g)
+        dr = d["drained"] - d["drain_started"] if "drained" in d and "drain_started" in d else 0
+        tt = d["touched"] - d.get("drained", d["touched"]) if "touched" in d else 0
+        rl = d["subscribed"] - d["touched"] if "touched" in d else 0
+        crit["drain"] += dr
+        crit["touch"] += tt
+        crit["reload"] += rl
+        path.append("%s [drain %d, drained->touched %d, touched->subscribed %d]" % (v, dr, tt, rl))
+    if chain and summary.get("elapsed_ms") is not None:
+        crit["tail"] = summary["elapsed_ms"] - done[chain[-1]]
+    crit_tool = crit["lead"] + crit["drain"] + crit["touch"] + crit["gap"] + crit["tail"]
     row = {
         "n": n, "k": k, "run": a["run"], "drain": a["drain"], "wall": wall,
         "floor": floor, "ratio": wall / floor if floor else None,
@@ -340,6 +411,8 @@ def cmd_analyze(a):
         "drained_touch_ms": drained_touch, "seen_acc_ms": to_acc, "acc_sub_ms": acc_sub,
         "waves": waves, "solo_ms": float(a["solo_ms"]),
         "canary": any(e.get("event") == "canary_passed" for e in events),
+        "crit": crit, "crit_tool_ms": crit_tool, "crit_path": path,
+        "rq_wait_ms": sched.get("wait_ms"), "sched_run_ms": sched.get("run_ms"),
     }
     with open(a["out"], "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -349,28 +422,38 @@ def cmd_analyze(a):
           % (n, a["run"], a["drain"], wall, floor, waves, float(a["solo_ms"]), row["ratio"] or 0,
              row["cpu"], row["cpu_pct"] or 0, rss, row["stats_reads"], row["requests"], row["failed"],
              row["non2xx"], row["exit"]))
-    print("    start -> first drain/touch %s ms; last subscribed %s ms; summary at %s ms"
-          % (first_start, last_sub, summary.get("elapsed_ms")))
+    print("    start -> first drain/touch %s ms; last subscribed %s ms; summary at %s ms; "
+          "the tool ran %s ms on a CPU and waited %s ms for one (runnable, /proc/PID/schedstat)"
+          % (first_start, last_sub, summary.get("elapsed_ms"),
+             "%.1f" % sched["run_ms"] if sched else "?", "%.0f" % sched["wait_ms"] if sched else "?"))
     print("    per vassal: drain %s | drained->touched %s | touched->reload_seen %s | reload_seen->accepting %s"
           " | accepting->subscribed %s | touched->subscribed %s"
           % (st(drain_ms), st(drained_touch), st(seen_ms), st(to_acc), st(acc_sub), st(reload_ms)))
     print("    tool's share: subscribed -> next start %s ms; touched -> reload_seen max %s ms (check interval 100)"
           % (gaps, max(seen_ms) if seen_ms else "-"))
+    print("    critical path (ms): lead %d -> %s -> tail %d" % (crit["lead"], " -> ".join(path), crit["tail"]))
+    print("    on it: tool %d ms (lead %d, drains %d, drained->touched %d, gaps %d, tail %d); "
+          "uWSGI as observed %d ms (floor %d ms; the difference is detection at %s-ms ticks and CPU contention)"
+          % (crit_tool, crit["lead"], crit["drain"], crit["touch"], crit["gap"], crit["tail"], crit["reload"],
+             floor * 1000, a.get("interval_ms", "100")))
     return 0
 
 def cmd_table(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     h = ("N", "K", "run", "drain", "wall s", "floor s", "wall/floor", "floor(json) s", "cpu s", "cpu %",
-         "rss KiB", "reads", "gap ms", "seen max ms", "requests", "failed", "non-2xx", "exit")
-    fmt = "%3s %2s %3s %5s %7s %7s %10s %13s %6s %6s %7s %6s %10s %11s %8s %6s %7s %4s"
+         "rss KiB", "reads", "tool on path ms", "gap ms", "seen max ms", "cpu wait ms", "requests", "failed",
+         "non-2xx", "exit")
+    fmt = "%3s %2s %3s %5s %7s %7s %10s %13s %6s %6s %7s %6s %15s %6s %11s %11s %8s %6s %7s %4s"
     print(fmt % h)
     f2 = lambda x, p=2: ("%.*f" % (p, x)) if isinstance(x, (int, float)) else "-"
     for r in rows:
         print(fmt % (r["n"], r["k"], r["run"], r["drain"], f2(r["wall"]), f2(r["floor"]), f2(r["ratio"]),
                      f2(r["floor_json"]), f2(r["cpu"]), f2(r["cpu_pct"]), r["rss_kb"],
                      r["stats_reads"] if r["stats_reads"] is not None else "-",
+                     r["crit_tool_ms"],
                      "/".join(str(g) for g in r["gap_ms"]) or "-",
                      max(r["seen_ms"]) if r["seen_ms"] else "-",
+                     "%.0f" % r["rq_wait_ms"] if r.get("rq_wait_ms") is not None else "-",
                      r["requests"], r["failed"], r["non2xx"], r["exit"]))
     bad = [r for r in rows if r["failed"] or r["non2xx"] or r["exit"] != 0]
     return 1 if bad else 0
@@ -381,6 +464,9 @@ if __name__ == "__main__":
         sys.exit(cmd_wait(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
     if cmd == "solo":
         sys.exit(cmd_solo(sys.argv[2], sys.argv[3]))
+    if cmd == "run":
+        i = sys.argv.index("--")
+        sys.exit(cmd_run(dict(x.split("=", 1) for x in sys.argv[2:i]), sys.argv[i + 1:]))
     if cmd == "analyze":
         sys.exit(cmd_analyze(dict(x.split("=", 1) for x in sys.argv[2:])))
     if cmd == "table":
@@ -460,18 +546,20 @@ for N in $NS; do
             sleep 1
             start_ab "$DIR/runs/ab-$tag.out"
             sleep 1
-            CMD=("$BIN" --emperor-path "$DIR/vassals"
+            # shellcheck disable=SC2206 # TOOL_PREFIX is split on purpose
+            CMD=($TOOL_PREFIX "$BIN" --emperor-path "$DIR/vassals"
                 --fastrouter-stats-socket "$DIR/fastrouter-stats.sock"
                 --emperor-stats-socket "$DIR/emperor-stats.sock"
                 --minimum-active-vassals "$K" --json)
             [[ $mode == off ]] && CMD+=(--no-drain)
             rc=0
-            /usr/bin/time -f '%e %U %S %M' -o "$DIR/runs/time-$tag" "${CMD[@]}" \
-                >"$DIR/runs/events-$tag.jsonl" 2>"$DIR/runs/stderr-$tag" || rc=$?
+            # /usr/bin/time -f '%e %U %S %M' uwsgi-reload ..., its run-queue wait sampled
+            python3 "$LIB" run time="$DIR/runs/time-$tag" events="$DIR/runs/events-$tag.jsonl" \
+                stderr="$DIR/runs/stderr-$tag" sched="$DIR/runs/sched-$tag.json" -- "${CMD[@]}" || rc=$?
             sleep 1
             stop_ab
             python3 "$LIB" analyze events="$DIR/runs/events-$tag.jsonl" time="$DIR/runs/time-$tag" \
-                ab="$DIR/runs/ab-$tag.out" n="$N" k="$K" run="$run" drain="$mode" rc="$rc" \
+                ab="$DIR/runs/ab-$tag.out" sched="$DIR/runs/sched-$tag.json" n="$N" k="$K" run="$run" drain="$mode" rc="$rc" \
                 solo_ms="$SOLO_MS" out="$RESULTS"
             if ((rc != 0)); then
                 log "N=$N run $run: uwsgi-reload exited $rc; its stderr:"
@@ -484,7 +572,7 @@ done
 
 echo
 echo "machine: $MACHINE"
-echo "command: NS='$NS' RUNS=$RUNS K=$K DRAIN='$DRAIN' SOLO=$SOLO bash examples/bench.sh" \
+echo "command: NS='$NS' RUNS=$RUNS K=$K DRAIN='$DRAIN' SOLO=$SOLO TOOL_PREFIX='$TOOL_PREFIX' bash examples/bench.sh" \
     "(ab -l -r -c $CONCURRENCY $REQUEST_PATH; $((SECONDS - OVERALL_START)) s)"
 echo "floor = T_solo x ceil(N / (N - K)); T_solo = median single reload (touch -> accepting and node back)" \
     "timed by hand on the same stack under the same load; floor(json) = same with the fastest" \
