@@ -673,7 +673,15 @@ impl Engine {
             match (before, next) {
                 (Phase::Touched, Phase::Respawned) => {
                     let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                    v.reload_respawns = s.map_or(v.respawns0 + 1, |s| s.respawns);
+                    // Running at the touch: one reload request since then
+                    // is respawns0 + 1. More already seen means a second
+                    // request reached it before we saw the first (someone
+                    // else's touch after the Emperor acted on ours), and
+                    // SecondReload follows on the next pass (FACTS.md 4).
+                    v.reload_respawns = match s {
+                        Some(s) if v.pid0 == 0 => s.respawns,
+                        _ => v.respawns0 + 1,
+                    };
                     if v.pid0 == 0 {
                         // It was not running at the touch: this is its pid now.
                         v.pid0 = s.map_or(0, |s| s.pid);

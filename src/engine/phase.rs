@@ -329,8 +329,9 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Effect)> {
 
         (P::Touched, S::ReloadSeen) => Some((P::Respawned, E::None)),
         (P::Touched, S::TouchFailed) => Some((P::Failed, E::Fail(R::TouchError))),
-        // Not yet reloading: a foreign touch now merges with ours or starts
-        // the one reload; it cannot be a second one.
+        // If the Emperor has not acted on ours yet, theirs merges into the
+        // one reload. If it already had (unseen), `respawns` shows two
+        // requests once the reload is seen, and SecondReload follows.
         (P::Touched, S::ForeignTouch) => None,
         (P::Touched, S::Deadline) => Some((P::Failed, E::Fail(R::NotNoticed))),
         (P::Touched, _) => common((P::Failed, E::Fail(R::ConfigRemoved))),

@@ -1,0 +1,201 @@
+//! Engine bugs found by tests/explore.rs and the fuzzers, each as the
+//! shortest scenario that showed it, driven through the public sans-IO API.
+
+use uwsgi_reload::engine::{
+    Action, ConfigEvent, ConfigFile, Engine, FailReason, Input, NodeMatch, Now, Outcome, Settings,
+    Status,
+};
+use uwsgi_reload::stats::{
+    EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
+};
+
+const MONO0: u64 = 50_000_000;
+const WALL0: i64 = 1_795_637_000;
+const KEY: &str = "app.example.com";
+
+fn now(s: u64) -> Now {
+    Now {
+        mono_ms: MONO0 + s * 1000,
+        wall_s: WALL0 + s as i64,
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("app_{:02}.ini", i + 1)
+}
+
+fn sock(i: usize) -> String {
+    format!("/run/uwsgi/app_{:02}.sock", i + 1)
+}
+
+fn settings(k: usize) -> Settings {
+    Settings {
+        min_live: k,
+        timeout_ms: 8_000,
+        check_interval_ms: 1_000,
+        node_match: NodeMatch::Stem,
+        announce_grace_ms: 2_000,
+        notice_window_ms: 3_000,
+        repair_wait_ms: 3_000,
+        stats_outage_ms: 3_000,
+        ..Settings::default()
+    }
+}
+
+#[derive(Clone)]
+struct V {
+    pid: i64,
+    last_mod: i64,
+    accepting: i64,
+    last_accepting: i64,
+    respawns: i64,
+    last_run: i64,
+}
+
+impl V {
+    fn up(pid: i64) -> V {
+        V {
+            pid,
+            last_mod: WALL0 - 3600,
+            accepting: 1,
+            last_accepting: WALL0 - 3000,
+            respawns: 0,
+            last_run: WALL0 - 3600,
+        }
+    }
+}
+
+fn emperor(vs: &[V]) -> Input {
+    Input::Emperor(EmperorSnapshot {
+        pid: 1,
+        emperor: vec![],
+        vassals: vs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VassalStats {
+                id: name(i),
+                pid: v.pid,
+                last_mod: v.last_mod,
+                ready: 0,
+                accepting: v.accepting,
+                last_accepting: v.last_accepting,
+                respawns: v.respawns,
+                cursed: 0,
+                loyal: 1,
+                born: 0,
+                first_run: 0,
+                last_run: v.last_run,
+            })
+            .collect(),
+        blacklist: vec![],
+    })
+}
+
+/// Nodes of vassals `(index, last_check)`, all under KEY.
+fn fastrouter(nodes: &[(usize, i64)]) -> Input {
+    Input::Fastrouter(FastrouterSnapshot {
+        pid: 2,
+        subscriptions: vec![Subscription {
+            key: KEY.into(),
+            nodes: nodes
+                .iter()
+                .map(|(i, lc)| Node {
+                    name: sock(*i),
+                    last_check: *lc,
+                    ..Node::default()
+                })
+                .collect(),
+        }],
+    })
+}
+
+fn drain(e: &mut Engine) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll_action()).collect()
+}
+
+fn finish(actions: &[Action]) -> Option<&Outcome> {
+    actions.iter().find_map(|a| match a {
+        Action::Finish(o) => Some(o),
+        _ => None,
+    })
+}
+
+fn touches(actions: &[Action]) -> Vec<(String, i64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Touch { vassal, mtime } => Some((vassal.clone(), *mtime)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Someone else touches the config after the Emperor acted on our touch but
+/// before the engine saw it do so: a second reload request reached the
+/// vassal mid-reload (FACTS.md 4), which may wedge it for
+/// worker-reload-mercy while it still accepts and announces once. The
+/// engine took the `respawns` it saw at ReloadSeen (already 2 higher) as the
+/// baseline and reported the vassal reloaded.
+#[test]
+fn second_reload_hidden_behind_the_first_is_caught() {
+    let mtime0 = WALL0 - 3600;
+    let configs = vec![ConfigFile {
+        name: name(0),
+        mtime: mtime0,
+    }];
+    let mut e = Engine::new(settings(0), configs, now(0));
+    drain(&mut e);
+    let mut v = V::up(1000);
+    e.handle(now(0), fastrouter(&[(0, WALL0 - 1)]));
+    e.handle(now(0), emperor(&[v.clone()]));
+    let a = drain(&mut e);
+    assert_eq!(touches(&a), vec![(name(0), WALL0)]);
+    e.handle(
+        now(0),
+        Input::Touched {
+            vassal: name(0),
+            error: None,
+        },
+    );
+    e.handle(
+        now(0),
+        Input::Config(ConfigEvent::Changed {
+            name: name(0),
+            mtime: Some(WALL0),
+        }),
+    );
+    // The Emperor reloads it for our touch (unseen), then for theirs.
+    e.handle(now(0), emperor(&[v.clone()]));
+    e.handle(
+        now(0),
+        Input::Config(ConfigEvent::Changed {
+            name: name(0),
+            mtime: Some(WALL0 + 1),
+        }),
+    );
+    drain(&mut e);
+    let mut all = Vec::new();
+    e.handle_timeout(now(1));
+    all.extend(drain(&mut e));
+    v.last_mod = WALL0 + 1;
+    v.respawns = 2;
+    v.accepting = 0;
+    v.last_run = WALL0;
+    e.handle(now(1), fastrouter(&[]));
+    e.handle(now(1), emperor(&[v.clone()]));
+    all.extend(drain(&mut e));
+    // It accepts and announces once (then, wedged, never again).
+    v.accepting = 1;
+    v.last_accepting = WALL0 + 1;
+    e.handle_timeout(now(2));
+    all.extend(drain(&mut e));
+    e.handle(now(2), fastrouter(&[(0, WALL0 + 1)]));
+    e.handle(now(2), emperor(&[v.clone()]));
+    all.extend(drain(&mut e));
+    let o = finish(&all).expect("finished");
+    assert!(o.reloaded.is_empty(), "reported reloaded: {o:?}");
+    assert_eq!(o.status, Status::Failed);
+    assert_eq!(o.failed.len(), 1);
+    assert_eq!(o.failed[0].1, FailReason::SecondReload, "{o:?}");
+    let _ = StatsSource::Emperor;
+}
