@@ -71,23 +71,14 @@ pub fn waves(
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let configs: Vec<_> = dir
-        .list()?
-        .into_iter()
-        .filter(|c| cfg.selected(&c.name))
-        .collect();
-    if configs.is_empty() {
-        return Err(Error::Usage(format!(
-            "--emperor-path {} has no vassal configs: expected files ending in {:?}",
-            cfg.emperor_path.display(),
-            cfg.suffix
-        )));
-    }
+    let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let mut settings = cfg.settings.clone();
+    let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
+    settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
     settings.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
         .ok()
         .and_then(|p| p.to_str().map(str::to_string));

@@ -123,6 +123,12 @@ impl Reporter {
                 ),
             );
         }
+        if let Status::Precondition(why) = &o.status {
+            // Nothing was touched: one line says why (the JSON summary lists
+            // every vassal as untouched).
+            self.human_line(&format!("uwsgi-reload: nothing was touched: {why}"), true);
+            return;
+        }
         let failed = o.status != Status::Completed;
         if self.quiet && !failed {
             return;

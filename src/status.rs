@@ -1,82 +1,50 @@
 //! `uwsgi-reload status`: one look at every vassal and the live count per
 //! key, without touching anything.
 
-use std::io::Read;
-use std::net::ToSocketAddrs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use crate::cli::{Config, SocketSpec};
-use crate::engine::nodes;
+use crate::engine::{nodes, Input};
 use crate::error::{exit, Error};
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
+use crate::runtime::stats_reader::{read_once, to_input};
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
 
-/// One blocking read of a stats socket, bounded by `timeout`. A one-shot
-/// command has nothing else to wait for, so no event loop is needed.
-pub fn read_blocking(
-    spec: &SocketSpec,
-    source: StatsSource,
-    timeout: Duration,
-) -> Result<Vec<u8>, Error> {
-    let fail = |e: std::io::Error| {
-        Error::Precondition(format!("cannot read the {source} stats socket {spec}: {e}"))
-    };
-    let mut buf = Vec::new();
-    match spec {
-        SocketSpec::Unix(p) => {
-            let s = std::os::unix::net::UnixStream::connect(p).map_err(fail)?;
-            s.set_read_timeout(Some(timeout)).map_err(fail)?;
-            s.take(crate::stats::MAX_STATS_BYTES as u64 + 1)
-                .read_to_end(&mut buf)
-                .map_err(fail)?;
-        }
-        SocketSpec::Tcp(a) => {
-            let addr = a
-                .to_socket_addrs()
-                .map_err(fail)?
-                .next()
-                .ok_or_else(|| fail(std::io::Error::other("no address")))?;
-            let s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(fail)?;
-            s.set_read_timeout(Some(timeout)).map_err(fail)?;
-            s.take(crate::stats::MAX_STATS_BYTES as u64 + 1)
-                .read_to_end(&mut buf)
-                .map_err(fail)?;
-        }
-    }
-    Ok(buf)
-}
-
+/// One look at both stats sockets, for the one-shot commands.
 pub fn snapshots(cfg: &Config) -> Result<(EmperorSnapshot, FastrouterSnapshot), Error> {
     let t = Duration::from_millis(cfg.stats_timeout_ms);
-    let e = read_blocking(&cfg.emperor_stats, StatsSource::Emperor, t)?;
-    let emp = EmperorSnapshot::parse(&e).map_err(|e| {
-        Error::Precondition(format!("emperor stats socket {}: {e}", cfg.emperor_stats))
-    })?;
-    let f = read_blocking(&cfg.fastrouter_stats, StatsSource::Fastrouter, t)?;
-    let fr = FastrouterSnapshot::parse(&f).map_err(|e| {
-        Error::Precondition(format!(
-            "fastrouter stats socket {}: {e}",
-            cfg.fastrouter_stats
-        ))
-    })?;
+    let read = |source, spec: &SocketSpec| match to_input(source, spec, read_once(source, spec, t))
+    {
+        Input::ReadFailed { error, .. } => Err(Error::Precondition(format!(
+            "cannot read the {source} stats socket: {error}"
+        ))),
+        other => Ok(other),
+    };
+    let emp = match read(StatsSource::Emperor, &cfg.emperor_stats)? {
+        Input::Emperor(e) => e,
+        _ => unreachable!("to_input answers an Emperor read with Emperor or ReadFailed"),
+    };
+    let fr = match read(StatsSource::Fastrouter, &cfg.fastrouter_stats)? {
+        Input::Fastrouter(f) => f,
+        _ => unreachable!("to_input answers a fastrouter read with Fastrouter or ReadFailed"),
+    };
     Ok((emp, fr))
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let configs: Vec<_> = dir
-        .list()?
-        .into_iter()
-        .filter(|c| cfg.selected(&c.name))
-        .collect();
+    let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = snapshots(cfg)?;
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let s = &cfg.settings;
+    let mut settings = cfg.settings.clone();
+    let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
+    settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
+    let s = &settings;
     let mut rows = Vec::new();
     for c in &configs {
         let st = emp.vassal(&c.name);

@@ -224,18 +224,12 @@ bad_socket_tests! {
     reload_fastrouter_missing: Reload Fastrouter Missing;
     reload_emperor_silent: Reload Emperor Silent;
     reload_fastrouter_silent: Reload Fastrouter Silent;
-    reload_emperor_garbage: Reload Emperor Garbage,
-        ignore = "bug: in the rollout path a stats document that does not parse is reported as \"cannot read the emperor/fastrouter stats socket: expected uWSGI stats JSON: ...\" without the socket path (driver.rs stats_input drops it; status/--dry-run name it)";
-    reload_fastrouter_garbage: Reload Fastrouter Garbage,
-        ignore = "bug: in the rollout path a stats document that does not parse is reported as \"cannot read the emperor/fastrouter stats socket: expected uWSGI stats JSON: ...\" without the socket path (driver.rs stats_input drops it; status/--dry-run name it)";
-    reload_emperor_truncated: Reload Emperor Truncated,
-        ignore = "bug: in the rollout path a stats document that does not parse is reported as \"cannot read the emperor/fastrouter stats socket: expected uWSGI stats JSON: ...\" without the socket path (driver.rs stats_input drops it; status/--dry-run name it)";
-    reload_fastrouter_truncated: Reload Fastrouter Truncated,
-        ignore = "bug: in the rollout path a stats document that does not parse is reported as \"cannot read the emperor/fastrouter stats socket: expected uWSGI stats JSON: ...\" without the socket path (driver.rs stats_input drops it; status/--dry-run name it)";
-    reload_emperor_wrong_shape: Reload Emperor WrongShape,
-        ignore = "bug: in the rollout path a stats document that does not parse is reported as \"cannot read the emperor/fastrouter stats socket: expected uWSGI stats JSON: ...\" without the socket path (driver.rs stats_input drops it; status/--dry-run name it)";
-    reload_fastrouter_wrong_shape: Reload Fastrouter WrongShape,
-        ignore = "bug: in the rollout path a stats document that does not parse is reported as \"cannot read the emperor/fastrouter stats socket: expected uWSGI stats JSON: ...\" without the socket path (driver.rs stats_input drops it; status/--dry-run name it)";
+    reload_emperor_garbage: Reload Emperor Garbage;
+    reload_fastrouter_garbage: Reload Fastrouter Garbage;
+    reload_emperor_truncated: Reload Emperor Truncated;
+    reload_fastrouter_truncated: Reload Fastrouter Truncated;
+    reload_emperor_wrong_shape: Reload Emperor WrongShape;
+    reload_fastrouter_wrong_shape: Reload Fastrouter WrongShape;
     reload_emperor_stall: Reload Emperor Stall;
     reload_fastrouter_stall: Reload Fastrouter Stall;
     reload_emperor_too_large: Reload Emperor TooLarge;
@@ -245,55 +239,42 @@ bad_socket_tests! {
 
     status_emperor_missing: Status Emperor Missing;
     status_fastrouter_missing: Status Fastrouter Missing;
-    status_emperor_silent: Status Emperor Silent,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
-    status_fastrouter_silent: Status Fastrouter Silent,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
+    status_emperor_silent: Status Emperor Silent;
+    status_fastrouter_silent: Status Fastrouter Silent;
     status_emperor_garbage: Status Emperor Garbage;
     status_fastrouter_garbage: Status Fastrouter Garbage;
     status_emperor_truncated: Status Emperor Truncated;
     status_fastrouter_truncated: Status Fastrouter Truncated;
     status_emperor_wrong_shape: Status Emperor WrongShape;
     status_fastrouter_wrong_shape: Status Fastrouter WrongShape;
-    status_emperor_stall: Status Emperor Stall,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
-    status_fastrouter_stall: Status Fastrouter Stall,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
+    status_emperor_stall: Status Emperor Stall;
+    status_fastrouter_stall: Status Fastrouter Stall;
     status_emperor_too_large: Status Emperor TooLarge;
     status_fastrouter_too_large: Status Fastrouter TooLarge;
-    status_emperor_trickle: Status Emperor Trickle,
-        ignore = "bug: status/--dry-run apply --stats-timeout per read() call (SO_RCVTIMEO), not to the whole read: a peer writing a byte every 200 ms keeps them running indefinitely (killed after 10 s with --stats-timeout 1)";
-    status_emperor_full_backlog: Status Emperor FullBacklog,
-        ignore = "bug: status/--dry-run connect to a unix stats socket with a blocking connect() and no timeout: a listening socket whose backlog is full (a stalled Emperor) hangs them indefinitely (killed after 10 s with --stats-timeout 1)";
+    status_emperor_trickle: Status Emperor Trickle;
+    status_emperor_full_backlog: Status Emperor FullBacklog;
 
     dry_run_emperor_missing: DryRun Emperor Missing;
     dry_run_fastrouter_missing: DryRun Fastrouter Missing;
-    dry_run_emperor_silent: DryRun Emperor Silent,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
-    dry_run_fastrouter_silent: DryRun Fastrouter Silent,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
+    dry_run_emperor_silent: DryRun Emperor Silent;
+    dry_run_fastrouter_silent: DryRun Fastrouter Silent;
     dry_run_emperor_garbage: DryRun Emperor Garbage;
     dry_run_fastrouter_garbage: DryRun Fastrouter Garbage;
     dry_run_emperor_truncated: DryRun Emperor Truncated;
     dry_run_fastrouter_truncated: DryRun Fastrouter Truncated;
     dry_run_emperor_wrong_shape: DryRun Emperor WrongShape;
     dry_run_fastrouter_wrong_shape: DryRun Fastrouter WrongShape;
-    dry_run_emperor_stall: DryRun Emperor Stall,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
-    dry_run_fastrouter_stall: DryRun Fastrouter Stall,
-        ignore = "bug: status/--dry-run report a stats read that timed out as \"Resource temporarily unavailable (os error 11)\"; expected a message saying it gave no complete answer within --stats-timeout (the rollout path says \"did not finish its answer within 1000 ms\")";
+    dry_run_emperor_stall: DryRun Emperor Stall;
+    dry_run_fastrouter_stall: DryRun Fastrouter Stall;
     dry_run_emperor_too_large: DryRun Emperor TooLarge;
     dry_run_fastrouter_too_large: DryRun Fastrouter TooLarge;
-    dry_run_emperor_trickle: DryRun Emperor Trickle,
-        ignore = "bug: status/--dry-run apply --stats-timeout per read() call (SO_RCVTIMEO), not to the whole read: a peer writing a byte every 200 ms keeps them running indefinitely (killed after 10 s with --stats-timeout 1)";
-    dry_run_emperor_full_backlog: DryRun Emperor FullBacklog,
-        ignore = "bug: status/--dry-run connect to a unix stats socket with a blocking connect() and no timeout: a listening socket whose backlog is full (a stalled Emperor) hangs them indefinitely (killed after 10 s with --stats-timeout 1)";
+    dry_run_emperor_trickle: DryRun Emperor Trickle;
+    dry_run_emperor_full_backlog: DryRun Emperor FullBacklog;
 }
 
 /// The product rule is one line per error; a missing socket is the
 /// simplest case of a precondition found by the rollout engine.
 #[test]
-#[ignore = "bug: a precondition found by the engine (socket, JSON, preflight) is printed as one \"not reloaded: <vassal>: <reason>\" line per vassal plus a \"NOT STARTED: ...\" line repeating the reason: N+1 stderr lines instead of one"]
 fn reload_precondition_error_is_one_line() {
     let w = World::new("oneline", 3);
     let _fr = w.serve_fastrouter(false);
@@ -414,7 +395,6 @@ fn dry_run_refuses_an_emperor_watching_another_directory() {
 }
 
 #[test]
-#[ignore = "bug: a precondition found by the engine (socket, JSON, preflight) is printed as one \"not reloaded: <vassal>: <reason>\" line per vassal plus a \"NOT STARTED: ...\" line repeating the reason: N+1 stderr lines instead of one (--dry-run too)"]
 fn dry_run_precondition_error_is_one_line() {
     let w = World::new("dryone", 3);
     let _emp = FakeSocket::fixed(

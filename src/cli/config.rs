@@ -248,6 +248,15 @@ impl Config {
             None => 30_000,
         };
         if let Some(t) = &r.node_name {
+            let unknown = t
+                .replace("{stem}", "")
+                .replace("{name}", "")
+                .contains(['{', '}']);
+            if unknown {
+                return Err(Error::Usage(format!(
+                    "--node-name expects a template whose only placeholders are {{stem}} and {{name}}, got {t:?}"
+                )));
+            }
             if !t.contains("{stem}") && !t.contains("{name}") {
                 return Err(Error::Usage(format!(
                     "--node-name expects a template containing {{stem}} or {{name}}, got {t:?}"

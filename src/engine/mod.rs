@@ -391,11 +391,15 @@ impl Engine {
         let rule = self.s.node_match.clone();
         let mut members: BTreeMap<String, usize> = BTreeMap::new();
         let mut warnings = Vec::new();
+        let mut nodeless = Vec::new();
         for v in &self.vassals {
             let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
             let keys: BTreeSet<&str> = nodes::nodes_of(&rule, &v.name, pid, &fr)
                 .map(|(k, _)| k)
                 .collect();
+            if keys.is_empty() && nodes::emperor_healthy(&emp, &v.name) {
+                nodeless.push(v.name.clone());
+            }
             if keys.is_empty() {
                 warnings.push((
                     Some(v.name.clone()),
@@ -411,6 +415,7 @@ impl Engine {
                 }
             }
         }
+        let mut unowned_fresh = Vec::new();
         for (key, node) in fr.nodes() {
             *members.entry(key.to_string()).or_default() += 1;
             let owned = self.vassals.iter().any(|v| {
@@ -419,6 +424,9 @@ impl Engine {
             });
             if !owned {
                 let fresh = nodes::node_fresh(node, wall, self.s.node_tolerance_s);
+                if fresh {
+                    unowned_fresh.push(node.name.clone());
+                }
                 warnings.push((
                     None,
                     format!(
@@ -428,6 +436,17 @@ impl Engine {
                     ),
                 ));
             }
+        }
+        // An accepting vassal with no node, beside fresh nodes that match no
+        // vassal: most likely its node is one of those and the mapping is
+        // wrong. Treated as down it would be touched without budget, so
+        // several at once could take a key below K: refuse.
+        if !nodeless.is_empty() && !unowned_fresh.is_empty() && !self.s.allow_downtime {
+            return self.finish_precondition(format!(
+                "cannot tell which fastrouter node belongs to {} (fresh nodes matching no vassal: {}); expected node names with the config's stem, or pass --node-name TEMPLATE (or --allow-downtime)",
+                nodeless.join(", "),
+                unowned_fresh.join(", ")
+            ));
         }
         let live = self.live_now();
         let our_keys: BTreeSet<String> = self
@@ -461,7 +480,7 @@ impl Engine {
             if l < eff {
                 if !self.s.allow_downtime {
                     return self.finish_precondition(format!(
-                        "key {key} has {l} live node(s), fewer than --minimum-active-vassals {k}; nothing was touched"
+                        "key {key} has {l} live node(s), fewer than --minimum-active-vassals {k}"
                     ));
                 }
                 eff = l.saturating_sub(1).min(eff);
@@ -630,7 +649,8 @@ impl Engine {
                 continue;
             }
             let pid = emp.vassal(&v.name).map_or(0, |s| s.pid).max(v.pid0);
-            if nodes::nodes_of(&self.s.node_match, &v.name, pid, fr).all(|(_, n)| n.death_mark != 0) {
+            if nodes::nodes_of(&self.s.node_match, &v.name, pid, fr).all(|(_, n)| n.death_mark != 0)
+            {
                 v.node_gone = true;
             }
         }

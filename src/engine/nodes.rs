@@ -28,6 +28,10 @@ pub fn matches(rule: &NodeMatch, config: &str, pid: i64, node: &Node) -> bool {
             node.name.contains('/') && stem(&node.name) == stem(config)
         }
         NodeMatch::Template(t) => node.name == render(t, config),
+        NodeMatch::Names(names) => {
+            names.get(config).is_some_and(|n| *n == node.name)
+                || matches(&NodeMatch::Stem, config, pid, node)
+        }
     }
 }
 

@@ -9,6 +9,10 @@ pub enum NodeMatch {
     /// The node name equals a template with `{name}` (config file name) and
     /// `{stem}` (without its suffix) replaced.
     Template(String),
+    /// The node name each vassal's own config subscribes with (its
+    /// `subscribe2 addr=` or first socket), by config file name; configs not
+    /// in the map, or whose name is not found, fall back to [`NodeMatch::Stem`].
+    Names(std::collections::BTreeMap<String, String>),
 }
 
 /// `--max-unavailable`: how many nodes of a key may be out at once.

@@ -107,3 +107,34 @@ impl EmperorDir {
         by_target.into_iter().filter(|(_, v)| v.len() > 1).collect()
     }
 }
+
+/// The configs a command works on: listed, filtered by `--only`/`--exclude`,
+/// and (with `--touch-target`) refused when links share a target. Every
+/// problem is a usage error (exit 2) naming what was expected.
+pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFile>, Error> {
+    let all = dir.list()?;
+    if all.is_empty() {
+        return Err(Error::Usage(format!(
+            "--emperor-path {} has no vassal configs: expected files ending in {:?} (see --vassal-config-file-suffix)",
+            dir.path.display(),
+            dir.suffix
+        )));
+    }
+    let configs: Vec<ConfigFile> = all.into_iter().filter(|c| cfg.selected(&c.name)).collect();
+    if configs.is_empty() {
+        return Err(Error::Usage(format!(
+            "no vassal config in {} matches --only/--exclude",
+            dir.path.display()
+        )));
+    }
+    if dir.follow {
+        if let Some((target, names)) = dir.shared_targets(&configs).into_iter().next() {
+            return Err(Error::Usage(format!(
+                "--touch-target would touch {} for {} at once (they link to it); expected one link per target, or drop --touch-target and run the Emperor with --emperor-nofollow",
+                target.display(),
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(configs)
+}

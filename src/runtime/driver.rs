@@ -20,14 +20,14 @@ use signal_hook_mio::v1_0::Signals;
 use super::clock::Clock;
 use super::configs::EmperorDir;
 use super::lock::DirLock;
-use super::stats_reader::{ReadResult, StatsReader};
+use super::stats_reader::{to_input, StatsReader};
 use super::watcher::Watcher;
 use super::{dgram, fifo, touch};
 use crate::cli::Config;
-use crate::engine::{Action, ConfigEvent, Engine, Input, Outcome, Status};
+use crate::engine::{Action, ConfigEvent, Engine, Input, NodeMatch, Outcome, Status};
 use crate::error::{exit, Error};
 use crate::report::Reporter;
-use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
+use crate::stats::StatsSource;
 use crate::subscription;
 use crate::vassal_config::{self, VassalConfig};
 
@@ -63,40 +63,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
-    let all = dir.list()?;
-    let any = !all.is_empty();
-    let configs: Vec<_> = all.into_iter().filter(|c| cfg.selected(&c.name)).collect();
-    if any && configs.is_empty() {
-        return Err(Error::Usage(format!(
-            "no vassal config in {} matches --only/--exclude",
-            cfg.emperor_path.display()
-        )));
-    }
-    if configs.is_empty() {
-        return Err(Error::Usage(format!(
-            "--emperor-path {} has no vassal configs: expected files ending in {:?} (see --vassal-config-file-suffix)",
-            cfg.emperor_path.display(),
-            cfg.suffix
-        )));
-    }
-    if cfg.touch_target {
-        if let Some((target, names)) = dir.shared_targets(&configs).into_iter().next() {
-            return Err(Error::Usage(format!(
-                "--touch-target would touch {} for {} at once (they link to it); expected one link per target, or drop --touch-target and run the Emperor with --emperor-nofollow",
-                target.display(),
-                names.join(", ")
-            )));
-        }
-    }
-    let parsed: Vec<(String, Option<VassalConfig>)> = configs
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                vassal_config::load(&dir.path.join(&c.name)).ok(),
-            )
-        })
-        .collect();
+    let configs = super::configs::select(cfg, &dir)?;
+    let parsed = parse_configs(&dir, &configs);
     let mut notes = Vec::new();
     let subscription_server = if cfg.no_drain {
         None
@@ -134,6 +102,41 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
         subscription_server,
         notes,
     })
+}
+
+/// Without `--node-name`, each vassal's node is the exact address its own
+/// config subscribes with (`subscribe2 addr=` or its first socket), with the
+/// uwsgi_reload.py stem rule as the fallback.
+pub fn node_match(given: &NodeMatch, parsed: &[(String, Option<VassalConfig>)]) -> NodeMatch {
+    if *given != NodeMatch::Stem {
+        return given.clone();
+    }
+    let names: std::collections::BTreeMap<String, String> = parsed
+        .iter()
+        .filter_map(|(n, p)| Some((n.clone(), p.as_ref()?.node_name()?)))
+        .collect();
+    if names.is_empty() {
+        NodeMatch::Stem
+    } else {
+        NodeMatch::Names(names)
+    }
+}
+
+/// Each config, parsed where it can be (a config it cannot read is simply
+/// not used for mapping, drain or repair).
+pub fn parse_configs(
+    dir: &EmperorDir,
+    configs: &[crate::engine::ConfigFile],
+) -> Vec<(String, Option<VassalConfig>)> {
+    configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                vassal_config::load(&dir.path.join(&c.name)).ok(),
+            )
+        })
+        .collect()
 }
 
 struct Driver<'a> {
@@ -196,6 +199,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         .subscription_server
         .as_ref()
         .map(|_| cfg.drain_timeout_ms);
+    settings.node_match = node_match(&settings.node_match, &prep.parsed);
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
@@ -261,13 +265,20 @@ impl Driver<'_> {
                     }
                     EMPEROR => {
                         if let Some(r) = self.emperor.on_ready(self.poll.registry()) {
-                            self.inputs.push_back(stats_input(StatsSource::Emperor, r));
+                            self.inputs.push_back(to_input(
+                                StatsSource::Emperor,
+                                &self.emperor.spec,
+                                r,
+                            ));
                         }
                     }
                     FASTROUTER => {
                         if let Some(r) = self.fastrouter.on_ready(self.poll.registry()) {
-                            self.inputs
-                                .push_back(stats_input(StatsSource::Fastrouter, r));
+                            self.inputs.push_back(to_input(
+                                StatsSource::Fastrouter,
+                                &self.fastrouter.spec,
+                                r,
+                            ));
                         }
                     }
                     _ => {}
@@ -276,7 +287,8 @@ impl Driver<'_> {
             let inst = Instant::now();
             for reader in [&mut self.emperor, &mut self.fastrouter] {
                 if let Some(r) = reader.check_deadline(self.poll.registry(), inst) {
-                    self.inputs.push_back(stats_input(reader.source, r));
+                    self.inputs
+                        .push_back(to_input(reader.source, &reader.spec, r));
                 }
             }
             self.feed_inputs();
@@ -319,7 +331,7 @@ impl Driver<'_> {
                     StatsSource::Fastrouter => &mut self.fastrouter,
                 };
                 if let Some(r) = reader.start(self.poll.registry(), Instant::now()) {
-                    self.inputs.push_back(stats_input(src, r));
+                    self.inputs.push_back(to_input(src, &reader.spec, r));
                 }
             }
             Action::Touch { vassal, mtime } => {
@@ -516,16 +528,4 @@ fn signal_exit(sig: i32) -> u8 {
     } else {
         exit::SIGINT
     }
-}
-
-fn stats_input(src: StatsSource, r: ReadResult) -> Input {
-    let parsed = r.and_then(|bytes| match src {
-        StatsSource::Emperor => EmperorSnapshot::parse(&bytes)
-            .map(Input::Emperor)
-            .map_err(|e| e.to_string()),
-        StatsSource::Fastrouter => FastrouterSnapshot::parse(&bytes)
-            .map(Input::Fastrouter)
-            .map_err(|e| e.to_string()),
-    });
-    parsed.unwrap_or_else(|error| Input::ReadFailed { source: src, error })
 }

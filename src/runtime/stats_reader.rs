@@ -154,7 +154,7 @@ impl StatsReader {
         let got = f.buf.len();
         self.close(registry);
         Some(Err(format!(
-            "{} did not finish its answer within {} ms ({got} bytes received)",
+            "{} did not send a complete answer within --stats-timeout {} ms ({got} bytes received)",
             self.spec,
             self.timeout.as_millis()
         )))
@@ -165,4 +165,49 @@ impl StatsReader {
             let _ = registry.deregister(f.stream.source());
         }
     }
+}
+
+/// One read on its own small event loop, for the one-shot commands (`status`,
+/// `--dry-run`): the same non-blocking connect, overall deadline and size cap
+/// as the rollout's reads, so a stuck peer cannot hang them either.
+pub fn read_once(source: StatsSource, spec: &SocketSpec, timeout: Duration) -> ReadResult {
+    let mut poll = mio::Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
+    let mut reader =
+        StatsReader::new(source, spec.clone(), Token(0), timeout).map_err(|e| e.to_string())?;
+    if let Some(r) = reader.start(poll.registry(), Instant::now()) {
+        return r;
+    }
+    let mut events = mio::Events::with_capacity(4);
+    loop {
+        let now = Instant::now();
+        if let Some(r) = reader.check_deadline(poll.registry(), now) {
+            return r;
+        }
+        let wait = reader.deadline().map(|d| d.saturating_duration_since(now));
+        match poll.poll(&mut events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("waiting for {spec}: {e}")),
+        }
+        if !events.is_empty() {
+            if let Some(r) = reader.on_ready(poll.registry()) {
+                return r;
+            }
+        }
+    }
+}
+
+/// A stats answer parsed into the engine's input, or why it is not one;
+/// errors name the socket and what was expected.
+pub fn to_input(source: StatsSource, spec: &SocketSpec, r: ReadResult) -> crate::engine::Input {
+    use crate::engine::Input;
+    use crate::stats::{EmperorSnapshot, FastrouterSnapshot};
+    let parsed = r.and_then(|bytes| {
+        match source {
+            StatsSource::Emperor => EmperorSnapshot::parse(&bytes).map(Input::Emperor),
+            StatsSource::Fastrouter => FastrouterSnapshot::parse(&bytes).map(Input::Fastrouter),
+        }
+        .map_err(|e| format!("{spec}: {e}"))
+    });
+    parsed.unwrap_or_else(|error| Input::ReadFailed { source, error })
 }
