@@ -79,6 +79,14 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let mut settings = cfg.settings.clone();
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
     settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
+    let (server, notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    for n in notes.iter().chain(&crate::runtime::driver::doctor(
+        cfg,
+        &parsed,
+        server.is_some(),
+    )?) {
+        rep.human_line(n, false);
+    }
     settings.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
         .ok()
         .and_then(|p| p.to_str().map(str::to_string));

@@ -31,6 +31,7 @@ pub struct RawArgs {
     pub touch_target: bool,
     pub dry_run: bool,
     pub syslog: bool,
+    pub strict: bool,
     pub only: Vec<String>,
     pub exclude: Vec<String>,
     pub deadline: Option<String>,
@@ -83,6 +84,7 @@ where
             Long("touch-target") => r.touch_target = true,
             Long("dry-run") => r.dry_run = true,
             Long("syslog") => r.syslog = true,
+            Long("strict") => r.strict = true,
             Long("only") => r.only.push(value(&mut p, "--only")?),
             Long("exclude") => r.exclude.push(value(&mut p, "--exclude")?),
             Long("emperor-path") => {

@@ -79,6 +79,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Send event lines to the local syslog too.
     pub syslog: bool,
+    /// Doctor findings are errors (exit 3), not warnings.
+    pub strict: bool,
     /// `--only` globs (any must match) and `--exclude` globs (none may).
     pub only: Vec<String>,
     pub exclude: Vec<String>,
@@ -178,6 +180,7 @@ impl Config {
                 touch_target: false,
                 dry_run: false,
                 syslog: false,
+                strict: false,
                 only: Vec::new(),
                 exclude: Vec::new(),
                 settings: s,
@@ -323,6 +326,7 @@ impl Config {
             touch_target: r.touch_target,
             dry_run: r.dry_run,
             syslog: r.syslog,
+            strict: r.strict,
             only: r.only.clone(),
             exclude: r.exclude.clone(),
             settings: s,

@@ -55,6 +55,8 @@ OPTIONS (beyond uwsgi_reload.py)
     --exclude GLOB             skip configs matching GLOB (repeatable)
     --stats-timeout SECONDS    connect+read bound of one stats read [default: 5]
     --syslog                   send event lines to /dev/log too
+    --strict                   doctor findings on the vassal configs are
+                               errors (exit 3), not warnings
     --dry-run                  preflight and print the plan; touch nothing
 
 SIGNALS

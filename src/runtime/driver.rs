@@ -51,7 +51,7 @@ pub struct Prepared {
     pub lock: DirLock,
     pub watcher: Watcher,
     pub configs: Vec<crate::engine::ConfigFile>,
-    pub parsed: Vec<(String, Option<VassalConfig>)>,
+    pub parsed: Vec<(String, Result<VassalConfig, String>)>,
     pub subscription_server: Option<String>,
     pub notes: Vec<String>,
 }
@@ -65,34 +65,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
     let parsed = parse_configs(&dir, &configs);
-    let mut notes = Vec::new();
-    let subscription_server = if cfg.no_drain {
-        None
-    } else if let Some(s) = &cfg.subscription_server {
-        Some(s.clone())
-    } else {
-        let mut servers: Vec<String> = parsed
-            .iter()
-            .filter_map(|(_, p)| p.as_ref())
-            .flat_map(|p| p.subscriptions.iter().map(|s| s.server.clone()))
-            .collect();
-        servers.sort();
-        servers.dedup();
-        match servers.len() {
-            1 => servers.pop(),
-            0 => {
-                notes.push("drain is off: the vassal configs name no subscription server; pass --subscription-server to unsubscribe each vassal before its touch (or --no-drain to silence this)".to_string());
-                None
-            }
-            _ => {
-                notes.push(format!(
-                    "drain is off: the vassal configs name several subscription servers ({}); pass --subscription-server",
-                    servers.join(", ")
-                ));
-                None
-            }
-        }
-    };
+    let (subscription_server, mut notes) = subscription_server(cfg, &parsed);
+    notes.extend(doctor(cfg, &parsed, subscription_server.is_some())?);
     Ok(Prepared {
         dir,
         lock,
@@ -104,16 +78,80 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     })
 }
 
+/// Where the drain sends its unsubscribes: `--subscription-server`, else the
+/// one server every vassal config names; `None` (drain off) with a note why.
+pub fn subscription_server(
+    cfg: &Config,
+    parsed: &[(String, Result<VassalConfig, String>)],
+) -> (Option<String>, Vec<String>) {
+    let mut notes = Vec::new();
+    let server = if cfg.no_drain {
+        None
+    } else if let Some(s) = &cfg.subscription_server {
+        Some(s.clone())
+    } else {
+        let mut servers: Vec<String> = parsed
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok())
+            .flat_map(|p| p.subscriptions.iter().map(|s| s.server.clone()))
+            .collect();
+        servers.sort();
+        servers.dedup();
+        match servers.len() {
+            1 => servers.pop(),
+            0 => {
+                notes.push("note: drain is off: the vassal configs name no subscription server; pass --subscription-server to unsubscribe each vassal before its touch (or --no-drain to silence this)".to_string());
+                None
+            }
+            _ => {
+                notes.push(format!(
+                    "note: drain is off: the vassal configs name several subscription servers ({}); pass --subscription-server",
+                    servers.join(", ")
+                ));
+                None
+            }
+        }
+    };
+    (server, notes)
+}
+
+/// The doctor's findings as warning lines, or with `--strict` an error.
+pub fn doctor(
+    cfg: &Config,
+    parsed: &[(String, Result<VassalConfig, String>)],
+    drain: bool,
+) -> Result<Vec<String>, Error> {
+    let refs: Vec<(String, Result<&VassalConfig, String>)> = parsed
+        .iter()
+        .map(|(n, p)| (n.clone(), p.as_ref().map_err(Clone::clone)))
+        .collect();
+    let lines: Vec<String> = crate::doctor::check(&refs, drain)
+        .iter()
+        .map(|f| f.render(parsed.len()))
+        .collect();
+    if cfg.strict && !lines.is_empty() {
+        let more = match lines.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more finding(s); run without --strict to see them)"),
+        };
+        return Err(Error::Precondition(format!("--strict: {}{more}", lines[0])));
+    }
+    Ok(lines.into_iter().map(|l| format!("warning: {l}")).collect())
+}
+
 /// Without `--node-name`, each vassal's node is the exact address its own
 /// config subscribes with (`subscribe2 addr=` or its first socket), with the
 /// uwsgi_reload.py stem rule as the fallback.
-pub fn node_match(given: &NodeMatch, parsed: &[(String, Option<VassalConfig>)]) -> NodeMatch {
+pub fn node_match(
+    given: &NodeMatch,
+    parsed: &[(String, Result<VassalConfig, String>)],
+) -> NodeMatch {
     if *given != NodeMatch::Stem {
         return given.clone();
     }
     let names: std::collections::BTreeMap<String, String> = parsed
         .iter()
-        .filter_map(|(n, p)| Some((n.clone(), p.as_ref()?.node_name()?)))
+        .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.node_name()?)))
         .collect();
     if names.is_empty() {
         NodeMatch::Stem
@@ -127,15 +165,10 @@ pub fn node_match(given: &NodeMatch, parsed: &[(String, Option<VassalConfig>)]) 
 pub fn parse_configs(
     dir: &EmperorDir,
     configs: &[crate::engine::ConfigFile],
-) -> Vec<(String, Option<VassalConfig>)> {
+) -> Vec<(String, Result<VassalConfig, String>)> {
     configs
         .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                vassal_config::load(&dir.path.join(&c.name)).ok(),
-            )
-        })
+        .map(|c| (c.name.clone(), vassal_config::load(&dir.path.join(&c.name))))
         .collect()
 }
 
@@ -157,7 +190,7 @@ struct Driver<'a> {
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let prep = prepare(cfg)?;
     for n in &prep.notes {
-        rep.human_line(&format!("note: {n}"), false);
+        rep.human_line(n, false);
     }
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
     let timer = TimerFd::new(
@@ -368,7 +401,7 @@ impl Driver<'_> {
                     .parsed
                     .iter()
                     .find(|(n, _)| *n == vassal)
-                    .and_then(|(_, p)| p.as_ref());
+                    .and_then(|(_, p)| p.as_ref().ok());
                 let result = fifo::find_master_fifo(pid as i32, parsed).and_then(|path| {
                     fifo::write_fifo_command(&path, b'S').map(|()| path.display().to_string())
                 });

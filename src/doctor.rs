@@ -1,0 +1,113 @@
+//! Doctor checks on the vassal configs, before anything is read or touched:
+//! setups that work, but lose requests or hide a broken deploy. Each finding
+//! says what to change. Sans-IO: it looks at parsed configs only.
+
+use std::collections::BTreeMap;
+
+use crate::vassal_config::VassalConfig;
+
+/// One finding; the same message for many vassals is reported once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub vassals: Vec<String>,
+    pub message: String,
+}
+
+/// `parsed`: every selected config with its parse (or why it could not be
+/// read). `drain`: whether the tool will unsubscribe vassals itself.
+pub fn check(parsed: &[(String, Result<&VassalConfig, String>)], drain: bool) -> Vec<Finding> {
+    let mut by_message: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |name: &str, m: String| by_message.entry(m).or_default().push(name.to_string());
+    for (name, cfg) in parsed {
+        let c = match cfg {
+            Ok(c) => *c,
+            Err(e) => {
+                add(name, format!("its config could not be read ({e}); drain, repair and node mapping fall back to defaults"));
+                continue;
+            }
+        };
+        if c.subscriptions.is_empty() {
+            add(name, "subscribes to no fastrouter (no subscribe2/subscribe-to): it can never count as live; add `subscribe2 = server=…,key=…`".into());
+        }
+        if !c.unsubscribe_on_graceful_reload && !drain {
+            add(name, "has no `unsubscribe-on-graceful-reload = true` and drain is off: requests routed to it during its reload wait in its socket backlog, and if the reload fails they fail; add the option (or let uwsgi-reload drain with --subscription-server)".into());
+        }
+        if !c.need_app {
+            add(name, "has no `need-app = true`: a deploy whose app fails to import still starts, accepts and answers 500; add it (or pass --probe PATH)".into());
+        }
+        if c.start_unsubscribed && c.writefifo_hook().is_some() {
+            add(name, "subscribes from `hook-accepting1-once = writefifo:… S`, which can run before the master FIFO exists and leave it accepting but never subscribed (FACTS.md 17); uwsgi-reload repairs that unless --no-repair; the safe form drops `start-unsubscribed` and the hook and keeps `unsubscribe-on-graceful-reload` (without lazy-apps the app is loaded before the first announce)".into());
+        }
+        if !c.includes.is_empty() {
+            add(
+                name,
+                format!(
+                    "includes other files ({}) that are not read: options set there are not seen",
+                    c.includes.join(", ")
+                ),
+            );
+        }
+    }
+    by_message
+        .into_iter()
+        .map(|(message, vassals)| Finding { vassals, message })
+        .collect()
+}
+
+impl Finding {
+    pub fn render(&self, total: usize) -> String {
+        let who = if self.vassals.len() == total && total > 1 {
+            format!("all {total} vassals")
+        } else if self.vassals.len() > 3 {
+            format!(
+                "{}, {} and {} more",
+                self.vassals[0],
+                self.vassals[1],
+                self.vassals.len() - 2
+            )
+        } else {
+            self.vassals.join(", ")
+        };
+        format!("{who}: {}", self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[uwsgi]\nsocket = /r/%n.sock\nsubscribe2 = server=/r/sub.sock,key=k\nunsubscribe-on-graceful-reload = true\nneed-app = true\n";
+
+    #[test]
+    fn a_careful_config_has_no_findings() {
+        let c = VassalConfig::parse(GOOD, "a.ini", "/r/");
+        assert_eq!(check(&[("a.ini".into(), Ok(&c))], false), vec![]);
+    }
+
+    #[test]
+    fn findings_are_grouped_and_say_the_fix() {
+        let bare = VassalConfig::parse(
+            "[uwsgi]\nsocket = /r/%n.sock\nsubscribe2 = server=/r/sub.sock,key=k\n",
+            "a.ini",
+            "/r/",
+        );
+        let bare_b = VassalConfig::parse(
+            "[uwsgi]\nsocket = /r/%n.sock\nsubscribe2 = server=/r/sub.sock,key=k\n",
+            "b.ini",
+            "/r/",
+        );
+        let f = check(
+            &[("a.ini".into(), Ok(&bare)), ("b.ini".into(), Ok(&bare_b))],
+            false,
+        );
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f.iter().all(|x| x.vassals == ["a.ini", "b.ini"]));
+        assert!(f.iter().any(|x| x.message.contains("need-app = true")));
+        assert!(f
+            .iter()
+            .any(|x| x.message.contains("unsubscribe-on-graceful-reload = true")));
+        assert!(f[0].render(2).starts_with("all 2 vassals: "));
+        // With the drain on, the missing unsubscribe is covered by the tool.
+        assert_eq!(check(&[("a.ini".into(), Ok(&bare))], true).len(), 1);
+    }
+}
