@@ -79,6 +79,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let mut settings = cfg.settings.clone();
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
     settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
+    settings.other_mode_mtimes = dir.other_mode_mtimes(&configs);
+    settings.touch_target = cfg.touch_target;
     let (server, notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
     for n in notes.iter().chain(&crate::runtime::driver::doctor(
         cfg,

@@ -249,3 +249,93 @@ fn a_recovered_vassal_still_in_the_blacklist_counts_as_live() {
         "K=1 of 2 live: one at a time"
     );
 }
+
+/// The configs are links and the Emperor's last_mod is the target's mtime:
+/// it follows links, and touching the link would do nothing (FACTS.md 3).
+/// Refused before anything is touched, naming the fix.
+#[test]
+fn an_emperor_that_follows_links_is_refused_before_any_touch() {
+    let t0 = 3_000_000;
+    let link_mtime = t0 - 500;
+    let target_mtime = t0 - 100;
+    let mut s = Settings {
+        min_live: 1,
+        ..Default::default()
+    };
+    s.other_mode_mtimes.insert("a.ini".into(), target_mtime);
+    s.other_mode_mtimes.insert("b.ini".into(), target_mtime);
+    let mut e = Engine::new(
+        s,
+        vec![
+            ConfigFile {
+                name: "a.ini".into(),
+                mtime: link_mtime,
+            },
+            ConfigFile {
+                name: "b.ini".into(),
+                mtime: link_mtime,
+            },
+        ],
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    );
+    drain(&mut e);
+    look(
+        &mut e,
+        Now {
+            mono_ms: 1,
+            wall_s: t0,
+        },
+        emp(vec![
+            vassal("a.ini", 10, target_mtime, 1, t0 - 50, 0),
+            vassal("b.ini", 20, target_mtime, 1, t0 - 50, 0),
+        ]),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert!(touched(&acts).is_empty());
+    assert!(acts.iter().any(|a| matches!(a, Action::Finish(o)
+        if matches!(&o.status, uwsgi_reload::engine::Status::Precondition(p) if p.contains("--emperor-nofollow")))), "{acts:?}");
+
+    // The same links with an Emperor that lstat()s them: last_mod is the
+    // link's own mtime, and the rollout starts.
+    let mut s = Settings {
+        min_live: 1,
+        ..Default::default()
+    };
+    s.other_mode_mtimes.insert("a.ini".into(), target_mtime);
+    s.other_mode_mtimes.insert("b.ini".into(), target_mtime);
+    let mut e = Engine::new(
+        s,
+        vec![
+            ConfigFile {
+                name: "a.ini".into(),
+                mtime: link_mtime,
+            },
+            ConfigFile {
+                name: "b.ini".into(),
+                mtime: link_mtime,
+            },
+        ],
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    );
+    drain(&mut e);
+    look(
+        &mut e,
+        Now {
+            mono_ms: 1,
+            wall_s: t0,
+        },
+        emp(vec![
+            vassal("a.ini", 10, link_mtime, 1, t0 - 50, 0),
+            vassal("b.ini", 20, link_mtime, 1, t0 - 50, 0),
+        ]),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    assert_eq!(touched(&drain(&mut e)).len(), 1);
+}

@@ -387,6 +387,21 @@ impl Engine {
                 unknown.join(", ")
             ));
         }
+        // Links: does the Emperor look at the file we are about to touch?
+        for v in &self.vassals {
+            let (Some(other), Some(st)) =
+                (self.s.other_mode_mtimes.get(&v.name), emp.vassal(&v.name))
+            else {
+                continue;
+            };
+            if st.last_mod == *other && *other != v.known_mtime {
+                return self.finish_precondition(if self.s.touch_target {
+                    format!("{}: the Emperor's last_mod is the link's own mtime, so it runs with --emperor-nofollow and would not notice a touch of the target; drop --touch-target", v.name)
+                } else {
+                    format!("{}: the Emperor's last_mod is the link target's mtime, so it follows symlinks and would not notice a touch of the link; run it with --emperor-nofollow, or pass --touch-target (one link per target)", v.name)
+                });
+            }
+        }
         // Mapping, both ways.
         let rule = self.s.node_match.clone();
         let mut members: BTreeMap<String, usize> = BTreeMap::new();

@@ -1,5 +1,7 @@
 //! The engine's knobs, already validated by the command line layer.
 
+use std::collections::BTreeMap;
+
 /// How an Emperor vassal is matched to its fastrouter node(s).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeMatch {
@@ -78,6 +80,13 @@ pub struct Settings {
     pub min_ready_ms: u64,
     /// Touch nothing new this long after the start.
     pub deadline_ms: Option<u64>,
+    /// For configs that are symlinks: the mtime in the *other* mode (the
+    /// target's when we touch links, the link's own with `--touch-target`).
+    /// An Emperor whose `last_mod` equals it looks at the other file, and
+    /// our touch would go unnoticed (FACTS.md 3).
+    pub other_mode_mtimes: BTreeMap<String, i64>,
+    /// We touch link targets (`--touch-target`), not links.
+    pub touch_target: bool,
 }
 
 impl Default for Settings {
@@ -102,6 +111,8 @@ impl Default for Settings {
             canary: 0,
             min_ready_ms: 0,
             deadline_ms: None,
+            other_mode_mtimes: BTreeMap::new(),
+            touch_target: false,
         }
     }
 }

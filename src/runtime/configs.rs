@@ -95,6 +95,38 @@ impl EmperorDir {
         Ok(out)
     }
 
+    /// For each config that is a symlink, its mtime as the Emperor would see
+    /// it in the mode we do not touch in (see `Settings::other_mode_mtimes`).
+    pub fn other_mode_mtimes(
+        &self,
+        configs: &[ConfigFile],
+    ) -> std::collections::BTreeMap<String, i64> {
+        let mut out = std::collections::BTreeMap::new();
+        for c in configs {
+            let link = fstatat(
+                Some(self.fd.as_raw_fd()),
+                c.name.as_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            let Ok(link) = link else { continue };
+            let kind = SFlag::from_bits_truncate(link.st_mode) & SFlag::S_IFMT;
+            if kind != SFlag::S_IFLNK {
+                continue;
+            }
+            let other = if self.follow {
+                Some(link.st_mtime)
+            } else {
+                fstatat(Some(self.fd.as_raw_fd()), c.name.as_str(), AtFlags::empty())
+                    .ok()
+                    .map(|t| t.st_mtime)
+            };
+            if let Some(m) = other {
+                out.insert(c.name.clone(), m);
+            }
+        }
+        out
+    }
+
     /// With `--touch-target`: configs whose links lead to the same file.
     /// Touching that file would reload all of them at once (FACTS.md 3).
     pub fn shared_targets(&self, configs: &[ConfigFile]) -> Vec<(PathBuf, Vec<String>)> {

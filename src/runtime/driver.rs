@@ -233,6 +233,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         .as_ref()
         .map(|_| cfg.drain_timeout_ms);
     settings.node_match = node_match(&settings.node_match, &prep.parsed);
+    settings.other_mode_mtimes = prep.dir.other_mode_mtimes(&prep.configs);
+    settings.touch_target = cfg.touch_target;
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
