@@ -1,0 +1,280 @@
+//! Exhaustive exploration of interleavings: every order in which a small
+//! simulated Emperor + fastrouter (tests/sim) can answer, notice, reload,
+//! accept and announce, every time jump to the engine's next timeout, and up
+//! to one injected fault per run, explored depth-first with a visited set.
+//!
+//! At every step (tests/sim checks them): K live per key from the world's
+//! ground truth unless a fault took a vassal of that key out on its own; no
+//! vassal touched twice; no second read of one socket in flight; no action
+//! after Finish; no deadlock (not finished and no timeout); no timer that
+//! spins; no panic. At Finish: every vassal reloaded (and really reloaded,
+//! not wedged), failed with a reason, or untouched with a reason (and really
+//! untouched); with no fault, all reloaded. A run that passes its time limit
+//! without Finish fails.
+//!
+//! `cargo test --release --test explore -- --ignored` runs the big one.
+
+mod sim;
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use sim::{Config, FaultKind, Initial, Keys, Move, Sim};
+
+#[derive(Debug, Default)]
+struct Stats {
+    states: usize,
+    finished: usize,
+    cut: usize,
+    max_depth: usize,
+}
+
+/// Depth-first over every move sequence from the start, skipping states
+/// already seen. Panics with the move sequence on the first violation.
+fn explore(cfg: &Config, max_depth: usize) -> Stats {
+    let root = Sim::new(cfg);
+    let mut visited: HashSet<u64> = HashSet::new();
+    visited.insert(root.fingerprint());
+    let mut stats = Stats::default();
+    let mut path: Vec<Move> = Vec::new();
+    let mut stack: Vec<(Sim, usize, Option<Move>)> = vec![(root, 0, None)];
+    while let Some((s, depth, mv)) = stack.pop() {
+        path.truncate(depth.saturating_sub(1));
+        if let Some(mv) = mv {
+            path.push(mv);
+        }
+        stats.states += 1;
+        stats.max_depth = stats.max_depth.max(depth);
+        if std::env::var_os("EXPLORE_TRACE").is_some() && stats.states % 20_000 == 0 {
+            eprintln!(
+                "{} states, depth {depth}, stack {}, path tail {:?}",
+                stats.states,
+                stack.len(),
+                &path[path.len().saturating_sub(12)..]
+            );
+            if stats.states >= 100_000 {
+                panic!("stop")
+            }
+        }
+        if s.finished() {
+            stats.finished += 1;
+            continue;
+        }
+        if depth >= max_depth {
+            stats.cut += 1;
+            continue;
+        }
+        let moves = s.moves();
+        if moves.is_empty() {
+            fail(
+                cfg,
+                &path,
+                None,
+                "nothing can happen and the engine has not finished: deadlock",
+            );
+        }
+        for mv in moves {
+            let mut c = s.clone();
+            let r = catch_unwind(AssertUnwindSafe(|| c.apply(&mv)));
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => fail(cfg, &path, Some(&mv), &why),
+                Err(_) => fail(cfg, &path, Some(&mv), "the engine panicked"),
+            }
+            if visited.insert(c.fingerprint()) {
+                stack.push((c, depth + 1, Some(mv)));
+            }
+        }
+    }
+    stats
+}
+
+/// Replays `path` + `last` with the log on, and panics with it.
+fn fail(cfg: &Config, path: &[Move], last: Option<&Move>, why: &str) -> ! {
+    let mut s = Sim::new(cfg);
+    s.keep_log = true;
+    for mv in path.iter().chain(last) {
+        if catch_unwind(AssertUnwindSafe(|| s.apply(mv))).is_err() {
+            break;
+        }
+    }
+    panic!(
+        "{why}\nconfig: {cfg:?}\nafter {} moves:\n{}\n",
+        path.len() + last.is_some() as usize,
+        s.log.join("\n")
+    );
+}
+
+fn run(label: &str, cfg: Config, max_depth: usize) -> Stats {
+    if let Some(only) = std::env::var_os("EXPLORE_ONLY") {
+        if !label.contains(only.to_str().unwrap_or_default()) {
+            return Stats {
+                finished: 1,
+                ..Stats::default()
+            };
+        }
+    }
+    let t = std::time::Instant::now();
+    let st = explore(&cfg, max_depth);
+    eprintln!("{label}: {:?}", t.elapsed());
+    eprintln!("{label}: {st:?}");
+    assert!(
+        st.finished > 0,
+        "{label}: no run finished within depth {max_depth}"
+    );
+    st
+}
+
+/// The fault-free configurations: every N <= 3 (4 with one key), every K
+/// from 0 to N-1, one or two keys.
+fn base_configs(max_n: usize) -> Vec<(String, Config)> {
+    let mut out = Vec::new();
+    for n in 1..=max_n {
+        for keys in [Keys::One, Keys::Split, Keys::Both] {
+            if n == 1 && keys != Keys::One {
+                continue;
+            }
+            for k in 0..n {
+                out.push((format!("n{n} k{k} {keys:?}"), Config::new(n, k, keys)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn explore_fault_free_up_to_3_vassals() {
+    for (label, cfg) in base_configs(3) {
+        run(&label, cfg, 400);
+    }
+}
+
+#[test]
+fn explore_fault_free_4_vassals_one_key() {
+    for k in 0..4 {
+        run(&format!("n4 k{k} One"), Config::new(4, k, Keys::One), 400);
+    }
+}
+
+#[test]
+fn explore_fault_free_variants() {
+    // Drain on, sessions in flight, no unsubscribe-on-graceful-reload,
+    // another host's node, announce before accept, events between the two
+    // reads of a tick, slower reloads.
+    for (n, k, keys) in [(2, 1, Keys::One), (3, 1, Keys::One), (2, 1, Keys::Both)] {
+        let base = Config::new(n, k, keys);
+        let l = format!("n{n} k{k} {keys:?}");
+        let mut c = base.clone();
+        c.drain = true;
+        run(&format!("{l} drain"), c.clone(), 400);
+        c.busy = true;
+        run(&format!("{l} drain busy"), c, 400);
+        let mut c = base.clone();
+        c.uogr = false;
+        run(&format!("{l} no-uogr"), c.clone(), 400);
+        c.announce_first = true;
+        run(&format!("{l} no-uogr announce-first"), c, 400);
+        let mut c = base.clone();
+        c.foreign_node = true;
+        run(&format!("{l} foreign node"), c, 400);
+        let mut c = base.clone();
+        c.announce_first = true;
+        run(&format!("{l} announce-first"), c, 400);
+        if n <= 2 {
+            let mut c = base.clone();
+            c.events_between_reads = true;
+            c.accept_within_ms = 3_000;
+            run(&format!("{l} between-reads slow-accept"), c, 400);
+        }
+    }
+}
+
+#[test]
+fn explore_fault_free_initially_down() {
+    for initial in [
+        Initial::FirstBlacklisted,
+        Initial::FirstUnsubscribed,
+        Initial::FirstStale,
+    ] {
+        for (n, k, keys) in [
+            (1, 0, Keys::One),
+            (2, 0, Keys::One),
+            (3, 1, Keys::One),
+            (3, 0, Keys::Both),
+        ] {
+            let mut c = Config::new(n, k, keys);
+            c.initial = initial;
+            run(&format!("n{n} k{k} {keys:?} {initial:?}"), c.clone(), 400);
+            c.uogr = false;
+            run(&format!("n{n} k{k} {keys:?} {initial:?} no-uogr"), c, 400);
+        }
+    }
+}
+
+fn with_fault(n: usize, k: usize, keys: Keys, f: FaultKind) -> Config {
+    let mut c = Config::new(n, k, keys);
+    c.faults = vec![f];
+    c.max_faults = 1;
+    c
+}
+
+fn explore_faults(kinds: &[FaultKind]) {
+    for &f in kinds {
+        for (n, k, keys) in [
+            (1, 0, Keys::One),
+            (2, 1, Keys::One),
+            (2, 0, Keys::One),
+            (3, 1, Keys::Both),
+        ] {
+            run(
+                &format!("n{n} k{k} {keys:?} {f:?}"),
+                with_fault(n, k, keys, f),
+                400,
+            );
+        }
+    }
+}
+
+#[test]
+fn explore_one_vassal_fault() {
+    explore_faults(&[
+        FaultKind::Crash,
+        FaultKind::CrashLoop,
+        FaultKind::MissingAnnounce,
+        FaultKind::ForeignTouch,
+        FaultKind::ConfigRemoved,
+    ]);
+}
+
+#[test]
+fn explore_one_driver_fault() {
+    explore_faults(&[
+        FaultKind::ReadFail,
+        FaultKind::InvalidSnapshot,
+        FaultKind::TouchError,
+        FaultKind::Overflow,
+        FaultKind::Stop,
+        FaultKind::FastrouterRestart,
+        FaultKind::SlowRead,
+    ]);
+}
+
+/// Much larger: 4 vassals, every K and key layout, every fault kind, drain
+/// and no-uogr variants, half-second ticks. Minutes in release mode.
+#[test]
+#[ignore]
+fn explore_large() {
+    for (label, mut cfg) in base_configs(4) {
+        cfg.faults = FaultKind::ALL.to_vec();
+        cfg.max_faults = 1;
+        run(&format!("{label} all faults"), cfg.clone(), 600);
+        cfg.drain = true;
+        cfg.busy = true;
+        run(&format!("{label} all faults drain busy"), cfg.clone(), 600);
+        cfg.drain = false;
+        cfg.busy = false;
+        cfg.uogr = false;
+        cfg.tick_ms = 500;
+        run(&format!("{label} all faults no-uogr 500ms"), cfg, 800);
+    }
+}
