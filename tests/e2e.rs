@@ -459,3 +459,167 @@ fn e2e_harness_sees_a_manual_drained_reload() {
     // and the checks do catch a vassal that was not reloaded
     assert!(common::stack::check_reloaded_once(before.get(&vassal_name(1)), after.get(&vassal_name(1))).is_err());
 }
+
+/// Waits for the first `--json` event of `kind` and returns its vassal.
+fn first_event_vassal(d: &mut common::During<'_>, kind: &str) -> Option<String> {
+    let e = d.tool.wait_event(Duration::from_secs(60), |e| event_kind(e) == kind)?;
+    event_vassal(&e)
+}
+
+/// SIGINT while the first vassals are being drained (unsubscribed, waiting
+/// for their 300 ms requests) and none is touched yet: the drained nodes must
+/// be subscribed again before the tool exits 130; nothing lost, K held.
+#[test]
+fn e2e_sigint_while_draining() {
+    let stack = Stack::start(StackSpec::new(4));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json"],
+        LoadSpec::default().path("/?sleep=0.3"),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(v) = first_event_vassal(d, "drain_started") else {
+                return d.note("no drain_started event");
+            };
+            d.tool.signal(Signal::SIGINT);
+            d.note(format!("drain of {v} started; SIGINT sent"));
+        },
+    );
+    let mut c = r.checks();
+    c.exit(130);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    // every vassal untouched (or, if a drain ended before the signal, reloaded
+    // once), and live at exit: no node left unsubscribed
+    let (reloaded, untouched) = c.each_reloaded_or_untouched(&stack.names);
+    eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
+    c.finish();
+}
+
+/// Someone else touches the very vassal the tool is draining. The tool must
+/// follow that reload instead of touching it again (FACTS.md 4): exit 0,
+/// every vassal reloaded exactly once.
+#[test]
+fn e2e_touched_by_someone_else_while_draining() {
+    let stack = Stack::start(StackSpec::new(4));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--max-parallel", "1", "--json"],
+        LoadSpec::default().path("/?sleep=0.3"),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(v) = first_event_vassal(d, "drain_started") else {
+                return d.note("no drain_started event");
+            };
+            d.stack.touch(&v);
+            d.note(format!("drain of {v} started; {v} touched by hand"));
+        },
+    );
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    for name in &stack.names {
+        c.reloaded_once(name);
+    }
+    c.summary_list("failed", &[]);
+    c.finish();
+}
+
+/// Someone else touches a vassal while the tool's reload of it is under
+/// way: a second reload request can wedge it (FACTS.md 4). The tool must say
+/// so: exit 1 naming it; nothing lost meanwhile, K held, the other vassals
+/// reloaded once or untouched.
+#[test]
+fn e2e_touched_by_someone_else_while_reloading() {
+    let stack = Stack::start(StackSpec::new(4));
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "2", "--max-parallel", "1", "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |d| {
+            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+                return d.note("no reload started within 60 s");
+            };
+            let v = started[0].clone();
+            std::thread::sleep(Duration::from_millis(300));
+            d.stack.touch(&v);
+            d.note(format!("reload of {v} seen; touched it again by hand 300 ms later (VICTIM={v})"));
+        },
+    );
+    let victim = r
+        .notes
+        .iter()
+        .find_map(|n| n.split("VICTIM=").nth(1))
+        .map(|s| s.trim_end_matches(')').to_string());
+    let mut c = r.checks();
+    c.exit(1);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 2);
+    match &victim {
+        None => c.fail("the second touch never happened"),
+        Some(v) => {
+            c.check(r.run.stderr.contains(v.as_str()), || format!("stderr does not name {v}"));
+            let others: Vec<String> = stack.names.iter().filter(|n| *n != v).cloned().collect();
+            c.each_reloaded_or_untouched(&others);
+            c.summary_list("failed", std::slice::from_ref(v));
+        }
+    }
+    c.finish();
+}
+
+/// The next generation of one vassal never unblocks its subscriptions (its
+/// accepting hook writes to a wrong path: what FACTS.md 17's race leaves).
+/// The tool repairs it by writing S to its master FIFO: exit 0, all reloaded.
+#[test]
+fn e2e_repairs_a_vassal_that_never_resubscribes() {
+    let stack = Stack::start(StackSpec::new(3));
+    let stuck = vassal_name(2);
+    deploy_hookless_config(&stack, &stuck);
+    let r = stack.rollout(&["--minimum-active-vassals", "1", "--json"], LoadSpec::default(), TOOL_TIMEOUT, |_| {});
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    for name in &stack.names {
+        c.reloaded_once(name);
+    }
+    c.check(r.run.stdout.contains("repair"), || "no repair in the --json events".into());
+    c.finish();
+}
+
+/// The same with --no-repair: the vassal accepts but never subscribes; the
+/// tool gives up on it at --timeout: exit 1 naming it.
+#[test]
+fn e2e_no_repair_reports_a_vassal_that_never_resubscribes() {
+    let stack = Stack::start(StackSpec::new(3));
+    let stuck = vassal_name(2);
+    deploy_hookless_config(&stack, &stuck);
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json", "--no-repair", "--timeout", "20", "--keep-going"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
+    let mut c = r.checks();
+    c.exit(1);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, 1);
+    for name in stack.names.iter().filter(|n| **n != stuck) {
+        c.reloaded_once(name);
+    }
+    let a = r.after.get(&stuck);
+    c.check(a.accepting && !a.live(), || format!("{stuck} should accept but have no live node"));
+    c.check(r.run.stderr.contains(&stuck), || format!("stderr does not name {stuck}"));
+    c.summary_list("failed", std::slice::from_ref(&stuck));
+    c.finish();
+}
+
+/// A config for `name` whose accepting hook does nothing (`exec:true`
+/// instead of writing S to its FIFO; a hook that fails would kill the
+/// instance), deployed without the Emperor noticing.
+fn deploy_hookless_config(stack: &Stack, name: &str) {
+    let ini = stack.vassal_ini();
+    let hook = format!("hook-accepting1-once = writefifo:{}/%n.fifo S", stack.dir.display());
+    assert!(ini.contains(&hook), "vassal.ini has no `{hook}`");
+    let ini = ini.replace(&hook, "hook-accepting1-once = exec:true");
+    stack.replace_config_quietly(name, &ini);
+}

@@ -58,7 +58,7 @@ for f in tests/*.rs; do
     [[ $n == e2e* ]] && continue
     targets+=(--test "$n")
 done
-step "unit and integration tests" cargo test --release "${targets[@]}" -- "$@"
+step "unit and integration tests" cargo test --release --no-fail-fast "${targets[@]}" -- "$@"
 step "doc tests" cargo test --release --doc
 
 # ---- 3. static musl build ----
