@@ -199,3 +199,92 @@ fn second_reload_hidden_behind_the_first_is_caught() {
     assert_eq!(o.failed[0].1, FailReason::SecondReload, "{o:?}");
     let _ = StatsSource::Emperor;
 }
+
+/// After handle_timeout(now) the timer must be in the future, or the driver
+/// (which sleeps until poll_timeout) spins at 100% CPU.
+fn assert_no_spin(e: &Engine, now: Now) {
+    if let Some(t) = e.poll_timeout() {
+        assert!(
+            t > now.mono_ms,
+            "poll_timeout() is {t}, not after now {}: the driver would spin",
+            now.mono_ms
+        );
+    }
+}
+
+/// Found by the `engine` fuzzer: someone else's touch while the engine
+/// still waits for the first fastrouter answer is followed (Adopt, phase
+/// Touched), and poll_timeout() offered that vassal's notice deadline,
+/// which handle_timeout() ignores before the preflight: once it passed,
+/// the timer stayed in the past until the fastrouter answered.
+#[test]
+fn no_spin_on_a_deadline_before_the_preflight() {
+    let configs = vec![ConfigFile {
+        name: name(0),
+        mtime: WALL0 - 3600,
+    }];
+    let mut e = Engine::new(settings(0), configs, now(0));
+    drain(&mut e);
+    e.handle(now(0), emperor(&[V::up(1000)]));
+    e.handle(
+        now(0),
+        Input::Config(ConfigEvent::Changed {
+            name: name(0),
+            mtime: Some(WALL0),
+        }),
+    );
+    drain(&mut e);
+    // The fastrouter is slow to answer (the driver's read timeout is longer).
+    for s in 1..6 {
+        e.handle_timeout(now(s));
+        drain(&mut e);
+        assert_no_spin(&e, now(s));
+    }
+}
+
+/// Found by tests/explore.rs (no unsubscribe-on-graceful-reload, one
+/// missing-announce fault): the new generation accepts but never announces,
+/// and its old node stays listed, alive. Past announce_grace, the overdue
+/// time stayed in poll_timeout() though observe() raises AnnounceOverdue only
+/// for dead nodes: the driver spun until the per-vassal timeout.
+#[test]
+fn no_spin_while_an_announce_is_overdue_and_the_old_node_lingers() {
+    let configs = vec![ConfigFile {
+        name: name(0),
+        mtime: WALL0 - 3600,
+    }];
+    let mut e = Engine::new(settings(0), configs, now(0));
+    drain(&mut e);
+    let mut v = V::up(1000);
+    let node = [(0, WALL0 - 1)];
+    e.handle(now(0), emperor(&[v.clone()]));
+    e.handle(now(0), fastrouter(&node));
+    assert_eq!(touches(&drain(&mut e)).len(), 1);
+    e.handle(
+        now(0),
+        Input::Touched {
+            vassal: name(0),
+            error: None,
+        },
+    );
+    v.last_mod = WALL0;
+    v.respawns = 1;
+    v.accepting = 0;
+    v.last_run = WALL0;
+    e.handle(now(0), emperor(&[v.clone()]));
+    drain(&mut e);
+    v.accepting = 1;
+    v.last_accepting = WALL0 + 1;
+    for s in 1..7 {
+        e.handle_timeout(now(s));
+        drain(&mut e);
+        e.handle(now(s), emperor(&[v.clone()]));
+        e.handle(now(s), fastrouter(&node));
+        let a = drain(&mut e);
+        assert!(finish(&a).is_none());
+        assert_no_spin(&e, now(s));
+        e.handle_timeout(now(s));
+        drain(&mut e);
+        assert_no_spin(&e, now(s));
+    }
+}

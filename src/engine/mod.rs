@@ -153,11 +153,18 @@ impl Engine {
             return None;
         }
         let mut t = self.next_tick_ms;
+        // Only what handle_timeout acts on: a time already passed that
+        // nothing acts on would hold the driver's timer in the past (a spin).
+        if self.stage != Stage::Rolling {
+            return Some(t);
+        }
         for v in &self.vassals {
             if let Some(d) = self.deadline(v) {
                 t = t.min(d);
             }
-            if let Some(d) = self.overdue_at(v) {
+            // Overdue is raised by observe(), and only once its nodes are
+            // dead: once passed, the next snapshot decides, not the timer.
+            if let Some(d) = self.overdue_at(v).filter(|d| *d > self.now.mono_ms) {
                 t = t.min(d);
             }
         }
