@@ -226,6 +226,7 @@ pub fn human(e: &Event) -> String {
         }
         Event::ReloadSeen { vassal } => format!("{vassal}: reload seen"),
         Event::Accepting { vassal } => format!("{vassal}: accepting"),
+        Event::ProbeOk { vassal, detail } => format!("{vassal}: probe answered {detail}"),
         Event::RepairStarted { vassal } => {
             format!("{vassal}: accepts but never announced; writing S to its master FIFO")
         }
@@ -298,6 +299,9 @@ pub fn event_json(r: &Report) -> Value {
         Event::ForeignReload { vassal } => json!({"event": "foreign_reload", "vassal": vassal}),
         Event::ReloadSeen { vassal } => json!({"event": "reload_seen", "vassal": vassal}),
         Event::Accepting { vassal } => json!({"event": "accepting", "vassal": vassal}),
+        Event::ProbeOk { vassal, detail } => {
+            json!({"event": "probe_ok", "vassal": vassal, "detail": detail})
+        }
         Event::RepairStarted { vassal } => json!({"event": "repair_started", "vassal": vassal}),
         Event::RepairWritten { vassal, fifo } => {
             json!({"event": "repair_written", "vassal": vassal, "fifo": fifo})

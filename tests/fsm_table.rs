@@ -39,6 +39,7 @@ fn effect(s: &str) -> Option<Effect> {
         Effect::Touch,
         Effect::Resubscribe,
         Effect::WriteFifo,
+        Effect::Probe,
         Effect::Adopt,
         Effect::Succeed,
     ];

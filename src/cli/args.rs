@@ -38,6 +38,7 @@ pub struct RawArgs {
     pub canary: Option<String>,
     pub min_ready: Option<String>,
     pub max_unavailable: Option<String>,
+    pub probe: Option<String>,
     pub help: bool,
     pub version: bool,
 }
@@ -109,7 +110,8 @@ where
                 | "deadline"
                 | "canary"
                 | "min-ready"
-                | "max-unavailable"),
+                | "max-unavailable"
+                | "probe"),
             ) => {
                 let f = f.to_string();
                 let flag = format!("--{f}");
@@ -130,6 +132,7 @@ where
                     "canary" => &mut r.canary,
                     "min-ready" => &mut r.min_ready,
                     "max-unavailable" => &mut r.max_unavailable,
+                    "probe" => &mut r.probe,
                     _ => &mut r.node_name,
                 };
                 once(slot, v, &flag)?

@@ -305,6 +305,17 @@ impl Config {
                 "status only reads; it takes no rollout options (--dry-run, --keep-going, --canary, --deadline)".into(),
             ));
         }
+        if let Some(p) = &r.probe {
+            if !p.starts_with('/')
+                || p.len() > 4096
+                || p.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(Error::Usage(format!(
+                    "--probe expects a URL path starting with / (e.g. /health), got {p:?}"
+                )));
+            }
+            s.probe_path = Some(p.clone());
+        }
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;
         // Keep a stats outage bound sensible relative to the timeout.

@@ -51,6 +51,9 @@ OPTIONS (beyond uwsgi_reload.py)
                                this long subscribed [default: 0]
     --deadline SECONDS         touch nothing new after this long; in-flight
                                vassals finish
+    --probe PATH               count a reloaded vassal as live only once GET
+                               PATH, sent straight to its socket (uwsgi
+                               protocol, the key as host), answers 2xx/3xx
     --only GLOB                reload only configs matching GLOB (repeatable)
     --exclude GLOB             skip configs matching GLOB (repeatable)
     --stats-timeout SECONDS    connect+read bound of one stats read [default: 5]

@@ -61,6 +61,11 @@ pub enum Input {
         vassal: String,
         result: Result<String, String>,
     },
+    /// The result of [`Action::Probe`]: the status seen, or why it failed.
+    Probed {
+        vassal: String,
+        result: Result<String, String>,
+    },
     /// SIGINT/SIGTERM: touch nothing new, let in-flight vassals finish.
     Stop,
 }
@@ -96,6 +101,14 @@ pub enum Action {
     Repair {
         vassal: String,
         pid: i64,
+    },
+    /// Send `GET path` (uwsgi protocol, `key` as host) straight to `node`
+    /// and answer with [`Input::Probed`].
+    Probe {
+        vassal: String,
+        key: String,
+        node: String,
+        path: String,
     },
     /// List the config files again and answer with [`ConfigEvent::Rescanned`].
     RescanConfigs,
@@ -149,6 +162,10 @@ pub enum Event {
     },
     Accepting {
         vassal: String,
+    },
+    ProbeOk {
+        vassal: String,
+        detail: String,
     },
     RepairStarted {
         vassal: String,

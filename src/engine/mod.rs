@@ -255,6 +255,19 @@ impl Engine {
                     }
                 }
             }
+            Input::Probed { vassal, result } => {
+                if let Some(i) = self.find(&vassal) {
+                    match result {
+                        Ok(detail) => {
+                            self.report(Event::ProbeOk { vassal, detail });
+                            self.apply(i, Signal::ProbeOk, String::new());
+                        }
+                        Err(e) => {
+                            self.apply(i, Signal::ProbeFailed, e);
+                        }
+                    }
+                }
+            }
             Input::Stop => {
                 self.interrupted = true;
                 self.stop("interrupted".to_string());
@@ -610,13 +623,17 @@ impl Engine {
                 }
                 None
             }
-            Phase::Respawned | Phase::Accepting | Phase::Repairing => {
+            Phase::Respawned | Phase::Accepting | Phase::Repairing | Phase::Probing => {
                 let s = st?;
                 if s.respawns > v.reload_respawns {
                     return Some((
                         Signal::SecondReload,
                         format!("respawns went from {} to {}", v.reload_respawns, s.respawns),
                     ));
+                }
+                if phase == Phase::Probing {
+                    // Waiting for the driver's verdict only.
+                    return None;
                 }
                 if phase == Phase::Respawned {
                     if s.accepting == 1 && s.last_accepting >= v.touch_wall_s {
@@ -685,6 +702,7 @@ impl Engine {
             Phase::Draining => Some(v.drain_ms + s.drain_timeout_ms.unwrap_or(0)),
             Phase::Touched => Some(v.touch_ms + s.timeout_ms.min(s.notice_window_ms)),
             Phase::Respawned | Phase::Accepting => Some(v.touch_ms + s.timeout_ms),
+            Phase::Probing => Some(v.touch_ms + s.timeout_ms),
             Phase::Repairing => {
                 Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.repair_wait_ms))
             }
@@ -803,6 +821,7 @@ impl Engine {
                 });
                 self.out.push_back(Action::Repair { vassal: name, pid });
             }
+            Effect::Probe => self.probe(i),
             Effect::Succeed => {
                 let v = &mut self.vassals[i];
                 v.done_ms = now.mono_ms;
@@ -846,6 +865,37 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Sends the `--probe` request to the node the new generation announced;
+    /// without `--probe`, the probe passes at once.
+    fn probe(&mut self, i: usize) {
+        let name = self.vassals[i].name.clone();
+        let Some(path) = self.s.probe_path.clone() else {
+            self.apply(i, Signal::ProbeOk, String::new());
+            return;
+        };
+        let pid = self.current_pid(&name).max(self.vassals[i].pid0);
+        let node = self.fr.as_ref().and_then(|fr| {
+            nodes::nodes_of(&self.s.node_match, &name, pid, fr)
+                .find(|(_, n)| n.death_mark == 0)
+                .map(|(k, n)| (k.to_string(), n.name.clone()))
+        });
+        match node {
+            Some((key, node)) => self.out.push_back(Action::Probe {
+                vassal: name,
+                key,
+                node,
+                path,
+            }),
+            None => {
+                self.apply(
+                    i,
+                    Signal::ProbeFailed,
+                    "no node to send the probe to".into(),
+                );
+            }
+        }
     }
 
     fn unsubscribe(&mut self, i: usize, first: bool) {

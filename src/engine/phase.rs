@@ -30,6 +30,9 @@ pub enum Phase {
     /// It accepted but never announced, so `S` was written to its master
     /// FIFO (FACTS.md 17); waiting for the announce.
     Repairing,
+    /// Back in the fastrouter; waiting for the answer to a `--probe` request
+    /// sent straight to its socket (without `--probe`, passed at once).
+    Probing,
     /// Reloaded and back in rotation. Terminal.
     Subscribed,
     /// Its config disappeared before its turn; never touched. Terminal.
@@ -39,13 +42,14 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Idle,
         Phase::Draining,
         Phase::Touched,
         Phase::Respawned,
         Phase::Accepting,
         Phase::Repairing,
+        Phase::Probing,
         Phase::Subscribed,
         Phase::Skipped,
         Phase::Failed,
@@ -59,6 +63,7 @@ impl Phase {
             Phase::Respawned => "Respawned",
             Phase::Accepting => "Accepting",
             Phase::Repairing => "Repairing",
+            Phase::Probing => "Probing",
             Phase::Subscribed => "Subscribed",
             Phase::Skipped => "Skipped",
             Phase::Failed => "Failed",
@@ -74,6 +79,7 @@ impl Phase {
                 | Phase::Respawned
                 | Phase::Accepting
                 | Phase::Repairing
+                | Phase::Probing
         )
     }
 
@@ -108,6 +114,10 @@ pub enum Signal {
     AnnounceOverdue,
     /// The driver found no master FIFO, or could not write it.
     RepairFailed,
+    /// The `--probe` request was answered with 2xx or 3xx.
+    ProbeOk,
+    /// The `--probe` request failed: an error status, no answer, or refused.
+    ProbeFailed,
     /// A new pid, `cursed`, or vanished from the Emperor: it died.
     Died,
     /// Listed in the Emperor's blacklist: crash-looping.
@@ -128,7 +138,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const ALL: [Signal; 17] = [
+    pub const ALL: [Signal; 19] = [
         Signal::Start,
         Signal::StartDrain,
         Signal::Drained,
@@ -139,6 +149,8 @@ impl Signal {
         Signal::AnnounceSeen,
         Signal::AnnounceOverdue,
         Signal::RepairFailed,
+        Signal::ProbeOk,
+        Signal::ProbeFailed,
         Signal::Died,
         Signal::Blacklisted,
         Signal::SecondReload,
@@ -160,6 +172,8 @@ impl Signal {
             Signal::AnnounceSeen => "AnnounceSeen",
             Signal::AnnounceOverdue => "AnnounceOverdue",
             Signal::RepairFailed => "RepairFailed",
+            Signal::ProbeOk => "ProbeOk",
+            Signal::ProbeFailed => "ProbeFailed",
             Signal::Died => "Died",
             Signal::Blacklisted => "Blacklisted",
             Signal::SecondReload => "SecondReload",
@@ -197,10 +211,12 @@ pub enum FailReason {
     SecondReload,
     /// Its mtime could not be set.
     TouchError,
+    /// It came back, but its `--probe` request did not get a 2xx/3xx.
+    ProbeFailed,
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 11] = [
+    pub const ALL: [FailReason; 12] = [
         FailReason::NotNoticed,
         FailReason::NeverAccepted,
         FailReason::NeverSubscribed,
@@ -212,6 +228,7 @@ impl FailReason {
         FailReason::TouchedByOther,
         FailReason::SecondReload,
         FailReason::TouchError,
+        FailReason::ProbeFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -227,6 +244,7 @@ impl FailReason {
             FailReason::TouchedByOther => "touched_by_other",
             FailReason::SecondReload => "second_reload",
             FailReason::TouchError => "touch_error",
+            FailReason::ProbeFailed => "probe_failed",
         }
     }
 
@@ -244,6 +262,7 @@ impl FailReason {
             FailReason::TouchedByOther => "someone else touched its config mid-reload; a second reload can wedge a vassal for worker-reload-mercy",
             FailReason::SecondReload => "a second reload request reached it mid-reload (FACTS.md 4); it may stay wedged for worker-reload-mercy",
             FailReason::TouchError => "its config's mtime could not be set",
+            FailReason::ProbeFailed => "it came back, but its --probe request did not get a 2xx/3xx answer: the new app is likely broken (see the vassal's log)",
         }
     }
 }
@@ -262,6 +281,8 @@ pub enum Effect {
     Resubscribe,
     /// Write `S` to its master FIFO, once.
     WriteFifo,
+    /// Send the `--probe` request to its socket.
+    Probe,
     /// Someone else's reload is followed as if it were ours; never touched.
     Adopt,
     /// Report it reloaded.
@@ -278,6 +299,7 @@ impl Effect {
             Effect::Touch => "Touch".into(),
             Effect::Resubscribe => "Resubscribe".into(),
             Effect::WriteFifo => "WriteFifo".into(),
+            Effect::Probe => "Probe".into(),
             Effect::Adopt => "Adopt".into(),
             Effect::Succeed => "Succeed".into(),
             Effect::Fail(r) => format!("Fail({})", r.as_str()),
@@ -339,13 +361,17 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Effect)> {
         (P::Respawned, S::AcceptingSeen) => Some((P::Accepting, E::None)),
         (P::Respawned, _) => mid_reload(R::NeverAccepted),
 
-        (P::Accepting, S::AnnounceSeen) => Some((P::Subscribed, E::Succeed)),
+        (P::Accepting, S::AnnounceSeen) => Some((P::Probing, E::Probe)),
         (P::Accepting, S::AnnounceOverdue) => Some((P::Repairing, E::WriteFifo)),
         (P::Accepting, _) => mid_reload(R::NeverSubscribed),
 
-        (P::Repairing, S::AnnounceSeen) => Some((P::Subscribed, E::Succeed)),
+        (P::Repairing, S::AnnounceSeen) => Some((P::Probing, E::Probe)),
         (P::Repairing, S::RepairFailed) => Some((P::Failed, E::Fail(R::NoFifo))),
         (P::Repairing, _) => mid_reload(R::RepairDidNotHelp),
+
+        (P::Probing, S::ProbeOk) => Some((P::Subscribed, E::Succeed)),
+        (P::Probing, S::ProbeFailed) => Some((P::Failed, E::Fail(R::ProbeFailed))),
+        (P::Probing, _) => mid_reload(R::ProbeFailed),
 
         (P::Subscribed | P::Skipped | P::Failed, _) => None,
     }

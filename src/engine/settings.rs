@@ -87,6 +87,9 @@ pub struct Settings {
     pub other_mode_mtimes: BTreeMap<String, i64>,
     /// We touch link targets (`--touch-target`), not links.
     pub touch_target: bool,
+    /// `--probe PATH`: a vassal counts as reloaded only after this request,
+    /// sent straight to its socket, is answered with 2xx/3xx.
+    pub probe_path: Option<String>,
 }
 
 impl Default for Settings {
@@ -113,6 +116,7 @@ impl Default for Settings {
             deadline_ms: None,
             other_mode_mtimes: BTreeMap::new(),
             touch_target: false,
+            probe_path: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::clock::Clock;
 use super::configs::EmperorDir;
 use super::lock::DirLock;
+use super::prober::Prober;
 use super::stats_reader::{to_input, StatsReader};
 use super::watcher::Watcher;
 use super::{dgram, fifo, touch};
@@ -36,6 +37,8 @@ const SIGNALS: Token = Token(1);
 const TIMER: Token = Token(2);
 const EMPEROR: Token = Token(3);
 const FASTROUTER: Token = Token(4);
+/// Probes take the tokens from here up.
+const PROBES_FROM: usize = 16;
 
 /// What a run ended with, for `main` and the benchmark.
 pub struct RunSummary {
@@ -181,6 +184,7 @@ struct Driver<'a> {
     signals: Signals,
     emperor: StatsReader,
     fastrouter: StatsReader,
+    prober: Prober,
     engine: Engine,
     inputs: VecDeque<Input>,
     outcome: Option<Outcome>,
@@ -246,6 +250,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         signals,
         emperor,
         fastrouter,
+        prober: Prober::new(PROBES_FROM, t),
         engine,
         inputs: VecDeque::new(),
         outcome: None,
@@ -316,10 +321,20 @@ impl Driver<'_> {
                             ));
                         }
                     }
+                    t if self.prober.owns(t) => {
+                        if let Some((vassal, result)) =
+                            self.prober.on_ready(self.poll.registry(), t)
+                        {
+                            self.inputs.push_back(Input::Probed { vassal, result });
+                        }
+                    }
                     _ => {}
                 }
             }
             let inst = Instant::now();
+            for (vassal, result) in self.prober.expire(self.poll.registry(), inst) {
+                self.inputs.push_back(Input::Probed { vassal, result });
+            }
             for reader in [&mut self.emperor, &mut self.fastrouter] {
                 if let Some(r) = reader.check_deadline(self.poll.registry(), inst) {
                     self.inputs
@@ -408,6 +423,23 @@ impl Driver<'_> {
                     fifo::write_fifo_command(&path, b'S').map(|()| path.display().to_string())
                 });
                 self.inputs.push_back(Input::Repaired { vassal, result });
+            }
+            Action::Probe {
+                vassal,
+                key,
+                node,
+                path,
+            } => {
+                if let Some((vassal, result)) = self.prober.start(
+                    self.poll.registry(),
+                    vassal,
+                    node,
+                    &path,
+                    &key,
+                    Instant::now(),
+                ) {
+                    self.inputs.push_back(Input::Probed { vassal, result });
+                }
             }
             Action::RescanConfigs => match self.prep.dir.list() {
                 Ok(files) => self
@@ -536,9 +568,13 @@ impl Driver<'_> {
     fn arm_timer(&mut self) {
         let now = Instant::now();
         let mut at: Option<Instant> = self.engine.poll_timeout().map(|ms| self.clock.instant(ms));
-        for d in [self.emperor.deadline(), self.fastrouter.deadline()]
-            .into_iter()
-            .flatten()
+        for d in [
+            self.emperor.deadline(),
+            self.fastrouter.deadline(),
+            self.prober.deadline(),
+        ]
+        .into_iter()
+        .flatten()
         {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
