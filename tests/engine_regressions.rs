@@ -288,3 +288,64 @@ fn no_spin_while_an_announce_is_overdue_and_the_old_node_lingers() {
         assert_no_spin(&e, now(s));
     }
 }
+
+/// Found by the `engine` fuzzer: the stats are parsed as any i64, and the
+/// engine did plain arithmetic on them (`wall - last_check`,
+/// `wall - last_run`, `last_mod + 1`, `respawns + 1`). Extreme values from a
+/// garbled or hostile stats socket panicked in debug builds and wrapped in
+/// release ones (a node with `last_check = i64::MIN` counted as fresh).
+#[test]
+fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
+    let configs = vec![
+        ConfigFile {
+            name: name(0),
+            mtime: WALL0 - 3600,
+        },
+        ConfigFile {
+            name: name(1),
+            mtime: WALL0 - 3600,
+        },
+    ];
+    let mut e = Engine::new(settings(0), configs, now(0));
+    drain(&mut e);
+    let mut odd = V::up(1000);
+    odd.last_run = i64::MIN;
+    odd.respawns = i64::MAX;
+    odd.last_mod = i64::MAX - 1;
+    e.handle(now(0), emperor(&[odd.clone(), V::up(1001)]));
+    e.handle(now(0), fastrouter(&[(0, i64::MIN), (1, WALL0 - 1)]));
+    let a = drain(&mut e);
+    let plan = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Report(r) => match &r.event {
+                uwsgi_reload::engine::Event::Plan { live, .. } => Some(live.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a plan");
+    // The node last seen at the dawn of time is not fresh.
+    assert_eq!(plan.get(KEY), Some(&1), "{plan:?}");
+    let t = touches(&a);
+    assert!(
+        t.iter().any(|(v, m)| v == &name(0) && *m == i64::MAX),
+        "{t:?}"
+    );
+    e.handle(
+        now(0),
+        Input::Touched {
+            vassal: name(0),
+            error: None,
+        },
+    );
+    odd.last_mod = i64::MAX;
+    odd.accepting = 0;
+    e.handle(now(0), emperor(&[odd.clone(), V::up(1001)]));
+    for s in 1..12 {
+        e.handle_timeout(now(s));
+        e.handle(now(s), emperor(&[odd.clone(), V::up(1001)]));
+        e.handle(now(s), fastrouter(&[(0, i64::MAX), (1, WALL0 - 1)]));
+        drain(&mut e);
+    }
+}

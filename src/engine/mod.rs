@@ -740,7 +740,7 @@ impl Engine {
                     // SecondReload follows on the next pass (FACTS.md 4).
                     v.reload_respawns = match s {
                         Some(s) if v.pid0 == 0 => s.respawns,
-                        _ => v.respawns0 + 1,
+                        _ => v.respawns0.saturating_add(1),
                     };
                     if v.pid0 == 0 {
                         // It was not running at the touch: this is its pid now.
@@ -956,7 +956,11 @@ impl Engine {
         let bl = emp.and_then(|e| e.blacklisted(&name)).map(|b| b.attempt);
         let v = &mut self.vassals[i];
         let last_mod = st.map_or(v.known_mtime, |s| s.last_mod);
-        let mtime = adopted.unwrap_or_else(|| now.wall_s.max(last_mod + 1).max(v.known_mtime + 1));
+        let mtime = adopted.unwrap_or_else(|| {
+            now.wall_s
+                .max(last_mod.saturating_add(1))
+                .max(v.known_mtime.saturating_add(1))
+        });
         v.pid0 = st.map_or(0, |s| s.pid);
         v.respawns0 = st.map_or(0, |s| s.respawns);
         v.blacklist_attempt0 = bl;
@@ -998,7 +1002,9 @@ impl Engine {
         };
         match emp.vassal(&v.name) {
             Some(s) => {
-                s.accepting == 0 && s.cursed == 0 && self.now.wall_s - s.last_run < STARTING_GRACE_S
+                s.accepting == 0
+                    && s.cursed == 0
+                    && self.now.wall_s.saturating_sub(s.last_run) < STARTING_GRACE_S
             }
             None => false,
         }

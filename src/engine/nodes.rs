@@ -44,7 +44,8 @@ pub fn render(template: &str, config: &str) -> String {
 /// A node that can take requests now: not death-marked, and announced within
 /// the fastrouter's tolerance (stale nodes linger with `death_mark == 0`).
 pub fn node_fresh(node: &Node, wall_s: i64, tolerance_s: i64) -> bool {
-    node.death_mark == 0 && wall_s - node.last_check <= tolerance_s
+    // Saturating: the stats may say anything (a garbled socket).
+    node.death_mark == 0 && wall_s.saturating_sub(node.last_check) <= tolerance_s
 }
 
 /// The nodes of one vassal: (key, node).
