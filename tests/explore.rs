@@ -45,16 +45,12 @@ fn explore(cfg: &Config, max_depth: usize) -> Stats {
         }
         stats.states += 1;
         stats.max_depth = stats.max_depth.max(depth);
-        if std::env::var_os("EXPLORE_TRACE").is_some() && stats.states % 20_000 == 0 {
+        if std::env::var_os("EXPLORE_TRACE").is_some() && stats.states % 100_000 == 0 {
             eprintln!(
-                "{} states, depth {depth}, stack {}, path tail {:?}",
+                "{} states, depth {depth}, stack {}",
                 stats.states,
-                stack.len(),
-                &path[path.len().saturating_sub(12)..]
+                stack.len()
             );
-            if stats.states >= 100_000 {
-                panic!("stop")
-            }
         }
         if s.finished() {
             stats.finished += 1;
@@ -232,6 +228,17 @@ fn explore_faults(kinds: &[FaultKind]) {
                 400,
             );
         }
+        // Without unsubscribe-on-graceful-reload (old nodes linger alive),
+        // with drain, and with --keep-going.
+        let mut c = with_fault(2, 1, Keys::One, f);
+        c.uogr = false;
+        run(&format!("n2 k1 One {f:?} no-uogr"), c, 400);
+        let mut c = with_fault(2, 1, Keys::One, f);
+        c.drain = true;
+        run(&format!("n2 k1 One {f:?} drain"), c, 400);
+        let mut c = with_fault(2, 0, Keys::One, f);
+        c.keep_going = true;
+        run(&format!("n2 k0 One {f:?} keep-going"), c, 400);
     }
 }
 
