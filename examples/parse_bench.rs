@@ -216,13 +216,20 @@ fn main() {
     let cases: [(&str, &str); 3] = [
         ("EmperorSnapshot::parse", &emperor),
         ("FastrouterSnapshot::parse", &fastrouter),
-        ("FastrouterSnapshot::parse (trailing comma)", &fastrouter_bug),
+        (
+            "FastrouterSnapshot::parse (trailing comma)",
+            &fastrouter_bug,
+        ),
     ];
 
     println!(
         "stats parsing, {n} vassals; check interval {} ms; {} build",
         CHECK_INTERVAL.as_millis(),
-        if cfg!(debug_assertions) { "DEBUG (use --release)" } else { "release" }
+        if cfg!(debug_assertions) {
+            "DEBUG (use --release)"
+        } else {
+            "release"
+        }
     );
     println!(
         "{:<44} {:>10} {:>12} {:>12} {:>10} {:>9}",
