@@ -349,3 +349,73 @@ fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
         drain(&mut e);
     }
 }
+
+/// Found by the `engine` fuzzer: while nothing can be touched (waiting for K
+/// to allow it), a stats read fails, then someone else's touch puts a vassal
+/// in flight. The scheduler, which clears the wait once something is in
+/// flight, returns early after a failed read, so the wait stayed; its timeout,
+/// acted on only when nothing is in flight, stayed in poll_timeout() and
+/// passed: the driver spun until the in-flight vassal was done.
+#[test]
+fn no_spin_on_a_wait_timeout_while_a_foreign_reload_is_in_flight() {
+    let configs = vec![
+        ConfigFile {
+            name: name(0),
+            mtime: WALL0 - 3600,
+        },
+        ConfigFile {
+            name: name(1),
+            mtime: WALL0 - 3600,
+        },
+    ];
+    let mut e = Engine::new(settings(1), configs, now(0));
+    drain(&mut e);
+    // app_02 restarted on its own just now: touching it could wedge it, and
+    // touching app_01 would leave the key with 0 live: nothing to do.
+    let mut starting = V::up(1001);
+    starting.accepting = 0;
+    starting.last_run = WALL0;
+    let nodes = [(0, WALL0 - 1), (1, WALL0 - 1)];
+    e.handle(now(0), emperor(&[V::up(1000), starting.clone()]));
+    e.handle(now(0), fastrouter(&nodes));
+    assert!(touches(&drain(&mut e)).is_empty());
+    e.handle_timeout(now(1));
+    drain(&mut e);
+    e.handle(now(1), emperor(&[V::up(1000), starting.clone()]));
+    e.handle(
+        now(1),
+        Input::ReadFailed {
+            source: StatsSource::Fastrouter,
+            error: "timed out".into(),
+        },
+    );
+    e.handle(
+        now(1),
+        Input::Config(ConfigEvent::Changed {
+            name: name(0),
+            mtime: Some(WALL0 + 1),
+        }),
+    );
+    drain(&mut e);
+    // The Emperor sends that reload; the vassal takes its time.
+    let mut reloading = V::up(1000);
+    reloading.last_mod = WALL0 + 1;
+    reloading.respawns = 1;
+    reloading.accepting = 0;
+    reloading.last_run = WALL0 + 1;
+    for s in 2..12 {
+        e.handle_timeout(now(s));
+        drain(&mut e);
+        assert_no_spin(&e, now(s));
+        e.handle(now(s), emperor(&[reloading.clone(), starting.clone()]));
+        e.handle(
+            now(s),
+            Input::ReadFailed {
+                source: StatsSource::Fastrouter,
+                error: "timed out".into(),
+            },
+        );
+        drain(&mut e);
+        assert_no_spin(&e, now(s));
+    }
+}

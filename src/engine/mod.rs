@@ -168,8 +168,12 @@ impl Engine {
                 t = t.min(d);
             }
         }
+        // maybe_finish() acts on the wait only while nothing is in flight
+        // (after a failed read the scheduler may not have cleared it).
         if let Some(w) = self.waiting_since {
-            t = t.min(w + self.s.timeout_ms);
+            if !self.vassals.iter().any(|v| v.phase.in_flight()) {
+                t = t.min(w + self.s.timeout_ms);
+            }
         }
         if let Some(d) = self.s.deadline_ms {
             if self.stopping.is_none() {
