@@ -623,3 +623,23 @@ fn deploy_hookless_config(stack: &Stack, name: &str) {
     let ini = ini.replace(&hook, "hook-accepting1-once = exec:true");
     stack.replace_config_quietly(name, &ini);
 }
+
+/// The harness counts failures: `kill -9` of a vassal master under 300 ms
+/// requests makes its in-flight requests fail, and the load generator must
+/// see them (otherwise every zero-failure assertion above proves nothing).
+#[test]
+fn e2e_harness_counts_failed_requests() {
+    let stack = Stack::start(StackSpec::new(2));
+    let t0 = std::time::Instant::now();
+    let load = common::Load::start(stack.port, LoadSpec::default().path("/?sleep=0.3"), t0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let victim = stack.fleet().get(&vassal_name(1)).pid;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let load = load.stop();
+    assert!(
+        !load.failures.is_empty(),
+        "kill -9 of a vassal master with requests in flight, and no failure was counted\n{}",
+        load.describe()
+    );
+}

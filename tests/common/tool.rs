@@ -132,10 +132,14 @@ impl Stack {
         ]
     }
 
-    /// Starts `uwsgi-reload` with the base arguments and `extra`.
+    /// Starts `uwsgi-reload` with the base arguments and `extra`, then the
+    /// words of `$E2E_TOOL_ARGS` if set (for experiments, e.g. `--no-drain`).
     pub fn spawn_tool(&self, extra: &[&str]) -> Tool {
         let mut args = self.base_args();
         args.extend(extra.iter().map(|s| s.to_string()));
+        if let Ok(more) = std::env::var("E2E_TOOL_ARGS") {
+            args.extend(more.split_whitespace().map(str::to_string));
+        }
         Tool::spawn(args)
     }
 
