@@ -70,7 +70,8 @@ fi
 for f in tests/e2e*.rs; do
     [[ -e $f ]] || continue
     n=$(basename "$f" .rs)
-    step "end-to-end ($n)" cargo test --release --test "$n" -- --test-threads=1 "$@"
+    # the e2e tests are #[ignore]d for a plain `cargo test`: --ignored runs them
+    step "end-to-end ($n)" cargo test --release --test "$n" -- --ignored --test-threads=1 "$@"
 done
 
 log "summary"
