@@ -29,6 +29,7 @@ use vassal::DrainedNode;
 /// waited for. Older than this, it is down and is reloaded without budget.
 const STARTING_GRACE_S: i64 = 10;
 
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     /// Waiting for the first answer of both stats sockets.
@@ -175,6 +176,9 @@ impl Engine {
                 t = t.min(w + self.s.timeout_ms);
             }
         }
+        if let Some(f) = self.fast_fastrouter_read_at() {
+            t = t.min(f);
+        }
         if let Some(d) = self.s.deadline_ms {
             if self.stopping.is_none() {
                 t = t.min(self.start_ms + d);
@@ -190,6 +194,12 @@ impl Engine {
         }
         if now.mono_ms >= self.next_tick_ms {
             self.tick();
+        }
+        if self
+            .fast_fastrouter_read_at()
+            .is_some_and(|f| now.mono_ms >= f)
+        {
+            self.read(StatsSource::Fastrouter);
         }
         if self.stage == Stage::Rolling {
             if let Some(d) = self.s.deadline_ms {
@@ -332,6 +342,24 @@ impl Engine {
             r.rereads -= 1;
             self.read(src);
         }
+    }
+
+    /// While a vassal waits for something only the fastrouter shows (its
+    /// drain, its announce), the fastrouter is read every
+    /// `fast_fastrouter_ms` instead of every check interval: those waits
+    /// are on the rollout's critical path, and the fastrouter's stats cost
+    /// it nothing like the Emperor's (which rescan the directory).
+    fn fast_fastrouter_read_at(&self) -> Option<u64> {
+        let fast = self.s.fast_fastrouter_ms.min(self.s.check_interval_ms).max(1);
+        let r = &self.reads[idx(StatsSource::Fastrouter)];
+        let waiting = self.stage == Stage::Rolling
+            && self.vassals.iter().any(|v| {
+                matches!(
+                    v.phase,
+                    Phase::Draining | Phase::Accepting | Phase::Repairing
+                )
+            });
+        (waiting && !r.in_flight).then(|| r.started_ms + fast)
     }
 
     /// After a touch, read the Emperor twice at once: the first connection

@@ -87,6 +87,9 @@ pub struct Settings {
     pub other_mode_mtimes: BTreeMap<String, i64>,
     /// We touch link targets (`--touch-target`), not links.
     pub touch_target: bool,
+    /// Fastrouter read interval while a drain or an announce is awaited (see
+    /// `Engine::fast_fastrouter_read_at`); capped by `check_interval_ms`.
+    pub fast_fastrouter_ms: u64,
     /// `--probe PATH`: a vassal counts as reloaded only after this request,
     /// sent straight to its socket, is answered with 2xx/3xx.
     pub probe_path: Option<String>,
@@ -117,6 +120,7 @@ impl Default for Settings {
             other_mode_mtimes: BTreeMap::new(),
             touch_target: false,
             probe_path: None,
+            fast_fastrouter_ms: 20,
         }
     }
 }

@@ -18,6 +18,20 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 
 /// Send `packet` to the subscription server `server` in one datagram.
+/// Like [`send_datagram`], but a full queue on the subscription server is
+/// not an error: `Ok(false)` says "not sent, try again shortly". A unix
+/// datagram socket's queue holds `net.unix.max_dgram_qlen` (often 10)
+/// messages, so a burst of unsubscribes for a large fleet fills it.
+pub fn try_send(server: &str, packet: &[u8]) -> Result<bool, String> {
+    match send_datagram(server, packet) {
+        Ok(()) => Ok(true),
+        Err(e) if e.ends_with(QUEUE_FULL) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+const QUEUE_FULL: &str = "the subscription server's queue is full; datagram not sent";
+
 pub fn send_datagram(server: &str, packet: &[u8]) -> Result<(), String> {
     let sent = match server.split_once(':') {
         None => send_unix(server, packet),
@@ -68,9 +82,7 @@ fn describe(server: &str, e: &std::io::Error) -> String {
         ErrorKind::ConnectionRefused => {
             format!("{server}: nothing is bound to this subscription socket (stale path?)")
         }
-        ErrorKind::WouldBlock => {
-            format!("{server}: the subscription server's queue is full; datagram not sent")
-        }
+        ErrorKind::WouldBlock => format!("{server}: {QUEUE_FULL}"),
         ErrorKind::PermissionDenied => {
             format!("{server}: permission denied sending to the subscription socket")
         }

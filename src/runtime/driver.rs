@@ -40,6 +40,18 @@ const FASTROUTER: Token = Token(4);
 /// Probes take the tokens from here up.
 const PROBES_FROM: usize = 16;
 
+/// A subscription packet not sent yet.
+struct Unsent {
+    vassal: String,
+    server: String,
+    pkt: Vec<u8>,
+    since: Instant,
+}
+
+/// How often a full subscription queue is retried, and for how long.
+const UNSENT_RETRY: Duration = Duration::from_millis(2);
+const UNSENT_GIVE_UP: Duration = Duration::from_secs(5);
+
 /// What a run ended with, for `main` and the benchmark.
 pub struct RunSummary {
     pub outcome: Outcome,
@@ -187,6 +199,8 @@ struct Driver<'a> {
     prober: Prober,
     engine: Engine,
     inputs: VecDeque<Input>,
+    /// Subscription packets waiting for room in the server's queue.
+    unsent: VecDeque<Unsent>,
     outcome: Option<Outcome>,
     stop_signal: Option<i32>,
 }
@@ -253,6 +267,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         prober: Prober::new(PROBES_FROM, t),
         engine,
         inputs: VecDeque::new(),
+        unsent: VecDeque::new(),
         outcome: None,
         stop_signal: None,
     };
@@ -274,6 +289,7 @@ impl Driver<'_> {
                     stats_reads,
                 });
             }
+            self.flush_unsent();
             self.rep.progress(&self.engine.progress_info());
             self.arm_timer();
             match self.poll.poll(&mut events, None) {
@@ -465,14 +481,47 @@ impl Driver<'_> {
         let Some(server) = self.prep.subscription_server.clone() else {
             return;
         };
-        let sent = subscription::encode(kind, key, node, modifier1)
-            .map_err(|e| e.to_string())
-            .and_then(|pkt| dgram::send_datagram(&server, &pkt));
-        if let Err(e) = sent {
-            self.rep.human_line(
-                &format!("warning: {vassal}: cannot send a subscription packet to {server}: {e}"),
+        match subscription::encode(kind, key, node, modifier1) {
+            Ok(pkt) => {
+                self.unsent.push_back(Unsent {
+                    vassal: vassal.to_string(),
+                    server,
+                    pkt,
+                    since: Instant::now(),
+                });
+                self.flush_unsent();
+            }
+            Err(e) => self.rep.human_line(
+                &format!("warning: {vassal}: cannot encode a subscription packet for {node}: {e}"),
                 true,
-            );
+            ),
+        }
+    }
+
+    /// Sends queued subscription packets in order until the server's queue
+    /// is full; the rest wait for the next short retry. A packet that cannot
+    /// go out for [`UNSENT_GIVE_UP`] is dropped with a warning (the engine's
+    /// drain timeout and re-announce handling cover it).
+    fn flush_unsent(&mut self) {
+        while let Some(u) = self.unsent.front() {
+            match dgram::try_send(&u.server, &u.pkt) {
+                Ok(true) => {
+                    self.unsent.pop_front();
+                }
+                Ok(false) if u.since.elapsed() < UNSENT_GIVE_UP => return,
+                Ok(false) => {
+                    let u = self.unsent.pop_front().expect("front() was Some");
+                    self.rep.human_line(
+                        &format!("warning: {}: the subscription server {} stayed full for {} ms; packet dropped", u.vassal, u.server, UNSENT_GIVE_UP.as_millis()),
+                        true,
+                    );
+                }
+                Err(e) => {
+                    let u = self.unsent.pop_front().expect("front() was Some");
+                    self.rep
+                        .human_line(&format!("warning: {}: {e}", u.vassal), true);
+                }
+            }
         }
     }
 
@@ -577,6 +626,10 @@ impl Driver<'_> {
         .flatten()
         {
             at = Some(at.map_or(d, |a| a.min(d)));
+        }
+        if !self.unsent.is_empty() {
+            let retry = now + UNSENT_RETRY;
+            at = Some(at.map_or(retry, |a| a.min(retry)));
         }
         let Some(at) = at else {
             let _ = self.timer.unset();
