@@ -24,8 +24,9 @@ pub fn waves(
     fr: &FastrouterSnapshot,
     wall_s: i64,
 ) -> Vec<Vec<String>> {
+    let matcher = nodes::Matcher::new(&s.node_match, fr);
     let ours: Vec<(&str, bool)> = vassals.iter().map(|v| (v.as_str(), true)).collect();
-    let full = nodes::live_per_key(&s.node_match, &ours, emp, fr, wall_s, s.node_tolerance_s);
+    let full = nodes::live_per_key(&matcher, &ours, emp, fr, wall_s, s.node_tolerance_s);
     let mut left: Vec<&String> = vassals.iter().collect();
     let mut out = Vec::new();
     while !left.is_empty() {
@@ -36,7 +37,8 @@ pub fn waves(
                 return true;
             }
             let pid = emp.vassal(v).map_or(0, |x| x.pid);
-            let keys: Vec<String> = nodes::nodes_of(&s.node_match, v, pid, fr)
+            let keys: Vec<String> = matcher
+                .nodes_of(v, pid, fr)
                 .filter(|(_, n)| nodes::node_fresh(n, wall_s, s.node_tolerance_s))
                 .map(|(k, _)| k.to_string())
                 .collect();
@@ -87,7 +89,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         &parsed,
         server.is_some(),
     )?) {
-        rep.human_line(n, false);
+        if !cfg.output.quiet {
+            rep.human_line(n, false);
+        }
     }
     settings.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
         .ok()

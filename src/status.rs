@@ -45,6 +45,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
     settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
     let s = &settings;
+    let matcher = nodes::Matcher::new(&s.node_match, &fr);
     let mut rows = Vec::new();
     for c in &configs {
         let st = emp.vassal(&c.name);
@@ -57,7 +58,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             (Some(_), _) => "reloading",
         };
         let pid = st.map_or(0, |v| v.pid);
-        let ns: Vec<_> = nodes::nodes_of(&s.node_match, &c.name, pid, &fr).collect();
+        let ns: Vec<_> = matcher.nodes_of(&c.name, pid, &fr).collect();
         let live = nodes::emperor_healthy(&emp, &c.name)
             && ns
                 .iter()
@@ -75,7 +76,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         }));
     }
     let ours: Vec<(&str, bool)> = configs.iter().map(|c| (c.name.as_str(), true)).collect();
-    let live = nodes::live_per_key(&s.node_match, &ours, &emp, &fr, wall, s.node_tolerance_s);
+    let live = nodes::live_per_key(&matcher, &ours, &emp, &fr, wall, s.node_tolerance_s);
     let below: Vec<&String> = live
         .iter()
         .filter(|(_, l)| **l < s.min_live)

@@ -29,6 +29,7 @@ const FLAGS: &[&str] = &[
     "--touch-target",
     "--dry-run",
     "--syslog",
+    "--strict",
     "--only",
     "--exclude",
     "--emperor-path",
@@ -48,6 +49,7 @@ const FLAGS: &[&str] = &[
     "--canary",
     "--min-ready",
     "--max-unavailable",
+    "--probe",
 ];
 
 /// The flags that take one value, with a valid value each.
@@ -69,6 +71,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--canary", "1"),
     ("--min-ready", "2"),
     ("--max-unavailable", "50%"),
+    ("--probe", "/health"),
 ];
 
 fn world(tag: &str) -> World {

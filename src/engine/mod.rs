@@ -29,7 +29,6 @@ use vassal::DrainedNode;
 /// waited for. Older than this, it is down and is reloaded without budget.
 const STARTING_GRACE_S: i64 = 10;
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     /// Waiting for the first answer of both stats sockets.
@@ -68,6 +67,8 @@ pub struct Engine {
     vassals: Vec<Vassal>,
     emp: Option<EmperorSnapshot>,
     fr: Option<FastrouterSnapshot>,
+    /// Node lookups into `fr`, rebuilt with it.
+    matcher: nodes::Matcher,
     stage: Stage,
     reads: [ReadState; 2],
     next_tick_ms: u64,
@@ -109,6 +110,7 @@ impl Engine {
             vassals,
             emp: None,
             fr: None,
+            matcher: nodes::Matcher::default(),
             stage: Stage::Preflight,
             reads: Default::default(),
             next_tick_ms: now.mono_ms,
@@ -241,6 +243,7 @@ impl Engine {
                 self.read_done(StatsSource::Emperor, None);
             }
             Input::Fastrouter(s) => {
+                self.matcher = nodes::Matcher::new(&self.s.node_match, &s);
                 self.fr = Some(s);
                 self.read_done(StatsSource::Fastrouter, None);
             }
@@ -350,7 +353,11 @@ impl Engine {
     /// are on the rollout's critical path, and the fastrouter's stats cost
     /// it nothing like the Emperor's (which rescan the directory).
     fn fast_fastrouter_read_at(&self) -> Option<u64> {
-        let fast = self.s.fast_fastrouter_ms.min(self.s.check_interval_ms).max(1);
+        let fast = self
+            .s
+            .fast_fastrouter_ms
+            .min(self.s.check_interval_ms)
+            .max(1);
         let r = &self.reads[idx(StatsSource::Fastrouter)];
         let waiting = self.stage == Stage::Rolling
             && self.vassals.iter().any(|v| {
@@ -461,7 +468,9 @@ impl Engine {
         let mut nodeless = Vec::new();
         for v in &self.vassals {
             let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
-            let keys: BTreeSet<&str> = nodes::nodes_of(&rule, &v.name, pid, &fr)
+            let keys: BTreeSet<&str> = self
+                .matcher
+                .nodes_of(&v.name, pid, &fr)
                 .map(|(k, _)| k)
                 .collect();
             if keys.is_empty() && nodes::emperor_healthy(&emp, &v.name) {
@@ -521,7 +530,8 @@ impl Engine {
             .iter()
             .flat_map(|v| {
                 let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
-                nodes::nodes_of(&rule, &v.name, pid, &fr)
+                self.matcher
+                    .nodes_of(&v.name, pid, &fr)
                     .map(|(k, _)| k.to_string())
                     .collect::<Vec<_>>()
             })
@@ -587,7 +597,6 @@ impl Engine {
         }
         let emp = self.emp.as_ref()?;
         let fr = self.fr.as_ref()?;
-        let rule = &self.s.node_match;
         let tol = self.s.node_tolerance_s;
 
         // Death and crash loops, in every in-flight phase.
@@ -618,8 +627,10 @@ impl Engine {
 
         // Node observations since the touch.
         let current_pid = st.map_or(0, |s| s.pid);
-        let mine: Vec<(&str, &crate::stats::Node)> =
-            nodes::nodes_of(rule, &v.name, current_pid.max(v.pid0), fr).collect();
+        let mine: Vec<(&str, &crate::stats::Node)> = self
+            .matcher
+            .nodes_of(&v.name, current_pid.max(v.pid0), fr)
+            .collect();
 
         match phase {
             Phase::Draining => {
@@ -720,7 +731,10 @@ impl Engine {
                 continue;
             }
             let pid = emp.vassal(&v.name).map_or(0, |s| s.pid).max(v.pid0);
-            if nodes::nodes_of(&self.s.node_match, &v.name, pid, fr).all(|(_, n)| n.death_mark != 0)
+            if self
+                .matcher
+                .nodes_of(&v.name, pid, fr)
+                .all(|(_, n)| n.death_mark != 0)
             {
                 v.node_gone = true;
             }
@@ -909,7 +923,8 @@ impl Engine {
         };
         let pid = self.current_pid(&name).max(self.vassals[i].pid0);
         let node = self.fr.as_ref().and_then(|fr| {
-            nodes::nodes_of(&self.s.node_match, &name, pid, fr)
+            self.matcher
+                .nodes_of(&name, pid, fr)
                 .find(|(_, n)| n.death_mark == 0)
                 .map(|(k, n)| (k.to_string(), n.name.clone()))
         });
@@ -936,7 +951,9 @@ impl Engine {
         if first {
             let pid = self.current_pid(&name);
             let drained: Vec<DrainedNode> = match self.fr.as_ref() {
-                Some(fr) => nodes::nodes_of(&self.s.node_match, &name, pid, fr)
+                Some(fr) => self
+                    .matcher
+                    .nodes_of(&name, pid, fr)
                     .filter(|(_, n)| n.death_mark == 0)
                     .map(|(k, n)| DrainedNode {
                         key: k.to_string(),
@@ -1022,7 +1039,9 @@ impl Engine {
         };
         let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
         nodes::emperor_healthy(emp, &v.name)
-            && nodes::nodes_of(&self.s.node_match, &v.name, pid, fr)
+            && self
+                .matcher
+                .nodes_of(&v.name, pid, fr)
                 .any(|(_, n)| nodes::node_fresh(n, self.now.wall_s, self.s.node_tolerance_s))
     }
 
@@ -1062,7 +1081,7 @@ impl Engine {
             })
             .collect();
         nodes::live_per_key(
-            &self.s.node_match,
+            &self.matcher,
             &ours,
             emp,
             fr,
@@ -1105,7 +1124,8 @@ impl Engine {
             let keys: BTreeSet<String> = match (self.emp.as_ref(), self.fr.as_ref()) {
                 (Some(emp), Some(fr)) => {
                     let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
-                    nodes::nodes_of(&self.s.node_match, &v.name, pid, fr)
+                    self.matcher
+                        .nodes_of(&v.name, pid, fr)
                         .filter(|(_, n)| {
                             nodes::node_fresh(n, self.now.wall_s, self.s.node_tolerance_s)
                         })

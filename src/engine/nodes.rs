@@ -1,6 +1,6 @@
 //! Linking Emperor vassals to fastrouter nodes, and deciding who is live.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::settings::NodeMatch;
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot, Node};
@@ -48,7 +48,98 @@ pub fn node_fresh(node: &Node, wall_s: i64, tolerance_s: i64) -> bool {
     node.death_mark == 0 && wall_s.saturating_sub(node.last_check) <= tolerance_s
 }
 
-/// The nodes of one vassal: (key, node).
+/// [`matches`] over one fastrouter snapshot, indexed by name, stem and pid:
+/// finding a vassal's nodes costs a few hash lookups instead of a scan of
+/// every node, so a rollout's work grows with the fleet, not its square.
+/// The index only narrows the candidates; [`matches`] still decides, so the
+/// answer is exactly the one a full scan gives.
+#[derive(Clone, Debug, Default)]
+pub struct Matcher {
+    rule: Option<NodeMatch>,
+    /// Flat node number -> (subscription, node) position in the snapshot.
+    flat: Vec<(usize, usize)>,
+    by_name: HashMap<String, Vec<usize>>,
+    by_stem: HashMap<String, Vec<usize>>,
+    by_pid: HashMap<i64, Vec<usize>>,
+}
+
+impl Matcher {
+    pub fn new(rule: &NodeMatch, fr: &FastrouterSnapshot) -> Matcher {
+        let mut m = Matcher {
+            rule: Some(rule.clone()),
+            ..Default::default()
+        };
+        for (si, sub) in fr.subscriptions.iter().enumerate() {
+            for (ni, n) in sub.nodes.iter().enumerate() {
+                let f = m.flat.len();
+                m.flat.push((si, ni));
+                m.by_name.entry(n.name.clone()).or_default().push(f);
+                if n.name.contains('/') {
+                    m.by_stem
+                        .entry(stem(&n.name).to_string())
+                        .or_default()
+                        .push(f);
+                }
+                if n.pid > 0 {
+                    m.by_pid.entry(n.pid).or_default().push(f);
+                }
+            }
+        }
+        m
+    }
+
+    /// Flat numbers of the nodes of `config` (master pid `pid`, 0 if
+    /// unknown), in document order.
+    fn flat_of(&self, config: &str, pid: i64, fr: &FastrouterSnapshot) -> Vec<usize> {
+        let Some(rule) = &self.rule else {
+            return Vec::new();
+        };
+        let mut cands: Vec<usize> = Vec::new();
+        let mut add = |v: Option<&Vec<usize>>| cands.extend(v.into_iter().flatten().copied());
+        if pid > 0 {
+            add(self.by_pid.get(&pid));
+        }
+        match rule {
+            NodeMatch::Stem => add(self.by_stem.get(stem(config))),
+            NodeMatch::Template(t) => add(self.by_name.get(&render(t, config))),
+            NodeMatch::Names(names) => {
+                if let Some(n) = names.get(config) {
+                    add(self.by_name.get(n));
+                }
+                add(self.by_stem.get(stem(config)));
+            }
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        cands.retain(|f| {
+            self.node(*f, fr)
+                .is_some_and(|(_, n)| matches(rule, config, pid, n))
+        });
+        cands
+    }
+
+    fn node<'a>(&self, f: usize, fr: &'a FastrouterSnapshot) -> Option<(&'a str, &'a Node)> {
+        let (si, ni) = *self.flat.get(f)?;
+        let sub = fr.subscriptions.get(si)?;
+        Some((sub.key.as_str(), sub.nodes.get(ni)?))
+    }
+
+    /// The nodes of one vassal: (key, node). `fr` must be the snapshot the
+    /// matcher was built from.
+    pub fn nodes_of<'a>(
+        &'a self,
+        config: &str,
+        pid: i64,
+        fr: &'a FastrouterSnapshot,
+    ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
+        self.flat_of(config, pid, fr)
+            .into_iter()
+            .filter_map(move |f| self.node(f, fr))
+    }
+}
+
+/// The nodes of one vassal: (key, node). A full scan; see [`Matcher`] for
+/// repeated lookups in one snapshot.
 pub fn nodes_of<'a>(
     rule: &'a NodeMatch,
     config: &'a str,
@@ -76,26 +167,29 @@ pub fn emperor_healthy(emp: &EmperorSnapshot, config: &str) -> bool {
 /// it count (not in flight, not failed). A node that matches none of ours is
 /// another host's and counts on its own freshness.
 pub fn live_per_key(
-    rule: &NodeMatch,
+    matcher: &Matcher,
     ours: &[(&str, bool)],
     emp: &EmperorSnapshot,
     fr: &FastrouterSnapshot,
     wall_s: i64,
     tolerance_s: i64,
 ) -> BTreeMap<String, usize> {
+    // The first of ours that a node matches owns it.
+    let mut owner: Vec<Option<usize>> = vec![None; matcher.flat.len()];
+    for (i, (c, _)) in ours.iter().enumerate() {
+        let pid = emp.vassal(c).map_or(0, |v| v.pid);
+        for f in matcher.flat_of(c, pid, fr) {
+            owner[f].get_or_insert(i);
+        }
+    }
     let mut live: BTreeMap<String, usize> = BTreeMap::new();
-    let pids: Vec<i64> = ours
-        .iter()
-        .map(|(c, _)| emp.vassal(c).map_or(0, |v| v.pid))
-        .collect();
-    for (key, node) in fr.nodes() {
+    for (f, o) in owner.iter().enumerate() {
+        let Some((key, node)) = matcher.node(f, fr) else {
+            continue;
+        };
         let entry = live.entry(key.to_string()).or_default();
-        let owner = ours
-            .iter()
-            .zip(&pids)
-            .find(|((c, _), pid)| matches(rule, c, **pid, node));
-        let counts = match owner {
-            Some(((c, eligible), _)) => *eligible && emperor_healthy(emp, c),
+        let counts = match o {
+            Some(i) => ours[*i].1 && emperor_healthy(emp, ours[*i].0),
             None => true,
         };
         if counts && node_fresh(node, wall_s, tolerance_s) {
@@ -103,4 +197,74 @@ pub fn live_per_key(
         }
     }
     live
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Subscription;
+
+    /// The index gives exactly what a full scan with `matches` gives, for
+    /// every rule, including pids, duplicate names, TCP names and misses.
+    #[test]
+    fn matcher_agrees_with_a_full_scan() {
+        let names = [
+            "/r/app_01.sock",
+            "/s/app_01.sock",
+            "127.0.0.1:3031",
+            ":3032",
+            "/r/app_02.sock",
+            "/r/other.sock",
+        ];
+        let mut subs = Vec::new();
+        let mut seed = 7u64;
+        for key in ["a.com", "b.com"] {
+            let mut nodes = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if seed >> 62 == 0 {
+                    continue;
+                }
+                nodes.push(Node {
+                    name: n.to_string(),
+                    pid: (i as i64 % 3) * 100,
+                    ..Default::default()
+                });
+            }
+            subs.push(Subscription {
+                key: key.into(),
+                nodes,
+            });
+        }
+        let fr = FastrouterSnapshot {
+            subscriptions: subs,
+            ..Default::default()
+        };
+        let mut names_map = BTreeMap::new();
+        names_map.insert("app_03.ini".to_string(), "127.0.0.1:3031".to_string());
+        names_map.insert("app_01.ini".to_string(), ":3032".to_string());
+        let rules = [
+            NodeMatch::Stem,
+            NodeMatch::Template("/r/{stem}.sock".into()),
+            NodeMatch::Names(names_map),
+        ];
+        for rule in &rules {
+            let m = Matcher::new(rule, &fr);
+            for config in [
+                "app_01.ini",
+                "app_02.ini",
+                "app_03.ini",
+                "other.ini",
+                "none.ini",
+            ] {
+                for pid in [0, 100, 200, 300] {
+                    let fast: Vec<_> = m.nodes_of(config, pid, &fr).collect();
+                    let full: Vec<_> = nodes_of(rule, config, pid, &fr).collect();
+                    assert_eq!(fast, full, "{rule:?} {config} {pid}");
+                }
+            }
+        }
+    }
 }

@@ -207,8 +207,10 @@ struct Driver<'a> {
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let prep = prepare(cfg)?;
-    for n in &prep.notes {
-        rep.human_line(n, false);
+    if !cfg.output.quiet {
+        for n in &prep.notes {
+            rep.human_line(n, false);
+        }
     }
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
     let timer = TimerFd::new(
