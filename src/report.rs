@@ -66,6 +66,11 @@ impl Reporter {
         self.human_line(&line, important);
     }
 
+    /// Whether [`Reporter::progress`] draws anything (stdout is a terminal).
+    pub fn wants_progress(&self) -> bool {
+        self.tty
+    }
+
     /// Redraws the progress line (terminal only).
     pub fn progress(&mut self, p: &Progress) {
         if !self.tty {

@@ -36,7 +36,8 @@ impl EmperorDir {
                 e.desc()
             ))
         })?;
-        // SAFETY-free: nix returns a RawFd we now own.
+        // SAFETY: `open` just returned this descriptor; nothing else owns or
+        // closes it.
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok(EmperorDir {
             path: path.to_path_buf(),

@@ -292,7 +292,9 @@ impl Driver<'_> {
                 });
             }
             self.flush_unsent();
-            self.rep.progress(&self.engine.progress_info());
+            if self.rep.wants_progress() {
+                self.rep.progress(&self.engine.progress_info());
+            }
             self.arm_timer();
             match self.poll.poll(&mut events, None) {
                 Ok(()) => {}
