@@ -50,6 +50,7 @@ const FLAGS: &[&str] = &[
     "--min-ready",
     "--max-unavailable",
     "--probe",
+    "--subscription-tolerance",
 ];
 
 /// The flags that take one value, with a valid value each.
@@ -72,6 +73,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--min-ready", "2"),
     ("--max-unavailable", "50%"),
     ("--probe", "/health"),
+    ("--subscription-tolerance", "30"),
 ];
 
 fn world(tag: &str) -> World {

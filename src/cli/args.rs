@@ -39,6 +39,7 @@ pub struct RawArgs {
     pub min_ready: Option<String>,
     pub max_unavailable: Option<String>,
     pub probe: Option<String>,
+    pub subscription_tolerance: Option<String>,
     pub help: bool,
     pub version: bool,
 }
@@ -111,7 +112,8 @@ where
                 | "canary"
                 | "min-ready"
                 | "max-unavailable"
-                | "probe"),
+                | "probe"
+                | "subscription-tolerance"),
             ) => {
                 let f = f.to_string();
                 let flag = format!("--{f}");
@@ -133,6 +135,7 @@ where
                     "min-ready" => &mut r.min_ready,
                     "max-unavailable" => &mut r.max_unavailable,
                     "probe" => &mut r.probe,
+                    "subscription-tolerance" => &mut r.subscription_tolerance,
                     _ => &mut r.node_name,
                 };
                 once(slot, v, &flag)?

@@ -316,6 +316,10 @@ impl Config {
             }
             s.probe_path = Some(p.clone());
         }
+        if let Some(v) = &r.subscription_tolerance {
+            let ms = seconds_ms("--subscription-tolerance", v)?;
+            s.node_tolerance_s = ((ms + 999) / 1000) as i64;
+        }
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;
         // Keep a stats outage bound sensible relative to the timeout.

@@ -56,6 +56,11 @@ OPTIONS (beyond uwsgi_reload.py)
                                protocol, the key as host), answers 2xx/3xx
     --only GLOB                reload only configs matching GLOB (repeatable)
     --exclude GLOB             skip configs matching GLOB (repeatable)
+    --subscription-tolerance SECONDS
+                               a node announced longer ago than this is not
+                               live (the fastrouter's subscription-tolerance;
+                               raise it with a larger subscribe-freq)
+                               [default: 17]
     --stats-timeout SECONDS    connect+read bound of one stats read [default: 5]
     --syslog                   send event lines to /dev/log too
     --strict                   doctor findings on the vassal configs are
