@@ -1,0 +1,231 @@
+//! Time-aligned evidence for the drain check: every fastrouter sample with
+//! the time its read started, and every `--json` event of the tool with the
+//! time its line arrived, all on one clock (`t0`).
+//!
+//! The harness's sampler (`tests/common/sampler.rs`) keeps only changes and
+//! the tool's `at_ms` counts from its own start, which comes after an
+//! unknown start-up delay. Here each event's time is bounded from above:
+//! the tool's stdout is line-buffered, so an event happened no later than its
+//! line arrived; with `base = min(arrival - at_ms)` over all events,
+//! `base + at_ms` is at or after the real event, and a sample whose read
+//! started after that saw the world after the event.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uwsgi_reload::stats::FastrouterSnapshot;
+
+use crate::common::stack::read_stats;
+use crate::common::tool::{event_kind, event_vassal, ToolRun, BIN};
+
+/// One node in one sample: (ref, death_mark).
+pub type NodeView = (i64, i64);
+
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When the read started, ms after t0.
+    pub ms: f64,
+    /// Node name -> (ref, death_mark), for the traced key.
+    pub nodes: BTreeMap<String, NodeView>,
+}
+
+pub struct Trace {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Vec<Sample>>,
+}
+
+impl Trace {
+    /// Reads `socket` every `every` until stopped and keeps every sample.
+    pub fn start(socket: PathBuf, key: String, t0: Instant, every: Duration) -> Trace {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                let tick = Instant::now();
+                let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                if let Ok(snap) = read_stats(&socket).and_then(|b| FastrouterSnapshot::parse(&b).map_err(|e| format!("{e:?}"))) {
+                    let nodes = snap
+                        .nodes()
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, n)| (n.name.clone(), (n.refs, n.death_mark)))
+                        .collect();
+                    out.push(Sample { ms, nodes });
+                }
+                if let Some(rest) = every.checked_sub(tick.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+            out
+        });
+        Trace { stop, handle }
+    }
+
+    pub fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("trace thread panicked")
+    }
+}
+
+/// A finished run of the tool with arrival times.
+pub struct TimedRun {
+    pub run: ToolRun,
+    /// When it was spawned, ms after t0.
+    pub spawned_ms: f64,
+    /// (event, arrival ms after t0), in order.
+    pub events: Vec<(Value, f64)>,
+}
+
+impl TimedRun {
+    /// `base + at_ms` is no earlier than the real event (see the module doc).
+    pub fn base_ms(&self) -> f64 {
+        self.events
+            .iter()
+            .filter_map(|(e, arr)| Some(arr - e.get("at_ms")?.as_f64()?))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// The upper-bounded time (ms after t0) of the first event `kind` of `vassal`.
+    pub fn event_time(&self, kind: &str, vassal: &str) -> Option<(f64, &Value)> {
+        let base = self.base_ms();
+        self.events.iter().find_map(|(e, _)| {
+            (event_kind(e) == kind && event_vassal(e).as_deref() == Some(vassal))
+                .then(|| (base + e.get("at_ms").and_then(Value::as_f64).unwrap_or(0.0), e))
+        })
+    }
+}
+
+/// Runs the tool with `args` to completion (SIGKILL after `timeout`),
+/// recording when each stdout line arrived.
+pub fn run_timed(args: Vec<String>, t0: Instant, timeout: Duration) -> TimedRun {
+    let spawned_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {BIN}: {e}"));
+    let lines: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
+    let l2 = lines.clone();
+    let out = child.stdout.take().unwrap();
+    let r1 = std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => l2.lock().unwrap().push((line.clone(), t0.elapsed().as_secs_f64() * 1000.0)),
+            }
+        }
+    });
+    let mut err = child.stderr.take().unwrap();
+    let r2 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait().expect("wait uwsgi-reload") {
+            Some(st) => break st,
+            None if started.elapsed() > timeout => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let elapsed = started.elapsed();
+    let _ = r1.join();
+    let stderr = r2.join().unwrap_or_default();
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    let stdout: String = lines.iter().map(|(l, _)| l.as_str()).collect();
+    let events = lines
+        .iter()
+        .filter(|(l, _)| l.trim_start().starts_with('{'))
+        .filter_map(|(l, t)| Some((serde_json::from_str::<Value>(l).ok()?, *t)))
+        .collect();
+    use std::os::unix::process::ExitStatusExt;
+    TimedRun {
+        run: ToolRun {
+            args,
+            code: status.code(),
+            signal: status.signal(),
+            timed_out,
+            stdout,
+            stderr,
+            elapsed,
+        },
+        spawned_ms,
+        events,
+    }
+}
+
+/// What the fastrouter showed of `node` from just after the tool's `drained`
+/// event of a vassal until its new generation subscribed again (at most
+/// `horizon_ms` after the touch). Ok(number of samples checked) if the node
+/// was, in every one of them, absent or death-marked with `ref == 0`: the
+/// drain emptied it before the touch and nothing reached it until the reload
+/// was over. Err(what was seen) otherwise.
+pub fn check_drain_window(
+    samples: &[Sample],
+    node: &str,
+    drained_ms: f64,
+    touched_ms: f64,
+    horizon_ms: f64,
+) -> Result<usize, String> {
+    let end = touched_ms + horizon_ms;
+    let mut checked = 0;
+    let mut seen_gone = false;
+    let mut story = String::new();
+    for s in samples.iter().filter(|s| s.ms >= drained_ms && s.ms <= end) {
+        let v = s.nodes.get(node).copied();
+        let _ = write!(
+            story,
+            " {:.0}:{}",
+            s.ms,
+            v.map_or("gone".to_string(), |(r, d)| format!("ref{r}/dm{d}"))
+        );
+        match v {
+            None | Some((0, 1)) => {
+                seen_gone = true;
+                checked += 1;
+            }
+            // the new generation subscribed: the window is over
+            Some((_, 0)) if seen_gone => break,
+            Some((r, 0)) => {
+                return Err(format!(
+                    "node still live (ref {r}, death_mark 0) at {:.0} ms, after `drained` at {drained_ms:.0} ms \
+                     (touched at {touched_ms:.0} ms); samples:{story}",
+                    s.ms
+                ))
+            }
+            Some((r, d)) => {
+                return Err(format!(
+                    "node had {r} session(s) in flight (death_mark {d}) at {:.0} ms, after `drained` at \
+                     {drained_ms:.0} ms (touched at {touched_ms:.0} ms); samples:{story}",
+                    s.ms
+                ))
+            }
+        }
+    }
+    if checked == 0 {
+        return Err(format!(
+            "no fastrouter sample between `drained` at {drained_ms:.0} ms and the re-subscription \
+             (touched at {touched_ms:.0} ms); samples:{story}"
+        ));
+    }
+    Ok(checked)
+}
