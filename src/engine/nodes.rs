@@ -28,10 +28,13 @@ pub fn matches(rule: &NodeMatch, config: &str, pid: i64, node: &Node) -> bool {
             node.name.contains('/') && stem(&node.name) == stem(config)
         }
         NodeMatch::Template(t) => node.name == render(t, config),
-        NodeMatch::Names(names) => {
-            names.get(config).is_some_and(|n| *n == node.name)
-                || matches(&NodeMatch::Stem, config, pid, node)
-        }
+        // A vassal whose config names its address matches that address
+        // only: the stem rule would also take another host's node of the
+        // same file name (two hosts, one fastrouter).
+        NodeMatch::Names(names) => match names.get(config) {
+            Some(n) => *n == node.name,
+            None => matches(&NodeMatch::Stem, config, pid, node),
+        },
     }
 }
 
@@ -102,12 +105,10 @@ impl Matcher {
         match rule {
             NodeMatch::Stem => add(self.by_stem.get(stem(config))),
             NodeMatch::Template(t) => add(self.by_name.get(&render(t, config))),
-            NodeMatch::Names(names) => {
-                if let Some(n) = names.get(config) {
-                    add(self.by_name.get(n));
-                }
-                add(self.by_stem.get(stem(config)));
-            }
+            NodeMatch::Names(names) => match names.get(config) {
+                Some(n) => add(self.by_name.get(n)),
+                None => add(self.by_stem.get(stem(config))),
+            },
         }
         cands.sort_unstable();
         cands.dedup();

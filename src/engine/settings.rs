@@ -13,7 +13,7 @@ pub enum NodeMatch {
     Template(String),
     /// The node name each vassal's own config subscribes with (its
     /// `subscribe2 addr=` or first socket), by config file name; configs not
-    /// in the map, or whose name is not found, fall back to [`NodeMatch::Stem`].
+    /// in the map fall back to [`NodeMatch::Stem`].
     Names(std::collections::BTreeMap<String, String>),
 }
 

@@ -155,8 +155,8 @@ pub fn doctor(
 }
 
 /// Without `--node-name`, each vassal's node is the exact address its own
-/// config subscribes with (`subscribe2 addr=` or its first socket), with the
-/// uwsgi_reload.py stem rule as the fallback.
+/// config subscribes with (`subscribe2 addr=` or its first socket); the
+/// uwsgi_reload.py stem rule serves configs that name none.
 pub fn node_match(
     given: &NodeMatch,
     parsed: &[(String, Result<VassalConfig, String>)],
