@@ -419,3 +419,86 @@ fn no_spin_on_a_wait_timeout_while_a_foreign_reload_is_in_flight() {
         assert_no_spin(&e, now(s));
     }
 }
+
+/// Found by tests/explore.rs (#[ignore]d large run: drain, busy nodes, one
+/// foreign touch): while a vassal drains, someone else touches its config
+/// and the Emperor reloads it; its snapshot shows that before the inotify
+/// event comes, so the event (no newer than the Emperor's last_mod) was not
+/// taken as a foreign touch. At the drain timeout the engine touched the
+/// reloading vassal: a second reload request mid-reload (FACTS.md 4), which
+/// can wedge it, and which it then reported as reloaded.
+#[test]
+fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
+    let mut s = settings(0);
+    s.drain_timeout_ms = Some(2_000);
+    let configs = vec![ConfigFile {
+        name: name(0),
+        mtime: WALL0 - 3600,
+    }];
+    let mut e = Engine::new(s, configs, now(0));
+    drain(&mut e);
+    let mut v = V::up(1000);
+    e.handle(now(0), emperor(&[v.clone()]));
+    e.handle(now(0), fastrouter(&[(0, WALL0 - 1)]));
+    let a = drain(&mut e);
+    assert!(
+        a.iter().any(|a| matches!(a, Action::Unsubscribe { .. })),
+        "{a:?}"
+    );
+    // Sessions still in flight: the node stays death-marked.
+    let busy = Input::Fastrouter(FastrouterSnapshot {
+        pid: 2,
+        subscriptions: vec![Subscription {
+            key: KEY.into(),
+            nodes: vec![Node {
+                name: sock(0),
+                last_check: WALL0 - 1,
+                death_mark: 1,
+                refs: 1,
+                ..Node::default()
+            }],
+        }],
+    });
+    e.handle(now(0), busy.clone());
+    drain(&mut e);
+    // Someone else's touch; the Emperor shows the reload first.
+    v.last_mod = WALL0 + 1;
+    v.respawns = 1;
+    v.accepting = 0;
+    v.last_run = WALL0 + 1;
+    let mut all = Vec::new();
+    for s in 1..4 {
+        e.handle_timeout(now(s));
+        all.extend(drain(&mut e));
+        e.handle(now(s), emperor(&[v.clone()]));
+        e.handle(now(s), busy.clone());
+        if s == 1 {
+            e.handle(
+                now(s),
+                Input::Config(ConfigEvent::Changed {
+                    name: name(0),
+                    mtime: Some(WALL0 + 1),
+                }),
+            );
+        }
+        all.extend(drain(&mut e));
+    }
+    assert!(
+        touches(&all).is_empty(),
+        "touched a vassal reloading on someone else's touch: {:?}",
+        touches(&all)
+    );
+    // It comes back: reported reloaded (by someone else), never touched.
+    v.accepting = 1;
+    v.last_accepting = WALL0 + 3;
+    for s in 4..6 {
+        e.handle_timeout(now(s));
+        all.extend(drain(&mut e));
+        e.handle(now(s), emperor(&[v.clone()]));
+        e.handle(now(s), fastrouter(&[(0, WALL0 + 3)]));
+        all.extend(drain(&mut e));
+    }
+    assert!(touches(&all).is_empty());
+    let o = finish(&all).expect("finished");
+    assert_eq!(o.reloaded, vec![name(0)], "{o:?}");
+}

@@ -634,6 +634,18 @@ impl Engine {
 
         match phase {
             Phase::Draining => {
+                // Someone else's touch the Emperor acted on before its
+                // inotify event came (or without one): follow it; touching
+                // now would be a second reload request (FACTS.md 4).
+                if let Some(s) = st.filter(|s| s.pid == v.pid0 && s.respawns > v.respawns0) {
+                    return Some((
+                        Signal::ForeignTouch,
+                        format!(
+                            "the Emperor sent it a reload this rollout did not ask for (respawns {} -> {})",
+                            v.respawns0, s.respawns
+                        ),
+                    ));
+                }
                 if fr_started < v.drain_sent_ms {
                     return None;
                 }
@@ -841,9 +853,25 @@ impl Engine {
                 self.touch(i, None);
             }
             Effect::Adopt => {
-                let m = self.vassals[i].known_mtime;
+                // Seen in the Emperor's record first (while draining): the
+                // reload is under way already; count from before it.
+                let respawns0 = self.vassals[i].respawns0;
+                let under_way = self
+                    .emp
+                    .as_ref()
+                    .and_then(|e| e.vassal(&name))
+                    .filter(|s| before == Phase::Draining && s.respawns > respawns0)
+                    .map(|s| (s.last_mod, s.last_run));
+                let m = self.vassals[i]
+                    .known_mtime
+                    .max(under_way.map_or(i64::MIN, |(m, _)| m));
                 self.vassals[i].foreign = true;
                 self.touch(i, Some(m));
+                if let Some((_, sent_s)) = under_way {
+                    let v = &mut self.vassals[i];
+                    v.respawns0 = respawns0;
+                    v.touch_wall_s = v.touch_wall_s.min(sent_s);
+                }
                 self.report(Event::ForeignReload { vassal: name });
             }
             Effect::Resubscribe => {
@@ -950,6 +978,11 @@ impl Engine {
         let name = self.vassals[i].name.clone();
         if first {
             let pid = self.current_pid(&name);
+            let respawns = self
+                .emp
+                .as_ref()
+                .and_then(|e| e.vassal(&name))
+                .map_or(0, |s| s.respawns);
             let drained: Vec<DrainedNode> = match self.fr.as_ref() {
                 Some(fr) => self
                     .matcher
@@ -968,6 +1001,8 @@ impl Engine {
             v.drained = drained;
             v.drain_ms = now;
             v.pid0 = pid;
+            // A reload request the Emperor sends from now on is not ours.
+            v.respawns0 = respawns;
             v.blacklist_attempt0 = None;
             let nodes = v.drained.iter().map(|d| d.name.clone()).collect();
             self.report(Event::DrainStarted {

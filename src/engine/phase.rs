@@ -125,7 +125,9 @@ pub enum Signal {
     /// `respawns` rose again after the reload was seen: a second reload
     /// request reached it (FACTS.md 4).
     SecondReload,
-    /// Someone else moved the config's mtime past what the Emperor has seen.
+    /// Someone else moved the config's mtime past what the Emperor has seen
+    /// (or, while draining, the Emperor sent a reload this rollout did not
+    /// ask for).
     ForeignTouch,
     /// The config file was deleted or renamed away.
     ConfigRemoved,
