@@ -313,6 +313,23 @@ fault_tests! {
     explore_fault_stop: Stop,
     explore_fault_fastrouter_restart: FastrouterRestart,
     explore_fault_slow_read: SlowRead,
+    explore_fault_broken_app: BrokenApp,
+}
+
+#[test]
+fn explore_probe() {
+    // --probe: a reloaded vassal counts after a 2xx from its own socket;
+    // one whose new app answers 500 fails (without --probe nothing tells).
+    for (n, k, keys) in [(2, 1, Keys::One), (3, 1, Keys::Both)] {
+        let mut c = Config::new(n, k, keys);
+        c.probe = true;
+        run(&format!("n{n} k{k} {keys:?} probe"), c.clone(), 400);
+        c.faults = vec![FaultKind::BrokenApp, FaultKind::Crash];
+        c.max_faults = 1;
+        if n == 2 {
+            run(&format!("n{n} k{k} {keys:?} probe BrokenApp|Crash"), c, 400);
+        }
+    }
 }
 
 /// Much larger: 4 vassals, every K and key layout, every fault kind, drain

@@ -623,6 +623,10 @@ fn sim_engine(b: &mut Bytes) -> String {
     if cfg.initial != Initial::AllUp && n == 1 {
         cfg.initial = Initial::AllUp;
     }
+    cfg.probe = b.bool();
+    cfg.max_parallel = [usize::MAX, usize::MAX, 1, 2][b.below(4)];
+    cfg.canary = [0, 0, 1][b.below(3)];
+    cfg.min_ready_ms = [0, 0, 2_000][b.below(3)];
     cfg.faults = FaultKind::ALL.to_vec();
     cfg.max_faults = b.below(4) as u8;
     let mut s = Sim::new(&cfg);

@@ -107,10 +107,13 @@ pub enum FaultKind {
     FastrouterRestart,
     /// A stats read is slow: it is still in flight when time moves on.
     SlowRead,
+    /// The new generation's app fails to import: it accepts, subscribes and
+    /// answers 500 (FACTS 18). Only `--probe` tells.
+    BrokenApp,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Crash,
         FaultKind::CrashLoop,
         FaultKind::MissingAnnounce,
@@ -123,6 +126,7 @@ impl FaultKind {
         FaultKind::Stop,
         FaultKind::FastrouterRestart,
         FaultKind::SlowRead,
+        FaultKind::BrokenApp,
     ];
 }
 
@@ -181,6 +185,8 @@ pub struct Config {
     pub max_parallel: usize,
     pub canary: usize,
     pub min_ready_ms: u64,
+    /// `--probe /health`.
+    pub probe: bool,
 }
 
 impl Config {
@@ -205,6 +211,7 @@ impl Config {
             max_parallel: usize::MAX,
             canary: 0,
             min_ready_ms: 0,
+            probe: false,
         }
     }
 
@@ -231,6 +238,7 @@ impl Config {
             // fact is seen, not which interleavings exist, and would
             // multiply the time steps explored.
             fast_fastrouter_ms: self.tick_ms,
+            probe_path: self.probe.then(|| "/health".to_string()),
             ..Settings::default()
         }
     }
@@ -314,6 +322,8 @@ pub struct VassalW {
     pub wedge_unseen: bool,
     /// The config's mtime was last set by someone else.
     pub foreign_mtime: bool,
+    /// Its app answers 500 (BrokenApp fault).
+    pub broken: bool,
     /// The generation running was started during this run (reload or
     /// crash), so its announce completes a reload.
     pub new_gen: bool,
@@ -369,6 +379,9 @@ pub enum Answer {
     Repair {
         v: usize,
         pid: i64,
+    },
+    Probe {
+        v: usize,
     },
     Rescan,
 }
@@ -447,6 +460,7 @@ pub enum Fault {
     ReadFail(Src),
     InvalidSnapshot(Src),
     SlowRead(Src),
+    BrokenApp(usize),
     Overflow,
     Stop,
     FastrouterRestart,
@@ -478,6 +492,7 @@ impl World {
                 Some(v) => {
                     let w = &self.vassals[v];
                     !w.wedged
+                        && !w.broken
                         && matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
                         && w.rec
                             .as_ref()
@@ -713,6 +728,7 @@ pub struct Sim {
     pub max_faults: u8,
     pub limit_ms: u64,
     pub k: usize,
+    pub probe: bool,
     pub w: World,
     pub e: Engine,
     pub outcome: Option<Outcome>,
@@ -787,6 +803,7 @@ impl Sim {
                 wedged: false,
                 wedge_unseen: false,
                 foreign_mtime: false,
+                broken: false,
                 new_gen: false,
                 reloaded: false,
                 touches: 0,
@@ -874,6 +891,7 @@ impl Sim {
             max_faults: cfg.max_faults,
             limit_ms: MONO0 + cfg.limit_ms(),
             k: cfg.k,
+            probe: cfg.probe,
             w,
             e,
             outcome: None,
@@ -1053,6 +1071,12 @@ impl Sim {
             if vw.exists && self.fault_ok(FaultKind::ForeignTouch) {
                 m.push(Move::Fault(Fault::ForeignTouch(v)));
             }
+            if !vw.broken
+                && matches!(vw.proc_, Proc::Reloading { .. })
+                && self.fault_ok(FaultKind::BrokenApp)
+            {
+                m.push(Move::Fault(Fault::BrokenApp(v)));
+            }
             if vw.exists && self.fault_ok(FaultKind::ConfigRemoved) {
                 m.push(Move::Fault(Fault::ConfigRemoved(v)));
             }
@@ -1205,6 +1229,22 @@ impl Sim {
                         };
                         let _ = pid;
                         Some(Input::Repaired {
+                            vassal: vassal_name(v),
+                            result,
+                        })
+                    }
+                    Answer::Probe { v } => {
+                        let vw = &w.vassals[v];
+                        let up = matches!(vw.proc_, Proc::Serving | Proc::Accepted { .. })
+                            && vw.rec.as_ref().is_some_and(|r| r.accepting == 1);
+                        let result = if !up {
+                            Err("connect: connection refused".to_string())
+                        } else if vw.broken {
+                            Err("HTTP 500 Internal Server Error".to_string())
+                        } else {
+                            Ok("HTTP 200 OK".to_string())
+                        };
+                        Some(Input::Probed {
                             vassal: vassal_name(v),
                             result,
                         })
@@ -1427,6 +1467,12 @@ impl Sim {
                 };
                 Some(Input::ReadFailed { source, error })
             }
+            Fault::BrokenApp(v) => {
+                // Requests to it fail: its keys are exempt from K.
+                self.fault(Some(*v), 0);
+                self.w.vassals[*v].broken = true;
+                None
+            }
             Fault::SlowRead(src) => {
                 self.fault(None, 0);
                 self.w.slow[(*src == Src::Fastrouter) as usize] = true;
@@ -1513,6 +1559,14 @@ impl Sim {
                     self.w.answers.push(Answer::Repair { v, pid });
                 }
                 Action::RescanConfigs => self.w.answers.push(Answer::Rescan),
+                Action::Probe { vassal, node, .. } => {
+                    self.note(|| format!("    <- Probe {vassal} via {node}"));
+                    let v = index(&vassal)?;
+                    if node != socket_name(v) {
+                        return Err(format!("Probe of {vassal} sent to {node}: not its node"));
+                    }
+                    self.w.answers.push(Answer::Probe { v });
+                }
                 Action::Report(r) => self.note(|| format!("    <- {:?}", r.event)),
                 Action::Finish(o) => {
                     self.note(|| format!("    <- Finish {:?} {}", o.status, o.summary));
@@ -1593,6 +1647,11 @@ impl Sim {
             if !vw.reloaded {
                 return Err(format!(
                     "{name} reported reloaded, but no reload of it completed"
+                ));
+            }
+            if vw.broken && self.probe {
+                return Err(format!(
+                    "{name} reported reloaded, but its app answers 500 and --probe is on"
                 ));
             }
             if vw.wedged && !vw.wedge_unseen {
