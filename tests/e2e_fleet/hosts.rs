@@ -492,8 +492,13 @@ impl Drop for MultiHost {
     }
 }
 
+/// (master pid, time) per app import.
+type Imports = Vec<(i64, f64)>;
+/// (worker pid, master pid, time) per forked worker.
+type Workers = Vec<(i64, i64, f64)>;
+
 /// `import` and `worker` lines of the app's state log (see app.py).
-fn read_app_log(path: &Path) -> (Vec<(i64, f64)>, Vec<(i64, i64, f64)>) {
+fn read_app_log(path: &Path) -> (Imports, Workers) {
     let text = fs::read_to_string(path).unwrap_or_default();
     let mut imports = Vec::new();
     let mut workers = Vec::new();
