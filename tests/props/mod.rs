@@ -509,6 +509,13 @@ fn raw_engine(b: &mut Bytes) -> String {
                     now.wall_s += dw + [0, 0, 0, 1, -1, -3600][b.below(6)];
                     e.handle_timeout(now);
                     d.take(&mut e);
+                    // A zero-length wait entered during that call (e.g. a
+                    // repair wait of 0) may make the timer due at once;
+                    // due again right after that, the driver would spin.
+                    if !d.finished && e.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
+                        e.handle_timeout(now);
+                        d.take(&mut e);
+                    }
                     if !d.finished {
                         let t2 = e
                             .poll_timeout()
