@@ -502,3 +502,125 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
     let o = finish(&all).expect("finished");
     assert_eq!(o.reloaded, vec![name(0)], "{o:?}");
 }
+
+/// Found by the `engine` fuzzer (sim mode, --canary 1, drain): the canary's
+/// config was removed while it drained (Skipped, never touched), and the
+/// canary hold waited for it to be live forever: no other vassal was
+/// touched, no timeout ran, the rollout never finished.
+#[test]
+fn a_skipped_canary_is_replaced_not_waited_for() {
+    let mut s = settings(0);
+    s.canary = 1;
+    s.drain_timeout_ms = Some(2_000);
+    let configs = vec![
+        ConfigFile {
+            name: name(0),
+            mtime: WALL0 - 3600,
+        },
+        ConfigFile {
+            name: name(1),
+            mtime: WALL0 - 3600,
+        },
+    ];
+    let mut e = Engine::new(s, configs, now(0));
+    drain(&mut e);
+    let up = [V::up(1000), V::up(1001)];
+    let nodes = [(0, WALL0 - 1), (1, WALL0 - 1)];
+    e.handle(now(0), emperor(&up));
+    e.handle(now(0), fastrouter(&nodes));
+    let a = drain(&mut e);
+    assert_eq!(
+        a.iter()
+            .filter(|a| matches!(a, Action::Unsubscribe { .. }))
+            .count(),
+        1,
+        "one canary: {a:?}"
+    );
+    e.handle(
+        now(0),
+        Input::Config(ConfigEvent::Removed { name: name(0) }),
+    );
+    let mut all = drain(&mut e);
+    let only_second = [V::up(1001)];
+    for s in 1..30 {
+        e.handle_timeout(now(s));
+        all.extend(drain(&mut e));
+        e.handle(now(s), emperor(&only_second));
+        e.handle(now(s), fastrouter(&[(1, WALL0 + s as i64)]));
+        all.extend(drain(&mut e));
+        if finish(&all).is_some() {
+            break;
+        }
+    }
+    assert!(
+        all.iter()
+            .any(|a| matches!(a, Action::Unsubscribe { vassal, .. } if *vassal == name(1))),
+        "the other vassal never started"
+    );
+}
+
+/// The canary hold had no timeout: a canary reloaded but gone again before
+/// --min-ready passed (say it crash-loops right after) held the rollout
+/// forever.
+#[test]
+fn a_canary_that_never_becomes_live_ends_the_rollout_after_the_timeout() {
+    let mut s = settings(0);
+    s.canary = 1;
+    s.min_ready_ms = 3_000;
+    let configs = vec![
+        ConfigFile {
+            name: name(0),
+            mtime: WALL0 - 3600,
+        },
+        ConfigFile {
+            name: name(1),
+            mtime: WALL0 - 3600,
+        },
+    ];
+    let mut e = Engine::new(s, configs, now(0));
+    drain(&mut e);
+    let mut c = V::up(1000);
+    e.handle(now(0), emperor(&[c.clone(), V::up(1001)]));
+    e.handle(now(0), fastrouter(&[(0, WALL0 - 1), (1, WALL0 - 1)]));
+    let a = drain(&mut e);
+    assert_eq!(touches(&a).len(), 1);
+    e.handle(
+        now(0),
+        Input::Touched {
+            vassal: name(0),
+            error: None,
+        },
+    );
+    c.last_mod = WALL0;
+    c.respawns = 1;
+    c.accepting = 0;
+    c.last_run = WALL0;
+    e.handle(now(0), emperor(&[c.clone(), V::up(1001)]));
+    let mut all = drain(&mut e);
+    c.accepting = 1;
+    c.last_accepting = WALL0 + 1;
+    e.handle_timeout(now(1));
+    all.extend(drain(&mut e));
+    e.handle(now(1), emperor(&[c.clone(), V::up(1001)]));
+    e.handle(now(1), fastrouter(&[(0, WALL0 + 1), (1, WALL0 - 1)]));
+    all.extend(drain(&mut e));
+    assert!(all.iter().any(|a| matches!(a, Action::Report(r) if matches!(&r.event, uwsgi_reload::engine::Event::Subscribed { .. }))));
+    // Then it goes (not accepting, no node) and stays gone.
+    c.accepting = 0;
+    for s in 2..40 {
+        e.handle_timeout(now(s));
+        all.extend(drain(&mut e));
+        e.handle(now(s), emperor(&[c.clone(), V::up(1001)]));
+        e.handle(now(s), fastrouter(&[(1, WALL0 + s as i64)]));
+        all.extend(drain(&mut e));
+        if finish(&all).is_some() {
+            break;
+        }
+    }
+    let o = finish(&all).expect("the rollout never ended");
+    assert_eq!(o.status, Status::Failed, "{o:?}");
+    assert!(
+        touches(&all).is_empty(),
+        "touched past a canary that is not live: {all:#?}"
+    );
+}

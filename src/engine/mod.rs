@@ -1138,6 +1138,17 @@ impl Engine {
             return;
         }
         if self.canary_holds() {
+            // The wait's clock runs, so a canary that never becomes live
+            // ends the rollout after --timeout instead of holding it forever.
+            if self.waiting_since.is_none()
+                && self.stopping.is_none()
+                && !self.vassals.iter().any(|v| v.phase.in_flight())
+            {
+                self.waiting_since = Some(self.now.mono_ms);
+                self.report(Event::Waiting {
+                    why: "waiting for the canary to be live for --min-ready".into(),
+                });
+            }
             return;
         }
         let mut live = self.live_now();
@@ -1218,6 +1229,11 @@ impl Engine {
     /// each is subscribed and has stayed live for `--min-ready`. A failed
     /// canary stops the rollout whatever the failure policy.
     fn canary_holds(&mut self) -> bool {
+        // A canary whose config went before its touch proves nothing: the
+        // next vassal started takes its place.
+        let vassals = &self.vassals;
+        self.canaries
+            .retain(|&i| vassals[i].phase != Phase::Skipped);
         if self.s.canary == 0 || self.canary_passed || self.canaries.len() < self.s.canary {
             return false;
         }
@@ -1400,10 +1416,18 @@ impl Engine {
         if idle && self.stopping.is_none() {
             match self.waiting_since {
                 Some(w) if self.now.mono_ms >= w + self.s.timeout_ms => {
-                    let why = format!(
-                        "nothing could be touched for {} s without breaking K",
-                        self.s.timeout_ms / 1000
-                    );
+                    let why =
+                        if self.s.canary > 0 && !self.canary_passed && !self.canaries.is_empty() {
+                            format!(
+                                "the canary was not live for --min-ready within {} s",
+                                self.s.timeout_ms / 1000
+                            )
+                        } else {
+                            format!(
+                                "nothing could be touched for {} s without breaking K",
+                                self.s.timeout_ms / 1000
+                            )
+                        };
                     self.stop(why);
                 }
                 _ => return,
