@@ -102,7 +102,12 @@ fn e2e_n8_k7() {
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
 fn e2e_slow_app_start_2s() {
-    full_rollout(StackSpec::new(4).import_delay(2.0), 2, LoadSpec::default(), &[]);
+    full_rollout(
+        StackSpec::new(4).import_delay(2.0),
+        2,
+        LoadSpec::default(),
+        &[],
+    );
 }
 
 /// Requests of 300 ms: requests in flight on a vassal when its turn comes
@@ -126,7 +131,9 @@ fn e2e_requests_of_300ms_finish() {
         // the load really had requests in flight on every node
         let node = stack.node_name(name);
         let max_ref = r.samples.max_ref.get(&node).copied().unwrap_or(0);
-        c.check(max_ref > 0, || format!("{name}: no request was ever seen in flight on its node"));
+        c.check(max_ref > 0, || {
+            format!("{name}: no request was ever seen in flight on its node")
+        });
     }
     c.check(r.load.max_latency >= Duration::from_millis(300), || {
         "the load never waited 300 ms: the ?sleep parameter did not work".into()
@@ -155,7 +162,12 @@ fn e2e_failing_vassal_stops_the_rollout() {
     let stack = Stack::start(StackSpec::new(4));
     let bad = vassal_name(2);
     deploy_broken_config(&stack, &bad);
-    let r = stack.rollout(&["--minimum-active-vassals", "1", "--json"], LoadSpec::default(), TOOL_TIMEOUT, |_| {});
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
     let mut c = r.checks();
     c.exit(1);
     c.no_failed_requests();
@@ -163,23 +175,31 @@ fn e2e_failing_vassal_stops_the_rollout() {
     let others: Vec<String> = stack.names.iter().filter(|n| **n != bad).cloned().collect();
     let (reloaded, untouched) = c.each_reloaded_or_untouched(&others);
     let b = r.after.get(&bad);
-    c.check(!b.live(), || format!("{bad} (broken config) is live after the rollout"));
-    c.check(r.run.stderr.contains(&bad), || format!("stderr does not name {bad}"));
+    c.check(!b.live(), || {
+        format!("{bad} (broken config) is live after the rollout")
+    });
+    c.check(r.run.stderr.contains(&bad), || {
+        format!("stderr does not name {bad}")
+    });
     // --json: it failed, and nothing was touched after that
     c.summary_list("failed", std::slice::from_ref(&bad));
     c.summary_list("reloaded", &reloaded);
     let events = r.run.events();
-    let failed_at = events
-        .iter()
-        .position(|e| event_kind(e) == "failed" && event_vassal(e).as_deref() == Some(bad.as_str()));
-    c.check(failed_at.is_some(), || format!("no --json `failed` event for {bad}"));
+    let failed_at = events.iter().position(|e| {
+        event_kind(e) == "failed" && event_vassal(e).as_deref() == Some(bad.as_str())
+    });
+    c.check(failed_at.is_some(), || {
+        format!("no --json `failed` event for {bad}")
+    });
     if let Some(i) = failed_at {
         let late: Vec<String> = events[i..]
             .iter()
             .filter(|e| event_kind(e) == "touched")
             .filter_map(event_vassal)
             .collect();
-        c.check(late.is_empty(), || format!("touched {late:?} after {bad} failed (default policy)"));
+        c.check(late.is_empty(), || {
+            format!("touched {late:?} after {bad} failed (default policy)")
+        });
     }
     eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
     c.finish();
@@ -206,8 +226,12 @@ fn e2e_failing_vassal_keep_going() {
     for name in &others {
         c.reloaded_once(name);
     }
-    c.check(!r.after.get(&bad).live(), || format!("{bad} (broken config) is live"));
-    c.check(r.run.stderr.contains(&bad), || format!("stderr does not name {bad}"));
+    c.check(!r.after.get(&bad).live(), || {
+        format!("{bad} (broken config) is live")
+    });
+    c.check(r.run.stderr.contains(&bad), || {
+        format!("stderr does not name {bad}")
+    });
     c.summary_list("failed", std::slice::from_ref(&bad));
     c.summary_list("reloaded", &others);
     c.finish();
@@ -223,15 +247,33 @@ fn e2e_config_touched_by_someone_else() {
     let stack = Stack::start(StackSpec::new(4));
     let k = 2;
     let r = stack.rollout(
-        &["--minimum-active-vassals", "2", "--max-parallel", "1", "--json"],
+        &[
+            "--minimum-active-vassals",
+            "2",
+            "--max-parallel",
+            "1",
+            "--json",
+        ],
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |d| {
-            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+            let Some(started) = d
+                .stack
+                .wait_reload_started(d.before, Duration::from_secs(60))
+            else {
                 return d.note("no reload started within 60 s");
             };
-            let target = d.stack.names.iter().rev().find(|n| !started.contains(n)).unwrap().clone();
-            d.note(format!("reload of {started:?} seen; touching {target} by hand"));
+            let target = d
+                .stack
+                .names
+                .iter()
+                .rev()
+                .find(|n| !started.contains(n))
+                .unwrap()
+                .clone();
+            d.note(format!(
+                "reload of {started:?} seen; touching {target} by hand"
+            ));
             d.stack.touch(&target);
             d.note(format!("{target} touched"));
         },
@@ -240,14 +282,22 @@ fn e2e_config_touched_by_someone_else() {
     c.exit(0);
     c.no_failed_requests();
     c.lowest_live(&stack.key, k);
-    let target = r.notes.iter().find_map(|n| n.split("touching ").nth(1)).map(|s| s.split(' ').next().unwrap().to_string());
-    c.check(target.is_some(), || "the external touch never happened".into());
+    let target = r
+        .notes
+        .iter()
+        .find_map(|n| n.split("touching ").nth(1))
+        .map(|s| s.split(' ').next().unwrap().to_string());
+    c.check(target.is_some(), || {
+        "the external touch never happened".into()
+    });
     for name in &stack.names {
         if Some(name) == target.as_ref() {
             // reloaded by someone else (maybe again by the tool afterwards, once
             // complete): never stuck, same master, new app, live
             let (b, a) = (r.before.get(name), r.after.get(name));
-            c.check(a.pid == b.pid, || format!("{name}: master pid changed {} -> {}", b.pid, a.pid));
+            c.check(a.pid == b.pid, || {
+                format!("{name}: master pid changed {} -> {}", b.pid, a.pid)
+            });
             c.check(a.respawns > b.respawns, || format!("{name}: no reload"));
             c.check(a.imports.len() + b.respawns as usize == b.imports.len() + a.respawns as usize, || {
                 format!("{name}: {} reload requests but {} app imports: a reload was lost (FACTS.md 4)",
@@ -271,27 +321,47 @@ fn e2e_config_added_and_removed_mid_rollout() {
     let mut stack = Stack::start(StackSpec::new(5));
     let (added, removed) = (vassal_name(6), vassal_name(5));
     let r = stack.rollout(
-        &["--minimum-active-vassals", "2", "--max-parallel", "1", "--json"],
+        &[
+            "--minimum-active-vassals",
+            "2",
+            "--max-parallel",
+            "1",
+            "--json",
+        ],
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |d| {
-            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+            let Some(started) = d
+                .stack
+                .wait_reload_started(d.before, Duration::from_secs(60))
+            else {
                 return d.note("no reload started within 60 s");
             };
-            d.note(format!("reload of {started:?} seen; adding {added}, removing {removed}"));
+            d.note(format!(
+                "reload of {started:?} seen; adding {added}, removing {removed}"
+            ));
             if started.contains(&removed) {
                 d.note(format!("the tool started with {removed}"));
             }
             d.stack.add_vassal(&added);
-            let drained = d.stack.remove_vassal_drained(&removed, Duration::from_secs(30));
-            d.note(format!("{added} added; {removed} removed (node drained first: {drained})"));
+            let drained = d
+                .stack
+                .remove_vassal_drained(&removed, Duration::from_secs(30));
+            d.note(format!(
+                "{added} added; {removed} removed (node drained first: {drained})"
+            ));
         },
     );
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();
     c.lowest_live(&stack.key, 2);
-    let remaining: Vec<String> = stack.names.iter().filter(|n| **n != removed).cloned().collect();
+    let remaining: Vec<String> = stack
+        .names
+        .iter()
+        .filter(|n| **n != removed)
+        .cloned()
+        .collect();
     for name in &remaining {
         c.reloaded_once(name);
     }
@@ -303,7 +373,11 @@ fn e2e_config_added_and_removed_mid_rollout() {
     }
     let now = stack.fleet();
     assert!(now.get(&added).live(), "{added} is not live{}", r.context());
-    assert!(!now.get(&removed).in_emperor, "{removed} still runs{}", r.context());
+    assert!(
+        !now.get(&removed).in_emperor,
+        "{removed} still runs{}",
+        r.context()
+    );
 }
 
 /// SIGINT mid-rollout: nothing new is touched, in-flight reloads finish,
@@ -318,7 +392,10 @@ fn e2e_sigint_mid_rollout() {
         LoadSpec::default().path("/?sleep=0.3"),
         TOOL_TIMEOUT,
         |d| {
-            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+            let Some(started) = d
+                .stack
+                .wait_reload_started(d.before, Duration::from_secs(60))
+            else {
                 return d.note("no reload started within 60 s");
             };
             d.tool.signal(Signal::SIGINT);
@@ -330,7 +407,9 @@ fn e2e_sigint_mid_rollout() {
     c.no_failed_requests();
     c.lowest_live(&stack.key, 1);
     let (reloaded, untouched) = c.each_reloaded_or_untouched(&stack.names);
-    c.check(!reloaded.is_empty(), || "no vassal finished its reload".into());
+    c.check(!reloaded.is_empty(), || {
+        "no vassal finished its reload".into()
+    });
     eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
     c.summary_list("reloaded", &reloaded);
     c.finish();
@@ -343,37 +422,68 @@ fn e2e_sigint_mid_rollout() {
 fn e2e_stats_socket_missing_or_wrong() {
     let stack = Stack::start(StackSpec::new(2));
     let before = stack.fleet();
-    let missing = stack.dir.join("no-such-emperor-stats.sock").display().to_string();
+    let missing = stack
+        .dir
+        .join("no-such-emperor-stats.sock")
+        .display()
+        .to_string();
     let fr = stack.fastrouter_stats_path().display().to_string();
     let emp = stack.emperor_stats_path().display().to_string();
     let vassals = stack.vassals_dir().display().to_string();
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         (
             "Emperor stats socket missing",
-            vec!["--emperor-path", &vassals, "--fastrouter-stats-socket", &fr, "--emperor-stats-socket", &missing],
+            vec![
+                "--emperor-path",
+                &vassals,
+                "--fastrouter-stats-socket",
+                &fr,
+                "--emperor-stats-socket",
+                &missing,
+            ],
             "no-such-emperor-stats.sock",
         ),
         (
             "fastrouter stats socket missing",
-            vec!["--emperor-path", &vassals, "--fastrouter-stats-socket", &missing, "--emperor-stats-socket", &emp],
+            vec![
+                "--emperor-path",
+                &vassals,
+                "--fastrouter-stats-socket",
+                &missing,
+                "--emperor-stats-socket",
+                &emp,
+            ],
             "no-such-emperor-stats.sock",
         ),
         (
             "the two sockets swapped",
-            vec!["--emperor-path", &vassals, "--fastrouter-stats-socket", &emp, "--emperor-stats-socket", &fr],
+            vec![
+                "--emperor-path",
+                &vassals,
+                "--fastrouter-stats-socket",
+                &emp,
+                "--emperor-stats-socket",
+                &fr,
+            ],
             "",
         ),
     ];
     let mut problems = Vec::new();
     for (what, args, named) in cases {
-        let mut t = common::Tool::spawn(args.iter().map(|s| s.to_string()).collect());
-        let _ = &mut t;
+        let t = common::Tool::spawn(args.iter().map(|s| s.to_string()).collect());
         let run = t.wait(Duration::from_secs(60));
         if run.code != Some(3) {
-            problems.push(format!("{what}: exit {:?}, expected 3\n{}", run.code, run.describe()));
+            problems.push(format!(
+                "{what}: exit {:?}, expected 3\n{}",
+                run.code,
+                run.describe()
+            ));
         }
         if !named.is_empty() && !run.stderr.contains(named) {
-            problems.push(format!("{what}: stderr does not name {named}\n{}", run.describe()));
+            problems.push(format!(
+                "{what}: stderr does not name {named}\n{}",
+                run.describe()
+            ));
         }
     }
     let after = stack.fleet();
@@ -402,11 +512,18 @@ fn e2e_second_instance_is_locked_out() {
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |d| {
-            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+            let Some(started) = d
+                .stack
+                .wait_reload_started(d.before, Duration::from_secs(60))
+            else {
                 return d.note("no reload started within 60 s");
             };
-            d.note(format!("reload of {started:?} seen; starting a second instance"));
-            let second = d.stack.run_tool(&["--minimum-active-vassals", "3"], Duration::from_secs(60));
+            d.note(format!(
+                "reload of {started:?} seen; starting a second instance"
+            ));
+            let second = d
+                .stack
+                .run_tool(&["--minimum-active-vassals", "3"], Duration::from_secs(60));
             let first_alive = !d.tool.exited();
             d.note(format!(
                 "second instance: exit {:?}, first still running: {first_alive}, stderr: {}",
@@ -414,19 +531,24 @@ fn e2e_second_instance_is_locked_out() {
                 second.stderr.trim()
             ));
             d.note(format!("SECOND_EXIT={:?}", second.code));
-            d.note(format!("SECOND_LOCKED={}", second.stderr.to_lowercase().contains("lock")));
+            d.note(format!(
+                "SECOND_LOCKED={}",
+                second.stderr.to_lowercase().contains("lock")
+            ));
         },
     );
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();
     c.lowest_live(&stack.key, 3);
-    c.check(r.notes.iter().any(|n| n.ends_with("SECOND_EXIT=Some(3)")), || {
-        "the second instance did not exit 3".into()
-    });
-    c.check(r.notes.iter().any(|n| n.ends_with("SECOND_LOCKED=true")), || {
-        "the second instance's message does not say locked".into()
-    });
+    c.check(
+        r.notes.iter().any(|n| n.ends_with("SECOND_EXIT=Some(3)")),
+        || "the second instance did not exit 3".into(),
+    );
+    c.check(
+        r.notes.iter().any(|n| n.ends_with("SECOND_LOCKED=true")),
+        || "the second instance's message does not say locked".into(),
+    );
     // exactly one reload each: the second instance touched nothing
     for name in &stack.names {
         c.reloaded_once(name);
@@ -444,7 +566,8 @@ fn e2e_harness_sees_a_manual_drained_reload() {
     let mut stack = Stack::start(StackSpec::new(3));
     let before = stack.fleet();
     let t0 = std::time::Instant::now();
-    let sampler = common::Sampler::start(stack.fastrouter_stats_path(), vec![stack.key.clone()], t0);
+    let sampler =
+        common::Sampler::start(stack.fastrouter_stats_path(), vec![stack.key.clone()], t0);
     let load = common::Load::start(stack.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
     let name = vassal_name(2);
@@ -455,11 +578,20 @@ fn e2e_harness_sees_a_manual_drained_reload() {
         let present = fr.nodes().any(|(_, n)| n.name == node);
         (!present).then_some(())
     });
-    assert!(drained.is_some(), "the node of {name} was not dropped after the unsubscribe");
+    assert!(
+        drained.is_some(),
+        "the node of {name} was not dropped after the unsubscribe"
+    );
     stack.touch(&name);
     let started = stack.wait_reload_started(&before, Duration::from_secs(10));
-    assert_eq!(started, Some(vec![name.clone()]), "the touch of {name} did not start its reload");
-    stack.wait_ready(Duration::from_secs(60)).expect("the stack came back");
+    assert_eq!(
+        started,
+        Some(vec![name.clone()]),
+        "the touch of {name} did not start its reload"
+    );
+    stack
+        .wait_ready(Duration::from_secs(60))
+        .expect("the stack came back");
     std::thread::sleep(Duration::from_millis(500));
     let after = stack.fleet();
     let load = load.stop();
@@ -471,19 +603,34 @@ fn e2e_harness_sees_a_manual_drained_reload() {
         before.describe(),
         after.describe()
     );
-    assert!(load.failures.is_empty() && load.ok > 0, "requests failed{ctx}");
-    assert_eq!(samples.lowest_live.get(&stack.key).copied(), Some(2), "lowest live{ctx}");
-    common::stack::check_reloaded_once(before.get(&name), after.get(&name)).unwrap_or_else(|e| panic!("{e}{ctx}"));
+    assert!(
+        load.failures.is_empty() && load.ok > 0,
+        "requests failed{ctx}"
+    );
+    assert_eq!(
+        samples.lowest_live.get(&stack.key).copied(),
+        Some(2),
+        "lowest live{ctx}"
+    );
+    common::stack::check_reloaded_once(before.get(&name), after.get(&name))
+        .unwrap_or_else(|e| panic!("{e}{ctx}"));
     for other in stack.names.iter().filter(|n| **n != name) {
-        common::stack::check_untouched(before.get(other), after.get(other)).unwrap_or_else(|e| panic!("{other}: {e}{ctx}"));
+        common::stack::check_untouched(before.get(other), after.get(other))
+            .unwrap_or_else(|e| panic!("{other}: {e}{ctx}"));
     }
     // and the checks do catch a vassal that was not reloaded
-    assert!(common::stack::check_reloaded_once(before.get(&vassal_name(1)), after.get(&vassal_name(1))).is_err());
+    assert!(common::stack::check_reloaded_once(
+        before.get(&vassal_name(1)),
+        after.get(&vassal_name(1))
+    )
+    .is_err());
 }
 
 /// Waits for the first `--json` event of `kind` and returns its vassal.
 fn first_event_vassal(d: &mut common::During<'_>, kind: &str) -> Option<String> {
-    let e = d.tool.wait_event(Duration::from_secs(60), |e| event_kind(e) == kind)?;
+    let e = d
+        .tool
+        .wait_event(Duration::from_secs(60), |e| event_kind(e) == kind)?;
     event_vassal(&e)
 }
 
@@ -525,7 +672,13 @@ fn e2e_sigint_while_draining() {
 fn e2e_touched_by_someone_else_while_draining() {
     let stack = Stack::start(StackSpec::new(4));
     let r = stack.rollout(
-        &["--minimum-active-vassals", "1", "--max-parallel", "1", "--json"],
+        &[
+            "--minimum-active-vassals",
+            "1",
+            "--max-parallel",
+            "1",
+            "--json",
+        ],
         LoadSpec::default().path("/?sleep=0.3"),
         TOOL_TIMEOUT,
         |d| {
@@ -556,17 +709,28 @@ fn e2e_touched_by_someone_else_while_draining() {
 fn e2e_touched_by_someone_else_while_reloading() {
     let stack = Stack::start(StackSpec::new(4));
     let r = stack.rollout(
-        &["--minimum-active-vassals", "2", "--max-parallel", "1", "--json"],
+        &[
+            "--minimum-active-vassals",
+            "2",
+            "--max-parallel",
+            "1",
+            "--json",
+        ],
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |d| {
-            let Some(started) = d.stack.wait_reload_started(d.before, Duration::from_secs(60)) else {
+            let Some(started) = d
+                .stack
+                .wait_reload_started(d.before, Duration::from_secs(60))
+            else {
                 return d.note("no reload started within 60 s");
             };
             let v = started[0].clone();
             std::thread::sleep(Duration::from_millis(300));
             d.stack.touch(&v);
-            d.note(format!("reload of {v} seen; touched it again by hand 300 ms later (VICTIM={v})"));
+            d.note(format!(
+                "reload of {v} seen; touched it again by hand 300 ms later (VICTIM={v})"
+            ));
         },
     );
     let victim = r
@@ -581,7 +745,9 @@ fn e2e_touched_by_someone_else_while_reloading() {
     match &victim {
         None => c.fail("the second touch never happened"),
         Some(v) => {
-            c.check(r.run.stderr.contains(v.as_str()), || format!("stderr does not name {v}"));
+            c.check(r.run.stderr.contains(v.as_str()), || {
+                format!("stderr does not name {v}")
+            });
             let others: Vec<String> = stack.names.iter().filter(|n| *n != v).cloned().collect();
             c.each_reloaded_or_untouched(&others);
             c.summary_list("failed", std::slice::from_ref(v));
@@ -599,7 +765,12 @@ fn e2e_repairs_a_vassal_that_never_resubscribes() {
     let stack = Stack::start(StackSpec::new(3));
     let stuck = vassal_name(2);
     deploy_hookless_config(&stack, &stuck);
-    let r = stack.rollout(&["--minimum-active-vassals", "1", "--json"], LoadSpec::default(), TOOL_TIMEOUT, |_| {});
+    let r = stack.rollout(
+        &["--minimum-active-vassals", "1", "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();
@@ -607,7 +778,9 @@ fn e2e_repairs_a_vassal_that_never_resubscribes() {
     for name in &stack.names {
         c.reloaded_once(name);
     }
-    c.check(r.run.stdout.contains("repair"), || "no repair in the --json events".into());
+    c.check(r.run.stdout.contains("repair"), || {
+        "no repair in the --json events".into()
+    });
     c.finish();
 }
 
@@ -620,7 +793,15 @@ fn e2e_no_repair_reports_a_vassal_that_never_resubscribes() {
     let stuck = vassal_name(2);
     deploy_hookless_config(&stack, &stuck);
     let r = stack.rollout(
-        &["--minimum-active-vassals", "1", "--json", "--no-repair", "--timeout", "20", "--keep-going"],
+        &[
+            "--minimum-active-vassals",
+            "1",
+            "--json",
+            "--no-repair",
+            "--timeout",
+            "20",
+            "--keep-going",
+        ],
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |_| {},
@@ -633,8 +814,12 @@ fn e2e_no_repair_reports_a_vassal_that_never_resubscribes() {
         c.reloaded_once(name);
     }
     let a = r.after.get(&stuck);
-    c.check(a.accepting && !a.live(), || format!("{stuck} should accept but have no live node"));
-    c.check(r.run.stderr.contains(&stuck), || format!("stderr does not name {stuck}"));
+    c.check(a.accepting && !a.live(), || {
+        format!("{stuck} should accept but have no live node")
+    });
+    c.check(r.run.stderr.contains(&stuck), || {
+        format!("stderr does not name {stuck}")
+    });
     c.summary_list("failed", std::slice::from_ref(&stuck));
     c.finish();
 }
@@ -644,7 +829,10 @@ fn e2e_no_repair_reports_a_vassal_that_never_resubscribes() {
 /// instance), deployed without the Emperor noticing.
 fn deploy_hookless_config(stack: &Stack, name: &str) {
     let ini = stack.vassal_ini();
-    let hook = format!("hook-accepting1-once = writefifo:{}/%n.fifo S", stack.dir.display());
+    let hook = format!(
+        "hook-accepting1-once = writefifo:{}/%n.fifo S",
+        stack.dir.display()
+    );
     assert!(ini.contains(&hook), "vassal.ini has no `{hook}`");
     let ini = ini.replace(&hook, "hook-accepting1-once = exec:true");
     stack.replace_config_quietly(name, &ini);

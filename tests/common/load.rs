@@ -83,7 +83,11 @@ impl LoadReport {
             self.by_app
         );
         for f in self.failures.iter().take(30) {
-            let _ = writeln!(s, "  failed request started at {} ms, after {} ms: {}", f.at_ms, f.took_ms, f.what);
+            let _ = writeln!(
+                s,
+                "  failed request started at {} ms, after {} ms: {}",
+                f.at_ms, f.took_ms, f.what
+            );
         }
         if self.failures.len() > 30 {
             let _ = writeln!(s, "  ... {} more", self.failures.len() - 30);
@@ -103,19 +107,32 @@ pub fn get(port: u16, path: &str, timeout: Duration) -> Result<String, String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
     s.set_write_timeout(Some(timeout)).unwrap();
-    let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: uwsgi-reload-e2e\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let req =
+        format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: uwsgi-reload-e2e\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     loop {
-        let left = timeout.checked_sub(started.elapsed()).ok_or("timeout reading the answer")?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+        let left = timeout
+            .checked_sub(started.elapsed())
+            .ok_or("timeout reading the answer")?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(format!("timeout reading the answer ({} bytes so far)", buf.len()))
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!(
+                    "timeout reading the answer ({} bytes so far)",
+                    buf.len()
+                ))
             }
             Err(e) => return Err(format!("read: {e} ({} bytes so far)", buf.len())),
         }
@@ -135,7 +152,10 @@ pub fn get(port: u16, path: &str, timeout: Duration) -> Result<String, String> {
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("bad status line {status_line:?}"))?;
     if !(200..300).contains(&code) {
-        return Err(format!("HTTP {code}: {:?}", body.chars().take(200).collect::<String>()));
+        return Err(format!(
+            "HTTP {code}: {:?}",
+            body.chars().take(200).collect::<String>()
+        ));
     }
     Ok(body.to_string())
 }

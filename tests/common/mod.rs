@@ -58,7 +58,8 @@ impl During<'_> {
     pub fn note(&mut self, what: impl Into<String>) {
         let what = what.into();
         eprintln!("[e2e {:>6} ms] {}", self.t0.elapsed().as_millis(), what);
-        self.notes.push(format!("{:>6} ms  {}", self.t0.elapsed().as_millis(), what));
+        self.notes
+            .push(format!("{:>6} ms  {}", self.t0.elapsed().as_millis(), what));
     }
 }
 
@@ -67,7 +68,13 @@ impl Stack {
     /// three socket/dir arguments), calls `during` while it runs, waits for
     /// it (at most `tool_timeout`), reads the stack's state at once, lets the
     /// load run a little longer, and returns everything observed.
-    pub fn rollout<F>(&self, args: &[&str], load: LoadSpec, tool_timeout: Duration, during: F) -> Rollout
+    pub fn rollout<F>(
+        &self,
+        args: &[&str],
+        load: LoadSpec,
+        tool_timeout: Duration,
+        during: F,
+    ) -> Rollout
     where
         F: FnOnce(&mut During<'_>),
     {
@@ -110,7 +117,11 @@ impl Rollout {
     pub fn context(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "\n======== rollout report ========");
-        let _ = writeln!(s, "tool started at {} ms (t0 = load/sampler start)", self.tool_started_ms);
+        let _ = writeln!(
+            s,
+            "tool started at {} ms (t0 = load/sampler start)",
+            self.tool_started_ms
+        );
         for n in &self.notes {
             let _ = writeln!(s, "note: {n}");
         }
@@ -163,7 +174,9 @@ impl Checks<'_> {
     /// No request failed, and the load really ran.
     pub fn no_failed_requests(&mut self) {
         let l = &self.r.load;
-        self.check(l.ok > 0, || "the load generator got no answer at all".into());
+        self.check(l.ok > 0, || {
+            "the load generator got no answer at all".into()
+        });
         self.check(l.failures.is_empty(), || {
             let first = &l.failures[0];
             format!(
@@ -179,7 +192,9 @@ impl Checks<'_> {
     /// The fastrouter never showed fewer than `k` live nodes for `key`.
     pub fn lowest_live(&mut self, key: &str, k: usize) {
         let s = &self.r.samples;
-        self.check(s.samples > 10, || format!("the sampler took only {} samples", s.samples));
+        self.check(s.samples > 10, || {
+            format!("the sampler took only {} samples", s.samples)
+        });
         let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
         self.check(lowest >= k, || {
             format!(
@@ -191,7 +206,8 @@ impl Checks<'_> {
 
     /// Reloaded exactly once, gracefully, and live again.
     pub fn reloaded_once(&mut self, name: &str) {
-        if let Err(e) = stack::check_reloaded_once(self.r.before.get(name), self.r.after.get(name)) {
+        if let Err(e) = stack::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))
+        {
             self.fail(format!("{name}: {e}"));
         }
     }
@@ -211,7 +227,10 @@ impl Checks<'_> {
         for name in names {
             let b = self.r.before.get(name);
             let a = self.r.after.get(name);
-            match (stack::check_reloaded_once(b, a), stack::check_untouched(b, a)) {
+            match (
+                stack::check_reloaded_once(b, a),
+                stack::check_untouched(b, a),
+            ) {
                 (Ok(()), _) => reloaded.push(name.clone()),
                 (_, Ok(())) => untouched.push(name.clone()),
                 (Err(r), Err(u)) => self.fail(format!(
@@ -227,7 +246,9 @@ impl Checks<'_> {
         let mut want: Vec<String> = expected.to_vec();
         want.sort();
         match self.r.run.summary_list(field) {
-            None => self.fail(format!("the --json output has no summary event with a `{field}` array")),
+            None => self.fail(format!(
+                "the --json output has no summary event with a `{field}` array"
+            )),
             Some(got) => self.check(got == want, || {
                 format!("--json summary `{field}` is {got:?}, the stack says {want:?}")
             }),
@@ -242,10 +263,14 @@ impl Checks<'_> {
         let v = s.get("lowest_live");
         let ok = match v {
             Some(serde_json::Value::Number(n)) => n.as_u64().is_some_and(|n| n >= k as u64),
-            Some(serde_json::Value::Object(m)) => m.values().all(|x| x.as_u64().is_some_and(|n| n >= k as u64)),
+            Some(serde_json::Value::Object(m)) => m
+                .values()
+                .all(|x| x.as_u64().is_some_and(|n| n >= k as u64)),
             _ => false,
         };
-        self.check(ok, || format!("--json summary lowest_live is {v:?}, K = {k}"));
+        self.check(ok, || {
+            format!("--json summary lowest_live is {v:?}, K = {k}")
+        });
     }
 
     /// Panics with every problem and the full report; with `E2E_VERBOSE` set
@@ -259,13 +284,21 @@ impl Checks<'_> {
             for p in &self.problems {
                 let _ = writeln!(msg, "  * {p}");
             }
-            panic!("{} problem(s):{msg}{}", self.problems.len(), self.r.context());
+            panic!(
+                "{} problem(s):{msg}{}",
+                self.problems.len(),
+                self.r.context()
+            );
         }
     }
 }
 
 /// Polls until `cond` returns `Some`, every `every`, at most `timeout`.
-pub fn poll<T>(timeout: Duration, every: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn poll<T>(
+    timeout: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = cond() {

@@ -60,7 +60,10 @@ impl SampleReport {
         if !line.is_empty() {
             let _ = writeln!(s, "   {line}");
         }
-        let _ = writeln!(s, "  node (ref, death_mark) over time (ms: ref/dm, -1 = gone):");
+        let _ = writeln!(
+            s,
+            "  node (ref, death_mark) over time (ms: ref/dm, -1 = gone):"
+        );
         for (node, h) in &self.refs {
             let mut line = format!("   {}:", node.rsplit('/').next().unwrap_or(node));
             for (t, r, d) in h.iter().take(60) {
@@ -99,7 +102,8 @@ impl Sampler {
                     Err(e) => r.errors.push((ms, e)),
                     Ok(snap) => {
                         r.samples += 1;
-                        let mut live: BTreeMap<String, usize> = keys.iter().map(|k| (k.clone(), 0)).collect();
+                        let mut live: BTreeMap<String, usize> =
+                            keys.iter().map(|k| (k.clone(), 0)).collect();
                         let mut seen: BTreeMap<String, (i64, i64)> = BTreeMap::new();
                         for (key, node) in snap.nodes() {
                             let c = live.entry(key.to_string()).or_default();

@@ -35,7 +35,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// What to start.
@@ -89,7 +92,9 @@ pub struct Stack {
 }
 
 fn make_temp_dir() -> PathBuf {
-    let base = std::env::var_os("E2E_TMPDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let base = std::env::var_os("E2E_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     loop {
         let n = DIR_COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = base.join(format!("ur-e2e-{}-{}", std::process::id(), n));
@@ -144,7 +149,8 @@ fn wait_child(child: &mut Child, timeout: Duration) -> bool {
 
 /// Connect + read to EOF with a timeout.
 pub fn read_stats(path: &Path) -> Result<Vec<u8>, String> {
-    let mut s = UnixStream::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
+    let mut s =
+        UnixStream::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
     s.set_read_timeout(Some(STATS_TIMEOUT)).unwrap();
     let deadline = Instant::now() + STATS_TIMEOUT;
     let mut buf = Vec::new();
@@ -188,7 +194,8 @@ impl Stack {
         let src = repo_root().join("examples/stack");
         let user = current_user();
         for f in ["emperor.ini", "vassal.ini", "app.py"] {
-            let t = fs::read_to_string(src.join(f)).unwrap_or_else(|e| panic!("read examples/stack/{f}: {e}"));
+            let t = fs::read_to_string(src.join(f))
+                .unwrap_or_else(|e| panic!("read examples/stack/{f}: {e}"));
             let mut text = substitute(&t, &dir, &spec.key, 0, &user);
             if f == "vassal.ini" && !spec.vassal_extra.is_empty() {
                 text.push_str("\n; added by the e2e harness\n");
@@ -200,7 +207,11 @@ impl Stack {
             fs::write(dir.join(f), text).unwrap();
         }
         for name in &stack.names {
-            symlink("../vassal.ini", dir.join("vassals").join(format!("{name}.ini"))).unwrap();
+            symlink(
+                "../vassal.ini",
+                dir.join("vassals").join(format!("{name}.ini")),
+            )
+            .unwrap();
         }
 
         let log = fs::File::create(dir.join("logs/emperor.out")).unwrap();
@@ -218,20 +229,30 @@ impl Stack {
         stack.emperor = Some(emperor);
         stack.start_nginx(&src, &user);
 
-        let budget = Duration::from_secs(60) + Duration::from_secs_f64(spec.import_delay_secs * 3.0);
+        let budget =
+            Duration::from_secs(60) + Duration::from_secs_f64(spec.import_delay_secs * 3.0);
         if let Err(e) = stack.wait_ready(budget) {
-            panic!("the stack in {} did not come up: {e}\n{}", dir.display(), stack.diagnostics());
+            panic!(
+                "the stack in {} did not come up: {e}\n{}",
+                dir.display(),
+                stack.diagnostics()
+            );
         }
         stack.wait_http(Duration::from_secs(20));
         stack
     }
 
     fn start_nginx(&mut self, src: &Path, user: &str) {
-        let template = fs::read_to_string(src.join("nginx.conf")).expect("read examples/stack/nginx.conf");
+        let template =
+            fs::read_to_string(src.join("nginx.conf")).expect("read examples/stack/nginx.conf");
         let mut last_err = String::new();
         for _attempt in 0..5 {
             let port = free_port();
-            fs::write(self.dir.join("nginx.conf"), substitute(&template, &self.dir, &self.key, port, user)).unwrap();
+            fs::write(
+                self.dir.join("nginx.conf"),
+                substitute(&template, &self.dir, &self.key, port, user),
+            )
+            .unwrap();
             let log = fs::File::create(self.dir.join("logs/nginx.out")).unwrap();
             let mut child = Command::new("nginx")
                 .arg("-p")
@@ -341,7 +362,12 @@ impl Stack {
         let mut v: Vec<String> = fs::read_dir(self.vassals_dir())
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".ini")).map(str::to_string))
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".ini"))
+                            .map(str::to_string)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -394,7 +420,9 @@ impl Stack {
                         let v = emp.vassal(&format!("{name}.ini"));
                         let accepting = v.is_some_and(|v| v.accepting == 1 && v.cursed == 0);
                         let node = self.node_name(name);
-                        let live = fr.nodes().any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0);
+                        let live = fr
+                            .nodes()
+                            .any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0);
                         if accepting && live {
                             accepting_since.remove(name);
                             continue;
@@ -411,9 +439,16 @@ impl Stack {
                             if live { "subscribed" } else { "no live node" }
                         ));
                         if accepting && !live {
-                            let since = *accepting_since.entry(name.clone()).or_insert_with(Instant::now);
-                            let recently = repaired_at.get(name).is_some_and(|t| t.elapsed() < Duration::from_secs(12));
-                            if since.elapsed() > Duration::from_secs(4) && !recently && !self.subscriptions_unblocked(name) {
+                            let since = *accepting_since
+                                .entry(name.clone())
+                                .or_insert_with(Instant::now);
+                            let recently = repaired_at
+                                .get(name)
+                                .is_some_and(|t| t.elapsed() < Duration::from_secs(12));
+                            if since.elapsed() > Duration::from_secs(4)
+                                && !recently
+                                && !self.subscriptions_unblocked(name)
+                            {
                                 eprintln!(
                                     "[e2e harness] {name} accepts but is not subscribed and its subscriptions are \
                                      blocked (FACTS.md 17): writing S to its FIFO"
@@ -423,7 +458,9 @@ impl Stack {
                                         repaired_at.insert(name.clone(), Instant::now());
                                         repairs.push(name.clone());
                                     }
-                                    Err(e) => eprintln!("[e2e harness] writing S to {name}'s FIFO: {e}"),
+                                    Err(e) => {
+                                        eprintln!("[e2e harness] writing S to {name}'s FIFO: {e}")
+                                    }
                                 }
                             }
                         }
@@ -474,8 +511,11 @@ impl Stack {
                     refs: n.refs,
                     requests: n.requests,
                 });
-            let link_mtime = fs::symlink_metadata(self.config_path(&name)).ok().map(|m| m.mtime());
-            let (imports, workers) = read_app_log(&self.dir.join("state").join(format!("{name}.log")));
+            let link_mtime = fs::symlink_metadata(self.config_path(&name))
+                .ok()
+                .map(|m| m.mtime());
+            let (imports, workers) =
+                read_app_log(&self.dir.join("state").join(format!("{name}.log")));
             vassals.insert(
                 name.clone(),
                 VassalState {
@@ -509,7 +549,9 @@ impl Stack {
                 .filter(|b| b.in_emperor)
                 .filter(|b| match emp.vassal(&format!("{}.ini", b.name)) {
                     None => true,
-                    Some(v) => v.last_mod != b.last_mod || v.respawns != b.respawns || v.pid != b.pid,
+                    Some(v) => {
+                        v.last_mod != b.last_mod || v.respawns != b.respawns || v.pid != b.pid
+                    }
                 })
                 .map(|b| b.name.clone())
                 .collect();
@@ -540,7 +582,10 @@ impl Stack {
     /// the next reload will pick up.
     pub fn replace_config_quietly(&self, name: &str, content: &str) {
         let emp = self.emperor_stats().expect("emperor stats");
-        let last_mod = emp.vassal(&format!("{name}.ini")).expect("vassal in emperor stats").last_mod;
+        let last_mod = emp
+            .vassal(&format!("{name}.ini"))
+            .expect("vassal in emperor stats")
+            .last_mod;
         let tmp = self.vassals_dir().join(format!(".{name}.tmp"));
         fs::write(&tmp, content).unwrap();
         let ts = TimeSpec::new(last_mod, 0);
@@ -589,14 +634,23 @@ impl Stack {
         pkt.push(u8::from(unsubscribe));
         pkt.extend_from_slice(&body);
         let s = UnixDatagram::unbound().unwrap();
-        s.send_to(&pkt, self.subscription_path()).expect("send subscription packet");
+        s.send_to(&pkt, self.subscription_path())
+            .expect("send subscription packet");
     }
 
     /// The log tails, for failure messages.
     pub fn diagnostics(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "---- stack {} (port {}) ----", self.dir.display(), self.port);
-        let mut files = vec![self.dir.join("logs/emperor.log"), self.dir.join("logs/nginx-error.log")];
+        let _ = writeln!(
+            s,
+            "---- stack {} (port {}) ----",
+            self.dir.display(),
+            self.port
+        );
+        let mut files = vec![
+            self.dir.join("logs/emperor.log"),
+            self.dir.join("logs/nginx-error.log"),
+        ];
         for n in self.config_names() {
             files.push(self.vassal_log(&n));
         }
@@ -650,12 +704,20 @@ impl Drop for Stack {
     }
 }
 
-fn read_app_log(path: &Path) -> (Vec<(i64, f64)>, Vec<(i64, i64, f64)>) {
+/// (master pid, time) of one app import.
+pub type Import = (i64, f64);
+/// (worker pid, master pid, time) of one forked worker.
+pub type Worker = (i64, i64, f64);
+
+fn read_app_log(path: &Path) -> (Vec<Import>, Vec<Worker>) {
     let text = fs::read_to_string(path).unwrap_or_default();
     let mut imports = Vec::new();
     let mut workers = Vec::new();
     for line in text.lines() {
-        let fields: HashMap<&str, &str> = line.split_whitespace().filter_map(|w| w.split_once('=')).collect();
+        let fields: HashMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
         let num = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok());
         if line.starts_with("import ") {
             if let (Some(p), Some(t)) = (num("pid"), num("time")) {
@@ -695,9 +757,9 @@ pub struct VassalState {
     /// lstat() mtime of its config (None: no config).
     pub link_mtime: Option<i64>,
     /// (master pid, time) per app import: one per generation.
-    pub imports: Vec<(i64, f64)>,
+    pub imports: Vec<Import>,
     /// (worker pid, master pid, time) per forked worker.
-    pub workers: Vec<(i64, i64, f64)>,
+    pub workers: Vec<Worker>,
 }
 
 impl VassalState {
@@ -706,7 +768,10 @@ impl VassalState {
     }
     /// Accepting, not cursed, and a node with death_mark 0.
     pub fn live(&self) -> bool {
-        self.in_emperor && self.accepting && !self.cursed && self.node.as_ref().is_some_and(|n| n.death_mark == 0)
+        self.in_emperor
+            && self.accepting
+            && !self.cursed
+            && self.node.as_ref().is_some_and(|n| n.death_mark == 0)
     }
 }
 
@@ -727,7 +792,17 @@ impl Fleet {
         let _ = writeln!(
             s,
             "  {:<8} {:>7} {:>8} {:>11} {:>5} {:>6} {:>5} {:>13} {:>11} {:>7} {:>7}",
-            "vassal", "pid", "respawns", "last_mod", "acc", "cursed", "black", "node dm/ref", "mtime", "imports", "worker"
+            "vassal",
+            "pid",
+            "respawns",
+            "last_mod",
+            "acc",
+            "cursed",
+            "black",
+            "node dm/ref",
+            "mtime",
+            "imports",
+            "worker"
         );
         for v in self.vassals.values() {
             let node = match &v.node {
@@ -763,7 +838,10 @@ pub fn check_reloaded_once(b: &VassalState, a: &VassalState) -> Result<(), Strin
         return Err("is not in the Emperor's stats after the rollout".into());
     }
     if a.pid != b.pid {
-        return Err(format!("master pid changed {} -> {} (it died and was respawned)", b.pid, a.pid));
+        return Err(format!(
+            "master pid changed {} -> {} (it died and was respawned)",
+            b.pid, a.pid
+        ));
     }
     if a.respawns != b.respawns + 1 {
         return Err(format!(
@@ -772,7 +850,10 @@ pub fn check_reloaded_once(b: &VassalState, a: &VassalState) -> Result<(), Strin
         ));
     }
     if a.last_mod <= b.last_mod {
-        return Err(format!("last_mod did not move ({} -> {})", b.last_mod, a.last_mod));
+        return Err(format!(
+            "last_mod did not move ({} -> {})",
+            b.last_mod, a.last_mod
+        ));
     }
     if a.imports.len() != b.imports.len() + 1 {
         return Err(format!(
@@ -797,7 +878,10 @@ pub fn check_reloaded_once(b: &VassalState, a: &VassalState) -> Result<(), Strin
 /// Not touched and still live.
 pub fn check_untouched(b: &VassalState, a: &VassalState) -> Result<(), String> {
     if a.link_mtime != b.link_mtime {
-        return Err(format!("config mtime changed {:?} -> {:?}", b.link_mtime, a.link_mtime));
+        return Err(format!(
+            "config mtime changed {:?} -> {:?}",
+            b.link_mtime, a.link_mtime
+        ));
     }
     if (a.pid, a.respawns, a.last_mod) != (b.pid, b.respawns, b.last_mod) {
         return Err(format!(

@@ -57,7 +57,10 @@ impl ToolRun {
     }
 
     pub fn summary(&self) -> Option<Value> {
-        self.events().into_iter().rev().find(|e| event_kind(e) == "summary")
+        self.events()
+            .into_iter()
+            .rev()
+            .find(|e| event_kind(e) == "summary")
     }
 
     /// Names (without `.ini`) in the summary's array `field`, or None if
@@ -196,7 +199,11 @@ impl Tool {
     }
 
     /// Waits for a `--json` event matching `pred`.
-    pub fn wait_event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub fn wait_event(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         super::poll(timeout, Duration::from_millis(10), || {
             if let Some(e) = self.events_so_far().into_iter().find(|e| pred(e)) {
                 return Some(Some(e));
