@@ -672,6 +672,9 @@ impl World {
             w.announced_early = false;
             w.announce_again = None;
             match w.proc_ {
+                // A wedged master is still "reloading": it ignores the
+                // request (until worker-reload-mercy, past this horizon).
+                Proc::Serving | Proc::Accepted { .. } if w.wedged => {}
                 Proc::Serving | Proc::Accepted { .. } => {
                     w.proc_ = Proc::Reloading { since: now };
                     w.new_gen = true;
