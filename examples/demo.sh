@@ -40,11 +40,18 @@ fi
 command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
 
 # ---- 2. the binary ----
-log "building the release binary"
-(cd "$REPO" && cargo build --release)
-TARGET=${CARGO_TARGET_DIR:-target}
-[[ $TARGET == /* ]] || TARGET=$REPO/$TARGET
-BIN=$TARGET/release/uwsgi-reload
+# UWSGI_RELOAD_BIN=path runs the demo with that binary instead (e.g. the static
+# musl build: target/x86_64-unknown-linux-musl/release/uwsgi-reload).
+if [[ -n ${UWSGI_RELOAD_BIN:-} ]]; then
+    BIN=$(realpath "$UWSGI_RELOAD_BIN")
+    log "using $BIN"
+else
+    log "building the release binary"
+    (cd "$REPO" && cargo build --release)
+    TARGET=${CARGO_TARGET_DIR:-target}
+    [[ $TARGET == /* ]] || TARGET=$REPO/$TARGET
+    BIN=$TARGET/release/uwsgi-reload
+fi
 
 # ---- 3. the stack ----
 DIR=$(mktemp -d /tmp/uwsgi-reload-demo.XXXXXX)
