@@ -267,27 +267,16 @@ fn fleet_two_hosts_one_fastrouter_serial_k4() {
 /// each, as a fleet deployed by one playbook has); node names still differ
 /// (`host-a/app_01.sock`, `host-b/app_01.sock`).
 ///
-/// BUG (found by this test): without `--node-name`, each vassal's node is
-/// meant to be the exact address its config subscribes with, the file-stem
-/// rule being the fallback (README, "Preflight"); but `NodeMatch::Names`
-/// applies the stem rule *in addition* (src/engine/nodes.rs, `matches` and
-/// `Matcher::flat_of`), so host A's `app_01.ini` also owns host B's
-/// `app_01.sock`. Host A's run then drains (unsubscribes) host B's nodes too
-/// (`drain_started` lists both), takes the key to 2 live nodes with K = 4
-/// (its own `live` event and summary say `lowest_live` 2) and still exits 0;
-/// host B's run, started while B's drained nodes had not re-announced yet,
-/// sees 5 live and also goes to 3. It can also judge a vassal re-subscribed
-/// from the other host's fresh node.
-///
-/// Runs only with `E2E_KNOWN_BUGS=1` (run.sh passes `--ignored`, which would
-/// run it otherwise), so the suite stays green until the tool is fixed.
+/// Regression test: this scenario found that the file-stem rule was applied
+/// on top of the exact address a vassal's config subscribes with, so host
+/// A's `app_01.ini` also owned host B's `app_01.sock`: A's run drained
+/// (unsubscribed) B's nodes too, took the key to 2 live nodes with K = 4
+/// (its own summary said `lowest_live` 2) and still exited 0. Fixed in
+/// f5e1564 ("A vassal whose config names its address matches that address
+/// only").
 #[test]
-#[ignore = "bug: same config names on two hosts: the stem fallback maps host B's app_01.sock to host A's app_01.ini, A's run drains B's nodes and takes the key below K (E2E_KNOWN_BUGS=1 runs it)"]
+#[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_fleet -- --ignored --test-threads=1"]
 fn fleet_two_hosts_same_config_names_serial_k4() {
-    if std::env::var_os("E2E_KNOWN_BUGS").is_none() {
-        eprintln!("skipped: known bug (see the doc comment); E2E_KNOWN_BUGS=1 runs it");
-        return;
-    }
     two_hosts_serial_k4(&[1, 2, 3], &[1, 2, 3]);
 }
 
