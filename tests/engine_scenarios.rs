@@ -339,3 +339,110 @@ fn an_emperor_that_follows_links_is_refused_before_any_touch() {
     );
     assert_eq!(touched(&drain(&mut e)).len(), 1);
 }
+
+/// Stopped while a vassal is drained but not touched: it is re-subscribed,
+/// and the rollout ends only once the fastrouter shows its node back (or
+/// says it did not, after a bound), never on the packet alone.
+#[test]
+fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
+    let t0 = 4_000_000;
+    let mut e = Engine::new(
+        Settings {
+            min_live: 1,
+            drain_timeout_ms: Some(30_000),
+            ..Default::default()
+        },
+        vec![
+            ConfigFile {
+                name: "a.ini".into(),
+                mtime: t0 - 100,
+            },
+            ConfigFile {
+                name: "b.ini".into(),
+                mtime: t0 - 100,
+            },
+        ],
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    );
+    let up = || {
+        emp(vec![
+            vassal("a.ini", 10, t0 - 100, 1, t0 - 50, 0),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ])
+    };
+    drain(&mut e);
+    // A session stays in flight on a's node: the drain cannot finish.
+    let busy = || {
+        let mut a = node("/r/a.sock", t0 - 1);
+        a.death_mark = 1;
+        a.refs = 1;
+        fr(vec![a, node("/r/b.sock", t0 - 1)])
+    };
+    look(
+        &mut e,
+        Now {
+            mono_ms: 1,
+            wall_s: t0,
+        },
+        up(),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Unsubscribe { vassal, .. } if vassal == "a.ini")));
+    look(
+        &mut e,
+        Now {
+            mono_ms: 100,
+            wall_s: t0,
+        },
+        up(),
+        busy(),
+    );
+    drain(&mut e);
+    e.handle(
+        Now {
+            mono_ms: 150,
+            wall_s: t0,
+        },
+        Input::Stop,
+    );
+    let acts = drain(&mut e);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Subscribe { vassal, .. } if vassal == "a.ini")),
+        "{acts:?}"
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::Finish(_))),
+        "finished before the node was seen back"
+    );
+    // A read that still shows it dead does not end the rollout either.
+    look(
+        &mut e,
+        Now {
+            mono_ms: 200,
+            wall_s: t0,
+        },
+        up(),
+        busy(),
+    );
+    assert!(!drain(&mut e).iter().any(|a| matches!(a, Action::Finish(_))));
+    // Back: the rollout ends, interrupted, a untouched.
+    look(
+        &mut e,
+        Now {
+            mono_ms: 300,
+            wall_s: t0,
+        },
+        up(),
+        fr(vec![node("/r/a.sock", t0), node("/r/b.sock", t0 - 1)]),
+    );
+    let acts = drain(&mut e);
+    assert!(acts.iter().any(|a| matches!(a, Action::Finish(o) if o.status == uwsgi_reload::engine::Status::Interrupted)), "{acts:?}");
+    assert!(touched(&acts).is_empty());
+}

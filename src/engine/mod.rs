@@ -29,6 +29,9 @@ use vassal::DrainedNode;
 /// waited for. Older than this, it is down and is reloaded without budget.
 const STARTING_GRACE_S: i64 = 10;
 
+/// How long the fastrouter may take to show a re-subscribed node.
+const RESUBSCRIBE_CONFIRM_MS: u64 = 2_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     /// Waiting for the first answer of both stats sockets.
@@ -86,6 +89,9 @@ pub struct Engine {
     waiting_since: Option<u64>,
     warned_created: BTreeSet<String>,
     precondition: Option<String>,
+    /// Re-subscriptions sent (vassal, when, nodes) not yet seen back in the
+    /// fastrouter.
+    unconfirmed: Vec<(String, u64, Vec<DrainedNode>)>,
     /// Indices of the `--canary` vassals, in the order they were started.
     canaries: Vec<usize>,
     canary_passed: bool,
@@ -126,6 +132,7 @@ impl Engine {
             waiting_since: None,
             warned_created: BTreeSet::new(),
             precondition: None,
+            unconfirmed: Vec::new(),
             canaries: Vec::new(),
             canary_passed: false,
         };
@@ -352,6 +359,41 @@ impl Engine {
     /// `fast_fastrouter_ms` instead of every check interval: those waits
     /// are on the rollout's critical path, and the fastrouter's stats cost
     /// it nothing like the Emperor's (which rescan the directory).
+    /// Drops the re-subscriptions a fastrouter read (started after they were
+    /// sent) shows back in rotation; past [`RESUBSCRIBE_CONFIRM_MS`] the rest
+    /// are reported and given up on. True when none is left to wait for: the
+    /// tool does not exit claiming a node is back before the fastrouter says
+    /// so.
+    fn resubscriptions_settled(&mut self) -> bool {
+        let started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
+        let now = self.now.mono_ms;
+        let mut late = Vec::new();
+        if let Some(fr) = self.fr.as_ref() {
+            self.unconfirmed.retain(|(vassal, sent, nodes)| {
+                let back = started >= *sent
+                    && nodes.iter().all(|d| {
+                        fr.nodes()
+                            .any(|(k, n)| k == d.key && n.name == d.name && n.death_mark == 0)
+                    });
+                if !back && now >= sent + RESUBSCRIBE_CONFIRM_MS {
+                    late.push(vassal.clone());
+                    return false;
+                }
+                !back
+            });
+        }
+        for vassal in late {
+            self.report(Event::Warning {
+                vassal: Some(vassal),
+                message: format!(
+                    "the fastrouter did not show its re-subscribed node within {} ms; its own next announce (subscribe-freq) restores it",
+                    RESUBSCRIBE_CONFIRM_MS
+                ),
+            });
+        }
+        self.unconfirmed.is_empty()
+    }
+
     fn fast_fastrouter_read_at(&self) -> Option<u64> {
         let fast = self
             .s
@@ -360,12 +402,13 @@ impl Engine {
             .max(1);
         let r = &self.reads[idx(StatsSource::Fastrouter)];
         let waiting = self.stage == Stage::Rolling
-            && self.vassals.iter().any(|v| {
-                matches!(
-                    v.phase,
-                    Phase::Draining | Phase::Accepting | Phase::Repairing
-                )
-            });
+            && (!self.unconfirmed.is_empty()
+                || self.vassals.iter().any(|v| {
+                    matches!(
+                        v.phase,
+                        Phase::Draining | Phase::Accepting | Phase::Repairing
+                    )
+                }));
         (waiting && !r.in_flight).then(|| r.started_ms + fast)
     }
 
@@ -875,14 +918,17 @@ impl Engine {
                 self.report(Event::ForeignReload { vassal: name });
             }
             Effect::Resubscribe => {
-                for d in std::mem::take(&mut self.vassals[i].drained) {
+                let drained = std::mem::take(&mut self.vassals[i].drained);
+                for d in &drained {
                     self.out.push_back(Action::Subscribe {
                         vassal: name.clone(),
-                        key: d.key,
-                        node: d.name,
+                        key: d.key.clone(),
+                        node: d.name.clone(),
                         modifier1: d.modifier1,
                     });
                 }
+                self.unconfirmed.push((name.clone(), now.mono_ms, drained));
+                self.read(StatsSource::Fastrouter);
                 self.report(Event::Resubscribed { vassal: name });
             }
             Effect::WriteFifo => {
@@ -1410,6 +1456,9 @@ impl Engine {
             return;
         }
         if self.vassals.iter().any(|v| v.phase.in_flight()) {
+            return;
+        }
+        if !self.resubscriptions_settled() {
             return;
         }
         let idle = self.vassals.iter().any(|v| v.phase == Phase::Idle);
