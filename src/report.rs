@@ -148,7 +148,13 @@ impl Reporter {
         let lowest: Vec<String> = o
             .lowest_live
             .iter()
-            .map(|(k, l)| format!("{k} {l} (K={})", o.min_live.get(k).copied().unwrap_or(0)))
+            .map(|(k, l)| {
+                let min = o.min_live.get(k).copied().unwrap_or(0);
+                // Vassals dying on their own can take a key below K; the
+                // operator must see it even when every reload succeeded.
+                let below = if *l < min { " BELOW K" } else { "" };
+                format!("{k} {l} (K={min}){below}")
+            })
             .collect();
         let line = format!(
             "{}: reloaded {}, failed {}, untouched {} in {:.1} s; lowest live: {}; {}",
