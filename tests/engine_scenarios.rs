@@ -446,3 +446,75 @@ fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
     assert!(acts.iter().any(|a| matches!(a, Action::Finish(o) if o.status == uwsgi_reload::engine::Status::Interrupted)), "{acts:?}");
     assert!(touched(&acts).is_empty());
 }
+
+/// `S` is a toggle: written to a vassal that is not blocked it blocks it. A
+/// vassal whose announce was only lost (a full datagram queue) announces
+/// again within subscribe-freq, so the repair waits that long by default.
+#[test]
+fn the_repair_waits_a_subscribe_freq_before_writing_s() {
+    let t0 = 5_000_000;
+    let mut e = Engine::new(
+        Settings {
+            min_live: 1,
+            ..Default::default()
+        },
+        vec![
+            ConfigFile {
+                name: "a.ini".into(),
+                mtime: t0 - 100,
+            },
+            ConfigFile {
+                name: "b.ini".into(),
+                mtime: t0 - 100,
+            },
+        ],
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    );
+    let at = |ms: u64| Now {
+        mono_ms: ms,
+        wall_s: t0 + (ms / 1000) as i64,
+    };
+    drain(&mut e);
+    look(
+        &mut e,
+        at(1),
+        emp(vec![
+            vassal("a.ini", 10, t0 - 100, 1, t0 - 50, 0),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ]),
+        fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
+    );
+    assert_eq!(touched(&drain(&mut e)), vec!["a.ini"]);
+    // Reloaded and accepting at t0+2; its node went away and stays away.
+    let back = || {
+        emp(vec![
+            vassal("a.ini", 10, t0 + 1, 1, t0 + 2, 1),
+            vassal("b.ini", 20, t0 - 100, 1, t0 - 50, 0),
+        ])
+    };
+    let mut repaired_at = None;
+    for ms in (2_000..20_000).step_by(500) {
+        look(
+            &mut e,
+            at(ms),
+            back(),
+            fr(vec![node("/r/b.sock", t0 + (ms / 1000) as i64)]),
+        );
+        if drain(&mut e)
+            .iter()
+            .any(|a| matches!(a, Action::Repair { .. }))
+        {
+            repaired_at = Some(ms);
+            break;
+        }
+    }
+    let ms = repaired_at.expect("a vassal silent past subscribe-freq is repaired");
+    assert!(
+        ms >= 2_000 + 10_000,
+        "S written after only {} ms of silence",
+        ms - 2_000
+    );
+}

@@ -108,7 +108,11 @@ impl Default for Settings {
             allow_downtime: false,
             node_match: NodeMatch::Stem,
             node_tolerance_s: 17,
-            announce_grace_ms: 3_000,
+            // One subscribe-freq (10 s) and a margin: a vassal whose announce
+            // was merely lost (a full datagram queue drops it) announces again
+            // within subscribe-freq; only a blocked one stays silent, and `S`
+            // is a toggle that would block one that is not.
+            announce_grace_ms: 12_000,
             notice_window_ms: 10_000,
             repair_wait_ms: 13_000,
             emperor_dir: None,

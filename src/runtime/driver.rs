@@ -82,6 +82,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let parsed = parse_configs(&dir, &configs);
     let (subscription_server, mut notes) = subscription_server(cfg, &parsed);
     notes.extend(doctor(cfg, &parsed, subscription_server.is_some())?);
+    notes.extend(datagram_queue_note(&parsed));
     Ok(Prepared {
         dir,
         lock,
@@ -128,6 +129,29 @@ pub fn subscription_server(
         }
     };
     (server, notes)
+}
+
+/// Unix datagram subscription servers queue at most
+/// `net.unix.max_dgram_qlen` packets; announces beyond that are dropped by
+/// the kernel (the vassal logs `sendto(): Resource temporarily unavailable`)
+/// and those nodes come back a subscribe-freq late.
+fn datagram_queue_note(parsed: &[(String, Result<VassalConfig, String>)]) -> Option<String> {
+    let unix = parsed
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().ok())
+        .any(|p| p.subscriptions.iter().any(|s| !s.server.contains(':')));
+    let qlen: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (unix && qlen < parsed.len()).then(|| {
+        format!(
+            "warning: net.unix.max_dgram_qlen is {qlen}, fewer than the {} vassals that may announce at once: the kernel drops the excess announces and those nodes come back up to a subscribe-freq late; raise it (sysctl -w net.unix.max_dgram_qlen={})",
+            parsed.len(),
+            parsed.len().next_power_of_two().max(64)
+        )
+    })
 }
 
 /// The doctor's findings as warning lines, or with `--strict` an error.
