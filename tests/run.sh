@@ -38,12 +38,15 @@ command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; ex
 
 failed=()
 timings=()
+# Every step's output is also kept, to add up the test counts at the end.
+LOG=$(mktemp /tmp/uwsgi-reload-run.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
 step() {
     local name=$1
     shift
     log "$name: $*"
     local t0=$SECONDS
-    if "$@"; then
+    if "$@" 2>&1 | tee -a "$LOG"; then
         timings+=("ok      $((SECONDS - t0))s  $name")
     else
         timings+=("FAILED  $((SECONDS - t0))s  $name")
@@ -76,6 +79,9 @@ done
 
 log "summary"
 printf '  %s\n' "${timings[@]}" >&2
+# One closing line over every cargo test run above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "run.sh: %d passed, %d failed\n", p, f }' "$LOG"
 if ((${#failed[@]})); then
     log "FAILED: ${failed[*]}"
     exit 1
