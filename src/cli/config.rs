@@ -288,7 +288,7 @@ impl Config {
         }
         if let Some(v) = &r.min_ready {
             let x = number("--min-ready", v, "a number of seconds, 0 or more")?;
-            if x < 0.0 || x > 86_400.0 {
+            if !(0.0..=86_400.0).contains(&x) {
                 return Err(Error::Usage(format!(
                     "--min-ready expects a number of seconds, 0 or more, got {v:?}"
                 )));
@@ -318,7 +318,7 @@ impl Config {
         }
         if let Some(v) = &r.subscription_tolerance {
             let ms = seconds_ms("--subscription-tolerance", v)?;
-            s.node_tolerance_s = ((ms + 999) / 1000) as i64;
+            s.node_tolerance_s = ms.div_ceil(1000) as i64;
         }
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;

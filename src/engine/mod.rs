@@ -522,16 +522,16 @@ impl Engine {
             if keys.is_empty() {
                 warnings.push((
                     Some(v.name.clone()),
-                    "no fastrouter node matches it (node names must share the config's stem, or pass --node-name); it is not live and is reloaded without using the budget".to_string(),
+                    "no fastrouter node matches it (expected the address its config subscribes with, or a node name with the config's stem; see --node-name); it is not live and is reloaded without using the budget".to_string(),
                 ));
             }
-            if !nodes::emperor_healthy(&emp, &v.name) || !self.vassal_live(v) {
-                if !keys.is_empty() || emp.blacklisted(&v.name).is_some() {
-                    warnings.push((
-                        Some(v.name.clone()),
-                        "is down already (not accepting, blacklisted, or no fresh node); it is reloaded without using the budget".to_string(),
-                    ));
-                }
+            if (!nodes::emperor_healthy(&emp, &v.name) || !self.vassal_live(v))
+                && (!keys.is_empty() || emp.blacklisted(&v.name).is_some())
+            {
+                warnings.push((
+                    Some(v.name.clone()),
+                    "is down already (not accepting, blacklisted, or no fresh node); it is reloaded without using the budget".to_string(),
+                ));
             }
         }
         let mut unowned_fresh = Vec::new();
