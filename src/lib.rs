@@ -11,10 +11,10 @@
 pub mod cli;
 pub mod doctor;
 pub mod engine;
-pub mod plan;
-pub mod probe;
 pub mod error;
 pub mod glob;
+pub mod plan;
+pub mod probe;
 pub mod report;
 pub mod runtime;
 pub mod stats;

@@ -94,14 +94,24 @@ impl Problems {
         });
     }
     fn no_failed_requests(&mut self, load: &LoadReport) {
-        self.check(load.ok > 0, || "the load generator got no answer at all".into());
+        self.check(load.ok > 0, || {
+            "the load generator got no answer at all".into()
+        });
         self.check(load.failures.is_empty(), || {
             let f = &load.failures[0];
-            format!("{} of {} requests failed (first at {} ms: {})", load.failures.len(), load.sent, f.at_ms, f.what)
+            format!(
+                "{} of {} requests failed (first at {} ms: {})",
+                load.failures.len(),
+                load.sent,
+                f.at_ms,
+                f.what
+            )
         });
     }
     fn lowest_live(&mut self, samples: &SampleReport, key: &str, k: usize) {
-        self.check(samples.samples > 10, || format!("the sampler took only {} samples", samples.samples));
+        self.check(samples.samples > 10, || {
+            format!("the sampler took only {} samples", samples.samples)
+        });
         let low = samples.lowest_live.get(key).copied().unwrap_or(0);
         self.check(low >= k, || {
             format!(
@@ -134,7 +144,11 @@ impl Problems {
         for p in &self.list {
             let _ = writeln!(msg, "  * {p}");
         }
-        panic!("{} problem(s):\n{msg}\n======== evidence ========\n{}", self.list.len(), self.context);
+        panic!(
+            "{} problem(s):\n{msg}\n======== evidence ========\n{}",
+            self.list.len(),
+            self.context
+        );
     }
 }
 
@@ -196,11 +210,24 @@ fn two_hosts_serial_k4(a_numbers: &[usize], b_numbers: &[usize]) {
     let samples = sampler.stop();
 
     let mut p = Problems::default();
-    p.note("host A run", format!("started at {a_started} ms\n{}", run_a.describe()));
-    p.note("host B run", format!("started at {b_started} ms\n{}", run_b.describe()));
+    p.note(
+        "host A run",
+        format!("started at {a_started} ms\n{}", run_a.describe()),
+    );
+    p.note(
+        "host B run",
+        format!("started at {b_started} ms\n{}", run_b.describe()),
+    );
     p.note("load", load.describe());
     p.note("samples", samples.describe());
-    for (label, f) in [("A before", &a0), ("B before", &b0), ("A after A", &a1), ("B after A", &b1), ("A at end", &a2), ("B at end", &b2)] {
+    for (label, f) in [
+        ("A before", &a0),
+        ("B before", &b0),
+        ("A after A", &a1),
+        ("B after A", &b1),
+        ("A at end", &a2),
+        ("B at end", &b2),
+    ] {
         p.note(label, f.describe());
     }
 
@@ -222,7 +249,9 @@ fn two_hosts_serial_k4(a_numbers: &[usize], b_numbers: &[usize]) {
     for (label, run, names) in [("host A", &run_a, &a), ("host B", &run_b, &b)] {
         let events = run.events();
         let plan = events_of(&events, "plan").next().cloned();
-        let live = plan.as_ref().and_then(|p| p.get("live")?.get(&key)?.as_u64());
+        let live = plan
+            .as_ref()
+            .and_then(|p| p.get("live")?.get(&key)?.as_u64());
         p.check(live == Some(6), || {
             format!("{label}: the `plan` event shows {live:?} live for {key}, expected 6 (3 own + 3 of the other host): {plan:?}")
         });
@@ -231,7 +260,10 @@ fn two_hosts_serial_k4(a_numbers: &[usize], b_numbers: &[usize]) {
             format!("{label}: summary `reloaded` is {reloaded:?}, expected {names:?}")
         });
         if let Some(s) = run.summary() {
-            let low = s.get("lowest_live").and_then(|l| l.get(&key)).and_then(Value::as_u64);
+            let low = s
+                .get("lowest_live")
+                .and_then(|l| l.get(&key))
+                .and_then(Value::as_u64);
             p.check(low.is_some_and(|l| l >= k as u64), || {
                 format!("{label}: summary lowest_live for {key} is {low:?}, K = {k}")
             });
@@ -239,13 +271,18 @@ fn two_hosts_serial_k4(a_numbers: &[usize], b_numbers: &[usize]) {
         // it touched only its own host's configs, and drained only its own nodes
         for e in events_of(&events, "touched") {
             let v = event_vassal(e).unwrap_or_default();
-            p.check(names.contains(&v), || format!("{label}: touched {v:?}, not one of its vassals"));
+            p.check(names.contains(&v), || {
+                format!("{label}: touched {v:?}, not one of its vassals")
+            });
         }
         let own = mh.host(if label == "host A" { "a" } else { "b" });
         for e in events_of(&events, "drain_started") {
             let v = event_vassal(e).unwrap_or_default();
-            let nodes: Vec<&str> =
-                e.get("nodes").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let nodes: Vec<&str> = e
+                .get("nodes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let want = own.node_name(&v);
             p.check(nodes == [want.as_str()], || {
                 format!("{label}: the drain of {v} unsubscribed {nodes:?}, expected only its own node {want}")
@@ -300,7 +337,12 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
     let key = stack.key.clone();
     let t0 = Instant::now();
     let sampler = Sampler::start(stack.fastrouter_stats_path(), vec![key.clone()], t0);
-    let tracer = trace::Trace::start(stack.fastrouter_stats_path(), key.clone(), t0, Duration::from_millis(15));
+    let tracer = trace::Trace::start(
+        stack.fastrouter_stats_path(),
+        key.clone(),
+        t0,
+        Duration::from_millis(15),
+    );
     let load = Load::start(stack.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
     let ks = k.to_string();
@@ -308,7 +350,10 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
     for _ in 0..rollouts {
         let before = stack.fleet();
         let tr = trace::run_timed(
-            args_with(stack.base_args(), &["--minimum-active-vassals", ks.as_str(), "--json"]),
+            args_with(
+                stack.base_args(),
+                &["--minimum-active-vassals", ks.as_str(), "--json"],
+            ),
             t0,
             TOOL_TIMEOUT,
         );
@@ -327,7 +372,12 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
     let mut p = Problems::default();
     p.note("load", load.describe());
     p.note("samples (harness sampler)", samples.describe());
-    p.check(runs.len() == rollouts, || format!("only {} of {rollouts} rollouts ran (one failed)", runs.len()));
+    p.check(runs.len() == rollouts, || {
+        format!(
+            "only {} of {rollouts} rollouts ran (one failed)",
+            runs.len()
+        )
+    });
     let mut drains_checked = 0;
     let mut samples_checked = 0;
     for (i, (before, tr, after)) in runs.iter().enumerate() {
@@ -352,7 +402,9 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
             p.check(d.get("timed_out") == Some(&Value::Bool(false)), || {
                 format!("{label} {name}: drained event {d}: the drain timed out")
             });
-            p.check(d_ms <= t_ms, || format!("{label} {name}: touched ({t_ms:.0} ms) before drained ({d_ms:.0} ms)"));
+            p.check(d_ms <= t_ms, || {
+                format!("{label} {name}: touched ({t_ms:.0} ms) before drained ({d_ms:.0} ms)")
+            });
             match trace::check_drain_window(&traced, &stack.node_name(name), d_ms, t_ms, 1500.0) {
                 Ok(c) => {
                     drains_checked += 1;
@@ -362,7 +414,11 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
             }
         }
         p.note(
-            &format!("{label} (spawned at {:.0} ms, event base {:.0} ms)", tr.spawned_ms, tr.base_ms()),
+            &format!(
+                "{label} (spawned at {:.0} ms, event base {:.0} ms)",
+                tr.spawned_ms,
+                tr.base_ms()
+            ),
             tr.run.describe(),
         );
     }
@@ -426,13 +482,18 @@ fn fleet_probe_healthy_fleet() {
     c.summary_list("failed", &[]);
     let events = r.run.events();
     for name in &stack.names {
-        let oks: Vec<&Value> =
-            events_of(&events, "probe_ok").filter(|e| event_vassal(e).as_deref() == Some(name.as_str())).collect();
-        c.check(oks.len() == 1, || format!("{name}: {} probe_ok event(s), expected 1", oks.len()));
+        let oks: Vec<&Value> = events_of(&events, "probe_ok")
+            .filter(|e| event_vassal(e).as_deref() == Some(name.as_str()))
+            .collect();
+        c.check(oks.len() == 1, || {
+            format!("{name}: {} probe_ok event(s), expected 1", oks.len())
+        });
         let at = |kind: &str| {
             events
                 .iter()
-                .find(|e| event_kind(e) == kind && event_vassal(e).as_deref() == Some(name.as_str()))
+                .find(|e| {
+                    event_kind(e) == kind && event_vassal(e).as_deref() == Some(name.as_str())
+                })
                 .and_then(|e| e.get("at_ms")?.as_u64())
         };
         let (probe, sub) = (at("probe_ok"), at("subscribed"));
@@ -448,7 +509,10 @@ fn fleet_probe_healthy_fleet() {
 /// (FACTS.md 18). Deployed without the Emperor noticing.
 fn deploy_broken_without_need_app(stack: &Stack, name: &str) {
     let ini = stack.vassal_ini();
-    assert!(ini.contains("need-app = true"), "vassal.ini has no `need-app = true`");
+    assert!(
+        ini.contains("need-app = true"),
+        "vassal.ini has no `need-app = true`"
+    );
     let ini = ini.replace("need-app = true", "need-app = false")
         + "\n; broken deployment (e2e fleet): the import raises, need-app is off\nenv = APP_FAIL_IMPORT=1\n";
     stack.replace_config_quietly(name, &ini);
@@ -495,17 +559,27 @@ fn fleet_probe_stops_a_broken_deploy_without_need_app() {
     let mut p = Problems::default();
     fleet_context(&mut p, &run, &before, &after);
     p.exit("--probe /", &run, 1);
-    p.check(run.stderr.contains(&bad), || format!("stderr does not name {bad}"));
+    p.check(run.stderr.contains(&bad), || {
+        format!("stderr does not name {bad}")
+    });
     let events = run.events();
     let failed: Vec<&Value> = events_of(&events, "failed").collect();
     p.check(
         failed.len() == 1
             && event_vassal(failed[0]).as_deref() == Some(bad.as_str())
             && failed[0].get("reason").and_then(Value::as_str) == Some("probe_failed"),
-        || format!("expected one `failed` event for {bad} with reason probe_failed, got {failed:?}"),
+        || {
+            format!(
+                "expected one `failed` event for {bad} with reason probe_failed, got {failed:?}"
+            )
+        },
     );
     if let Some(s) = run.summary() {
-        let f = s.get("failed").and_then(Value::as_array).cloned().unwrap_or_default();
+        let f = s
+            .get("failed")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         p.check(
             f.len() == 1 && f[0].get("reason").and_then(Value::as_str) == Some("probe_failed"),
             || format!("summary `failed` is {f:?}, expected [{bad}: probe_failed]"),
@@ -515,10 +589,18 @@ fn fleet_probe_stops_a_broken_deploy_without_need_app() {
     }
     // nothing touched after the failure
     if let Some(i) = events.iter().position(|e| event_kind(e) == "failed") {
-        let late: Vec<String> = events[i..].iter().filter(|e| event_kind(e) == "touched").filter_map(event_vassal).collect();
-        p.check(late.is_empty(), || format!("touched {late:?} after {bad} failed (default policy)"));
+        let late: Vec<String> = events[i..]
+            .iter()
+            .filter(|e| event_kind(e) == "touched")
+            .filter_map(event_vassal)
+            .collect();
+        p.check(late.is_empty(), || {
+            format!("touched {late:?} after {bad} failed (default policy)")
+        });
     }
-    let touched: Vec<String> = events_of(&events, "touched").filter_map(event_vassal).collect();
+    let touched: Vec<String> = events_of(&events, "touched")
+        .filter_map(event_vassal)
+        .collect();
     p.check(touched == [vassal_name(1), bad.clone()], || {
         format!("touched {touched:?}, expected [app_01, {bad}] (one at a time, in order, stop at the failure)")
     });
@@ -528,9 +610,13 @@ fn fleet_probe_stops_a_broken_deploy_without_need_app() {
     }
     // the probe was right: app_02 serves errors, yet accepts and is subscribed
     let status = direct::get_status(&stack.dir.join(format!("{bad}.sock")), "/", &stack.key);
-    p.check(matches!(status, Ok(500..=599)), || format!("{bad} answers {status:?} straight on its socket, expected a 5xx"));
+    p.check(matches!(status, Ok(500..=599)), || {
+        format!("{bad} answers {status:?} straight on its socket, expected a 5xx")
+    });
     let a = after.get(&bad);
-    p.check(a.accepting && a.node.is_some(), || format!("{bad} should accept and be subscribed (need-app off): {a:?}"));
+    p.check(a.accepting && a.node.is_some(), || {
+        format!("{bad} should accept and be subscribed (need-app off): {a:?}")
+    });
     p.finish();
 }
 
@@ -542,21 +628,31 @@ fn fleet_probe_stops_a_broken_deploy_without_need_app() {
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_fleet -- --ignored --test-threads=1"]
 fn fleet_without_probe_a_broken_deploy_passes_unnoticed() {
     let _g = lock();
-    let (stack, before, after, run, bad) =
-        broken_deploy_rollout(&["--minimum-active-vassals", "1", "--max-parallel", "1", "--json"]);
+    let (stack, before, after, run, bad) = broken_deploy_rollout(&[
+        "--minimum-active-vassals",
+        "1",
+        "--max-parallel",
+        "1",
+        "--json",
+    ]);
     let mut p = Problems::default();
     fleet_context(&mut p, &run, &before, &after);
     p.exit("without --probe", &run, 0);
     let reloaded = summary_names(&run, "reloaded");
     p.check(reloaded.as_deref() == Some(&stack.names[..]), || {
-        format!("summary `reloaded` is {reloaded:?}, expected all of {:?} (the broken one included)", stack.names)
+        format!(
+            "summary `reloaded` is {reloaded:?}, expected all of {:?} (the broken one included)",
+            stack.names
+        )
     });
     let status = direct::get_status(&stack.dir.join(format!("{bad}.sock")), "/", &stack.key);
     p.check(matches!(status, Ok(500..=599)), || {
         format!("{bad} answers {status:?} straight on its socket: expected a 5xx, or this test shows nothing")
     });
     let a = after.get(&bad);
-    p.check(a.live(), || format!("{bad} should look live to the Emperor and the fastrouter: {a:?}"));
+    p.check(a.live(), || {
+        format!("{bad} should look live to the Emperor and the fastrouter: {a:?}")
+    });
     p.finish();
 }
 
@@ -569,7 +665,10 @@ fn mtimes(dir: &Path) -> BTreeMap<PathBuf, (i128, Option<i128>)> {
     let ns = |m: &fs::Metadata| m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
     let mut out = BTreeMap::new();
     let d = fs::symlink_metadata(dir).unwrap();
-    out.insert(dir.to_path_buf(), (ns(&d), fs::metadata(dir).ok().map(|m| ns(&m))));
+    out.insert(
+        dir.to_path_buf(),
+        (ns(&d), fs::metadata(dir).ok().map(|m| ns(&m))),
+    );
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let l = fs::symlink_metadata(&p).unwrap();
@@ -598,16 +697,49 @@ fn fleet_status_and_dry_run_touch_nothing() {
     std::thread::sleep(Duration::from_millis(1100));
     let base = stack.base_args();
     let cmds: Vec<(&str, Vec<String>)> = vec![
-        ("status", [vec!["status".to_string()], base.clone()].concat()),
-        ("status --json", [vec!["status".to_string()], base.clone(), vec!["--json".into()]].concat()),
-        ("--dry-run", [base.clone(), vec!["--dry-run".into(), "--minimum-active-vassals".into(), "2".into()]].concat()),
+        (
+            "status",
+            [vec!["status".to_string()], base.clone()].concat(),
+        ),
+        (
+            "status --json",
+            [
+                vec!["status".to_string()],
+                base.clone(),
+                vec!["--json".into()],
+            ]
+            .concat(),
+        ),
+        (
+            "--dry-run",
+            [
+                base.clone(),
+                vec![
+                    "--dry-run".into(),
+                    "--minimum-active-vassals".into(),
+                    "2".into(),
+                ],
+            ]
+            .concat(),
+        ),
         (
             "--dry-run --json",
-            [base.clone(), vec!["--dry-run".into(), "--json".into(), "--minimum-active-vassals".into(), "2".into()]].concat(),
+            [
+                base.clone(),
+                vec![
+                    "--dry-run".into(),
+                    "--json".into(),
+                    "--minimum-active-vassals".into(),
+                    "2".into(),
+                ],
+            ]
+            .concat(),
         ),
     ];
-    let runs: Vec<(&str, ToolRun)> =
-        cmds.into_iter().map(|(l, a)| (l, Tool::spawn(a).wait(Duration::from_secs(60)))).collect();
+    let runs: Vec<(&str, ToolRun)> = cmds
+        .into_iter()
+        .map(|(l, a)| (l, Tool::spawn(a).wait(Duration::from_secs(60))))
+        .collect();
     // give the Emperor a scan (and a reload, were there one to see) to act
     std::thread::sleep(Duration::from_millis(3500));
     let m1 = mtimes(&stack.vassals_dir());
@@ -641,24 +773,54 @@ fn fleet_status_and_dry_run_touch_nothing() {
     p.no_failed_requests(&load);
 
     // status --json: every vassal live, with its own node
-    let status_json = runs[1].1.stdout.lines().find_map(|l| serde_json::from_str::<Value>(l).ok());
+    let status_json = runs[1]
+        .1
+        .stdout
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok());
     match &status_json {
-        None => p.fail(format!("`status --json` printed no JSON: {:?}", runs[1].1.stdout)),
+        None => p.fail(format!(
+            "`status --json` printed no JSON: {:?}",
+            runs[1].1.stdout
+        )),
         Some(s) => {
-            let rows = s.get("vassals").and_then(Value::as_array).cloned().unwrap_or_default();
-            p.check(rows.len() == stack.names.len(), || format!("status lists {} vassals, expected {}", rows.len(), stack.names.len()));
+            let rows = s
+                .get("vassals")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            p.check(rows.len() == stack.names.len(), || {
+                format!(
+                    "status lists {} vassals, expected {}",
+                    rows.len(),
+                    stack.names.len()
+                )
+            });
             for name in &stack.names {
                 let id = format!("{name}.ini");
-                let row = rows.iter().find(|r| r.get("vassal").and_then(Value::as_str) == Some(id.as_str()));
+                let row = rows
+                    .iter()
+                    .find(|r| r.get("vassal").and_then(Value::as_str) == Some(id.as_str()));
                 let Some(row) = row else {
                     p.fail(format!("status does not list {id}"));
                     continue;
                 };
-                p.check(row.get("live") == Some(&Value::Bool(true)), || format!("status: {id} not live: {row}"));
+                p.check(row.get("live") == Some(&Value::Bool(true)), || {
+                    format!("status: {id} not live: {row}")
+                });
                 let pid = row.get("pid").and_then(Value::as_i64);
-                p.check(pid == Some(before.get(name).pid), || format!("status: {id} pid {pid:?}, the Emperor says {}", before.get(name).pid));
+                p.check(pid == Some(before.get(name).pid), || {
+                    format!(
+                        "status: {id} pid {pid:?}, the Emperor says {}",
+                        before.get(name).pid
+                    )
+                });
                 let node = stack.node_name(name);
-                let nodes = row.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+                let nodes = row
+                    .get("nodes")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 p.check(
                     nodes.len() == 1
                         && nodes[0].get("name").and_then(Value::as_str) == Some(node.as_str())
@@ -666,20 +828,42 @@ fn fleet_status_and_dry_run_touch_nothing() {
                     || format!("status: {id} nodes {nodes:?}, expected exactly its own node {node} under {}", stack.key),
                 );
             }
-            let live = s.get("live").and_then(|l| l.get(&stack.key)).and_then(Value::as_u64);
-            p.check(live == Some(4), || format!("status: live for {} is {live:?}, expected 4", stack.key));
+            let live = s
+                .get("live")
+                .and_then(|l| l.get(&stack.key))
+                .and_then(Value::as_u64);
+            p.check(live == Some(4), || {
+                format!("status: live for {} is {live:?}, expected 4", stack.key)
+            });
         }
     }
     // the human table names every vassal too
     for name in &stack.names {
-        p.check(runs[0].1.stdout.contains(&format!("{name}.ini")) || runs[0].1.stderr.contains(&format!("{name}.ini")), || {
-            format!("`status` does not name {name}.ini")
-        });
+        p.check(
+            runs[0].1.stdout.contains(&format!("{name}.ini"))
+                || runs[0].1.stderr.contains(&format!("{name}.ini")),
+            || format!("`status` does not name {name}.ini"),
+        );
     }
     // --dry-run --json: the plan
-    let plan = runs[3].1.events().into_iter().find(|e| event_kind(e) == "plan");
-    let live = plan.as_ref().and_then(|p| p.get("live")?.get(&stack.key)?.as_u64());
-    p.check(live == Some(4), || format!("--dry-run --json plan live is {live:?}, expected 4: {plan:?}"));
-    p.check(runs[3].1.events().iter().all(|e| event_kind(e) != "touched"), || "--dry-run reported a touch".into());
+    let plan = runs[3]
+        .1
+        .events()
+        .into_iter()
+        .find(|e| event_kind(e) == "plan");
+    let live = plan
+        .as_ref()
+        .and_then(|p| p.get("live")?.get(&stack.key)?.as_u64());
+    p.check(live == Some(4), || {
+        format!("--dry-run --json plan live is {live:?}, expected 4: {plan:?}")
+    });
+    p.check(
+        runs[3]
+            .1
+            .events()
+            .iter()
+            .all(|e| event_kind(e) != "touched"),
+        || "--dry-run reported a touch".into(),
+    );
     p.finish();
 }

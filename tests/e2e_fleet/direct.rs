@@ -33,16 +33,23 @@ pub fn get_status(socket: &Path, path: &str, host: &str) -> Result<u16, String> 
     pkt.extend_from_slice(&(body.len() as u16).to_le_bytes());
     pkt.push(0);
     pkt.extend_from_slice(&body);
-    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect {}: {e}", socket.display()))?;
+    let mut s =
+        UnixStream::connect(socket).map_err(|e| format!("connect {}: {e}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&pkt).map_err(|e| format!("send: {e}"))?;
     let mut answer = Vec::new();
-    s.read_to_end(&mut answer).map_err(|e| format!("read: {e}"))?;
+    s.read_to_end(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
     let text = String::from_utf8_lossy(&answer);
     let line = text.lines().next().unwrap_or("");
     line.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no HTTP status line in {:?}", text.chars().take(120).collect::<String>()))
+        .ok_or_else(|| {
+            format!(
+                "no HTTP status line in {:?}",
+                text.chars().take(120).collect::<String>()
+            )
+        })
 }

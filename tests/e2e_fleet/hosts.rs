@@ -82,11 +82,16 @@ fn current_user() -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn template(f: &str) -> String {
-    fs::read_to_string(repo_root().join("examples/stack").join(f)).unwrap_or_else(|e| panic!("examples/stack/{f}: {e}"))
+    fs::read_to_string(repo_root().join("examples/stack").join(f))
+        .unwrap_or_else(|e| panic!("examples/stack/{f}: {e}"))
 }
 
 /// The option name of an ini line (`fastrouter-stats-server = x` ->
@@ -137,7 +142,9 @@ impl MultiHost {
     /// `app_03.ini`), and nginx; waits until every vassal of every host
     /// accepts and has a live node.
     pub fn start(key: &str, hosts: &[(&str, &[usize])]) -> MultiHost {
-        let base = std::env::var_os("E2E_TMPDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+        let base = std::env::var_os("E2E_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
         let mut n = 0;
         let dir = loop {
             let d = base.join(format!("ur-fleet-{}-{n}", std::process::id()));
@@ -170,13 +177,20 @@ impl MultiHost {
             }
         }
         assert!(
-            fr_ini.contains("fastrouter-subscription-server") && fr_ini.contains("fastrouter-stats-server"),
+            fr_ini.contains("fastrouter-subscription-server")
+                && fr_ini.contains("fastrouter-stats-server"),
             "examples/stack/emperor.ini lost its fastrouter lines:\n{fr_ini}"
         );
-        let _ = writeln!(fr_ini, "pidfile = {base_s}/fastrouter.pid\nlogto = {base_s}/logs/fastrouter.log");
+        let _ = writeln!(
+            fr_ini,
+            "pidfile = {base_s}/fastrouter.pid\nlogto = {base_s}/logs/fastrouter.log"
+        );
         fs::write(dir.join("fastrouter.ini"), &fr_ini).unwrap();
         let fr = spawn_logged(
-            Command::new("uwsgi").arg("--ini").arg(dir.join("fastrouter.ini")).current_dir(&dir),
+            Command::new("uwsgi")
+                .arg("--ini")
+                .arg(dir.join("fastrouter.ini"))
+                .current_dir(&dir),
             &dir.join("logs/fastrouter.out"),
         );
         mh.fastrouter = Some(fr);
@@ -212,12 +226,19 @@ impl MultiHost {
             let own = format!("server={h_s}/subscription.sock");
             let shared = format!("server={base_s}/subscription.sock");
             let v = vassal_t.replace("@STACK_DIR@", &h_s).replace("@KEY@", key);
-            assert!(v.contains(&own), "examples/stack/vassal.ini has no `subscribe2 = {own}`");
+            assert!(
+                v.contains(&own),
+                "examples/stack/vassal.ini has no `subscribe2 = {own}`"
+            );
             fs::write(hdir.join("vassal.ini"), v.replace(&own, &shared)).unwrap();
             fs::write(hdir.join("app.py"), &app).unwrap();
             let names: Vec<String> = numbers.iter().copied().map(vassal_name).collect();
             for name in &names {
-                symlink("../vassal.ini", hdir.join("vassals").join(format!("{name}.ini"))).unwrap();
+                symlink(
+                    "../vassal.ini",
+                    hdir.join("vassals").join(format!("{name}.ini")),
+                )
+                .unwrap();
             }
             let emperor = spawn_logged(
                 Command::new("uwsgi")
@@ -258,12 +279,15 @@ impl MultiHost {
                 &dir.join("logs/nginx.out"),
             );
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let up = crate::common::poll(Duration::from_secs(10), Duration::from_millis(50), || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    return Some(Err(format!("nginx exited with {st}")));
-                }
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok().then_some(Ok(()))
-            });
+            let up =
+                crate::common::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        return Some(Err(format!("nginx exited with {st}")));
+                    }
+                    TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                        .is_ok()
+                        .then_some(Ok(()))
+                });
             match up {
                 Some(Ok(())) => {
                     mh.port = port;
@@ -282,7 +306,10 @@ impl MultiHost {
         }
 
         if let Err(e) = mh.wait_ready(Duration::from_secs(60)) {
-            panic!("the multi-host fleet did not come up: {e}\n{}", mh.diagnostics());
+            panic!(
+                "the multi-host fleet did not come up: {e}\n{}",
+                mh.diagnostics()
+            );
         }
         let http = crate::common::poll(Duration::from_secs(20), Duration::from_millis(100), || {
             crate::common::load::get(mh.port, "/", Duration::from_secs(5)).ok()
@@ -294,7 +321,10 @@ impl MultiHost {
     }
 
     pub fn host(&self, id: &str) -> &Host {
-        self.hosts.iter().find(|h| h.id == id).unwrap_or_else(|| panic!("no host {id}"))
+        self.hosts
+            .iter()
+            .find(|h| h.id == id)
+            .unwrap_or_else(|| panic!("no host {id}"))
     }
     pub fn fastrouter_stats_path(&self) -> PathBuf {
         self.dir.join("fastrouter-stats.sock")
@@ -361,16 +391,21 @@ impl MultiHost {
                                 .vassal(&format!("{name}.ini"))
                                 .is_some_and(|v| v.accepting == 1 && v.cursed == 0);
                             let node = h.node_name(name);
-                            let live = fr.nodes().any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0);
+                            let live = fr
+                                .nodes()
+                                .any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0);
                             if accepting && live {
                                 accepting_since.remove(&tag);
                                 continue;
                             }
                             pending.push(format!("{tag}: accepting {accepting}, live node {live}"));
                             if accepting {
-                                let since = *accepting_since.entry(tag.clone()).or_insert_with(Instant::now);
-                                let recently =
-                                    repaired_at.get(&tag).is_some_and(|t| t.elapsed() < Duration::from_secs(12));
+                                let since = *accepting_since
+                                    .entry(tag.clone())
+                                    .or_insert_with(Instant::now);
+                                let recently = repaired_at
+                                    .get(&tag)
+                                    .is_some_and(|t| t.elapsed() < Duration::from_secs(12));
                                 if since.elapsed() > Duration::from_secs(4)
                                     && !recently
                                     && !Self::subscriptions_unblocked(h, name)
@@ -413,16 +448,20 @@ impl MultiHost {
                     for name in &h.names {
                         let v = emp.vassal(&format!("{name}.ini"));
                         let node_name = h.node_name(name);
-                        let node = fr.nodes().find(|(k, n)| *k == self.key && n.name == node_name).map(|(_, n)| {
-                            NodeState {
+                        let node = fr
+                            .nodes()
+                            .find(|(k, n)| *k == self.key && n.name == node_name)
+                            .map(|(_, n)| NodeState {
                                 death_mark: n.death_mark,
                                 last_check: n.last_check,
                                 refs: n.refs,
                                 requests: n.requests,
-                            }
-                        });
-                        let link_mtime = fs::symlink_metadata(h.config_path(name)).ok().map(|m| m.mtime());
-                        let (imports, workers) = read_app_log(&h.dir.join("state").join(format!("{name}.log")));
+                            });
+                        let link_mtime = fs::symlink_metadata(h.config_path(name))
+                            .ok()
+                            .map(|m| m.mtime());
+                        let (imports, workers) =
+                            read_app_log(&h.dir.join("state").join(format!("{name}.log")));
                         vassals.insert(
                             name.clone(),
                             VassalState {
@@ -447,13 +486,24 @@ impl MultiHost {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("cannot read the stats of host {id}: {last}\n{}", self.diagnostics());
+        panic!(
+            "cannot read the stats of host {id}: {last}\n{}",
+            self.diagnostics()
+        );
     }
 
     pub fn diagnostics(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "---- multi-host fleet {} (port {}) ----", self.dir.display(), self.port);
-        let mut files = vec![self.dir.join("logs/fastrouter.log"), self.dir.join("logs/nginx-error.log")];
+        let _ = writeln!(
+            s,
+            "---- multi-host fleet {} (port {}) ----",
+            self.dir.display(),
+            self.port
+        );
+        let mut files = vec![
+            self.dir.join("logs/fastrouter.log"),
+            self.dir.join("logs/nginx-error.log"),
+        ];
         for h in &self.hosts {
             files.push(h.dir.join("logs/emperor.log"));
             for n in &h.names {
@@ -503,7 +553,10 @@ fn read_app_log(path: &Path) -> (Imports, Workers) {
     let mut imports = Vec::new();
     let mut workers = Vec::new();
     for line in text.lines() {
-        let f: HashMap<&str, &str> = line.split_whitespace().filter_map(|w| w.split_once('=')).collect();
+        let f: HashMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
         let num = |k: &str| f.get(k).and_then(|v| v.parse::<f64>().ok());
         if line.starts_with("import ") {
             if let (Some(p), Some(t)) = (num("pid"), num("time")) {

@@ -52,7 +52,9 @@ impl Trace {
             while !stop2.load(Ordering::Relaxed) {
                 let tick = Instant::now();
                 let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                if let Ok(snap) = read_stats(&socket).and_then(|b| FastrouterSnapshot::parse(&b).map_err(|e| format!("{e:?}"))) {
+                if let Ok(snap) = read_stats(&socket)
+                    .and_then(|b| FastrouterSnapshot::parse(&b).map_err(|e| format!("{e:?}")))
+                {
                     let nodes = snap
                         .nodes()
                         .filter(|(k, _)| *k == key)
@@ -97,8 +99,12 @@ impl TimedRun {
     pub fn event_time(&self, kind: &str, vassal: &str) -> Option<(f64, &Value)> {
         let base = self.base_ms();
         self.events.iter().find_map(|(e, _)| {
-            (event_kind(e) == kind && event_vassal(e).as_deref() == Some(vassal))
-                .then(|| (base + e.get("at_ms").and_then(Value::as_f64).unwrap_or(0.0), e))
+            (event_kind(e) == kind && event_vassal(e).as_deref() == Some(vassal)).then(|| {
+                (
+                    base + e.get("at_ms").and_then(Value::as_f64).unwrap_or(0.0),
+                    e,
+                )
+            })
         })
     }
 }
@@ -125,7 +131,10 @@ pub fn run_timed(args: Vec<String>, t0: Instant, timeout: Duration) -> TimedRun 
             line.clear();
             match r.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => l2.lock().unwrap().push((line.clone(), t0.elapsed().as_secs_f64() * 1000.0)),
+                Ok(_) => l2
+                    .lock()
+                    .unwrap()
+                    .push((line.clone(), t0.elapsed().as_secs_f64() * 1000.0)),
             }
         }
     });
