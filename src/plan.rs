@@ -2,7 +2,6 @@
 //! plan it implies, written as waves. Nothing is touched.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
@@ -75,14 +74,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
-    let wall_s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut settings = cfg.settings.clone();
+    let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
-    settings.other_mode_mtimes = dir.other_mode_mtimes(&configs);
-    settings.touch_target = cfg.touch_target;
     let (server, notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
     for n in notes.iter().chain(&crate::runtime::driver::doctor(
         cfg,
@@ -93,9 +86,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             rep.human_line(n, false);
         }
     }
-    settings.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
-        .ok()
-        .and_then(|p| p.to_str().map(str::to_string));
+    let settings =
+        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
     let now = Now { mono_ms: 0, wall_s };
     let mut engine = Engine::new(settings.clone(), configs.clone(), now);
     engine.handle(now, Input::Emperor(emp.clone()));

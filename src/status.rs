@@ -1,7 +1,7 @@
 //! `uwsgi-reload status`: one look at every vassal and the live count per
 //! key, without touching anything.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -38,11 +38,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = snapshots(cfg)?;
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut settings = cfg.settings.clone();
+    let wall = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
+    let mut settings = cfg.settings.clone();
     settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
     let s = &settings;
     let matcher = nodes::Matcher::new(&s.node_match, &fr);

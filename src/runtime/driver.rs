@@ -178,6 +178,28 @@ pub fn doctor(
     Ok(lines.into_iter().map(|l| format!("warning: {l}")).collect())
 }
 
+/// The engine's settings for this directory: the command line's, plus
+/// what only the system can tell (the Emperor directory's real path, the
+/// node names from the configs, the other-mode mtimes of links, whether the
+/// drain has a server). One place, so a rollout and `--dry-run` decide alike.
+pub fn engine_settings(
+    cfg: &Config,
+    dir: &EmperorDir,
+    configs: &[crate::engine::ConfigFile],
+    parsed: &[(String, Result<VassalConfig, String>)],
+    drain: bool,
+) -> crate::engine::Settings {
+    let mut s = cfg.settings.clone();
+    s.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
+        .ok()
+        .and_then(|p: PathBuf| p.to_str().map(str::to_string));
+    s.drain_timeout_ms = drain.then_some(cfg.drain_timeout_ms);
+    s.node_match = node_match(&s.node_match, parsed);
+    s.other_mode_mtimes = dir.other_mode_mtimes(configs);
+    s.touch_target = cfg.touch_target;
+    s
+}
+
 /// Without `--node-name`, each vassal's node is the exact address its own
 /// config subscribes with (`subscribe2 addr=` or its first socket); the
 /// uwsgi_reload.py stem rule serves configs that name none.
@@ -268,17 +290,13 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         t,
     )?;
 
-    let mut settings = cfg.settings.clone();
-    settings.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
-        .ok()
-        .and_then(|p: PathBuf| p.to_str().map(str::to_string));
-    settings.drain_timeout_ms = prep
-        .subscription_server
-        .as_ref()
-        .map(|_| cfg.drain_timeout_ms);
-    settings.node_match = node_match(&settings.node_match, &prep.parsed);
-    settings.other_mode_mtimes = prep.dir.other_mode_mtimes(&prep.configs);
-    settings.touch_target = cfg.touch_target;
+    let settings = engine_settings(
+        cfg,
+        &prep.dir,
+        &prep.configs,
+        &prep.parsed,
+        prep.subscription_server.is_some(),
+    );
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
