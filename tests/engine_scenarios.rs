@@ -48,6 +48,24 @@ fn fr(nodes: Vec<Node>) -> Input {
     })
 }
 
+/// An engine for a.ini and b.ini (configs with `mtime`) at wall time `t0`.
+fn two_vassals(settings: Settings, mtime: i64, t0: i64) -> Engine {
+    let configs = ["a.ini", "b.ini"]
+        .map(|name| ConfigFile {
+            name: name.into(),
+            mtime,
+        })
+        .to_vec();
+    Engine::new(
+        settings,
+        configs,
+        Now {
+            mono_ms: 0,
+            wall_s: t0,
+        },
+    )
+}
+
 /// One check interval: the engine asks for both reads, and they answer.
 fn look(e: &mut Engine, now: Now, emperor: Input, fastrouter: Input) {
     e.handle_timeout(now);
@@ -83,25 +101,13 @@ fn subscribed(actions: &[Action], who: &str) -> bool {
 #[test]
 fn stale_node_is_not_a_resubscription_but_a_returning_node_is() {
     let t0 = 1_000_000;
-    let mut e = Engine::new(
+    let mut e = two_vassals(
         Settings {
             min_live: 1,
             ..Default::default()
         },
-        vec![
-            ConfigFile {
-                name: "a.ini".into(),
-                mtime: t0 - 100,
-            },
-            ConfigFile {
-                name: "b.ini".into(),
-                mtime: t0 - 100,
-            },
-        ],
-        Now {
-            mono_ms: 0,
-            wall_s: t0,
-        },
+        t0 - 100,
+        t0,
     );
     let now = |ms: u64| Now {
         mono_ms: ms,
@@ -190,25 +196,13 @@ fn stale_node_is_not_a_resubscription_but_a_returning_node_is() {
 #[test]
 fn a_recovered_vassal_still_in_the_blacklist_counts_as_live() {
     let t0 = 2_000_000;
-    let mut e = Engine::new(
+    let mut e = two_vassals(
         Settings {
             min_live: 1,
             ..Default::default()
         },
-        vec![
-            ConfigFile {
-                name: "a.ini".into(),
-                mtime: t0 - 100,
-            },
-            ConfigFile {
-                name: "b.ini".into(),
-                mtime: t0 - 100,
-            },
-        ],
-        Now {
-            mono_ms: 0,
-            wall_s: t0,
-        },
+        t0 - 100,
+        t0,
     );
     drain(&mut e);
     let mut snapshot = EmperorSnapshot {
@@ -264,23 +258,7 @@ fn an_emperor_that_follows_links_is_refused_before_any_touch() {
     };
     s.other_mode_mtimes.insert("a.ini".into(), target_mtime);
     s.other_mode_mtimes.insert("b.ini".into(), target_mtime);
-    let mut e = Engine::new(
-        s,
-        vec![
-            ConfigFile {
-                name: "a.ini".into(),
-                mtime: link_mtime,
-            },
-            ConfigFile {
-                name: "b.ini".into(),
-                mtime: link_mtime,
-            },
-        ],
-        Now {
-            mono_ms: 0,
-            wall_s: t0,
-        },
-    );
+    let mut e = two_vassals(s, link_mtime, t0);
     drain(&mut e);
     look(
         &mut e,
@@ -307,23 +285,7 @@ fn an_emperor_that_follows_links_is_refused_before_any_touch() {
     };
     s.other_mode_mtimes.insert("a.ini".into(), target_mtime);
     s.other_mode_mtimes.insert("b.ini".into(), target_mtime);
-    let mut e = Engine::new(
-        s,
-        vec![
-            ConfigFile {
-                name: "a.ini".into(),
-                mtime: link_mtime,
-            },
-            ConfigFile {
-                name: "b.ini".into(),
-                mtime: link_mtime,
-            },
-        ],
-        Now {
-            mono_ms: 0,
-            wall_s: t0,
-        },
-    );
+    let mut e = two_vassals(s, link_mtime, t0);
     drain(&mut e);
     look(
         &mut e,
@@ -346,26 +308,14 @@ fn an_emperor_that_follows_links_is_refused_before_any_touch() {
 #[test]
 fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
     let t0 = 4_000_000;
-    let mut e = Engine::new(
+    let mut e = two_vassals(
         Settings {
             min_live: 1,
             drain_timeout_ms: Some(30_000),
             ..Default::default()
         },
-        vec![
-            ConfigFile {
-                name: "a.ini".into(),
-                mtime: t0 - 100,
-            },
-            ConfigFile {
-                name: "b.ini".into(),
-                mtime: t0 - 100,
-            },
-        ],
-        Now {
-            mono_ms: 0,
-            wall_s: t0,
-        },
+        t0 - 100,
+        t0,
     );
     let up = || {
         emp(vec![
@@ -453,25 +403,13 @@ fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
 #[test]
 fn the_repair_waits_a_subscribe_freq_before_writing_s() {
     let t0 = 5_000_000;
-    let mut e = Engine::new(
+    let mut e = two_vassals(
         Settings {
             min_live: 1,
             ..Default::default()
         },
-        vec![
-            ConfigFile {
-                name: "a.ini".into(),
-                mtime: t0 - 100,
-            },
-            ConfigFile {
-                name: "b.ini".into(),
-                mtime: t0 - 100,
-            },
-        ],
-        Now {
-            mono_ms: 0,
-            wall_s: t0,
-        },
+        t0 - 100,
+        t0,
     );
     let at = |ms: u64| Now {
         mono_ms: ms,
