@@ -60,19 +60,7 @@ STACK_SRC=$REPO/examples/stack
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---- packages ----
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-missing=()
-for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils time python3; do
-    installed "$pkg" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    SUDO=
-    [[ $(id -u) -eq 0 ]] || SUDO=sudo
-    log "installing ${missing[*]}"
-    $SUDO apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
+bash "$REPO/examples/install-packages.sh" time python3
 [[ -x /usr/bin/time ]] || { log "/usr/bin/time is missing (apt-get install time)"; exit 1; }
 
 # ---- the binary ----

@@ -25,19 +25,7 @@ STACK_SRC=$REPO/examples/stack
 log() { printf '[demo] %s\n' "$*" >&2; }
 
 # ---- 1. packages ----
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-missing=()
-for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils; do
-    installed "$pkg" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    SUDO=
-    [[ $(id -u) -eq 0 ]] || SUDO=sudo
-    log "installing ${missing[*]}"
-    $SUDO apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
+bash "$REPO/examples/install-packages.sh"
 
 # ---- 2. the binary ----
 # UWSGI_RELOAD_BIN=path runs the demo with that binary instead (e.g. the static

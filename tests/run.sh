@@ -22,19 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf '\n[run.sh] %s\n' "$*" >&2; }
 
 # ---- 1. packages ----
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-missing=()
-for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils; do
-    installed "$pkg" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    SUDO=
-    [[ $(id -u) -eq 0 ]] || SUDO=sudo
-    log "installing ${missing[*]}"
-    $SUDO apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
+bash examples/install-packages.sh
 
 failed=()
 timings=()
