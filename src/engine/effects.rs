@@ -153,15 +153,27 @@ impl Engine {
                 } else {
                     detail
                 };
+                // A vassal that was out of service before its touch failing
+                // again says nothing about the new release: it is reported
+                // (and the run exits 1), but the healthy ones go on.
+                let was_down = self.vassals[i].was_down.clone();
+                let detail = match &was_down {
+                    Some(before) => {
+                        format!("{detail} (it was already down before its touch: {before})")
+                    }
+                    None => detail,
+                };
                 self.vassals[i].failure = Some((reason, detail.clone()));
                 self.vassals[i].done_ms = now.mono_ms;
-                self.failures += 1;
+                if was_down.is_none() {
+                    self.failures += 1;
+                }
                 self.report(Event::Failed {
                     vassal: name,
                     reason,
                     detail,
                 });
-                if self.failures >= self.s.max_failures {
+                if was_down.is_none() && self.failures >= self.s.max_failures {
                     let why = format!(
                         "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
                         self.failures

@@ -77,9 +77,10 @@ impl Engine {
                 Phase::Skipped => untouched.push((v.name.clone(), v.skipped_why.clone())),
                 _ => untouched.push((
                     v.name.clone(),
-                    match &self.precondition {
-                        Some(p) => p.clone(),
-                        None => not_reached.clone(),
+                    match (&self.precondition, &v.wait_why) {
+                        (Some(p), _) => p.clone(),
+                        (None, Some(w)) => format!("never touched, it was not serving: {w}"),
+                        (None, None) => not_reached.clone(),
                     },
                 )),
             }

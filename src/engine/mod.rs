@@ -8,8 +8,10 @@
 //! signals it is fed from the stats (FACTS.md), carries out the effects it
 //! returns, and runs the scheduler that keeps at least K live per key.
 
+pub mod availability;
 mod config_events;
 mod effects;
+mod evidence;
 mod finish;
 pub mod io;
 pub mod nodes;
@@ -24,6 +26,7 @@ pub mod vassal;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use availability::Availability;
 pub use io::{Action, ConfigEvent, ConfigFile, Event, Input, Now, Outcome, Report, Status};
 pub use phase::{step, Effect, FailReason, Phase, Signal};
 pub use settings::{NodeMatch, Settings, Unavailable};
@@ -165,9 +168,11 @@ impl Engine {
         match input {
             Input::Emperor(s) => {
                 self.emp = Some(s);
+                self.note_emperor_read();
                 self.read_done(StatsSource::Emperor, None);
             }
             Input::Fastrouter(s) => {
+                self.note_fastrouter_read(&s);
                 self.matcher = nodes::Matcher::new(&self.s.node_match, &s);
                 self.fr = Some(s);
                 self.read_done(StatsSource::Fastrouter, None);
@@ -249,6 +254,8 @@ impl Engine {
         if self.stage != Stage::Rolling {
             return;
         }
+        self.update_evidence();
+        self.sweep_dead_nodes();
         self.note_nodes_gone();
         // Signals can cascade (ReloadSeen, AcceptingSeen and AnnounceSeen
         // in one snapshot); each pass moves a vassal at most one step.

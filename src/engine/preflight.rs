@@ -57,6 +57,7 @@ impl Engine {
         let mut members: BTreeMap<String, usize> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut nodeless = Vec::new();
+        let mut unavailable = Vec::new();
         for v in &self.vassals {
             let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
             let keys: BTreeSet<&str> = self
@@ -70,17 +71,28 @@ impl Engine {
             if keys.is_empty() {
                 warnings.push((
                     Some(v.name.clone()),
-                    "no fastrouter node matches it (expected the address its config subscribes with, or a node name with the config's stem; see --node-name); it is not live and is reloaded without using the budget".to_string(),
+                    "no fastrouter node matches it (expected the address its config subscribes with, or a node name with the config's stem; see --node-name); it is not live, and is waited for until it announces or stays silent for a whole subscribe-freq".to_string(),
                 ));
             }
-            if (!nodes::emperor_healthy(&emp, &v.name) || !self.vassal_live(v))
-                && (!keys.is_empty() || emp.blacklisted(&v.name).is_some())
-            {
-                warnings.push((
-                    Some(v.name.clone()),
-                    "is down already (not accepting, blacklisted, or no fresh node); it is reloaded without using the budget".to_string(),
-                ));
+        }
+        // Every vassal that is not serving is named with its class and the
+        // evidence: what the rollout will do with it follows from the class
+        // (fsm/AVAILABILITY.md), and a vassal failing before the rollout is
+        // not evidence against the new release.
+        let mut waiting_nodes: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..self.vassals.len() {
+            let (class, why) = self.availability_why(i);
+            if class == Availability::Serving {
+                continue;
             }
+            if matches!(class, Availability::Unrouted | Availability::Starting) {
+                let v = &self.vassals[i];
+                let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
+                for (k, _) in self.matcher.nodes_of(&v.name, pid, &fr) {
+                    *waiting_nodes.entry(k.to_string()).or_default() += 1;
+                }
+            }
+            unavailable.push((self.vassals[i].name.clone(), class, why));
         }
         let mut unowned_fresh = Vec::new();
         for (key, node) in fr.nodes() {
@@ -90,7 +102,7 @@ impl Engine {
                 nodes::matches(&rule, &v.name, pid, node)
             });
             if !owned {
-                let fresh = nodes::node_fresh(node, wall, self.s.node_tolerance_s);
+                let fresh = nodes::node_fresh(node, wall, self.s.tolerance_s(None));
                 if fresh {
                     unowned_fresh.push(node.name.clone());
                 }
@@ -146,16 +158,26 @@ impl Engine {
                 ));
             }
             if l < eff {
-                if !self.s.allow_downtime {
+                // Vassals that accept but have not announced yet, or are
+                // starting, will be live without anyone touching them: the
+                // rollout waits for them (within --timeout).
+                let soon = l + waiting_nodes.get(key).copied().unwrap_or(0);
+                if soon >= eff {
+                    warnings.push((
+                        None,
+                        format!("key {key} has {l} live node(s) now, fewer than K = {eff}: waiting for the vassals that are starting or not yet announced"),
+                    ));
+                } else if !self.s.allow_downtime {
                     return self.finish_precondition(format!(
                         "key {key} has {l} live node(s), fewer than --minimum-active-vassals {k}"
                     ));
+                } else {
+                    eff = l.saturating_sub(1).min(eff);
+                    warnings.push((
+                        None,
+                        format!("key {key} has only {l} live node(s) (--allow-downtime)"),
+                    ));
                 }
-                eff = l.saturating_sub(1).min(eff);
-                warnings.push((
-                    None,
-                    format!("key {key} has only {l} live node(s) (--allow-downtime)"),
-                ));
             }
             if let Some(u) = self.s.max_unavailable {
                 // --max-unavailable raises K; it never lowers it.
@@ -165,6 +187,13 @@ impl Engine {
         }
         for (vassal, message) in warnings {
             self.report(Event::Warning { vassal, message });
+        }
+        for (vassal, class, why) in unavailable {
+            self.report(Event::Unavailable {
+                vassal,
+                class: class.as_str(),
+                why,
+            });
         }
         self.stage = Stage::Rolling;
         self.live = live.clone();

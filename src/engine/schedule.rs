@@ -1,41 +1,44 @@
 //! Who is live, and who may be started next without breaking K per key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::*;
 
-/// A vassal not accepting whose last (re)start is more recent than this is
-/// starting or reloading: touching it could wedge it (FACTS.md 4), so it is
-/// waited for. Older than this, it is down and is reloaded without budget.
-const STARTING_GRACE_S: i64 = 10;
-
 impl Engine {
-    pub(super) fn vassal_live(&self, v: &Vassal) -> bool {
+    /// Serving: accepting, with a fresh node (see `availability`).
+    pub(super) fn vassal_live(&self, i: usize) -> bool {
+        self.availability(i) == Availability::Serving
+    }
+
+    /// How many fresh nodes vassal `i` has in each key: what touching it
+    /// takes out of each key's live count (K is charged per node).
+    pub(super) fn fresh_nodes_per_key(&self, i: usize) -> BTreeMap<String, usize> {
+        let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
+            return BTreeMap::new();
+        };
+        let v = &self.vassals[i];
+        let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
+        let tolerance = self.s.tolerance_s(Some(&v.name));
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, n) in self.matcher.nodes_of(&v.name, pid, fr) {
+            if nodes::node_fresh(n, self.now.wall_s, tolerance) {
+                *out.entry(k.to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Does vassal `i` have a node the fastrouter would still route to if
+    /// it were fresh (not death-marked)? Such a node is drained first.
+    fn has_routable_node(&self, i: usize) -> bool {
         let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
             return false;
         };
+        let v = &self.vassals[i];
         let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
-        nodes::emperor_healthy(emp, &v.name)
-            && self
-                .matcher
-                .nodes_of(&v.name, pid, fr)
-                .any(|(_, n)| nodes::node_fresh(n, self.now.wall_s, self.s.node_tolerance_s))
-    }
-
-    /// Not accepting, and (re)started or asked to reload only just now: a
-    /// reload now could be the second one (FACTS.md 4).
-    pub(super) fn starting(&self, v: &Vassal) -> bool {
-        let Some(emp) = self.emp.as_ref() else {
-            return true;
-        };
-        match emp.vassal(&v.name) {
-            Some(s) => {
-                s.accepting == 0
-                    && s.cursed == 0
-                    && self.now.wall_s.saturating_sub(s.last_run) < STARTING_GRACE_S
-            }
-            None => false,
-        }
+        self.matcher
+            .nodes_of(&v.name, pid, fr)
+            .any(|(_, n)| n.death_mark == 0)
     }
 
     pub(super) fn live_now(&self) -> BTreeMap<String, usize> {
@@ -57,20 +60,20 @@ impl Engine {
                 )
             })
             .collect();
-        nodes::live_per_key(
-            &self.matcher,
-            &ours,
-            emp,
-            fr,
-            self.now.wall_s,
-            self.s.node_tolerance_s,
-        )
+        nodes::live_per_key(&self.matcher, &ours, emp, fr, self.now.wall_s, |c| {
+            self.s.tolerance_s(c)
+        })
     }
 
     pub(super) fn k_for(&self, key: &str) -> usize {
         self.min_live.get(key).copied().unwrap_or(self.s.min_live)
     }
 
+    /// Starts what can be started now. A serving vassal is started only if
+    /// every key keeps K live without its fresh nodes; a vassal proven out
+    /// of service (silent, crash-looping between attempts) is started
+    /// without using the budget, but within `--max-parallel`; a vassal that
+    /// is starting, unrouted or gone is waited for, never touched.
     pub(super) fn schedule(&mut self) {
         if self.stage != Stage::Rolling || self.stopping.is_some() {
             return;
@@ -104,45 +107,41 @@ impl Engine {
             if in_flight >= self.s.max_parallel {
                 break;
             }
-            let v = &self.vassals[i];
-            if self.starting(v) {
-                blocked.get_or_insert(format!("{} is starting or reloading on its own", v.name));
-                continue;
-            }
-            let keys: BTreeSet<String> = match (self.emp.as_ref(), self.fr.as_ref()) {
-                (Some(emp), Some(fr)) => {
-                    let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
-                    self.matcher
-                        .nodes_of(&v.name, pid, fr)
-                        .filter(|(_, n)| {
-                            nodes::node_fresh(n, self.now.wall_s, self.s.node_tolerance_s)
-                        })
-                        .map(|(k, _)| k.to_string())
-                        .collect()
+            let (class, why) = self.availability_why(i);
+            let name = self.vassals[i].name.clone();
+            match class {
+                Availability::Serving => {
+                    let mine = self.fresh_nodes_per_key(i);
+                    let short = mine
+                        .iter()
+                        .find(|(k, n)| live.get(*k).copied().unwrap_or(0) < self.k_for(k) + **n);
+                    if let Some((k, n)) = short {
+                        blocked.get_or_insert(format!(
+                            "touching {name} would leave key {k} with {} live, below {}",
+                            live.get(k).copied().unwrap_or(0).saturating_sub(*n),
+                            self.k_for(k)
+                        ));
+                        continue;
+                    }
+                    for (k, n) in &mine {
+                        if let Some(l) = live.get_mut(k) {
+                            *l -= n;
+                        }
+                    }
+                    self.vassals[i].wait_why = None;
                 }
-                _ => continue,
-            };
-            let is_live = self.vassal_live(v);
-            if is_live {
-                if let Some(k) = keys
-                    .iter()
-                    .find(|k| live.get(*k).copied().unwrap_or(0) < self.k_for(k) + 1)
-                {
-                    blocked.get_or_insert(format!(
-                        "touching {} would leave key {k} with {} live, below {}",
-                        v.name,
-                        live.get(k).copied().unwrap_or(0).saturating_sub(1),
-                        self.k_for(k)
-                    ));
+                _ if self.proven_down(i) => {
+                    self.vassals[i].was_down = Some(why);
+                    self.vassals[i].wait_why = None;
+                }
+                _ => {
+                    blocked.get_or_insert(format!("{name}: {why}"));
+                    self.vassals[i].wait_why = Some(why);
                     continue;
                 }
-                for k in &keys {
-                    if let Some(l) = live.get_mut(k) {
-                        *l -= 1;
-                    }
-                }
             }
-            let sig = if self.s.drain_timeout_ms.is_some() && is_live && !keys.is_empty() {
+            let serving = class == Availability::Serving;
+            let sig = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
                 Signal::StartDrain
             } else {
                 Signal::Start
@@ -150,7 +149,9 @@ impl Engine {
             self.apply(i, sig, String::new());
             in_flight += 1;
             started = true;
-            if self.s.canary > 0 && !self.canary_passed {
+            // A canary proves the new release; one that was down already
+            // would prove nothing either way.
+            if serving && self.s.canary > 0 && !self.canary_passed {
                 self.canaries.push(i);
                 if self.canaries.len() >= self.s.canary {
                     break;
@@ -193,7 +194,7 @@ impl Engine {
             let v = &self.vassals[i];
             v.phase == Phase::Subscribed
                 && now >= v.done_ms + self.s.min_ready_ms
-                && self.vassal_live(v)
+                && self.vassal_live(i)
         });
         if !ready {
             return true;

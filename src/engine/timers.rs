@@ -115,11 +115,15 @@ impl Engine {
         let s = &self.s;
         match v.phase {
             Phase::Draining => Some(v.drain_ms + s.drain_timeout_ms.unwrap_or(0)),
+            // Not running at the touch (crash-looping between attempts): the
+            // Emperor notices only at its next attempt, when the throttle
+            // ends, so the whole --timeout applies.
+            Phase::Touched if v.pid0 == 0 => Some(v.touch_ms + s.timeout_ms),
             Phase::Touched => Some(v.touch_ms + s.timeout_ms.min(s.notice_window_ms)),
             Phase::Respawned | Phase::Accepting => Some(v.touch_ms + s.timeout_ms),
             Phase::Probing => Some(v.touch_ms + s.timeout_ms),
             Phase::Repairing => {
-                Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.repair_wait_ms))
+                Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.announce_window_ms(&v.name)))
             }
             _ => None,
         }
@@ -128,6 +132,6 @@ impl Engine {
     /// When an accepting vassal with no announce counts as blocked.
     pub(super) fn overdue_at(&self, v: &Vassal) -> Option<u64> {
         (v.phase == Phase::Accepting && self.s.repair && !v.repaired)
-            .then(|| v.accepting_ms + self.s.announce_grace_ms)
+            .then(|| v.accepting_ms + self.s.announce_window_ms(&v.name))
     }
 }
