@@ -43,8 +43,15 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let wall = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
     let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
-    let settings =
+    let mut settings =
         crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    if let Some(note) =
+        crate::runtime::driver::learn_fastrouter_tolerance(cfg, &mut settings, fr.pid)
+    {
+        if !cfg.output.quiet && !cfg.output.json {
+            rep.human_line(&note, false);
+        }
+    }
     // The engine's own view: its availability classes, live counts and K
     // per key (one rule, one place; nothing is touched: its actions are
     // only read).

@@ -31,8 +31,15 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             rep.human_line(n, false);
         }
     }
-    let settings =
+    let mut settings =
         crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    if let Some(note) =
+        crate::runtime::driver::learn_fastrouter_tolerance(cfg, &mut settings, fr.pid)
+    {
+        if !cfg.output.quiet && !cfg.output.json {
+            rep.human_line(&note, false);
+        }
+    }
     let now = Now { mono_ms: 0, wall_s };
     let mut engine = Engine::new(settings.clone(), configs.clone(), now);
     engine.handle(now, Input::Emperor(emp.clone()));

@@ -205,6 +205,26 @@ pub fn engine_settings(
     s
 }
 
+/// Where `--subscription-tolerance` is not given and the fastrouter runs on
+/// this host (its stats socket is a unix socket), its real
+/// `subscription-tolerance` from its command line or ini makes node
+/// freshness exact (fsm/AVAILABILITY.md). Returns a note saying so.
+pub fn learn_fastrouter_tolerance(
+    cfg: &Config,
+    s: &mut crate::engine::Settings,
+    fastrouter_pid: i64,
+) -> Option<String> {
+    if s.node_tolerance_known || !matches!(cfg.fastrouter_stats, crate::cli::SocketSpec::Unix(_)) {
+        return None;
+    }
+    let (t, from) = super::fastrouter_setup::subscription_tolerance(fastrouter_pid)?;
+    s.node_tolerance_s = t;
+    s.node_tolerance_known = true;
+    Some(format!(
+        "note: the fastrouter's subscription-tolerance is {t} s (from {from}): nodes older than that are not live"
+    ))
+}
+
 /// Without `--node-name`, each vassal's node is the exact address its own
 /// config subscribes with (`subscribe2 addr=` or its first socket); the
 /// uwsgi_reload.py stem rule serves configs that name none.
@@ -295,13 +315,26 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         t,
     )?;
 
-    let settings = engine_settings(
+    let mut settings = engine_settings(
         cfg,
         &prep.dir,
         &prep.configs,
         &prep.parsed,
         prep.subscription_server.is_some(),
     );
+    // One look at the fastrouter for its pid (the engine reads it again,
+    // and a failure here is the engine's to report).
+    if let Ok(bytes) =
+        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats, t)
+    {
+        if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
+            if let Some(note) = learn_fastrouter_tolerance(cfg, &mut settings, fr.pid) {
+                if !cfg.output.quiet {
+                    rep.human_line(&note, false);
+                }
+            }
+        }
+    }
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
