@@ -154,6 +154,17 @@ impl VassalConfig {
             .map(|(_, v)| v.as_str())
     }
 
+    /// It runs a fastrouter (a router vassal, not an app): the tool leaves
+    /// it out of a rollout unless `--only` names it.
+    pub fn is_router(&self) -> bool {
+        self.options.iter().any(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "fastrouter" | "fastrouter-subscription-server" | "fastrouter-ss"
+            )
+        })
+    }
+
     /// Its `subscribe-freq` in seconds, if it sets a usable one (uWSGI reads
     /// it with atoi; 0 or garbage would mean its default, 10).
     pub fn subscribe_freq(&self) -> Option<i64> {

@@ -81,6 +81,18 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let configs = super::configs::select(cfg, &dir)?;
     let parsed = parse_configs(&dir, &configs);
     let (subscription_server, mut notes) = subscription_server(cfg, &parsed);
+    let routers: Vec<String> = dir
+        .list()?
+        .into_iter()
+        .filter(|c| cfg.selected(&c.name) && !configs.iter().any(|x| x.name == c.name))
+        .map(|c| c.name)
+        .collect();
+    if !routers.is_empty() {
+        notes.push(format!(
+            "note: {} run(s) a fastrouter: a router, not an app vassal; left out of the rollout (name it with --only to reload it)",
+            routers.join(", ")
+        ));
+    }
     notes.extend(doctor(cfg, &parsed, subscription_server.is_some())?);
     notes.extend(datagram_queue_note(&parsed));
     Ok(Prepared {
