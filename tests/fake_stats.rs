@@ -682,10 +682,21 @@ fn a_router_config_is_left_out_unless_named() {
     let before = w.mtimes();
     let r = run(&mode_args(&w, Mode::DryRun, &[]), BOUND);
     assert_eq!(r.code, Some(0), "{}", r.describe());
-    let waves: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("wave ")).collect();
+    let waves: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("wave "))
+        .collect();
     assert!(!waves.is_empty(), "{}", r.describe());
-    assert!(waves.iter().all(|l| !l.contains("app_03.ini")), "{}", r.describe());
-    let r = run(&mode_args(&w, Mode::DryRun, &["--only", "app_03.ini"]), BOUND);
+    assert!(
+        waves.iter().all(|l| !l.contains("app_03.ini")),
+        "{}",
+        r.describe()
+    );
+    let r = run(
+        &mode_args(&w, Mode::DryRun, &["--only", "app_03.ini"]),
+        BOUND,
+    );
     assert!(r.stdout.contains("app_03.ini"), "{}", r.describe());
     assert_eq!(w.mtimes(), before, "{}", r.describe());
 }

@@ -33,9 +33,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     }
     let mut settings =
         crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
-    if let Some(note) =
-        crate::runtime::driver::learn_fastrouter_tolerance(cfg, &mut settings, fr.pid)
-    {
+    for note in crate::runtime::driver::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
         if !cfg.output.quiet && !cfg.output.json {
             rep.human_line(&note, false);
         }

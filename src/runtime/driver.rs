@@ -217,24 +217,34 @@ pub fn engine_settings(
     s
 }
 
-/// Where `--subscription-tolerance` is not given and the fastrouter runs on
-/// this host (its stats socket is a unix socket), its real
-/// `subscription-tolerance` from its command line or ini makes node
-/// freshness exact (fsm/AVAILABILITY.md). Returns a note saying so.
-pub fn learn_fastrouter_tolerance(
+/// What the fastrouter's own options change, where it runs on this host
+/// (its stats socket is a unix socket): its real `subscription-tolerance`
+/// makes node freshness exact when `--subscription-tolerance` is not given
+/// (fsm/AVAILABILITY.md), and `fastrouter-cheap` is worth a warning. Returns
+/// the notes to print.
+pub fn learn_fastrouter_options(
     cfg: &Config,
     s: &mut crate::engine::Settings,
     fastrouter_pid: i64,
-) -> Option<String> {
-    if s.node_tolerance_known || !matches!(cfg.fastrouter_stats, crate::cli::SocketSpec::Unix(_)) {
-        return None;
+) -> Vec<String> {
+    if !matches!(cfg.fastrouter_stats, crate::cli::SocketSpec::Unix(_)) {
+        return Vec::new();
     }
-    let (t, from) = super::fastrouter_setup::subscription_tolerance(fastrouter_pid)?;
-    s.node_tolerance_s = t;
-    s.node_tolerance_known = true;
-    Some(format!(
-        "note: the fastrouter's subscription-tolerance is {t} s (from {from}): nodes older than that are not live"
-    ))
+    let opts = super::fastrouter_setup::options(fastrouter_pid);
+    let mut notes = Vec::new();
+    if let (false, Some((t, from))) = (s.node_tolerance_known, opts.tolerance) {
+        s.node_tolerance_s = t;
+        s.node_tolerance_known = true;
+        notes.push(format!(
+            "note: the fastrouter's subscription-tolerance is {t} s (from {from}): nodes older than that are not live"
+        ));
+    }
+    if opts.cheap {
+        notes.push(
+            "warning: the fastrouter runs with fastrouter-cheap: when a key's last node goes it stops accepting and drops the requests in flight (unbit/uwsgi#2302); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap".to_string(),
+        );
+    }
+    notes
 }
 
 /// Without `--node-name`, each vassal's node is the exact address its own
@@ -340,9 +350,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats, t)
     {
         if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
-            if let Some(note) = learn_fastrouter_tolerance(cfg, &mut settings, fr.pid) {
+            for note in learn_fastrouter_options(cfg, &mut settings, fr.pid) {
                 if !cfg.output.quiet {
-                    rep.human_line(&note, false);
+                    rep.human_line(&note, note.starts_with("warning"));
                 }
             }
         }
