@@ -2,6 +2,9 @@
 # Installs the Debian packages that the demo (examples/demo.sh), the tests
 # (tests/run.sh) and the benchmark (examples/bench.sh) need, if any is
 # missing (apt-get update first), and checks that cargo is there.
+# man-db/groff-base, zsh and fish check the generated man page and shell
+# completions (tests/generate.rs); systemd's systemd-analyze checks the units
+# in examples/systemd/.
 #
 #   bash examples/install-packages.sh [EXTRA_PACKAGE ...]
 set -euo pipefail
@@ -10,7 +13,7 @@ log() { printf '[packages] %s\n' "$*" >&2; }
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils "$@"; do
+for pkg in uwsgi-core uwsgi-plugin-python3 nginx apache2-utils man-db groff-base zsh fish systemd "$@"; do
     installed "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

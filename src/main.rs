@@ -16,11 +16,15 @@ fn main() -> ExitCode {
     };
     match cfg.command {
         Command::Help => {
-            print!("{}", cli::help::HELP);
+            print!("{}", cli::help::help());
             return ExitCode::from(exit::OK);
         }
         Command::Version => {
             println!("uwsgi-reload {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::from(exit::OK);
+        }
+        Command::Generate(what) => {
+            print!("{}", cli::generate(what));
             return ExitCode::from(exit::OK);
         }
         Command::Status | Command::Reload => {}
