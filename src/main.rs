@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use uwsgi_reload::cli::{self, Command};
 use uwsgi_reload::error::exit;
+use uwsgi_reload::report::metrics::{self, RunMetrics};
 use uwsgi_reload::report::Reporter;
 
 fn main() -> ExitCode {
@@ -39,10 +40,31 @@ fn main() -> ExitCode {
             }
         }
     }
+    let started = std::time::Instant::now();
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
         _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),
-        _ => uwsgi_reload::runtime::run(&cfg, &mut rep).map(|s| s.exit_code),
+        _ => {
+            let run = uwsgi_reload::runtime::run(&cfg, &mut rep);
+            if let Some(path) = &cfg.metrics_file {
+                // Every rollout leaves its metrics, also one refused before
+                // the engine ran.
+                let took = started.elapsed().as_secs_f64();
+                let m = match &run {
+                    Ok(s) => {
+                        RunMetrics::from_outcome(&s.outcome, s.exit_code, &s.uwsgi_versions, took)
+                    }
+                    Err(e) => RunMetrics::refused(e.exit_code(), took),
+                };
+                if let Err(e) = metrics::write(path, m) {
+                    eprintln!(
+                        "uwsgi-reload: warning: cannot write the metrics file {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+            run.map(|s| s.exit_code)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,7 +5,7 @@
 //! engine's next deadline, SIGINT/SIGTERM/SIGUSR1, and the two stats sockets.
 //! Between events the thread sleeps in `epoll_wait`: no busy polling.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +57,8 @@ pub struct RunSummary {
     pub outcome: Outcome,
     pub exit_code: u8,
     pub stats_reads: u64,
+    /// uWSGI's version per stats source (`emperor`, `fastrouter`), as read.
+    pub uwsgi_versions: BTreeMap<String, String>,
 }
 
 /// Everything opened before the first stats read: the directory, its lock,
@@ -249,13 +251,25 @@ struct Driver<'a> {
     unsent: VecDeque<Unsent>,
     outcome: Option<Outcome>,
     stop_signal: Option<i32>,
+    uwsgi_versions: BTreeMap<String, String>,
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let prep = prepare(cfg)?;
+    let settings = engine_settings(
+        cfg,
+        &prep.dir,
+        &prep.configs,
+        &prep.parsed,
+        prep.subscription_server.is_some(),
+    );
+    rep.set_run_info(crate::report::info::RunInfo::new(
+        &settings,
+        prep.subscription_server.as_deref(),
+    ));
     if !cfg.output.quiet {
         for n in &prep.notes {
-            rep.human_line(n, false);
+            rep.note(n);
         }
     }
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
@@ -290,13 +304,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         t,
     )?;
 
-    let settings = engine_settings(
-        cfg,
-        &prep.dir,
-        &prep.configs,
-        &prep.parsed,
-        prep.subscription_server.is_some(),
-    );
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
@@ -314,6 +321,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         unsent: VecDeque::new(),
         outcome: None,
         stop_signal: None,
+        uwsgi_versions: BTreeMap::new(),
     };
     d.run_loop()
 }
@@ -331,6 +339,7 @@ impl Driver<'_> {
                     outcome,
                     exit_code,
                     stats_reads,
+                    uwsgi_versions: self.uwsgi_versions.clone(),
                 });
             }
             self.flush_unsent();
@@ -358,6 +367,7 @@ impl Driver<'_> {
                                 outcome: self.interrupted_outcome(),
                                 exit_code,
                                 stats_reads: self.emperor.reads + self.fastrouter.reads,
+                                uwsgi_versions: self.uwsgi_versions.clone(),
                             });
                         }
                     }
@@ -427,11 +437,27 @@ impl Driver<'_> {
 
     fn feed_inputs(&mut self) {
         while let Some(i) = self.inputs.pop_front() {
+            self.note_version(&i);
             let now = self.clock.now();
             self.engine.handle(now, i);
             while let Some(a) = self.engine.poll_action() {
                 self.execute(a);
             }
+        }
+    }
+
+    /// Keeps the uWSGI version each stats document names, for the report
+    /// and the metrics.
+    fn note_version(&mut self, i: &Input) {
+        let (src, v) = match i {
+            Input::Emperor(s) => (StatsSource::Emperor, &s.version),
+            Input::Fastrouter(s) => (StatsSource::Fastrouter, &s.version),
+            _ => return,
+        };
+        if !v.is_empty() && self.uwsgi_versions.get(src.as_str()) != Some(v) {
+            self.uwsgi_versions
+                .insert(src.as_str().to_string(), v.clone());
+            self.rep.uwsgi_version(src.as_str(), v);
         }
     }
 
