@@ -250,7 +250,7 @@ fn successful_rollout_metrics_and_header() {
     // The human report opens with the versions and the settings.
     let first = r.stdout_lines().first().copied().unwrap_or_default();
     assert!(
-        first.starts_with(&format!("uwsgi-reload {}, uWSGI {UWSGI_VERSION} (emperor, fastrouter); K per key: {KEY}=1; subscription tolerance 17 s; drain off", env!("CARGO_PKG_VERSION"))),
+        first.starts_with(&format!("uwsgi-reload {}, uWSGI {UWSGI_VERSION} (emperor, fastrouter); K per key: {KEY}=1; subscription tolerance 17 s (default); drain off", env!("CARGO_PKG_VERSION"))),
         "{}",
         r.describe()
     );
@@ -294,6 +294,7 @@ fn json_summary_carries_versions_and_settings() {
     assert_eq!(v["uwsgi_version"]["fastrouter"], UWSGI_VERSION);
     assert_eq!(v["settings"]["min_live"][KEY], 1);
     assert_eq!(v["settings"]["subscription_tolerance_s"], 30);
+    assert_eq!(v["settings"]["subscription_tolerance_given"], true);
     assert!(v["settings"]["drain"].is_null(), "{v}");
 }
 

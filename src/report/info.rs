@@ -16,8 +16,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct RunInfo {
     /// uWSGI's version per stats source (`emperor`, `fastrouter`), as read.
     pub uwsgi: BTreeMap<String, String>,
-    /// A node announced longer ago than this is not live.
+    /// A node announced longer ago than this is not live (the longest a
+    /// vassal of this fleet gets).
     pub tolerance_s: i64,
+    /// `tolerance_s` is the fastrouter's, as given; otherwise uWSGI's
+    /// default raised to the vassals' subscribe-freq.
+    pub tolerance_given: bool,
     /// `(subscription server, timeout in ms)` when each vassal is drained
     /// before its touch.
     pub drain: Option<(String, u64)>,
@@ -31,7 +35,8 @@ impl RunInfo {
     pub fn new(s: &Settings, subscription_server: Option<&str>) -> RunInfo {
         RunInfo {
             uwsgi: BTreeMap::new(),
-            tolerance_s: s.node_tolerance_s,
+            tolerance_s: s.tolerance_s(None),
+            tolerance_given: s.node_tolerance_known,
             drain: subscription_server
                 .zip(s.drain_timeout_ms)
                 .map(|(srv, t)| (srv.to_string(), t)),
@@ -65,10 +70,11 @@ impl RunInfo {
             None => "drain off".into(),
         };
         format!(
-            "uwsgi-reload {VERSION}, {}; K per key: {}; subscription tolerance {} s; {drain}; timeout {:.1} s; max parallel {}",
+            "uwsgi-reload {VERSION}, {}; K per key: {}; subscription tolerance {} s{}; {drain}; timeout {:.1} s; max parallel {}",
             self.uwsgi_text(),
             if k.is_empty() { "-".into() } else { k.join(", ") },
             self.tolerance_s,
+            if self.tolerance_given { "" } else { " (default)" },
             self.timeout_ms as f64 / 1000.0,
             if self.max_parallel == usize::MAX { "unbounded".into() } else { self.max_parallel.to_string() },
         )
@@ -81,6 +87,7 @@ impl RunInfo {
         summary["settings"] = json!({
             "min_live": min_live,
             "subscription_tolerance_s": self.tolerance_s,
+            "subscription_tolerance_given": self.tolerance_given,
             "drain": self.drain.as_ref().map(|(srv, t)| json!({"server": srv, "timeout_ms": t})),
             "timeout_ms": self.timeout_ms,
             "max_parallel": (self.max_parallel != usize::MAX).then_some(self.max_parallel),
@@ -96,6 +103,7 @@ mod tests {
     fn versions_are_grouped_and_settings_named() {
         let mut i = RunInfo {
             tolerance_s: 17,
+            tolerance_given: true,
             drain: Some(("/run/sub.sock".into(), 30_000)),
             max_parallel: usize::MAX,
             timeout_ms: 60_000,
