@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::Config;
 use crate::engine::{nodes, Action, Engine, Event, Input, Now, Settings, Status};
 use crate::error::{exit, Error};
+use crate::report::info::RunInfo;
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot};
@@ -77,17 +78,20 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
     let (server, notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let settings =
+        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    // The report opens with the versions and settings, as a rollout's does.
+    let info = RunInfo::new(&settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    rep.set_run_info(info.clone());
     for n in notes.iter().chain(&crate::runtime::driver::doctor(
         cfg,
         &parsed,
         server.is_some(),
     )?) {
         if !cfg.output.quiet {
-            rep.human_line(n, false);
+            rep.note(n);
         }
     }
-    let settings =
-        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
     let now = Now { mono_ms: 0, wall_s };
     let mut engine = Engine::new(settings.clone(), configs.clone(), now);
     engine.handle(now, Input::Emperor(emp.clone()));
@@ -117,10 +121,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
     let plan = waves(&settings, &names, &min_live, &emp, &fr, wall_s);
     if cfg.output.json {
-        println!(
-            "{}",
-            json!({"event": "dry_run", "waves": plan, "min_live": min_live})
-        );
+        let mut v = json!({"event": "dry_run", "waves": plan, "min_live": min_live});
+        info.add_to(&mut v, &min_live);
+        println!("{v}");
     }
     for (i, w) in plan.iter().enumerate() {
         rep.human_line(&format!("wave {}: {}", i + 1, w.join(", ")), false);

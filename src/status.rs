@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::{Config, SocketSpec};
 use crate::engine::{nodes, Input};
 use crate::error::{exit, Error};
+use crate::report::info::RunInfo;
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
 use crate::runtime::stats_reader::{read_once, to_input};
@@ -80,10 +81,20 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         .filter(|(_, l)| **l < s.min_live)
         .map(|(k, _)| k)
         .collect();
+    let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let mut info_settings = s.clone();
+    info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
+    let info =
+        RunInfo::new(&info_settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    let k: std::collections::BTreeMap<String, usize> =
+        live.keys().map(|k| (k.clone(), s.min_live)).collect();
     if cfg.output.json {
-        let v = json!({"vassals": rows, "live": live, "min_live": s.min_live});
+        let mut v = json!({"vassals": rows, "live": live, "min_live": s.min_live});
+        info.add_to(&mut v, &k);
         println!("{v}");
     } else {
+        // First line: this tool's and uWSGI's versions, the settings.
+        rep.human_line(&info.human(&k), false);
         rep.human_line(
             &format!(
                 "{:<24} {:>7} {:<11} {:>8}  {:<5} NODES (key name age death_mark ref)",

@@ -404,3 +404,33 @@ fn metrics_file_in_a_missing_directory_is_a_usage_error() {
     assert!(r.stderr.contains("--metrics-file"), "{}", r.describe());
     assert_eq!(w.mtimes(), before);
 }
+
+#[test]
+fn status_and_dry_run_name_the_versions_too() {
+    let w = World::new("metrics-status", 2);
+    let _s = serve(&w, |_| Behaviour::Reloads {
+        after: Duration::ZERO,
+    });
+    let before = w.mtimes();
+    let head = format!(
+        "uwsgi-reload {}, uWSGI {UWSGI_VERSION} (emperor, fastrouter); K per key: {KEY}=1;",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut status = vec!["status".to_string()];
+    status.extend(w.base_args());
+    let r = fakes::run(&status, Duration::from_secs(20));
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert!(r.stdout_lines()[0].starts_with(&head), "{}", r.describe());
+    status.push("--json".into());
+    let r = fakes::run(&status, Duration::from_secs(20));
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("status --json");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["uwsgi_version"]["fastrouter"], UWSGI_VERSION);
+    let mut dry = w.base_args();
+    dry.extend(["--dry-run".to_string(), "--no-drain".to_string()]);
+    let r = fakes::run(&dry, Duration::from_secs(20));
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    // First, before the doctor's warnings.
+    assert!(r.stdout_lines()[0].starts_with(&head), "{}", r.describe());
+    assert_eq!(w.mtimes(), before, "status or --dry-run touched a config");
+}

@@ -45,6 +45,17 @@ impl RunInfo {
         }
     }
 
+    /// For the one-shot commands (`status`, `--dry-run`): the settings and
+    /// the versions of the two documents they read once.
+    pub fn with_versions(mut self, emperor: &str, fastrouter: &str) -> RunInfo {
+        for (src, v) in [("emperor", emperor), ("fastrouter", fastrouter)] {
+            if !v.is_empty() {
+                self.uwsgi.insert(src.to_string(), v.to_string());
+            }
+        }
+        self
+    }
+
     /// `uWSGI 2.0.21 (emperor, fastrouter)`, or one version per source when
     /// they differ.
     fn uwsgi_text(&self) -> String {
