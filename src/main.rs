@@ -17,16 +17,14 @@ fn main() -> ExitCode {
     };
     match cfg.command {
         Command::Help => {
-            print!("{}", cli::help::help());
-            return ExitCode::from(exit::OK);
+            return print_text(&cli::help::help());
         }
         Command::Version => {
             println!("uwsgi-reload {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::from(exit::OK);
         }
         Command::Generate(what) => {
-            print!("{}", cli::generate(what));
-            return ExitCode::from(exit::OK);
+            return print_text(&cli::generate(what));
         }
         Command::Status | Command::Reload => {}
     }
@@ -72,5 +70,19 @@ fn main() -> ExitCode {
             eprintln!("uwsgi-reload: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Writes a generated text to stdout; a reader that closed the pipe early
+/// (`| head`) is not an error worth a panic.
+fn print_text(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("uwsgi-reload: cannot write to stdout: {e}");
+            ExitCode::from(exit::FAILED)
+        }
+        _ => ExitCode::from(exit::OK),
     }
 }

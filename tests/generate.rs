@@ -240,3 +240,40 @@ fn generate_rejects_an_unknown_kind() {
         "{err}"
     );
 }
+
+#[test]
+fn readme_documents_every_flag() {
+    // README.md's option tables are prose, not generated: hold them to the
+    // flag table so that a new flag cannot go undocumented there.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("\n## Options").expect("an Options section");
+    let rest = &readme[start + 1..];
+    let options = &rest[..rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3)];
+    for f in help_longs() {
+        if matches!(f.as_str(), "--help" | "--version") {
+            continue;
+        }
+        assert!(
+            options.contains(&format!("`{f}")),
+            "README.md's Options section does not document {f}"
+        );
+    }
+}
+
+#[test]
+fn generated_text_to_a_closed_pipe_is_not_a_crash() {
+    // stdout is a pipe whose reader is already gone: every write is EPIPE.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    for what in [&["--generate", "man"][..], &["--help"][..]] {
+        let o = Command::new(BIN)
+            .args(what)
+            .stdout(std::process::Stdio::from(writer.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{what:?}: {err}");
+        assert!(err.is_empty(), "{what:?}: {err}");
+    }
+}
