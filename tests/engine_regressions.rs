@@ -510,14 +510,15 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
         "touched a vassal reloading on someone else's touch: {:?}",
         touches(&all)
     );
-    // It comes back: reported reloaded (by someone else), never touched.
+    // It comes back: reported reloaded (by someone else), never touched,
+    // once a second announce shows it is not stuck mid-reload.
     v.accepting = 1;
     v.last_accepting = WALL0 + 3;
-    for s in 4..6 {
+    for s in 4..7 {
         e.handle_timeout(now(s));
         all.extend(drain(&mut e));
         e.handle(now(s), emperor(&[v.clone()]));
-        e.handle(now(s), fastrouter(&[(0, WALL0 + 3)]));
+        e.handle(now(s), fastrouter(&[(0, WALL0 + s as i64 - 1)]));
         all.extend(drain(&mut e));
     }
     assert!(touches(&all).is_empty());

@@ -34,6 +34,23 @@ impl Engine {
                         v.pid0 = s.map_or(0, |s| s.pid);
                     }
                 }
+                (_, Phase::Confirming) => {
+                    // The last_check of the announce seen: the next must be
+                    // later.
+                    let pid = self
+                        .emp
+                        .as_ref()
+                        .and_then(|e| e.vassal(&v.name))
+                        .map_or(0, |s| s.pid);
+                    v.first_announce_s = self.fr.as_ref().and_then(|fr| {
+                        self.matcher
+                            .nodes_of(&v.name, pid.max(v.pid0), fr)
+                            .filter(|(_, n)| n.death_mark == 0)
+                            .map(|(_, n)| n.last_check)
+                            .max()
+                    });
+                    v.confirm_ms = now.mono_ms;
+                }
                 (Phase::Respawned, Phase::Accepting) => {
                     let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
                     v.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);

@@ -1,75 +1,20 @@
 //! `--dry-run`: the engine's own preflight on one look at the stats, then the
-//! plan it implies, written as waves. Nothing is touched.
+//! plan it implies, written as waves: the real engine driven through an
+//! ideal world (`ideal`), so a dry run and a rollout decide alike. Nothing
+//! is touched.
+
+pub mod ideal;
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
 use crate::cli::Config;
-use crate::engine::{nodes, Action, Engine, Event, Input, Now, Settings, Status};
+use crate::engine::{Action, Engine, Event, Input, Now, Status};
 use crate::error::{exit, Error};
 use crate::report::info::RunInfo;
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
-use crate::stats::{EmperorSnapshot, FastrouterSnapshot};
-
-/// The waves the scheduler would start if every vassal took the same time:
-/// each wave is as large as K per key (and `max_parallel`) allows; a vassal
-/// that is not live costs no budget.
-pub fn waves(
-    s: &Settings,
-    vassals: &[String],
-    min_live: &BTreeMap<String, usize>,
-    emp: &EmperorSnapshot,
-    fr: &FastrouterSnapshot,
-    wall_s: i64,
-) -> Vec<Vec<String>> {
-    let matcher = nodes::Matcher::new(&s.node_match, fr);
-    let ours: Vec<(&str, bool)> = vassals.iter().map(|v| (v.as_str(), true)).collect();
-    let full = nodes::live_per_key(&matcher, &ours, emp, fr, wall_s, |c| s.tolerance_s(c));
-    let mut left: Vec<&String> = vassals.iter().collect();
-    let mut out = Vec::new();
-    while !left.is_empty() {
-        let mut live = full.clone();
-        let mut wave = Vec::new();
-        left.retain(|v| {
-            if wave.len() >= s.max_parallel {
-                return true;
-            }
-            let pid = emp.vassal(v).map_or(0, |x| x.pid);
-            let keys: Vec<String> = matcher
-                .nodes_of(v, pid, fr)
-                .filter(|(_, n)| nodes::node_fresh(n, wall_s, s.node_tolerance_s))
-                .map(|(k, _)| k.to_string())
-                .collect();
-            let is_live = nodes::emperor_healthy(emp, v) && !keys.is_empty();
-            let k = |key: &str| min_live.get(key).copied().unwrap_or(s.min_live);
-            if is_live
-                && keys
-                    .iter()
-                    .any(|key| live.get(key).copied().unwrap_or(0) < k(key) + 1)
-            {
-                return true;
-            }
-            if is_live {
-                for key in &keys {
-                    if let Some(l) = live.get_mut(key) {
-                        *l -= 1;
-                    }
-                }
-            }
-            wave.push((*v).clone());
-            false
-        });
-        if wave.is_empty() {
-            // K cannot be kept for what is left: say so rather than loop.
-            out.push(left.iter().map(|v| format!("{v} (blocked by K)")).collect());
-            break;
-        }
-        out.push(wave);
-    }
-    out
-}
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
@@ -118,8 +63,29 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             _ => break,
         }
     }
-    let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
-    let plan = waves(&settings, &names, &min_live, &emp, &fr, wall_s);
+    let ideal = ideal::plan(settings, configs, emp, fr, wall_s);
+    let mut plan = ideal.waves;
+    // What the ideal world could not reload, and why (K, a vassal that
+    // never accepts): the same reasons a rollout would give.
+    match &ideal.outcome {
+        Some(o) if !o.untouched.is_empty() || !o.failed.is_empty() => {
+            let mut left: Vec<String> = o
+                .untouched
+                .iter()
+                .map(|(v, why)| format!("{v} (not reached: {why})"))
+                .collect();
+            left.extend(
+                o.failed
+                    .iter()
+                    .map(|(v, r, _)| format!("{v} (would fail: {})", r.as_str())),
+            );
+            plan.push(left);
+        }
+        Some(_) => {}
+        None => plan.push(vec![
+            "(the plan did not end within an hour of simulated time)".into(),
+        ]),
+    }
     if cfg.output.json {
         let mut v = json!({"event": "dry_run", "waves": plan, "min_live": min_live});
         info.add_to(&mut v, &min_live);
