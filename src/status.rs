@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::{nodes, Action, Availability, Engine, Event, Input, Now, Status};
 use crate::error::{exit, Error};
+use crate::report::info::RunInfo;
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
 use crate::runtime::stats_reader::{read_once, to_input};
@@ -47,7 +48,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
     for note in crate::runtime::driver::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
         if !cfg.output.quiet && !cfg.output.json {
-            rep.human_line(&note, false);
+            rep.note(&note);
         }
     }
     // The engine's own view: its availability classes, live counts and K
@@ -114,11 +115,20 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         .filter(|(k, l)| **l < k_of(k))
         .map(|(k, _)| k)
         .collect();
+    let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let mut info_settings = s.clone();
+    info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
+    let info =
+        RunInfo::new(&info_settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    let k: BTreeMap<String, usize> = live.keys().map(|key| (key.clone(), k_of(key))).collect();
     if cfg.output.json {
-        let v = json!({"vassals": rows, "live": live, "min_live": min_live,
+        let mut v = json!({"vassals": rows, "live": live, "min_live": min_live,
                        "k": s.min_live, "refused": refused});
+        info.add_to(&mut v, &k);
         println!("{v}");
     } else {
+        // First line: this tool's and uWSGI's versions, the settings.
+        rep.human_line(&info.human(&k), false);
         rep.human_line(
             &format!(
                 "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} NODES (key name age death_mark ref)",

@@ -88,6 +88,7 @@ impl Fleet {
         }
         Input::Fastrouter(FastrouterSnapshot {
             pid: self.fr_pid,
+            version: String::new(),
             subscriptions: subs
                 .into_iter()
                 .map(|(key, nodes)| Subscription { key, nodes })

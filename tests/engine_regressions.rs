@@ -68,6 +68,7 @@ impl V {
 fn emperor(vs: &[V]) -> Input {
     Input::Emperor(EmperorSnapshot {
         pid: 1,
+        version: String::new(),
         emperor: vec![],
         vassals: vs
             .iter()
@@ -95,6 +96,7 @@ fn emperor(vs: &[V]) -> Input {
 fn fastrouter(nodes: &[(usize, i64)]) -> Input {
     Input::Fastrouter(FastrouterSnapshot {
         pid: 2,
+        version: String::new(),
         subscriptions: vec![Subscription {
             key: KEY.into(),
             nodes: nodes
@@ -467,6 +469,7 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
     // Sessions still in flight: the node stays death-marked.
     let busy = Input::Fastrouter(FastrouterSnapshot {
         pid: 2,
+        version: String::new(),
         subscriptions: vec![Subscription {
             key: KEY.into(),
             nodes: vec![Node {

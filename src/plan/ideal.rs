@@ -253,6 +253,7 @@ mod tests {
         };
         let fr = FastrouterSnapshot {
             pid: 9,
+            version: String::new(),
             subscriptions: vec![Subscription {
                 key: "k".into(),
                 nodes: (0..n)

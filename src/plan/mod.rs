@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::cli::Config;
 use crate::engine::{Action, Engine, Event, Input, Now, Status};
 use crate::error::{exit, Error};
+use crate::report::info::RunInfo;
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
 
@@ -21,21 +22,24 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    let (server, notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let (server, mut notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let mut settings =
+        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    notes.extend(crate::runtime::driver::learn_fastrouter_options(
+        cfg,
+        &mut settings,
+        fr.pid,
+    ));
+    // The report opens with the versions and settings, as a rollout's does.
+    let info = RunInfo::new(&settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    rep.set_run_info(info.clone());
     for n in notes.iter().chain(&crate::runtime::driver::doctor(
         cfg,
         &parsed,
         server.is_some(),
     )?) {
         if !cfg.output.quiet {
-            rep.human_line(n, false);
-        }
-    }
-    let mut settings =
-        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
-    for note in crate::runtime::driver::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
-        if !cfg.output.quiet && !cfg.output.json {
-            rep.human_line(&note, false);
+            rep.note(n);
         }
     }
     let now = Now { mono_ms: 0, wall_s };
@@ -88,10 +92,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         ]),
     }
     if cfg.output.json {
-        println!(
-            "{}",
-            json!({"event": "dry_run", "waves": plan, "min_live": min_live})
-        );
+        let mut v = json!({"event": "dry_run", "waves": plan, "min_live": min_live});
+        info.add_to(&mut v, &min_live);
+        println!("{v}");
     }
     for (i, w) in plan.iter().enumerate() {
         rep.human_line(&format!("wave {}: {}", i + 1, w.join(", ")), false);

@@ -5,7 +5,7 @@
 //! engine's next deadline, SIGINT/SIGTERM/SIGUSR1, and the two stats sockets.
 //! Between events the thread sleeps in `epoll_wait`: no busy polling.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +57,8 @@ pub struct RunSummary {
     pub outcome: Outcome,
     pub exit_code: u8,
     pub stats_reads: u64,
+    /// uWSGI's version per stats source (`emperor`, `fastrouter`), as read.
+    pub uwsgi_versions: BTreeMap<String, String>,
 }
 
 /// Everything opened before the first stats read: the directory, its lock,
@@ -296,13 +298,36 @@ struct Driver<'a> {
     unsent: VecDeque<Unsent>,
     outcome: Option<Outcome>,
     stop_signal: Option<i32>,
+    uwsgi_versions: BTreeMap<String, String>,
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let prep = prepare(cfg)?;
+    let mut settings = engine_settings(
+        cfg,
+        &prep.dir,
+        &prep.configs,
+        &prep.parsed,
+        prep.subscription_server.is_some(),
+    );
+    // One look at the fastrouter for its pid and options (the engine reads
+    // it again, and a failure here is the engine's to report).
+    let mut notes = prep.notes.clone();
+    let t = Duration::from_millis(cfg.stats_timeout_ms);
+    if let Ok(bytes) =
+        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats, t)
+    {
+        if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
+            notes.extend(learn_fastrouter_options(cfg, &mut settings, fr.pid));
+        }
+    }
+    rep.set_run_info(crate::report::info::RunInfo::new(
+        &settings,
+        prep.subscription_server.as_deref(),
+    ));
     if !cfg.output.quiet {
-        for n in &prep.notes {
-            rep.human_line(n, false);
+        for n in &notes {
+            rep.note(n);
         }
     }
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
@@ -328,7 +353,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         )
     })
     .map_err(|e| Error::io("cannot register with the event loop", e))?;
-    let t = Duration::from_millis(cfg.stats_timeout_ms);
     let emperor = StatsReader::new(StatsSource::Emperor, cfg.emperor_stats.clone(), EMPEROR, t)?;
     let fastrouter = StatsReader::new(
         StatsSource::Fastrouter,
@@ -337,26 +361,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         t,
     )?;
 
-    let mut settings = engine_settings(
-        cfg,
-        &prep.dir,
-        &prep.configs,
-        &prep.parsed,
-        prep.subscription_server.is_some(),
-    );
-    // One look at the fastrouter for its pid (the engine reads it again,
-    // and a failure here is the engine's to report).
-    if let Ok(bytes) =
-        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats, t)
-    {
-        if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
-            for note in learn_fastrouter_options(cfg, &mut settings, fr.pid) {
-                if !cfg.output.quiet {
-                    rep.human_line(&note, note.starts_with("warning"));
-                }
-            }
-        }
-    }
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
@@ -374,6 +378,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         unsent: VecDeque::new(),
         outcome: None,
         stop_signal: None,
+        uwsgi_versions: BTreeMap::new(),
     };
     d.run_loop()
 }
@@ -391,6 +396,7 @@ impl Driver<'_> {
                     outcome,
                     exit_code,
                     stats_reads,
+                    uwsgi_versions: self.uwsgi_versions.clone(),
                 });
             }
             self.flush_unsent();
@@ -418,6 +424,7 @@ impl Driver<'_> {
                                 outcome: self.interrupted_outcome(),
                                 exit_code,
                                 stats_reads: self.emperor.reads + self.fastrouter.reads,
+                                uwsgi_versions: self.uwsgi_versions.clone(),
                             });
                         }
                     }
@@ -487,11 +494,27 @@ impl Driver<'_> {
 
     fn feed_inputs(&mut self) {
         while let Some(i) = self.inputs.pop_front() {
+            self.note_version(&i);
             let now = self.clock.now();
             self.engine.handle(now, i);
             while let Some(a) = self.engine.poll_action() {
                 self.execute(a);
             }
+        }
+    }
+
+    /// Keeps the uWSGI version each stats document names, for the report
+    /// and the metrics.
+    fn note_version(&mut self, i: &Input) {
+        let (src, v) = match i {
+            Input::Emperor(s) => (StatsSource::Emperor, &s.version),
+            Input::Fastrouter(s) => (StatsSource::Fastrouter, &s.version),
+            _ => return,
+        };
+        if !v.is_empty() && self.uwsgi_versions.get(src.as_str()) != Some(v) {
+            self.uwsgi_versions
+                .insert(src.as_str().to_string(), v.clone());
+            self.rep.uwsgi_version(src.as_str(), v);
         }
     }
 

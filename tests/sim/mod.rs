@@ -534,6 +534,7 @@ impl World {
             .collect();
         EmperorSnapshot {
             pid: 1,
+            version: String::new(),
             emperor: vec![EMPEROR_DIR.to_string()],
             vassals,
             blacklist,
@@ -564,6 +565,7 @@ impl World {
         }
         FastrouterSnapshot {
             pid: 2,
+            version: String::new(),
             subscriptions,
         }
     }
