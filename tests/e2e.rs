@@ -757,7 +757,7 @@ fn e2e_touched_by_someone_else_while_reloading() {
 }
 
 /// The next generation of one vassal never unblocks its subscriptions (its
-/// accepting hook writes to a wrong path: what the race of docs/UWSGI.md §9.6 leaves).
+/// accepting hook does nothing: what the race of docs/UWSGI.md §9.6 leaves).
 /// The tool repairs it by writing S to its master FIFO: exit 0, all reloaded.
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
