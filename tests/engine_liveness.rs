@@ -273,6 +273,7 @@ fn a_fastrouter_restart_is_not_a_burst_of_reloads() {
         "{:?}",
         events(&a)
     );
+    assert!(touched(&a).is_empty(), "touched at 1 s: {:?}", touched(&a));
     // app_04, still serving on its old generation, lost its node with the
     // rest: it is not touched while it is merely unrouted.
     for s in 2..8 {
