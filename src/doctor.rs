@@ -40,7 +40,7 @@ pub fn check(parsed: &[(String, Result<&VassalConfig, String>)], drain: bool) ->
             add(name, "has no `need-app = true`: a deploy whose app fails to import still starts, accepts and answers 500; add it (or pass --probe PATH)".into());
         }
         if c.start_unsubscribed && c.writefifo_hook().is_some() {
-            add(name, "subscribes from `hook-accepting1-once = writefifo:… S`, which can run before the master FIFO exists and leave it accepting but never subscribed (FACTS.md 17); uwsgi-reload repairs that unless --no-repair; the safe form drops `start-unsubscribed` and the hook and keeps `unsubscribe-on-graceful-reload` (without lazy-apps the app is loaded before the first announce)".into());
+            add(name, "subscribes from `hook-accepting1-once = writefifo:… S`, which can run before the master FIFO exists and leave it accepting but never subscribed (docs/UWSGI.md §9.6); uwsgi-reload repairs that unless --no-repair; the safe form drops `start-unsubscribed` and the hook and keeps `unsubscribe-on-graceful-reload` (without lazy-apps the app is loaded before the first announce)".into());
         }
         if !c.includes.is_empty() {
             add(

@@ -716,7 +716,7 @@ fn atoi_i64(v: &str) -> i64 {
 mod tests {
     use super::*;
 
-    /// The vassal of the uwsgi_reload.py setup (FACTS.md), one file behind
+    /// The vassal of the uwsgi_reload.py setup (docs/UWSGI.md §18), one file behind
     /// many `app_NN.ini` symlinks, with DIR, SS_SOCK and KEY filled in.
     const SEED_INI: &str = "\
 [uwsgi]

@@ -437,7 +437,7 @@ fn a_silent_vassal_is_reloaded_after_its_announce_window() {
 
 /// Someone else's reload that reached a vassal while it was starting leaves
 /// its master stuck mid-reload: it accepts and announces once, then never
-/// again (docs/UWSGI.md, second reload). Followed, such a reload is counted
+/// again (docs/UWSGI.md §12). Followed, such a reload is counted
 /// back only after a second announce, and reported wedged without one.
 /// Without `Confirming` it is reported reloaded at its first announce.
 #[test]

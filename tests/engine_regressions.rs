@@ -134,7 +134,7 @@ fn touches(actions: &[Action]) -> Vec<(String, i64)> {
 
 /// Someone else touches the config after the Emperor acted on our touch but
 /// before the engine saw it do so: a second reload request reached the
-/// vassal mid-reload (FACTS.md 4), which may wedge it for
+/// vassal mid-reload (docs/UWSGI.md §12), which may wedge it for
 /// worker-reload-mercy while it still accepts and announces once. The
 /// engine took the `respawns` it saw at ReloadSeen (already 2 higher) as the
 /// baseline and reported the vassal reloaded.
@@ -446,7 +446,7 @@ fn no_spin_on_a_wait_timeout_while_a_foreign_reload_is_in_flight() {
 /// and the Emperor reloads it; its snapshot shows that before the inotify
 /// event comes, so the event (no newer than the Emperor's last_mod) was not
 /// taken as a foreign touch. At the drain timeout the engine touched the
-/// reloading vassal: a second reload request mid-reload (FACTS.md 4), which
+/// reloading vassal: a second reload request mid-reload (docs/UWSGI.md §12), which
 /// can wedge it, and which it then reported as reloaded.
 #[test]
 fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {

@@ -283,7 +283,7 @@ fn reload_precondition_error_is_one_line() {
     assert_eq!(r.stderr_lines().len(), 1, "{}", r.describe());
 }
 
-// ----- the fastrouter's trailing comma (FACTS.md 13) ----------------------------
+// ----- the fastrouter's trailing comma (docs/UWSGI.md §13.6) --------------------
 
 #[test]
 fn trailing_comma_accepted_by_dry_run() {

@@ -24,7 +24,7 @@ impl Engine {
                     // is respawns0 + 1. More already seen means a second
                     // request reached it before we saw the first (someone
                     // else's touch after the Emperor acted on ours), and
-                    // SecondReload follows on the next pass (FACTS.md 4).
+                    // SecondReload follows on the next pass (docs/UWSGI.md §12).
                     v.reload_respawns = match s {
                         Some(s) if v.pid0 == 0 => s.respawns,
                         _ => v.respawns0.saturating_add(1),

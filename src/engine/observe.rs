@@ -55,7 +55,7 @@ impl Engine {
             Phase::Draining => {
                 // Someone else's touch the Emperor acted on before its
                 // inotify event came (or without one): follow it; touching
-                // now would be a second reload request (FACTS.md 4).
+                // now would be a second reload request (docs/UWSGI.md §12).
                 if let Some(s) = st.filter(|s| s.pid == v.pid0 && s.respawns > v.respawns0) {
                     return Some((
                         Signal::ForeignTouch,
@@ -163,7 +163,7 @@ impl Engine {
     /// touch, shows no node alive: unsubscribed by the drain or by
     /// `unsubscribe-on-graceful-reload`. The old generation does not announce
     /// while reloading, so any node seen alive later is the new one's
-    /// (FACTS.md 11).
+    /// (docs/UWSGI.md §9.1).
     pub(super) fn note_nodes_gone(&mut self) {
         let started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
         let (Some(fr), Some(emp)) = (self.fr.as_ref(), self.emp.as_ref()) else {

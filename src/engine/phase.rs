@@ -28,12 +28,12 @@ pub enum Phase {
     /// fastrouter (a fresh node, `death_mark == 0`).
     Accepting,
     /// It accepted but never announced, so `S` was written to its master
-    /// FIFO (FACTS.md 17); waiting for the announce.
+    /// FIFO (docs/UWSGI.md §9.6); waiting for the announce.
     Repairing,
     /// A reload this rollout did not send (followed, see `Effect::Adopt`)
     /// announced once; waiting for the second announce, which a master
     /// stuck mid-reload never sends: such a reload can have reached the
-    /// vassal while it was starting (docs/UWSGI.md, second reload).
+    /// vassal while it was starting (docs/UWSGI.md §12).
     Confirming,
     /// Back in the fastrouter; waiting for the answer to a `--probe` request
     /// sent straight to its socket (without `--probe`, passed at once).
@@ -120,7 +120,7 @@ pub enum Signal {
     /// send: one more must follow before it counts as back.
     FirstAnnounceSeen,
     /// Accepting for longer than the first announces take, and its node is
-    /// gone or dead: the subscription is blocked (FACTS.md 17). Only raised
+    /// gone or dead: the subscription is blocked (docs/UWSGI.md §9.6). Only raised
     /// when repair is on and possible.
     AnnounceOverdue,
     /// The driver found no master FIFO, or could not write it.
@@ -134,7 +134,7 @@ pub enum Signal {
     /// Listed in the Emperor's blacklist: crash-looping.
     Blacklisted,
     /// `respawns` rose again after the reload was seen: a second reload
-    /// request reached it (FACTS.md 4).
+    /// request reached it (docs/UWSGI.md §12).
     SecondReload,
     /// Someone else moved the config's mtime past what the Emperor has seen
     /// (or, while draining, the Emperor sent a reload this rollout did not
@@ -280,7 +280,7 @@ impl FailReason {
             FailReason::CrashLoop => "its new config fails to start: the Emperor blacklisted it; see the vassal's log",
             FailReason::ConfigRemoved => "its config file was removed mid-reload",
             FailReason::TouchedByOther => "someone else touched its config mid-reload; a second reload can wedge a vassal for worker-reload-mercy",
-            FailReason::SecondReload => "a second reload request reached it mid-reload (FACTS.md 4); it may stay wedged for worker-reload-mercy",
+            FailReason::SecondReload => "a second reload request reached it mid-reload (docs/UWSGI.md §12); it may stay wedged for worker-reload-mercy",
             FailReason::TouchError => "its config's mtime could not be set",
             FailReason::ProbeFailed => "it came back, but its --probe request did not get a 2xx/3xx answer: the new app is likely broken (see the vassal's log)",
             FailReason::Wedged => "it announced once after a reload this rollout did not send, then went silent: the reload reached it while it was starting and its workers ignored it; it stays out until worker-reload-mercy, then reloads on its own (check with the vassal's log; a kill of its master restarts it)",

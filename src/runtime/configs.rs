@@ -1,5 +1,5 @@
 //! Listing the vassal configs of the Emperor directory and reading their
-//! mtimes the way the Emperor does (FACTS.md 2-3).
+//! mtimes the way the Emperor does (docs/UWSGI.md §2-§3).
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -129,7 +129,7 @@ impl EmperorDir {
     }
 
     /// With `--touch-target`: configs whose links lead to the same file.
-    /// Touching that file would reload all of them at once (FACTS.md 3).
+    /// Touching that file would reload all of them at once (docs/UWSGI.md §3).
     pub fn shared_targets(&self, configs: &[ConfigFile]) -> Vec<(PathBuf, Vec<String>)> {
         let mut by_target: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
         for c in configs {

@@ -1,4 +1,5 @@
-//! The fastrouter stats document (`--fastrouter-stats-server`), FACTS.md 10-13.
+//! The fastrouter stats document (`--fastrouter-stats-server`),
+//! docs/UWSGI.md §8-§11, §13.5-§13.6.
 
 use serde::Deserialize;
 
