@@ -1,0 +1,415 @@
+//! The simulated world: the Emperor's records, the vassals' processes, the
+//! fastrouter's nodes, and what the Emperor's scan does.
+
+use super::*;
+
+/// The Emperor's record of a vassal (FACTS 5).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rec {
+    pub pid: i64,
+    pub last_mod: i64,
+    pub ready: i64,
+    pub accepting: i64,
+    pub last_accepting: i64,
+    pub respawns: i64,
+    pub cursed: i64,
+    pub born: i64,
+    pub first_run: i64,
+    pub last_run: i64,
+}
+
+/// What the vassal's processes are doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proc {
+    /// Accepting and announcing.
+    Serving,
+    /// The Emperor sent the reload (the master acts on it at once: with
+    /// unsubscribe-on-graceful-reload its nodes go): workers going, exec,
+    /// app loading.
+    Reloading { since: u64 },
+    /// A fresh master after a crash, starting.
+    Starting { since: u64 },
+    /// Worker 1 accepts; the announce has not reached the fastrouter yet.
+    Accepted { at: u64 },
+    /// Stopped by the Emperor (config removed): exiting.
+    Stopping { at: u64 },
+    /// No process.
+    Gone,
+}
+
+/// What writing `S` to the FIFO of a vassal that never announced does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RepairOutcome {
+    Fixes,
+    DoesNotHelp,
+    NoFifo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VassalW {
+    /// The config file's mtime, and whether it exists.
+    pub mtime: i64,
+    pub exists: bool,
+    /// In the Emperor's vassals[] (None: gone or blacklisted).
+    pub rec: Option<Rec>,
+    pub blacklist_attempt: Option<i64>,
+    pub proc_: Proc,
+    /// Missing-announce fault: it never announces (until repaired).
+    pub blocked: Option<RepairOutcome>,
+    /// A second reload request wedged it (FACTS 4): it accepts and
+    /// announces once, then stays out.
+    pub wedged: bool,
+    /// The wedge came from someone else's reload reaching a freshly
+    /// (re)started master: nothing in the stats shows it (one reload
+    /// request, one announce), so the engine cannot be asked to see it.
+    pub wedge_unseen: bool,
+    /// The config's mtime was last set by someone else.
+    pub foreign_mtime: bool,
+    /// Its app answers 500 (BrokenApp fault).
+    pub broken: bool,
+    /// The generation running was started during this run (reload or
+    /// crash), so its announce completes a reload.
+    pub new_gen: bool,
+    /// A reload started during this run completed (accepted and announced).
+    pub reloaded: bool,
+    /// Action::Touch received for it.
+    pub touches: u8,
+    /// The new generation announced before accepting.
+    pub announced_early: bool,
+    /// The wall second of the announce at `master_cycles == 1`.
+    pub announce_again: Option<i64>,
+    /// `last_mod` when it went into the blacklist.
+    pub gone_last_mod: i64,
+    /// Key bitmask.
+    pub keys: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeW {
+    pub key: u8,
+    /// Index of the vassal, or None for the other host's node.
+    pub owner: Option<usize>,
+    pub last_check: i64,
+    pub death_mark: bool,
+    /// Sessions in flight (`ref > 0`): a death-marked node stays listed.
+    pub busy: bool,
+    pub marked_at: u64,
+}
+
+/// A driver answer to an action, not yet delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Answer {
+    Touch {
+        v: usize,
+        mtime: i64,
+    },
+    /// An inotify event for a config (ours or someone else's).
+    Changed {
+        v: usize,
+        mtime: i64,
+    },
+    Removed {
+        v: usize,
+    },
+    Unsubscribe {
+        v: usize,
+        key: u8,
+    },
+    Subscribe {
+        v: usize,
+        key: u8,
+    },
+    Repair {
+        v: usize,
+        pid: i64,
+    },
+    Probe {
+        v: usize,
+    },
+    Rescan,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct World {
+    pub now: u64,
+    pub vassals: Vec<VassalW>,
+    /// The Emperor's vassals[] order (a crash-respawn moves one to the end).
+    pub order: Vec<usize>,
+    pub nodes: Vec<NodeW>,
+    /// A read of [emperor, fastrouter] in flight.
+    pub reads: [bool; 2],
+    pub answers: Vec<Answer>,
+    /// A change the Emperor's own periodic scan will pick up by then.
+    pub scan_due: Option<u64>,
+    pub faults_used: u8,
+    pub any_fault: bool,
+    /// Keys whose liveness a fault took away on its own: K is not asserted.
+    pub exempt: u8,
+    pub next_pid: i64,
+    pub foreign_node: bool,
+    pub uogr: bool,
+    pub busy: bool,
+    pub accept_within_ms: u64,
+    pub events_between_reads: bool,
+    pub announce_first: bool,
+    /// A slow read may stay in flight across the next time jump.
+    pub slow: [bool; 2],
+}
+
+impl World {
+    pub fn wall(&self) -> i64 {
+        WALL0 + ((self.now - MONO0) / 1000) as i64
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            mono_ms: self.now,
+            wall_s: self.wall(),
+        }
+    }
+
+    pub(crate) fn node_fresh(&self, n: &NodeW) -> bool {
+        !n.death_mark && self.wall() - n.last_check <= 17
+    }
+
+    /// Ground truth: how many nodes per key take requests and are served.
+    pub fn live(&self, key: u8) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.key == key && self.node_fresh(n))
+            .filter(|n| match n.owner {
+                None => true,
+                Some(v) => {
+                    let w = &self.vassals[v];
+                    !w.wedged
+                        && !w.broken
+                        && matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
+                        && w.rec
+                            .as_ref()
+                            .is_some_and(|r| r.accepting == 1 && r.cursed == 0)
+                }
+            })
+            .count()
+    }
+
+    pub fn emperor_snapshot(&self) -> EmperorSnapshot {
+        let vassals = self
+            .order
+            .iter()
+            .filter_map(|&i| {
+                self.vassals[i].rec.as_ref().map(|r| VassalStats {
+                    id: vassal_name(i),
+                    pid: r.pid,
+                    last_mod: r.last_mod,
+                    ready: r.ready,
+                    accepting: r.accepting,
+                    last_accepting: r.last_accepting,
+                    respawns: r.respawns,
+                    cursed: r.cursed,
+                    loyal: 1,
+                    born: r.born,
+                    first_run: r.first_run,
+                    last_run: r.last_run,
+                })
+            })
+            .collect();
+        let blacklist = (0..self.vassals.len())
+            .filter_map(|i| {
+                self.vassals[i].blacklist_attempt.map(|a| BlacklistEntry {
+                    id: vassal_name(i),
+                    throttle_level: 1 + 1000 * a,
+                    attempt: a,
+                })
+            })
+            .collect();
+        EmperorSnapshot {
+            pid: 1,
+            emperor: vec![EMPEROR_DIR.to_string()],
+            vassals,
+            blacklist,
+        }
+    }
+
+    pub fn fastrouter_snapshot(&self) -> FastrouterSnapshot {
+        let mut subscriptions = Vec::new();
+        for (k, key) in KEYS.iter().enumerate() {
+            let nodes: Vec<Node> = self
+                .nodes
+                .iter()
+                .filter(|n| n.key as usize == k)
+                .map(|n| Node {
+                    name: n.owner.map_or(FOREIGN_NODE.to_string(), socket_name),
+                    last_check: n.last_check,
+                    death_mark: n.death_mark as i64,
+                    refs: n.busy as i64,
+                    ..Node::default()
+                })
+                .collect();
+            if !nodes.is_empty() {
+                subscriptions.push(Subscription {
+                    key: key.to_string(),
+                    nodes,
+                });
+            }
+        }
+        FastrouterSnapshot {
+            pid: 2,
+            subscriptions,
+        }
+    }
+
+    /// The vassal announces: its nodes are (re-)added, fresh.
+    pub(crate) fn announce(&mut self, v: usize) {
+        let wall = self.wall();
+        for key in 0..2u8 {
+            if self.vassals[v].keys & (1 << key) == 0 {
+                continue;
+            }
+            match self
+                .nodes
+                .iter_mut()
+                .find(|n| n.key == key && n.owner == Some(v))
+            {
+                Some(n) => {
+                    n.last_check = wall;
+                    n.death_mark = false;
+                    n.busy = false;
+                }
+                None => self.nodes.push(NodeW {
+                    key,
+                    owner: Some(v),
+                    last_check: wall,
+                    death_mark: false,
+                    busy: false,
+                    marked_at: 0,
+                }),
+            }
+        }
+    }
+
+    /// An unsubscribe reaches the fastrouter: removed, or death-marked while
+    /// sessions are in flight.
+    pub(crate) fn unsubscribe(&mut self, v: usize, key: Option<u8>, busy: bool) {
+        let now = self.now;
+        self.nodes.retain_mut(|n| {
+            if n.owner != Some(v) || key.is_some_and(|k| k != n.key) {
+                return true;
+            }
+            if busy {
+                n.death_mark = true;
+                n.busy = true;
+                n.marked_at = now;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(crate) fn can_announce(&self, v: usize) -> bool {
+        let w = &self.vassals[v];
+        w.proc_ == Proc::Serving && w.blocked.is_none() && !w.wedged
+    }
+
+    pub(crate) fn config_changed(&mut self) {
+        if self.scan_due.is_none() {
+            self.scan_due = Some(self.now + EMPEROR_FREQ_MS);
+        }
+    }
+
+    /// Would a scan now send a second reload to a vassal mid-reload?
+    pub(crate) fn scan_could_wedge(&self) -> bool {
+        self.vassals.iter().any(|w| {
+            w.exists
+                && matches!(w.proc_, Proc::Reloading { .. } | Proc::Starting { .. })
+                && w.rec
+                    .as_ref()
+                    .is_some_and(|r| r.cursed == 0 && w.mtime > r.last_mod)
+        })
+    }
+
+    /// The Emperor's scan (`uwsgi_imperial_monitor_directory`).
+    pub(crate) fn scan(&mut self, wedge: bool) {
+        let (now, wall) = (self.now, self.wall());
+        let mut begun = Vec::new();
+        let mut added = Vec::new();
+        for (i, w) in self.vassals.iter_mut().enumerate() {
+            let Some(r) = w.rec.as_mut() else {
+                // A blacklisted vassal whose config changed is started again
+                // (`emperor_add`, once its throttle expires): a new record.
+                if w.exists && w.blacklist_attempt.is_some() && w.mtime > w.gone_last_mod {
+                    added.push(i);
+                }
+                continue;
+            };
+            if r.cursed != 0 {
+                continue;
+            }
+            if !w.exists {
+                r.cursed = wall;
+                w.proc_ = Proc::Stopping { at: now };
+                continue;
+            }
+            if w.mtime <= r.last_mod {
+                continue;
+            }
+            r.respawns += 1;
+            r.last_mod = w.mtime;
+            r.last_run = wall;
+            r.ready = 0;
+            r.accepting = 0;
+            w.blocked = None;
+            w.announced_early = false;
+            w.announce_again = None;
+            match w.proc_ {
+                // A wedged master is still "reloading": it ignores the
+                // request (until worker-reload-mercy, past this horizon).
+                Proc::Serving | Proc::Accepted { .. } if w.wedged => {}
+                Proc::Serving | Proc::Accepted { .. } => {
+                    w.proc_ = Proc::Reloading { since: now };
+                    w.new_gen = true;
+                    begun.push(i);
+                }
+                // Reaches the old master (ignored: one reload) or the new
+                // one in the lost-SIGHUP window (FACTS 4).
+                Proc::Reloading { .. } | Proc::Starting { .. } => {
+                    if wedge {
+                        w.wedged = true;
+                        w.wedge_unseen |= matches!(w.proc_, Proc::Starting { .. })
+                            && w.foreign_mtime
+                            && r.respawns == 1;
+                    }
+                }
+                Proc::Stopping { .. } | Proc::Gone => {}
+            }
+        }
+        if self.uogr {
+            for v in begun {
+                self.unsubscribe(v, None, self.busy);
+            }
+        }
+        for v in added {
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            let w = &mut self.vassals[v];
+            w.rec = Some(Rec {
+                pid,
+                last_mod: w.mtime,
+                ready: 0,
+                accepting: 0,
+                last_accepting: 0,
+                respawns: 0,
+                cursed: 0,
+                born: w.mtime,
+                first_run: wall,
+                last_run: wall,
+            });
+            w.proc_ = Proc::Starting { since: now };
+            w.new_gen = true;
+            w.blocked = None;
+            w.announced_early = false;
+            self.order.push(v);
+        }
+        self.scan_due = None;
+    }
+}
