@@ -25,7 +25,6 @@ use sim::{Config, FaultKind, Initial, Keys, Move, Sim};
 struct Stats {
     states: usize,
     finished: usize,
-    cut: usize,
     max_depth: usize,
 }
 
@@ -57,8 +56,15 @@ fn explore(cfg: &Config, max_depth: usize) -> Stats {
             continue;
         }
         if depth >= max_depth {
-            stats.cut += 1;
-            continue;
+            // A run longer than the bound is not known to be correct: the
+            // bound must be raised (or the config made smaller), never the
+            // path dropped.
+            fail(
+                cfg,
+                &path,
+                None,
+                &format!("a run reached the depth bound {max_depth} unfinished"),
+            );
         }
         let moves = s.moves();
         if moves.is_empty() {

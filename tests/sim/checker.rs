@@ -25,6 +25,8 @@ impl Sim {
                     if vw.touches > 1 {
                         return Err(format!("{vassal} was sent a second Action::Touch"));
                     }
+                    self.check_not_starting(&vassal)?;
+                    self.take(v, "a touch of")?;
                     self.w.answers.push(Answer::Touch { v, mtime });
                 }
                 Action::Unsubscribe {
@@ -33,10 +35,16 @@ impl Sim {
                     self.note(|| format!("    <- Unsubscribe {vassal} {key}"));
                     let v = index(&vassal)?;
                     let k = key_index(&key)?;
-                    if node != socket_name(v) {
+                    let Some(addr) = self.addr_of(v, &node) else {
                         return Err(format!("Unsubscribe of {node} for {vassal}: not its node"));
+                    };
+                    let live = self.w.nodes.iter().any(|n| {
+                        (n.owner, n.key, n.addr) == (Some(v), k, addr) && self.w.node_live(n)
+                    });
+                    if live {
+                        self.take(v, "a drain unsubscribe of")?;
                     }
-                    self.w.answers.push(Answer::Unsubscribe { v, key: k });
+                    self.w.answers.push(Answer::Unsubscribe { v, key: k, addr });
                 }
                 Action::Subscribe {
                     vassal, key, node, ..
@@ -44,15 +52,15 @@ impl Sim {
                     self.note(|| format!("    <- Subscribe {vassal} {key}"));
                     let v = index(&vassal)?;
                     let k = key_index(&key)?;
-                    if node != socket_name(v) {
+                    let Some(addr) = self.addr_of(v, &node) else {
                         return Err(format!("Subscribe of {node} for {vassal}: not its node"));
-                    }
+                    };
                     if self.w.vassals[v].keys & (1 << k) == 0 {
                         return Err(format!(
                             "Subscribe of {vassal} under {key}, which it never had"
                         ));
                     }
-                    self.w.answers.push(Answer::Subscribe { v, key: k });
+                    self.w.answers.push(Answer::Subscribe { v, key: k, addr });
                 }
                 Action::Repair { vassal, pid } => {
                     self.note(|| format!("    <- Repair {vassal} pid {pid}"));
@@ -65,13 +73,17 @@ impl Sim {
                             ));
                         }
                     }
+                    if self.w.vassals[v].blocked.is_none() {
+                        // `S` toggles a subscribed vassal off.
+                        self.take(v, "an `S` (a toggle) to the FIFO of")?;
+                    }
                     self.w.answers.push(Answer::Repair { v, pid });
                 }
                 Action::RescanConfigs => self.w.answers.push(Answer::Rescan),
                 Action::Probe { vassal, node, .. } => {
                     self.note(|| format!("    <- Probe {vassal} via {node}"));
                     let v = index(&vassal)?;
-                    if node != socket_name(v) {
+                    if self.addr_of(v, &node).is_none() {
                         return Err(format!("Probe of {vassal} sent to {node}: not its node"));
                     }
                     self.w.answers.push(Answer::Probe { v });
@@ -94,16 +106,143 @@ impl Sim {
         Ok(())
     }
 
+    /// Which of vassal `v`'s addresses `node` is.
+    fn addr_of(&self, v: usize, node: &str) -> Option<u8> {
+        (0..self.w.vassals[v].addrs).find(|a| node_name(v, *a) == node)
+    }
+
+    /// A reload must never reach a vassal that is starting: one whose
+    /// Emperor record, as the engine last saw it, shows it not accepting
+    /// since its last (re)start or reload (a second reload request there
+    /// can wedge it), however long ago that start was.
+    fn check_not_starting(&self, vassal: &str) -> Result<(), String> {
+        let Some(rec) = self.seen_emp.as_ref().and_then(|e| e.vassal(vassal)) else {
+            return Ok(());
+        };
+        if rec.accepting == 0 && rec.cursed == 0 {
+            return Err(format!(
+                "{vassal} was touched while its Emperor record shows it starting \
+                 (accepting 0 since its (re)start {} s ago, pid {})",
+                self.w.wall() - rec.last_run,
+                rec.pid
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keys whose K is asserted.
+    fn checked(&self, key: u8) -> bool {
+        self.guarded & (1 << key) != 0 && self.w.exempt & (1 << key) == 0
+    }
+
+    /// Live nodes of `key` not charged to the tool.
+    fn untaken_live(&self, key: u8) -> usize {
+        self.w
+            .nodes
+            .iter()
+            .filter(|n| n.key == key && self.w.node_live(n))
+            .filter(|n| n.owner.is_none_or(|v| !self.w.vassals[v].taken))
+            .count()
+    }
+
+    /// Nodes of `key` the world took out where the tool has not looked
+    /// since: they count as live when its touches are judged (it cannot
+    /// know; the next read shows them).
+    fn unseen_lost(&self, key: u8) -> usize {
+        let w = &self.w;
+        let vassals: usize = (0..w.vassals.len())
+            .filter(|&v| w.vassals[v].unseen != 0 && !w.vassals[v].taken)
+            .map(|v| {
+                (w.vassals[v].lost_live[key as usize] as usize).saturating_sub(w.live_of(v, key))
+            })
+            .sum();
+        let foreign = key == 0
+            && w.foreign_unseen != 0
+            && !w.nodes.iter().any(|n| n.owner.is_none() && w.node_live(n));
+        vassals + foreign as usize
+    }
+
+    /// The tool takes vassal `v` out of service (`how`: a touch, a drain
+    /// unsubscribe, an `S`). If it was serving (accepting, with a fresh
+    /// node), its live nodes are charged to the tool until it serves again;
+    /// a key that this leaves below K, counting every node the tool already
+    /// has out, is a failure, whatever the world did before: a drop the
+    /// world caused is allowed, but the tool must not add to it.
+    pub(crate) fn take(&mut self, v: usize, how: &str) -> Result<(), String> {
+        if self.w.vassals[v].taken {
+            return Ok(());
+        }
+        let keys: Vec<u8> = (0..2u8).filter(|k| self.w.live_of(v, *k) > 0).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for &k in keys.iter().filter(|k| self.checked(**k)) {
+            let mine = self.w.live_of(v, k);
+            let left = (self.untaken_live(k) + self.unseen_lost(k)).saturating_sub(mine);
+            if left < self.k {
+                let out = self.w.live(k) - self.untaken_live(k);
+                return Err(format!(
+                    "{how} {} while it was serving takes {mine} live node(s) of key {} out: \
+                     {left} left (live now {}, {out} already out by the tool), below K = {}",
+                    vassal_name(v),
+                    KEYS[k as usize],
+                    self.w.live(k),
+                    self.k
+                ));
+            }
+        }
+        self.w.vassals[v].taken = true;
+        Ok(())
+    }
+
+    /// Something of the tool's is still on its way to vassal `v`: a touch
+    /// the Emperor has not acted on, an unsubscribe or an `S` not delivered.
+    fn tool_pending(&self, v: usize) -> bool {
+        let w = &self.w;
+        let vw = &w.vassals[v];
+        w.answers.iter().any(|a| {
+            matches!(a, Answer::Touch { v: x, .. } | Answer::Unsubscribe { v: x, .. }
+                | Answer::Repair { v: x, .. } if *x == v)
+        }) || vw.exists
+            && !vw.wedged
+            && vw
+                .rec
+                .as_ref()
+                .is_some_and(|r| r.cursed == 0 && vw.mtime > r.last_mod)
+    }
+
+    /// A vassal the tool took out is its own again once it serves with
+    /// every node live and nothing of the tool's pending.
+    pub(crate) fn release_taken(&mut self) {
+        for v in 0..self.w.vassals.len() {
+            if self.w.vassals[v].taken && self.w.fully_live(v) && !self.tool_pending(v) {
+                self.w.vassals[v].taken = false;
+            }
+        }
+    }
+
     /// Properties of every step.
     pub(crate) fn check_step(&self) -> Result<(), String> {
-        for key in 0..2u8 {
-            if self.guarded & (1 << key) == 0 || self.w.exempt & (1 << key) != 0 {
+        // K per key: below it, some missing node must be the world's doing
+        // (a crash, a fastrouter restart, a vassal failing before the
+        // rollout...); the tool's takes are checked when made (`take`).
+        for key in (0..2u8).filter(|k| self.checked(*k)) {
+            let live = self.w.live(key);
+            if live >= self.k {
                 continue;
             }
-            let live = self.w.live(key);
-            if live < self.k {
+            let world_cause = self.w.vassals.iter().enumerate().any(|(v, vw)| {
+                vw.keys & (1 << key) != 0 && !vw.taken && self.w.live_of(v, key) < vw.addrs as usize
+            }) || key == 0
+                && self.w.foreign_node
+                && !self
+                    .w
+                    .nodes
+                    .iter()
+                    .any(|n| n.owner.is_none() && self.w.node_live(n));
+            if !world_cause {
                 return Err(format!(
-                    "key {} has {live} live, below K = {} (no fault of its own)",
+                    "key {} has {live} live, below K = {}, and every node missing is out by the tool",
                     KEYS[key as usize], self.k
                 ));
             }
@@ -202,6 +341,20 @@ impl Sim {
             }
             _ => {}
         }
+        // A fleet that can keep K while each vassal is out in turn (K + 1
+        // live in every key) is not refused at preflight, whatever its
+        // subscribe-freq, tolerance or failing vassal.
+        let roomy = (0..2u8).all(|k| {
+            self.start_live[k as usize] >= self.k + 1
+                || !self.w.vassals.iter().any(|v| v.keys & (1 << k) != 0)
+        });
+        if !self.w.any_fault && roomy {
+            if let Status::Precondition(why) = &o.status {
+                return Err(format!(
+                    "no fault and K + 1 live in every key, yet refused at preflight: {why}"
+                ));
+            }
+        }
         if !self.w.any_fault && !matches!(o.status, Status::Precondition(_)) {
             for (key, min) in &o.min_live {
                 let low = o.lowest_live.get(key).copied().unwrap_or(0);
@@ -212,10 +365,31 @@ impl Sim {
                     ));
                 }
             }
-            if o.status != Status::Completed || o.reloaded.len() != n {
+            // A vassal crash-looping from before the rollout is reported
+            // failed; it is no evidence against the release: every other
+            // vassal is reloaded.
+            for (v, vw) in self.w.vassals.iter().enumerate() {
+                let name = vassal_name(v);
+                if vw.pre_failing {
+                    if !o.failed.iter().any(|(f, _, _)| *f == name) {
+                        return Err(format!(
+                            "{name} crash-looped before the rollout and never came back, \
+                             yet it is not reported failed: {:?}: {}",
+                            o.status, o.summary
+                        ));
+                    }
+                } else if !o.reloaded.contains(&name) {
+                    return Err(format!(
+                        "no fault, yet {name} was not reloaded: {:?}: {} (failed {:?}, untouched {:?})",
+                        o.status, o.summary, o.failed, o.untouched
+                    ));
+                }
+            }
+            let pre_failing = self.w.vassals.iter().any(|v| v.pre_failing);
+            if pre_failing == (o.status == Status::Completed) {
                 return Err(format!(
-                    "no fault, yet not every vassal was reloaded: {:?}: {} (failed {:?}, untouched {:?})",
-                    o.status, o.summary, o.failed, o.untouched
+                    "no fault, yet the run ended {:?}: {}",
+                    o.status, o.summary
                 ));
             }
         }

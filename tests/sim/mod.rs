@@ -57,12 +57,8 @@ pub const FOREIGN_NODE: &str = "10.0.0.9:3031";
 pub const ANNOUNCE_EVERY_S: i64 = 5;
 /// The Emperor scans on its own at least this often after a change.
 pub const EMPEROR_FREQ_MS: u64 = 3_000;
-/// It accepts again no sooner than this after beginning (and no later than
-/// `Config::accept_within_ms`).
-pub const ACCEPT_AFTER_MS: u64 = 1_000;
-/// It announces within this long of accepting (unless blocked): before
-/// time moves on, though stats reads may see it accepting but not announced.
-pub const ANNOUNCE_WITHIN_MS: u64 = 0;
+/// uWSGI's own subscribe-freq when a config sets none.
+pub const UWSGI_SUBSCRIBE_FREQ_S: i64 = 10;
 /// A stopping vassal exits, and busy sessions end, within this long.
 pub const EXIT_WITHIN_MS: u64 = 1_000;
 
@@ -71,7 +67,17 @@ pub fn vassal_name(i: usize) -> String {
 }
 
 pub fn socket_name(i: usize) -> String {
-    format!("/run/uwsgi/app_{:02}.sock", i + 1)
+    node_name(i, 0)
+}
+
+/// The address vassal `i` subscribes with: its socket, and with two
+/// addresses a second socket of the same file name in another directory
+/// (both match the engine's stem rule).
+pub fn node_name(i: usize, addr: u8) -> String {
+    match addr {
+        0 => format!("/run/uwsgi/app_{:02}.sock", i + 1),
+        _ => format!("/run/uwsgi/b/app_{:02}.sock", i + 1),
+    }
 }
 
 /// Which keys each vassal subscribes to.
@@ -153,6 +159,16 @@ pub enum Initial {
     /// The first vassal's node is stale (no announce for 40 s) but still
     /// listed with death_mark 0 (FACTS 11); its next generation announces.
     FirstStale,
+    /// The first vassal crash-loops (blacklisted, no record, no node) and
+    /// its config stays broken: a touch does not bring it back. It is not
+    /// evidence against the release: the healthy vassals are reloaded and
+    /// it is reported failed.
+    FirstCrashLooping,
+    /// The first vassal crashed and was restarted this many seconds before
+    /// the rollout: a new record (new pid, `accepting = 0`, `last_run` then),
+    /// its app still importing (`Config::accept_after_ms`), its old node
+    /// still listed. It must not be touched until it accepts.
+    FirstStarting(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -178,8 +194,30 @@ pub struct Config {
     pub tick_ms: u64,
     /// Give up on a run (a failure: it never finished) past this much time.
     pub max_ms: u64,
-    /// A reload takes from 1 s up to this long before worker 1 accepts.
+    /// A reload or a crash-restart takes from `accept_after_ms` up to
+    /// `accept_within_ms` (its app import) before worker 1 accepts.
+    pub accept_after_ms: u64,
     pub accept_within_ms: u64,
+    /// It accepts only at either end of that window (a long import
+    /// explored at its two extremes, not at every tick in between).
+    pub accept_at_ends: bool,
+    /// It announces up to this long after accepting (unless blocked).
+    pub announce_late_ms: u64,
+    /// `lazy-apps` (+ start-unsubscribed): the first announce after
+    /// accepting waits for the vassal's next subscribe-freq tick.
+    pub lazy_apps: bool,
+    /// Each vassal's subscribe-freq in seconds: vassal i has
+    /// `subscribe_freq_s[i % len]`.
+    pub subscribe_freq_s: Vec<i64>,
+    /// The fastrouter's subscription-tolerance: older nodes are expired.
+    pub fr_tolerance_s: i64,
+    /// The user passed `--subscription-tolerance` (its real value).
+    pub tolerance_flag: bool,
+    /// Vassal 0 subscribes two addresses under each of its keys.
+    pub two_addrs: bool,
+    /// The engine's own announce grace and repair wait instead of the
+    /// shortened 2 s / 3 s (for setups whose announces are that slow).
+    pub real_graces: bool,
     /// Vassal and Emperor events may happen while a stats read is in
     /// flight (between the two reads of one tick). Off, each tick's reads
     /// see the world between events (still in either order); the Emperor's
@@ -212,7 +250,16 @@ impl Config {
             max_faults: 0,
             tick_ms: 1_000,
             max_ms: 0,
+            accept_after_ms: 1_000,
             accept_within_ms: 1_000,
+            accept_at_ends: false,
+            announce_late_ms: 0,
+            lazy_apps: false,
+            subscribe_freq_s: vec![ANNOUNCE_EVERY_S],
+            fr_tolerance_s: 17,
+            tolerance_flag: false,
+            two_addrs: false,
+            real_graces: false,
             events_between_reads: false,
             announce_first: false,
             initial: Initial::AllUp,
@@ -223,10 +270,75 @@ impl Config {
         }
     }
 
+    /// A slow start: every reload and crash-restart accepts `after_s` to
+    /// `within_s` seconds after it begins, explored at both ends.
+    pub fn slow_start(mut self, after_s: u64, within_s: u64) -> Config {
+        self.accept_after_ms = after_s * 1_000;
+        self.accept_within_ms = within_s * 1_000;
+        self.accept_at_ends = true;
+        self.real_graces = true;
+        self
+    }
+
+    /// Every vassal's subscribe-freq, and the fastrouter's tolerance.
+    pub fn freq(mut self, freq_s: &[i64], fr_tolerance_s: i64) -> Config {
+        self.subscribe_freq_s = freq_s.to_vec();
+        self.fr_tolerance_s = fr_tolerance_s;
+        self.real_graces = true;
+        self
+    }
+
+    pub fn freq_of(&self, i: usize) -> i64 {
+        self.subscribe_freq_s[i % self.subscribe_freq_s.len()]
+    }
+
+    fn max_freq_ms(&self) -> u64 {
+        (0..self.n).map(|i| self.freq_of(i)).max().unwrap_or(0) as u64 * 1_000
+    }
+
+    /// From one touch to the new generation's announce, at worst.
+    fn reload_ms(&self) -> u64 {
+        EMPEROR_FREQ_MS
+            + self.accept_within_ms
+            + self.announce_late_ms
+            + if self.lazy_apps {
+                self.max_freq_ms()
+            } else {
+                0
+            }
+    }
+
+    /// How long the engine waits for an announce before writing `S`. `S`
+    /// is a toggle: to a vassal that merely had not announced yet it blocks
+    /// the subscription. So, like the engine's own default (12 s for
+    /// uWSGI's 10 s), a whole subscribe-freq and a margin.
+    fn announce_grace_ms(&self) -> u64 {
+        if self.real_graces {
+            Settings::default().announce_grace_ms
+        } else {
+            self.max_freq_ms() + 1_000
+        }
+    }
+
+    fn repair_wait_ms(&self) -> u64 {
+        if self.real_graces {
+            Settings::default().repair_wait_ms
+        } else {
+            3_000
+        }
+    }
+
+    /// The engine's settings for this run: built here only, so that new
+    /// engine knobs are wired in one place.
     pub fn settings(&self) -> Settings {
+        // Issue 11 adds, once the engine has them: `subscribe_freq_s` (each
+        // config's subscribe-freq from `freq_of`, absent = 10) and
+        // `node_tolerance_known` (true with `tolerance_flag`, then
+        // `node_tolerance_s` is the fastrouter's).
         Settings {
             min_live: self.k,
-            timeout_ms: 8_000,
+            timeout_ms: 8_000
+                .max(self.reload_ms() + self.announce_grace_ms() + self.repair_wait_ms() + 1_000),
             check_interval_ms: self.tick_ms,
             max_failures: if self.keep_going { usize::MAX } else { 1 },
             max_parallel: self.max_parallel,
@@ -234,10 +346,14 @@ impl Config {
             repair: true,
             allow_downtime: false,
             node_match: NodeMatch::Stem,
-            node_tolerance_s: 17,
-            announce_grace_ms: 2_000,
+            node_tolerance_s: if self.tolerance_flag {
+                self.fr_tolerance_s
+            } else {
+                Settings::default().node_tolerance_s
+            },
+            announce_grace_ms: self.announce_grace_ms(),
             notice_window_ms: 3_000,
-            repair_wait_ms: 3_000,
+            repair_wait_ms: self.repair_wait_ms(),
             emperor_dir: Some(EMPEROR_DIR.to_string()),
             stats_outage_ms: 3_000,
             canary: self.canary,
@@ -263,7 +379,12 @@ impl Config {
         if self.max_ms > 0 {
             self.max_ms
         } else {
-            20_000 + 12_000 * self.n as u64
+            let slow = self.reload_ms().saturating_sub(EMPEROR_FREQ_MS + 1_000);
+            let initial = match self.initial {
+                Initial::FirstStarting(_) => self.accept_within_ms,
+                _ => 0,
+            };
+            20_000 + initial + (12_000 + 2 * slow) * self.n as u64
         }
     }
 }
@@ -281,6 +402,11 @@ pub struct Sim {
     pub outcome: Option<Outcome>,
     /// Keys live >= K at the start: K is asserted for them.
     pub guarded: u8,
+    /// Live nodes per key at the start.
+    pub start_live: [usize; 2],
+    /// The last Emperor snapshot handed to the engine: what it knew of
+    /// each vassal's record when it acted.
+    pub seen_emp: Option<EmperorSnapshot>,
     pub log: Vec<String>,
     pub keep_log: bool,
 }
@@ -329,6 +455,14 @@ impl Sim {
         let mtime0 = WALL0 - 3_600;
         for i in 0..cfg.n {
             let keys = cfg.keys_of(i);
+            let addrs = if cfg.two_addrs && i == 0 { 2 } else { 1 };
+            let freq_s = cfg.freq_of(i);
+            // Its last announce: the last tick of its own subscribe-freq.
+            let last_check = if freq_s == ANNOUNCE_EVERY_S {
+                WALL0 - 1 - (i as i64 % 3)
+            } else {
+                (WALL0 - 1) - (WALL0 - 1 + i as i64).rem_euclid(freq_s)
+            };
             vassals.push(VassalW {
                 mtime: mtime0,
                 exists: true,
@@ -358,29 +492,65 @@ impl Sim {
                 announce_again: None,
                 gone_last_mod: 0,
                 keys,
+                addrs,
+                freq_s,
+                taken: false,
+                pre_failing: false,
+                unseen: 0,
+                lost_live: [0; 2],
             });
             for key in 0..2u8 {
-                if keys & (1 << key) != 0 {
-                    nodes.push(NodeW {
-                        key,
-                        owner: Some(i),
-                        last_check: WALL0 - 1 - (i as i64 % 3),
-                        death_mark: false,
-                        busy: false,
-                        marked_at: 0,
-                    });
+                for addr in 0..addrs {
+                    if keys & (1 << key) != 0 {
+                        nodes.push(NodeW {
+                            key,
+                            addr,
+                            owner: Some(i),
+                            last_check,
+                            death_mark: false,
+                            busy: false,
+                            marked_at: 0,
+                        });
+                    }
                 }
             }
         }
         match cfg.initial {
             Initial::AllUp => {}
-            Initial::FirstBlacklisted => {
+            Initial::FirstBlacklisted | Initial::FirstCrashLooping => {
+                let looping = cfg.initial == Initial::FirstCrashLooping;
                 let v = &mut vassals[0];
                 v.rec = None;
                 v.proc_ = Proc::Gone;
                 v.blacklist_attempt = Some(3);
-                v.gone_last_mod = mtime0;
+                // Still broken: the Emperor never starts it again.
+                v.gone_last_mod = if looping { i64::MAX } else { mtime0 };
+                v.pre_failing = looping;
                 nodes.retain(|n| n.owner != Some(0));
+            }
+            Initial::FirstStarting(ago_s) => {
+                let ago = ago_s as i64;
+                let v = &mut vassals[0];
+                v.rec = Some(Rec {
+                    pid: 1_900,
+                    last_mod: mtime0,
+                    ready: 0,
+                    accepting: 0,
+                    last_accepting: 0,
+                    respawns: 0,
+                    cursed: 0,
+                    born: mtime0,
+                    first_run: WALL0 - ago,
+                    last_run: WALL0 - ago,
+                });
+                v.proc_ = Proc::Starting {
+                    since: MONO0 - ago as u64 * 1_000,
+                };
+                // The node of the master that died stays listed (no
+                // unsubscribe on a crash), last announced before it.
+                for n in nodes.iter_mut().filter(|n| n.owner == Some(0)) {
+                    n.last_check = n.last_check.min(WALL0 - ago - 1);
+                }
             }
             Initial::FirstUnsubscribed => {
                 vassals[0].blocked = Some(RepairOutcome::DoesNotHelp);
@@ -396,6 +566,7 @@ impl Sim {
         if cfg.foreign_node {
             nodes.push(NodeW {
                 key: 0,
+                addr: 0,
                 owner: None,
                 last_check: WALL0 - 2,
                 death_mark: false,
@@ -415,10 +586,17 @@ impl Sim {
             any_fault: false,
             exempt: 0,
             next_pid: 2_000,
+            fr_pid: 2,
+            foreign_unseen: 0,
+            fr_tolerance_s: cfg.fr_tolerance_s,
+            accept_after_ms: cfg.accept_after_ms,
+            accept_at_ends: cfg.accept_at_ends,
+            announce_late_ms: cfg.announce_late_ms,
+            lazy_apps: cfg.lazy_apps,
             foreign_node: cfg.foreign_node,
             uogr: cfg.uogr,
             busy: cfg.busy,
-            accept_within_ms: cfg.accept_within_ms.max(ACCEPT_AFTER_MS),
+            accept_within_ms: cfg.accept_within_ms.max(cfg.accept_after_ms),
             events_between_reads: cfg.events_between_reads,
             announce_first: cfg.announce_first,
             slow: [false; 2],
@@ -433,6 +611,7 @@ impl Sim {
         let guarded = (0..2u8)
             .filter(|k| w.live(*k) >= cfg.k)
             .fold(0, |m, k| m | (1 << k));
+        let start_live = [w.live(0), w.live(1)];
         let mut s = Sim {
             cfg_faults: cfg.faults.clone(),
             max_faults: cfg.max_faults,
@@ -443,6 +622,8 @@ impl Sim {
             e,
             outcome: None,
             guarded,
+            start_live,
+            seen_emp: None,
             log: Vec::new(),
             keep_log: false,
         };
@@ -507,11 +688,15 @@ impl Sim {
             }
             (_, Some(input)) => {
                 self.note(|| format!("    -> {}", short_input(&input)));
+                if let Input::Emperor(snap) = &input {
+                    self.seen_emp = Some(snap.clone());
+                }
                 self.e.handle(now, input);
                 self.drain()?;
             }
             (_, None) => {}
         }
+        self.release_taken();
         self.check_step()
     }
 }

@@ -107,15 +107,17 @@ impl Sim {
         }
         for (v, vw) in w.vassals.iter().enumerate().filter(|_| quiet) {
             match vw.proc_ {
-                Proc::Reloading { since } | Proc::Starting { since }
-                    if w.now >= since + ACCEPT_AFTER_MS =>
-                {
+                Proc::Reloading { since } | Proc::Starting { since } if w.may_accept(since) => {
                     m.push(Move::Accept(v));
                     if w.announce_first && !vw.announced_early && vw.blocked.is_none() {
                         m.push(Move::Announce(v));
                     }
                 }
-                Proc::Accepted { .. } if vw.blocked.is_none() => m.push(Move::Announce(v)),
+                // With lazy-apps the announce waits for its subscribe-freq
+                // tick (in Advance).
+                Proc::Accepted { .. } if vw.blocked.is_none() && !w.lazy_apps => {
+                    m.push(Move::Announce(v))
+                }
                 Proc::Stopping { .. } => m.push(Move::Exit(v)),
                 _ => {}
             }
@@ -155,13 +157,13 @@ impl Sim {
         for vw in &w.vassals {
             match vw.proc_ {
                 Proc::Reloading { since } | Proc::Starting { since } => {
-                    if w.now < since + ACCEPT_AFTER_MS {
-                        to = to.min(since + ACCEPT_AFTER_MS);
+                    if w.now < since + w.accept_after_ms {
+                        to = to.min(since + w.accept_after_ms);
                     }
                     latest = latest.min(since + w.accept_within_ms);
                 }
-                Proc::Accepted { at } if vw.blocked.is_none() => {
-                    latest = latest.min(at + ANNOUNCE_WITHIN_MS)
+                Proc::Accepted { at } if vw.blocked.is_none() && !w.lazy_apps => {
+                    latest = latest.min(at + w.announce_late_ms)
                 }
                 Proc::Stopping { at } => latest = latest.min(at + EXIT_WITHIN_MS),
                 _ => {}
@@ -233,6 +235,7 @@ impl Sim {
                 wedge,
             } => {
                 w.reads[0] = false;
+                w.seen(1);
                 let snap = w.emperor_snapshot();
                 // The answer is written before the scan the connection
                 // triggers (FACTS 1).
@@ -244,6 +247,7 @@ impl Sim {
                 ..
             } => {
                 w.reads[1] = false;
+                w.seen(2);
                 Some(Input::Fastrouter(w.fastrouter_snapshot()))
             }
             Move::Scan { wedge } => {
@@ -264,7 +268,7 @@ impl Sim {
                                 error: None,
                             })
                         } else {
-                            self.fault(None, 0);
+                            self.fault();
                             Some(Input::Touched {
                                 vassal: vassal_name(v),
                                 error: Some("EPERM: operation not permitted".into()),
@@ -278,30 +282,13 @@ impl Sim {
                     Answer::Removed { v } => Some(Input::Config(ConfigEvent::Removed {
                         name: vassal_name(v),
                     })),
-                    Answer::Unsubscribe { v, key } => {
+                    Answer::Unsubscribe { v, key, addr } => {
                         let busy = w.busy;
-                        w.unsubscribe(v, Some(key), busy);
+                        w.unsubscribe(v, Some((key, addr)), busy);
                         None
                     }
-                    Answer::Subscribe { v, key } => {
-                        if let Some(n) = w
-                            .nodes
-                            .iter_mut()
-                            .find(|n| n.key == key && n.owner == Some(v))
-                        {
-                            n.death_mark = false;
-                            n.busy = false;
-                            n.last_check = wall;
-                        } else {
-                            w.nodes.push(NodeW {
-                                key,
-                                owner: Some(v),
-                                last_check: wall,
-                                death_mark: false,
-                                busy: false,
-                                marked_at: 0,
-                            });
-                        }
+                    Answer::Subscribe { v, key, addr } => {
+                        w.subscribe(v, key, addr);
                         None
                     }
                     Answer::Repair { v, pid } => {
@@ -312,6 +299,17 @@ impl Sim {
                             }
                             Some(RepairOutcome::Fixes) => {
                                 vw.blocked = None;
+                                Ok(format!("/run/uwsgi/app_{:02}.fifo", v + 1))
+                            }
+                            // `S` is a toggle: to a vassal whose
+                            // subscription is not blocked, it blocks it (its
+                            // nodes are unsubscribed; it stays out until the
+                            // next `S`).
+                            None if matches!(vw.proc_, Proc::Serving | Proc::Accepted { .. })
+                                && !vw.wedged =>
+                            {
+                                vw.blocked = Some(RepairOutcome::Fixes);
+                                w.unsubscribe(v, None, false);
                                 Ok(format!("/run/uwsgi/app_{:02}.fifo", v + 1))
                             }
                             _ => Ok(format!("/run/uwsgi/app_{:02}.fifo", v + 1)),
@@ -363,13 +361,10 @@ impl Sim {
                         vw.blacklist_attempt = None;
                     }
                 }
-                if vw.announced_early {
-                    vw.announced_early = false;
-                    vw.proc_ = Proc::Serving;
-                    if vw.new_gen {
-                        vw.reloaded = true;
-                        vw.new_gen = false;
-                    }
+                let early = vw.announced_early;
+                vw.announced_early = false;
+                if early {
+                    w.announced(*v);
                 } else {
                     vw.proc_ = Proc::Accepted { at: now };
                 }
@@ -385,11 +380,7 @@ impl Sim {
                     return Ok(None);
                 }
                 vw.announce_again = Some(wall + 1);
-                vw.proc_ = Proc::Serving;
-                if vw.new_gen {
-                    vw.reloaded = true;
-                    vw.new_gen = false;
-                }
+                w.announced(v);
                 None
             }
             Move::Exit(v) => {
@@ -416,11 +407,16 @@ impl Sim {
                         if again {
                             w.vassals[v].announce_again = None;
                         }
-                        if ((s + v as i64) % ANNOUNCE_EVERY_S == 0 || again) && w.can_announce(v) {
+                        let tick = (s + v as i64).rem_euclid(w.vassals[v].freq_s) == 0;
+                        if (tick || again) && w.can_announce(v) {
                             let t = w.now;
                             w.now = MONO0 + ((s - WALL0) * 1000) as u64;
                             w.announce(v);
                             w.now = t;
+                            if matches!(w.vassals[v].proc_, Proc::Accepted { .. }) {
+                                // lazy-apps: its first announce since accepting.
+                                w.announced(v);
+                            }
                         }
                     }
                     if w.foreign_node && (s + 4) % ANNOUNCE_EVERY_S == 0 {
@@ -428,6 +424,7 @@ impl Sim {
                             Some(n) => n.last_check = s,
                             None => w.nodes.push(NodeW {
                                 key: 0,
+                                addr: 0,
                                 owner: None,
                                 last_check: s,
                                 death_mark: false,
@@ -450,15 +447,11 @@ impl Sim {
         })
     }
 
-    /// Counts a fault; `exempt` names the keys whose liveness it takes away
-    /// on its own.
-    pub(crate) fn fault(&mut self, v: Option<usize>, exempt_all: u8) {
+    /// Counts a fault. K stays checked after it: the checker tells the
+    /// world's drops from the tool's (see checker.rs).
+    pub(crate) fn fault(&mut self) {
         self.w.faults_used += 1;
         self.w.any_fault = true;
-        if let Some(v) = v {
-            self.w.exempt |= self.w.vassals[v].keys;
-        }
-        self.w.exempt |= exempt_all;
     }
 
     pub(crate) fn inject(&mut self, f: &Fault) -> Option<Input> {
@@ -466,7 +459,8 @@ impl Sim {
         match f {
             Fault::Crash(v) => {
                 let v = *v;
-                self.fault(Some(v), 0);
+                self.fault();
+                self.w.world_drop(v, 1);
                 let w = &mut self.w;
                 let pid = w.next_pid;
                 w.next_pid += 1;
@@ -496,7 +490,8 @@ impl Sim {
             }
             Fault::CrashLoop(v) => {
                 let v = *v;
-                self.fault(Some(v), 0);
+                self.fault();
+                self.w.world_drop(v, 1);
                 let w = &mut self.w;
                 let vw = &mut w.vassals[v];
                 // Its config stays broken: it never comes back.
@@ -510,13 +505,13 @@ impl Sim {
             Fault::MissingAnnounce(v, outcome) => {
                 // Not exempt: the engine took it out of rotation; it must
                 // not take out another because this one stays out.
-                self.fault(None, 0);
+                self.fault();
                 self.w.vassals[*v].blocked = Some(*outcome);
                 None
             }
             Fault::ForeignTouch(v) => {
                 let v = *v;
-                self.fault(Some(v), 0);
+                self.fault();
                 let w = &mut self.w;
                 let m = wall.max(w.vassals[v].mtime + 1);
                 w.vassals[v].mtime = m;
@@ -527,7 +522,7 @@ impl Sim {
             }
             Fault::ConfigRemoved(v) => {
                 let v = *v;
-                self.fault(Some(v), 0);
+                self.fault();
                 let w = &mut self.w;
                 w.vassals[v].exists = false;
                 w.config_changed();
@@ -535,7 +530,7 @@ impl Sim {
                 None
             }
             Fault::ReadFail(src) | Fault::InvalidSnapshot(src) => {
-                self.fault(None, 0);
+                self.fault();
                 let i = (*src == Src::Fastrouter) as usize;
                 self.w.reads[i] = false;
                 if *src == Src::Emperor {
@@ -557,26 +552,37 @@ impl Sim {
                 Some(Input::ReadFailed { source, error })
             }
             Fault::BrokenApp(v) => {
-                // Requests to it fail: its keys are exempt from K.
-                self.fault(Some(*v), 0);
+                // Requests to it fail, and only requests tell: its keys are
+                // exempt from K.
+                self.fault();
+                self.w.exempt |= self.w.vassals[*v].keys;
                 self.w.vassals[*v].broken = true;
                 None
             }
             Fault::SlowRead(src) => {
-                self.fault(None, 0);
+                self.fault();
                 self.w.slow[(*src == Src::Fastrouter) as usize] = true;
                 None
             }
             Fault::Overflow => {
-                self.fault(None, 0);
+                self.fault();
                 Some(Input::Config(ConfigEvent::Overflow))
             }
             Fault::Stop => {
-                self.fault(None, 0);
+                self.fault();
                 Some(Input::Stop)
             }
             Fault::FastrouterRestart => {
-                self.fault(None, 3);
+                // A new pid, no node: each comes back at its vassal's next
+                // announce.
+                self.fault();
+                for v in 0..self.w.vassals.len() {
+                    self.w.world_drop(v, 2);
+                }
+                if self.w.foreign_node {
+                    self.w.foreign_unseen = 2;
+                }
+                self.w.fr_pid += 1;
                 self.w.nodes.clear();
                 None
             }

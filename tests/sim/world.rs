@@ -82,11 +82,33 @@ pub struct VassalW {
     pub gone_last_mod: i64,
     /// Key bitmask.
     pub keys: u8,
+    /// Addresses it subscribes under each of its keys (1 or 2).
+    pub addrs: u8,
+    /// Its subscribe-freq: it announces at the wall seconds s with
+    /// `(s + index) % freq_s == 0`.
+    pub freq_s: i64,
+    /// The tool took it out of service while it was serving (a touch, a
+    /// drain unsubscribe, an `S` toggling its subscription off): its nodes
+    /// are charged to the tool until it is serving again with nothing of
+    /// the tool's pending.
+    pub taken: bool,
+    /// It crash-loops from before the rollout and stays broken: the run
+    /// must report it failed, and reload the others.
+    pub pre_failing: bool,
+    /// The world took it out (crash, crash loop, someone else's reload,
+    /// config removed, fastrouter restart) and the stats socket that shows
+    /// it (bit 0 Emperor, bit 1 fastrouter) has not been read since: the
+    /// tool cannot know yet, so its live nodes then (`lost_live`, per key)
+    /// still count when a touch of the tool is judged.
+    pub unseen: u8,
+    pub lost_live: [u8; 2],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeW {
     pub key: u8,
+    /// Which of its owner's addresses (see `node_name`).
+    pub addr: u8,
     /// Index of the vassal, or None for the other host's node.
     pub owner: Option<usize>,
     pub last_check: i64,
@@ -114,10 +136,12 @@ pub enum Answer {
     Unsubscribe {
         v: usize,
         key: u8,
+        addr: u8,
     },
     Subscribe {
         v: usize,
         key: u8,
+        addr: u8,
     },
     Repair {
         v: usize,
@@ -143,9 +167,19 @@ pub struct World {
     pub scan_due: Option<u64>,
     pub faults_used: u8,
     pub any_fault: bool,
-    /// Keys whose liveness a fault took away on its own: K is not asserted.
+    /// Keys of a vassal whose new app answers 500 (BrokenApp): only
+    /// requests tell, so K is not asserted for them.
     pub exempt: u8,
     pub next_pid: i64,
+    /// The fastrouter's pid: a restart changes it.
+    pub fr_pid: i64,
+    /// The other host's node went with a fastrouter restart not yet read.
+    pub foreign_unseen: u8,
+    pub fr_tolerance_s: i64,
+    pub accept_after_ms: u64,
+    pub accept_at_ends: bool,
+    pub announce_late_ms: u64,
+    pub lazy_apps: bool,
     pub foreign_node: bool,
     pub uogr: bool,
     pub busy: bool,
@@ -168,28 +202,74 @@ impl World {
         }
     }
 
+    /// Listed, not death-marked, and not expired by the fastrouter's
+    /// subscription-tolerance (it expires nodes lazily, when a request is
+    /// routed to one older than that).
     pub(crate) fn node_fresh(&self, n: &NodeW) -> bool {
-        !n.death_mark && self.wall() - n.last_check <= 17
+        !n.death_mark && self.wall() - n.last_check <= self.fr_tolerance_s
+    }
+
+    /// The vassal's processes serve requests (whatever its nodes say).
+    pub fn serving(&self, v: usize) -> bool {
+        let w = &self.vassals[v];
+        !w.wedged
+            && !w.broken
+            && matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
+            && w.rec
+                .as_ref()
+                .is_some_and(|r| r.accepting == 1 && r.cursed == 0)
+    }
+
+    /// Ground truth: a node that takes requests and is served.
+    pub fn node_live(&self, n: &NodeW) -> bool {
+        self.node_fresh(n) && n.owner.is_none_or(|v| self.serving(v))
     }
 
     /// Ground truth: how many nodes per key take requests and are served.
     pub fn live(&self, key: u8) -> usize {
         self.nodes
             .iter()
-            .filter(|n| n.key == key && self.node_fresh(n))
-            .filter(|n| match n.owner {
-                None => true,
-                Some(v) => {
-                    let w = &self.vassals[v];
-                    !w.wedged
-                        && !w.broken
-                        && matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
-                        && w.rec
-                            .as_ref()
-                            .is_some_and(|r| r.accepting == 1 && r.cursed == 0)
-                }
-            })
+            .filter(|n| n.key == key && self.node_live(n))
             .count()
+    }
+
+    /// Live nodes of vassal `v` under `key`.
+    pub fn live_of(&self, v: usize, key: u8) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.key == key && n.owner == Some(v) && self.node_live(n))
+            .count()
+    }
+
+    /// The world takes vassal `v` out now; only a read of `src` (bit 0
+    /// Emperor, bit 1 fastrouter) shows it.
+    pub(crate) fn world_drop(&mut self, v: usize, src: u8) {
+        let lost = [self.live_of(v, 0) as u8, self.live_of(v, 1) as u8];
+        let vw = &mut self.vassals[v];
+        if vw.unseen == 0 {
+            vw.lost_live = [0; 2];
+        }
+        vw.unseen |= src;
+        vw.lost_live = [vw.lost_live[0].max(lost[0]), vw.lost_live[1].max(lost[1])];
+    }
+
+    /// A read of `src` (bit 0 Emperor, bit 1 fastrouter) was delivered.
+    pub(crate) fn seen(&mut self, src: u8) {
+        for vw in &mut self.vassals {
+            vw.unseen &= !src;
+            if vw.unseen == 0 {
+                vw.lost_live = [0; 2];
+            }
+        }
+        self.foreign_unseen &= !src;
+    }
+
+    /// Every node it subscribes with is live.
+    pub fn fully_live(&self, v: usize) -> bool {
+        let w = &self.vassals[v];
+        (0..2u8)
+            .filter(|k| w.keys & (1 << k) != 0)
+            .all(|k| self.live_of(v, k) == w.addrs as usize)
     }
 
     pub fn emperor_snapshot(&self) -> EmperorSnapshot {
@@ -238,7 +318,9 @@ impl World {
                 .iter()
                 .filter(|n| n.key as usize == k)
                 .map(|n| Node {
-                    name: n.owner.map_or(FOREIGN_NODE.to_string(), socket_name),
+                    name: n
+                        .owner
+                        .map_or(FOREIGN_NODE.to_string(), |v| node_name(v, n.addr)),
                     last_check: n.last_check,
                     death_mark: n.death_mark as i64,
                     refs: n.busy as i64,
@@ -253,46 +335,55 @@ impl World {
             }
         }
         FastrouterSnapshot {
-            pid: 2,
+            pid: self.fr_pid,
             subscriptions,
         }
     }
 
     /// The vassal announces: its nodes are (re-)added, fresh.
     pub(crate) fn announce(&mut self, v: usize) {
-        let wall = self.wall();
         for key in 0..2u8 {
             if self.vassals[v].keys & (1 << key) == 0 {
                 continue;
             }
-            match self
-                .nodes
-                .iter_mut()
-                .find(|n| n.key == key && n.owner == Some(v))
-            {
-                Some(n) => {
-                    n.last_check = wall;
-                    n.death_mark = false;
-                    n.busy = false;
-                }
-                None => self.nodes.push(NodeW {
-                    key,
-                    owner: Some(v),
-                    last_check: wall,
-                    death_mark: false,
-                    busy: false,
-                    marked_at: 0,
-                }),
+            for addr in 0..self.vassals[v].addrs {
+                self.subscribe(v, key, addr);
             }
+        }
+    }
+
+    /// One subscription packet reaches the fastrouter: the node is added,
+    /// or refreshed (and revived if death-marked).
+    pub(crate) fn subscribe(&mut self, v: usize, key: u8, addr: u8) {
+        let wall = self.wall();
+        match self
+            .nodes
+            .iter_mut()
+            .find(|n| n.key == key && n.owner == Some(v) && n.addr == addr)
+        {
+            Some(n) => {
+                n.last_check = wall;
+                n.death_mark = false;
+                n.busy = false;
+            }
+            None => self.nodes.push(NodeW {
+                key,
+                addr,
+                owner: Some(v),
+                last_check: wall,
+                death_mark: false,
+                busy: false,
+                marked_at: 0,
+            }),
         }
     }
 
     /// An unsubscribe reaches the fastrouter: removed, or death-marked while
     /// sessions are in flight.
-    pub(crate) fn unsubscribe(&mut self, v: usize, key: Option<u8>, busy: bool) {
+    pub(crate) fn unsubscribe(&mut self, v: usize, node: Option<(u8, u8)>, busy: bool) {
         let now = self.now;
         self.nodes.retain_mut(|n| {
-            if n.owner != Some(v) || key.is_some_and(|k| k != n.key) {
+            if n.owner != Some(v) || node.is_some_and(|(k, a)| (k, a) != (n.key, n.addr)) {
                 return true;
             }
             if busy {
@@ -306,9 +397,30 @@ impl World {
         });
     }
 
+    /// A reload or start begun at `since` may have worker 1 accept now.
+    pub(crate) fn may_accept(&self, since: u64) -> bool {
+        let (first, last) = (since + self.accept_after_ms, since + self.accept_within_ms);
+        self.now >= first && (!self.accept_at_ends || self.now == first || self.now >= last)
+    }
+
+    /// It announces at its next subscribe-freq tick: serving, or (with
+    /// lazy-apps) accepting and not yet announced.
     pub(crate) fn can_announce(&self, v: usize) -> bool {
         let w = &self.vassals[v];
-        w.proc_ == Proc::Serving && w.blocked.is_none() && !w.wedged
+        let up =
+            w.proc_ == Proc::Serving || self.lazy_apps && matches!(w.proc_, Proc::Accepted { .. });
+        up && w.blocked.is_none() && !w.wedged
+    }
+
+    /// An announce after accepting: it serves, and if this generation was
+    /// started during the run, that reload is complete.
+    pub(crate) fn announced(&mut self, v: usize) {
+        let vw = &mut self.vassals[v];
+        vw.proc_ = Proc::Serving;
+        if vw.new_gen {
+            vw.reloaded = true;
+            vw.new_gen = false;
+        }
     }
 
     pub(crate) fn config_changed(&mut self) {
@@ -331,6 +443,17 @@ impl World {
     /// The Emperor's scan (`uwsgi_imperial_monitor_directory`).
     pub(crate) fn scan(&mut self, wedge: bool) {
         let (now, wall) = (self.now, self.wall());
+        // Whom this scan stops or reloads on someone else's behalf: the
+        // world's doing, shown by the next Emperor read.
+        for v in 0..self.vassals.len() {
+            let w = &self.vassals[v];
+            let Some(r) = w.rec.as_ref() else { continue };
+            let up = matches!(w.proc_, Proc::Serving | Proc::Accepted { .. }) && !w.wedged;
+            let foreign_reload = w.exists && w.mtime > r.last_mod && w.foreign_mtime;
+            if r.cursed == 0 && up && (!w.exists || foreign_reload) {
+                self.world_drop(v, 1);
+            }
+        }
         let mut begun = Vec::new();
         let mut added = Vec::new();
         for (i, w) in self.vassals.iter_mut().enumerate() {
