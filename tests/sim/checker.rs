@@ -302,9 +302,13 @@ impl Sim {
                     "{name} reported reloaded, but its app answers 500 and --probe is on"
                 ));
             }
-            if vw.wedged && !vw.wedge_unseen {
+            // Even a wedge nobody's stats show at once (someone else's
+            // second reload landing right after a (re)start) shows later:
+            // its generation never sends the second announce (issue 11).
+            if vw.wedged {
                 return Err(format!(
-                    "{name} reported reloaded, but a second reload wedged it (FACTS 4)"
+                    "{name} reported reloaded, but a second reload wedged it: it announced \
+                     once and stays out"
                 ));
             }
         }

@@ -1,26 +1,57 @@
 //! A small deterministic model of an Emperor, a fastrouter and up to a few
 //! vassals, driving the sans-IO engine the way the runtime does.
 //!
-//! The model follows `shared/uwsgi/FACTS.md` (and SEMANTICS.md):
+//! Files, by job: `world.rs` the world (Emperor records, vassal processes,
+//! fastrouter nodes, the Emperor's scan); `moves.rs` everything that can
+//! happen next, faults included, and what it does; `checker.rs` the
+//! properties. The engine's settings are built in one place,
+//! [`Config::settings`].
+//!
+//! The model follows uWSGI as docs/DESIGN.md and fsm/README.md describe it:
 //! - The Emperor notices an mtime only when it scans: after each stats read
-//!   (the snapshot is written *before* the scan, FACTS 1) or on its own every
+//!   (the snapshot is written *before* the scan) or on its own every
 //!   `emperor-freq`. A reload sets `last_mod = mtime`, `respawns += 1`,
-//!   `ready = accepting = 0`, `last_run = now` at once (FACTS 6), only if the
-//!   mtime is newer in whole seconds (FACTS 2).
+//!   `ready = accepting = 0`, `last_run = now` at once, only if the mtime is
+//!   newer in whole seconds.
 //! - The vassal then begins its reload (with `unsubscribe-on-graceful-reload`
-//!   its nodes are removed, or death-marked while busy), accepts again no
-//!   sooner than 1 s later (`accepting = 1`, `last_accepting = now`, same pid,
-//!   FACTS 7-8), then announces (node re-added, fresh `last_check`).
-//! - Serving vassals announce every few seconds; nodes never expire by
-//!   themselves (FACTS 11).
+//!   its nodes are removed, or death-marked while busy), accepts again after
+//!   its app import (`Config::accept_after_ms` to `accept_within_ms`: 1 s,
+//!   or 15-30 s for a slow start; the same after a crash-restart; same pid
+//!   on a reload, a new one after a crash), then announces (nodes re-added,
+//!   fresh `last_check`) at once, up to `announce_late_ms` later, or with
+//!   lazy-apps only at its next subscribe-freq tick.
+//! - Each vassal announces every its own `subscribe-freq` (5 s by default
+//!   here, 10 s, 25 s...), under each of its keys, with each of its
+//!   addresses (one, or two for `Config::two_addrs`). The fastrouter
+//!   expires a node older than its `subscription-tolerance`
+//!   (`Config::fr_tolerance_s`, 17 s by default); the engine knows that
+//!   value only when told (`Config::tolerance_flag`).
 //! - A second reload request reaching a vassal mid-reload either merges or
-//!   wedges it (FACTS 4): it accepts and announces once, then stays out.
+//!   wedges it: it accepts and announces once, then stays out.
+//! - `S` written to a master FIFO toggles its subscription: it unblocks a
+//!   vassal that never subscribed, and blocks one that did.
+//! - A fastrouter restart changes its `pid` and drops every node; each comes
+//!   back at its vassal's next announce.
+//! - The rollout may start with a vassal blacklisted (its config fixed, or
+//!   still broken), accepting but never subscribed, stale, or restarted a
+//!   few seconds ago and still importing its app ([`Initial`]).
 //!
 //! Everything that can happen next is a [`Move`]; [`Sim::moves`] lists them
 //! and [`Sim::apply`] carries one out, feeds the engine, drains its actions and
 //! checks the properties that hold at every step. Time only moves by jumping
 //! to the engine's `poll_timeout()` (or a world event's earliest time), as
 //! quinn-proto's tests do. Faults are moves too, bounded per run.
+//!
+//! K is checked after faults too, each drop attributed to its cause
+//! (checker.rs): a touch, drain unsubscribe or `S` of the tool that takes a
+//! serving vassal (accepting, with a fresh node) out and leaves a key below
+//! K, counting every node the tool already has out, fails, whatever the
+//! world did before; a drop the world caused alone (crash, crash loop,
+//! someone else's reload, config removed, fastrouter restart) is allowed,
+//! but the tool must not add to it. A world drop the tool has not yet been
+//! able to read counts as still live when the tool is judged. A touch of a
+//! vassal whose Emperor record (as the engine last read it) shows it not
+//! accepting since its last (re)start fails, however old that start.
 //!
 //! Used by `tests/explore.rs` (exhaustive DFS), the fuzz target `engine`
 //! (choices from fuzzer bytes) and `tests/fuzz_corpus.rs`.
@@ -52,8 +83,9 @@ pub const WALL0: i64 = 1_795_637_000;
 pub const EMPEROR_DIR: &str = "/etc/uwsgi/vassals";
 pub const KEYS: [&str; 2] = ["app.example.com", "api.example.com"];
 pub const FOREIGN_NODE: &str = "10.0.0.9:3031";
-/// Serving vassals announce every this many seconds (subscribe-freq,
-/// shortened; nodes stay fresh: the tolerance is 17 s).
+/// Serving vassals announce every this many seconds unless the config says
+/// otherwise (subscribe-freq, shortened; nodes stay fresh: the default
+/// tolerance is 17 s).
 pub const ANNOUNCE_EVERY_S: i64 = 5;
 /// The Emperor scans on its own at least this often after a change.
 pub const EMPEROR_FREQ_MS: u64 = 3_000;
@@ -98,7 +130,7 @@ pub enum FaultKind {
     Crash,
     /// Its config fails to start: gone from vassals[], in blacklist[].
     CrashLoop,
-    /// It never re-subscribes after its reload (FACTS 17); a repair fixes
+    /// It never re-subscribes after its reload; a repair fixes
     /// it, does not, or finds no FIFO.
     MissingAnnounce,
     /// Someone else moves its config's mtime.
@@ -122,7 +154,7 @@ pub enum FaultKind {
     /// A stats read is slow: it is still in flight when time moves on.
     SlowRead,
     /// The new generation's app fails to import: it accepts, subscribes and
-    /// answers 500 (FACTS 18). Only `--probe` tells.
+    /// answers 500 . Only `--probe` tells.
     BrokenApp,
 }
 
@@ -154,10 +186,10 @@ pub enum Initial {
     /// starts it again once touched.
     FirstBlacklisted,
     /// The first vassal accepts but never subscribed (the start-up race of
-    /// FACTS 17); its next generation subscribes.
+    /// the accepting hook writing `S`); its next generation subscribes.
     FirstUnsubscribed,
     /// The first vassal's node is stale (no announce for 40 s) but still
-    /// listed with death_mark 0 (FACTS 11); its next generation announces.
+    /// listed with death_mark 0; its next generation announces.
     FirstStale,
     /// The first vassal crash-loops (blacklisted, no record, no node) and
     /// its config stays broken: a touch does not bring it back. It is not
@@ -209,6 +241,9 @@ pub struct Config {
     /// Each vassal's subscribe-freq in seconds: vassal i has
     /// `subscribe_freq_s[i % len]`.
     pub subscribe_freq_s: Vec<i64>,
+    /// Every vassal announces in the same second (a fleet started at
+    /// once); otherwise vassal i announces `i` seconds after vassal 0.
+    pub in_phase: bool,
     /// The fastrouter's subscription-tolerance: older nodes are expired.
     pub fr_tolerance_s: i64,
     /// The user passed `--subscription-tolerance` (its real value).
@@ -224,7 +259,7 @@ pub struct Config {
     /// scan after its read changes it in between.
     pub events_between_reads: bool,
     /// The new generation may announce before worker 1 accepts (no
-    /// start-unsubscribed; SEMANTICS 2.4.7).
+    /// start-unsubscribed).
     pub announce_first: bool,
     pub initial: Initial,
     /// `--max-parallel`, `--canary`, `--min-ready`.
@@ -256,6 +291,7 @@ impl Config {
             announce_late_ms: 0,
             lazy_apps: false,
             subscribe_freq_s: vec![ANNOUNCE_EVERY_S],
+            in_phase: false,
             fr_tolerance_s: 17,
             tolerance_flag: false,
             two_addrs: false,
@@ -457,11 +493,12 @@ impl Sim {
             let keys = cfg.keys_of(i);
             let addrs = if cfg.two_addrs && i == 0 { 2 } else { 1 };
             let freq_s = cfg.freq_of(i);
+            let phase_s = if cfg.in_phase { 0 } else { i as i64 };
             // Its last announce: the last tick of its own subscribe-freq.
             let last_check = if freq_s == ANNOUNCE_EVERY_S {
                 WALL0 - 1 - (i as i64 % 3)
             } else {
-                (WALL0 - 1) - (WALL0 - 1 + i as i64).rem_euclid(freq_s)
+                (WALL0 - 1) - (WALL0 - 1 + phase_s).rem_euclid(freq_s)
             };
             vassals.push(VassalW {
                 mtime: mtime0,
@@ -494,6 +531,7 @@ impl Sim {
                 keys,
                 addrs,
                 freq_s,
+                phase_s,
                 taken: false,
                 pre_failing: false,
                 unseen: 0,

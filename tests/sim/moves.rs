@@ -238,7 +238,7 @@ impl Sim {
                 w.seen(1);
                 let snap = w.emperor_snapshot();
                 // The answer is written before the scan the connection
-                // triggers (FACTS 1).
+                // triggers.
                 w.scan(*wedge);
                 Some(Input::Emperor(snap))
             }
@@ -355,7 +355,7 @@ impl Sim {
                     r.accepting = 1;
                     r.last_accepting = wall;
                     if matches!(vw.proc_, Proc::Starting { .. }) {
-                        // A fresh exec sends ready too (SEMANTICS run3), and
+                        // A fresh exec sends ready too, and
                         // the first request makes it loyal: off the blacklist.
                         r.ready = 1;
                         vw.blacklist_attempt = None;
@@ -375,7 +375,7 @@ impl Sim {
                 w.announce(v);
                 let vw = &mut w.vassals[v];
                 if matches!(vw.proc_, Proc::Reloading { .. } | Proc::Starting { .. }) {
-                    // Announced before accepting (SEMANTICS 2.4.7).
+                    // Announced before accepting.
                     vw.announced_early = true;
                     return Ok(None);
                 }
@@ -407,7 +407,7 @@ impl Sim {
                         if again {
                             w.vassals[v].announce_again = None;
                         }
-                        let tick = (s + v as i64).rem_euclid(w.vassals[v].freq_s) == 0;
+                        let tick = (s + w.vassals[v].phase_s).rem_euclid(w.vassals[v].freq_s) == 0;
                         if (tick || again) && w.can_announce(v) {
                             let t = w.now;
                             w.now = MONO0 + ((s - WALL0) * 1000) as u64;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// The Emperor's record of a vassal (FACTS 5).
+/// The Emperor's record of a vassal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rec {
     pub pid: i64,
@@ -56,7 +56,7 @@ pub struct VassalW {
     pub proc_: Proc,
     /// Missing-announce fault: it never announces (until repaired).
     pub blocked: Option<RepairOutcome>,
-    /// A second reload request wedged it (FACTS 4): it accepts and
+    /// A second reload request wedged it: it accepts and
     /// announces once, then stays out.
     pub wedged: bool,
     /// The wedge came from someone else's reload reaching a freshly
@@ -85,8 +85,9 @@ pub struct VassalW {
     /// Addresses it subscribes under each of its keys (1 or 2).
     pub addrs: u8,
     /// Its subscribe-freq: it announces at the wall seconds s with
-    /// `(s + index) % freq_s == 0`.
+    /// `(s + phase_s) % freq_s == 0`.
     pub freq_s: i64,
+    pub phase_s: i64,
     /// The tool took it out of service while it was serving (a touch, a
     /// drain unsubscribe, an `S` toggling its subscription off): its nodes
     /// are charged to the tool until it is serving again with nothing of
@@ -494,7 +495,7 @@ impl World {
                     begun.push(i);
                 }
                 // Reaches the old master (ignored: one reload) or the new
-                // one in the lost-SIGHUP window (FACTS 4).
+                // one in the lost-SIGHUP window.
                 Proc::Reloading { .. } | Proc::Starting { .. } => {
                     if wedge {
                         w.wedged = true;
