@@ -250,9 +250,9 @@ pub struct Config {
     pub tolerance_flag: bool,
     /// Vassal 0 subscribes two addresses under each of its keys.
     pub two_addrs: bool,
-    /// The engine's own announce grace and repair wait instead of the
-    /// shortened 2 s / 3 s (for setups whose announces are that slow).
-    pub real_graces: bool,
+    /// A `--timeout` long enough for slow starts and long subscribe-freqs
+    /// (see `timeout_ms`).
+    pub long_timeout: bool,
     /// Vassal and Emperor events may happen while a stats read is in
     /// flight (between the two reads of one tick). Off, each tick's reads
     /// see the world between events (still in either order); the Emperor's
@@ -295,7 +295,7 @@ impl Config {
             fr_tolerance_s: 17,
             tolerance_flag: false,
             two_addrs: false,
-            real_graces: false,
+            long_timeout: false,
             events_between_reads: false,
             announce_first: false,
             initial: Initial::AllUp,
@@ -312,7 +312,7 @@ impl Config {
         self.accept_after_ms = after_s * 1_000;
         self.accept_within_ms = within_s * 1_000;
         self.accept_at_ends = true;
-        self.real_graces = true;
+        self.long_timeout = true;
         self
     }
 
@@ -320,7 +320,7 @@ impl Config {
     pub fn freq(mut self, freq_s: &[i64], fr_tolerance_s: i64) -> Config {
         self.subscribe_freq_s = freq_s.to_vec();
         self.fr_tolerance_s = fr_tolerance_s;
-        self.real_graces = true;
+        self.long_timeout = true;
         self
     }
 
@@ -344,37 +344,23 @@ impl Config {
             }
     }
 
-    /// How long the engine waits for an announce before writing `S`. `S`
-    /// is a toggle: to a vassal that merely had not announced yet it blocks
-    /// the subscription. So, like the engine's own default (12 s for
-    /// uWSGI's 10 s), a whole subscribe-freq and a margin.
-    fn announce_grace_ms(&self) -> u64 {
-        if self.real_graces {
-            Settings::default().announce_grace_ms
+    /// `--timeout`: 8 s for the shortened default setup; with long starts
+    /// or long subscribe-freqs, a reload, the engine's announce window
+    /// (subscribe-freq + 3 s) and a repair's.
+    fn timeout_ms(&self) -> u64 {
+        if self.long_timeout {
+            self.reload_ms() + 2 * (self.max_freq_ms() + 3_000)
         } else {
-            self.max_freq_ms() + 1_000
-        }
-    }
-
-    fn repair_wait_ms(&self) -> u64 {
-        if self.real_graces {
-            Settings::default().repair_wait_ms
-        } else {
-            3_000
+            8_000
         }
     }
 
     /// The engine's settings for this run: built here only, so that new
     /// engine knobs are wired in one place.
     pub fn settings(&self) -> Settings {
-        // Issue 11 adds, once the engine has them: `subscribe_freq_s` (each
-        // config's subscribe-freq from `freq_of`, absent = 10) and
-        // `node_tolerance_known` (true with `tolerance_flag`, then
-        // `node_tolerance_s` is the fastrouter's).
         Settings {
             min_live: self.k,
-            timeout_ms: 8_000
-                .max(self.reload_ms() + self.announce_grace_ms() + self.repair_wait_ms() + 1_000),
+            timeout_ms: self.timeout_ms(),
             check_interval_ms: self.tick_ms,
             max_failures: if self.keep_going { usize::MAX } else { 1 },
             max_parallel: self.max_parallel,
@@ -387,9 +373,14 @@ impl Config {
             } else {
                 Settings::default().node_tolerance_s
             },
-            announce_grace_ms: self.announce_grace_ms(),
+            node_tolerance_known: self.tolerance_flag,
+            // What each vassal's config says (the tool reads it there).
+            subscribe_freq_s: (0..self.n)
+                .map(|i| (vassal_name(i), self.freq_of(i)))
+                .collect(),
+            // The other host's node announces every ANNOUNCE_EVERY_S.
+            default_subscribe_freq_s: ANNOUNCE_EVERY_S,
             notice_window_ms: 3_000,
-            repair_wait_ms: self.repair_wait_ms(),
             emperor_dir: Some(EMPEROR_DIR.to_string()),
             stats_outage_ms: 3_000,
             canary: self.canary,
