@@ -665,6 +665,7 @@ fn issue11_setup(b: &mut Bytes, cfg: &mut sim::Config) {
     cfg.announce_late_ms = [0, 0, 3_000][b.below(3)];
     cfg.lazy_apps = b.below(4) == 0;
     cfg.two_addrs = b.below(4) == 0;
+    cfg.can_unsubscribe = b.bool();
     if cfg.n > 1 {
         match b.below(6) {
             0 => cfg.initial = Initial::FirstCrashLooping,

@@ -141,7 +141,7 @@ impl Sim {
             .nodes
             .iter()
             .filter(|n| n.key == key && self.w.node_live(n))
-            .filter(|n| n.owner.is_none_or(|v| !self.w.vassals[v].taken))
+            .filter(|n| n.owner.map_or(true, |v| !self.w.vassals[v].taken))
             .count()
     }
 
@@ -333,15 +333,11 @@ impl Sim {
             ));
         }
         match &o.status {
-            Status::Completed => {
-                if !o.failed.is_empty() {
-                    return Err("Completed with failures".into());
-                }
+            Status::Completed if !o.failed.is_empty() => {
+                return Err("Completed with failures".into());
             }
-            Status::Precondition(_) => {
-                if self.w.vassals.iter().any(|v| v.touches > 0) {
-                    return Err("a precondition failure after a touch".into());
-                }
+            Status::Precondition(_) if self.w.vassals.iter().any(|v| v.touches > 0) => {
+                return Err("a precondition failure after a touch".into());
             }
             _ => {}
         }
@@ -349,7 +345,7 @@ impl Sim {
         // live in every key) is not refused at preflight, whatever its
         // subscribe-freq, tolerance or failing vassal.
         let roomy = (0..2u8).all(|k| {
-            self.start_live[k as usize] >= self.k + 1
+            self.start_live[k as usize] > self.k
                 || !self.w.vassals.iter().any(|v| v.keys & (1 << k) != 0)
         });
         if !self.w.any_fault && roomy {

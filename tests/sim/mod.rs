@@ -248,6 +248,9 @@ pub struct Config {
     pub fr_tolerance_s: i64,
     /// The user passed `--subscription-tolerance` (its real value).
     pub tolerance_flag: bool,
+    /// The subscription server is known: the engine may unsubscribe the
+    /// node a dead vassal left.
+    pub can_unsubscribe: bool,
     /// Vassal 0 subscribes two addresses under each of its keys.
     pub two_addrs: bool,
     /// A `--timeout` long enough for slow starts and long subscribe-freqs
@@ -294,6 +297,7 @@ impl Config {
             in_phase: false,
             fr_tolerance_s: 17,
             tolerance_flag: false,
+            can_unsubscribe: false,
             two_addrs: false,
             long_timeout: false,
             events_between_reads: false,
@@ -381,6 +385,7 @@ impl Config {
             // The other host's node announces every ANNOUNCE_EVERY_S.
             default_subscribe_freq_s: ANNOUNCE_EVERY_S,
             notice_window_ms: 3_000,
+            can_unsubscribe: self.can_unsubscribe,
             emperor_dir: Some(EMPEROR_DIR.to_string()),
             stats_outage_ms: 3_000,
             canary: self.canary,

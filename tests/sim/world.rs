@@ -223,7 +223,7 @@ impl World {
 
     /// Ground truth: a node that takes requests and is served.
     pub fn node_live(&self, n: &NodeW) -> bool {
-        self.node_fresh(n) && n.owner.is_none_or(|v| self.serving(v))
+        self.node_fresh(n) && n.owner.map_or(true, |v| self.serving(v))
     }
 
     /// Ground truth: how many nodes per key take requests and are served.
