@@ -52,7 +52,7 @@ fn engine_corpus() {
 
 /// Seeds in the setups of issue 11 (first byte 0x03: sim mode with them);
 /// `cargo +nightly fuzz run engine fuzz/corpus/engine_issue11` starts from
-/// them. They fail until the engine of issue 11 lands.
+/// them (the first reproduced the preflight refusal of issue 11).
 #[test]
 fn engine_issue11_corpus() {
     run_all("engine_issue11", 1, props::engine);

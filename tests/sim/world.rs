@@ -56,12 +56,15 @@ pub struct VassalW {
     pub proc_: Proc,
     /// Missing-announce fault: it never announces (until repaired).
     pub blocked: Option<RepairOutcome>,
-    /// A second reload request wedged it: it accepts and
-    /// announces once, then stays out.
+    /// A second reload request wedged it: its master sits "reloading"
+    /// (for worker-reload-mercy, past this horizon) while its workers, which
+    /// missed the signal, keep serving; it accepts and announces once, then
+    /// never again: out once its node expires.
     pub wedged: bool,
     /// The wedge came from someone else's reload reaching a freshly
-    /// (re)started master: nothing in the stats shows it (one reload
-    /// request, one announce), so the engine cannot be asked to see it.
+    /// (re)started master: nothing in the stats shows it at once (one
+    /// reload request, one announce). No longer an exemption: issue 11 asks
+    /// the engine to see it by the missing second announce.
     pub wedge_unseen: bool,
     /// The config's mtime was last set by someone else.
     pub foreign_mtime: bool,
@@ -210,11 +213,11 @@ impl World {
         !n.death_mark && self.wall() - n.last_check <= self.fr_tolerance_s
     }
 
-    /// The vassal's processes serve requests (whatever its nodes say).
+    /// The vassal's processes serve requests (whatever its nodes say). A
+    /// wedged one does, until the fastrouter expires its node.
     pub fn serving(&self, v: usize) -> bool {
         let w = &self.vassals[v];
-        !w.wedged
-            && !w.broken
+        !w.broken
             && matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
             && w.rec
                 .as_ref()
