@@ -8,17 +8,17 @@
 //! included, and what it does; `checker.rs` the properties; this file the
 //! [`Sim`] that ties them to the engine.
 //!
-//! The model follows uWSGI as docs/DESIGN.md and fsm/README.md describe it:
+//! The model follows uWSGI as docs/UWSGI.md describes it (its § below):
 //! - The Emperor notices an mtime only when it scans: after each stats read
-//!   (the snapshot is written *before* the scan) or on its own every
+//!   (the snapshot is written *before* the scan, §1) or on its own every
 //!   `emperor-freq`. A reload sets `last_mod = mtime`, `respawns += 1`,
-//!   `ready = accepting = 0`, `last_run = now` at once, only if the mtime is
-//!   newer in whole seconds.
+//!   `ready = accepting = 0`, `last_run = now` at once (§4), only if the
+//!   mtime is newer in whole seconds (§2).
 //! - The vassal then begins its reload (with `unsubscribe-on-graceful-reload`
 //!   its nodes are removed, or death-marked while busy), accepts again after
 //!   its app import (`Config::accept_after_ms` to `accept_within_ms`: 1 s,
 //!   or 15-30 s for a slow start; the same after a crash-restart; same pid
-//!   on a reload, a new one after a crash), then announces (nodes re-added,
+//!   on a reload, a new one after a crash: §5-§7), then announces (nodes re-added,
 //!   fresh `last_check`) at once, up to `announce_late_ms` later, or with
 //!   lazy-apps only at its next subscribe-freq tick.
 //! - Each vassal announces every its own `subscribe-freq` (5 s by default
@@ -26,11 +26,11 @@
 //!   addresses (one, or two for `Config::two_addrs`). The fastrouter
 //!   expires a node older than its `subscription-tolerance`
 //!   (`Config::fr_tolerance_s`, 17 s by default); the engine knows that
-//!   value only when told (`Config::tolerance_flag`).
+//!   value only when told (`Config::tolerance_flag`). (§9)
 //! - A second reload request reaching a vassal mid-reload either merges or
-//!   wedges it: it accepts and announces once, then stays out.
+//!   wedges it: it accepts and announces once, then stays out (§12).
 //! - `S` written to a master FIFO toggles its subscription: it unblocks a
-//!   vassal that never subscribed, and blocks one that did.
+//!   vassal that never subscribed, and blocks one that did (§14).
 //! - A fastrouter restart changes its `pid` and drops every node; each comes
 //!   back at its vassal's next announce.
 //! - The rollout may start with a vassal blacklisted (its config fixed, or

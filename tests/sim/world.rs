@@ -308,6 +308,7 @@ impl World {
             .collect();
         EmperorSnapshot {
             pid: 1,
+            version: String::new(),
             emperor: vec![EMPEROR_DIR.to_string()],
             vassals,
             blacklist,
@@ -340,6 +341,7 @@ impl World {
         }
         FastrouterSnapshot {
             pid: self.fr_pid,
+            version: String::new(),
             subscriptions,
         }
     }
