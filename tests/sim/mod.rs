@@ -209,6 +209,7 @@ impl Sim {
                 proc_: Proc::Serving,
                 blocked: None,
                 wedged: false,
+                wedged_unfinished: false,
                 wedge_unseen: false,
                 foreign_mtime: false,
                 broken: false,

@@ -66,6 +66,9 @@ pub struct VassalW {
     /// reload request, one announce). No longer an exemption: issue 11 asks
     /// the engine to see it by the missing second announce.
     pub wedge_unseen: bool,
+    /// The wedge came before any reload of this run completed: what the
+    /// run reports as reloaded is that wedged generation.
+    pub wedged_unfinished: bool,
     /// The config's mtime was last set by someone else.
     pub foreign_mtime: bool,
     /// Its app answers 500 (BrokenApp fault).
@@ -504,6 +507,7 @@ impl World {
                 Proc::Reloading { .. } | Proc::Starting { .. } => {
                     if wedge {
                         w.wedged = true;
+                        w.wedged_unfinished |= !w.reloaded;
                         w.wedge_unseen |= matches!(w.proc_, Proc::Starting { .. })
                             && w.foreign_mtime
                             && r.respawns == 1;
