@@ -197,6 +197,7 @@ impl Sim {
 
     /// Something of the tool's is still on its way to vassal `v`: a touch
     /// the Emperor has not acted on, an unsubscribe or an `S` not delivered.
+    /// (A newer mtime set by someone else is the world's pending reload.)
     fn tool_pending(&self, v: usize) -> bool {
         let w = &self.w;
         let vw = &w.vassals[v];
@@ -205,6 +206,7 @@ impl Sim {
                 | Answer::Repair { v: x, .. } if *x == v)
         }) || vw.exists
             && !vw.wedged
+            && !vw.foreign_mtime
             && vw
                 .rec
                 .as_ref()
