@@ -25,7 +25,7 @@ pub fn waves(
 ) -> Vec<Vec<String>> {
     let matcher = nodes::Matcher::new(&s.node_match, fr);
     let ours: Vec<(&str, bool)> = vassals.iter().map(|v| (v.as_str(), true)).collect();
-    let full = nodes::live_per_key(&matcher, &ours, emp, fr, wall_s, s.node_tolerance_s);
+    let full = nodes::live_per_key(&matcher, &ours, emp, fr, wall_s, |c| s.tolerance_s(c));
     let mut left: Vec<&String> = vassals.iter().collect();
     let mut out = Vec::new();
     while !left.is_empty() {

@@ -49,7 +49,11 @@ impl Reporter {
         if let Some(s) = &self.syslog {
             let sev = match r.event {
                 Event::Failed { .. } => Severity::Error,
-                Event::Warning { .. } | Event::Stopping { .. } => Severity::Warning,
+                Event::Warning { .. }
+                | Event::Stopping { .. }
+                | Event::Unavailable { .. }
+                | Event::FastrouterRestarted { .. }
+                | Event::StaleNodeRemoved { .. } => Severity::Warning,
                 _ => Severity::Info,
             };
             s.send(sev, &text);
@@ -278,6 +282,28 @@ pub fn human(e: &Event) -> String {
         }
         Event::Stopping { why } => format!("stopping: {why}"),
         Event::Waiting { why } => format!("waiting: {why}"),
+        Event::Unavailable { vassal, class, why } => {
+            format!("{vassal}: not serving ({class}): {why}")
+        }
+        Event::FastrouterRestarted {
+            old_pid,
+            new_pid,
+            nodes_before,
+            nodes_now,
+        } => {
+            let what = if old_pid != new_pid {
+                format!("the fastrouter restarted (pid {old_pid} -> {new_pid})")
+            } else {
+                "the fastrouter lost most of its nodes at once".to_string()
+            };
+            format!("{what}: {nodes_now} of {nodes_before} nodes left; touching pauses until they are back")
+        }
+        Event::StaleNodeRemoved {
+            vassal,
+            key,
+            node,
+            why,
+        } => format!("{vassal}: unsubscribed its stale node {node} (key {key}): {why}"),
     }
 }
 
@@ -341,6 +367,24 @@ pub fn event_json(r: &Report) -> Value {
         Event::CanaryPassed { vassals } => json!({"event": "canary_passed", "vassals": vassals}),
         Event::Stopping { why } => json!({"event": "stopping", "why": why}),
         Event::Waiting { why } => json!({"event": "waiting", "why": why}),
+        Event::Unavailable { vassal, class, why } => {
+            json!({"event": "unavailable", "vassal": vassal, "class": class, "why": why})
+        }
+        Event::FastrouterRestarted {
+            old_pid,
+            new_pid,
+            nodes_before,
+            nodes_now,
+        } => json!({"event": "fastrouter_restarted", "old_pid": old_pid, "new_pid": new_pid,
+                    "nodes_before": nodes_before, "nodes_now": nodes_now}),
+        Event::StaleNodeRemoved {
+            vassal,
+            key,
+            node,
+            why,
+        } => {
+            json!({"event": "stale_node_removed", "vassal": vassal, "key": key, "node": node, "why": why})
+        }
     };
     v["at_ms"] = json!(r.at_ms);
     v

@@ -74,7 +74,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         }));
     }
     let ours: Vec<(&str, bool)> = configs.iter().map(|c| (c.name.as_str(), true)).collect();
-    let live = nodes::live_per_key(&matcher, &ours, &emp, &fr, wall, s.node_tolerance_s);
+    let live = nodes::live_per_key(&matcher, &ours, &emp, &fr, wall, |c| s.tolerance_s(c));
     let below: Vec<&String> = live
         .iter()
         .filter(|(_, l)| **l < s.min_live)

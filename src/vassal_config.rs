@@ -145,6 +145,13 @@ impl VassalConfig {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Its `subscribe-freq` in seconds, if it sets a usable one (uWSGI reads
+    /// it with atoi; 0 or garbage would mean its default, 10).
+    pub fn subscribe_freq(&self) -> Option<i64> {
+        let v: i64 = self.get("subscribe-freq")?.trim().parse().ok()?;
+        (v > 0).then_some(v)
+    }
+
     /// The address `target` announces: its own, else the first socket
     /// (`uwsgi_send_subscription_from_fd`). `None`: uWSGI sends nothing.
     pub fn address_of(&self, target: &SubscribeTarget) -> Option<String> {

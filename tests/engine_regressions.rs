@@ -34,9 +34,9 @@ fn settings(k: usize) -> Settings {
         timeout_ms: 8_000,
         check_interval_ms: 1_000,
         node_match: NodeMatch::Stem,
-        announce_grace_ms: 2_000,
+        // Announce windows of 1 s + slack: short, as the tests step in seconds.
+        default_subscribe_freq_s: 1,
         notice_window_ms: 3_000,
-        repair_wait_ms: 3_000,
         stats_outage_ms: 3_000,
         ..Settings::default()
     }
@@ -306,7 +306,12 @@ fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
             mtime: WALL0 - 3600,
         },
     ];
-    let mut e = Engine::new(settings(0), configs, now(0));
+    // app_02 is left Touched and fails (not noticed): keep going.
+    let s = Settings {
+        max_failures: usize::MAX,
+        ..settings(0)
+    };
+    let mut e = Engine::new(s, configs, now(0));
     drain(&mut e);
     let mut odd = V::up(1000);
     odd.last_run = i64::MIN;
@@ -327,6 +332,20 @@ fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
         .expect("a plan");
     // The node last seen at the dawn of time is not fresh.
     assert_eq!(plan.get(KEY), Some(&1), "{plan:?}");
+    // Accepting with a stale node: waited for (not down on one snapshot);
+    // silent for a whole announce window, it is reloaded.
+    assert!(
+        !touches(&a).iter().any(|(v, _)| v == &name(0)),
+        "{:?}",
+        touches(&a)
+    );
+    let mut a = Vec::new();
+    for s in 1..=5 {
+        e.handle_timeout(now(s));
+        e.handle(now(s), emperor(&[odd.clone(), V::up(1001)]));
+        e.handle(now(s), fastrouter(&[(0, i64::MIN), (1, WALL0 - 1)]));
+        a.extend(drain(&mut e));
+    }
     let t = touches(&a);
     assert!(
         t.iter().any(|(v, m)| v == &name(0) && *m == i64::MAX),
@@ -341,8 +360,8 @@ fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
     );
     odd.last_mod = i64::MAX;
     odd.accepting = 0;
-    e.handle(now(0), emperor(&[odd.clone(), V::up(1001)]));
-    for s in 1..12 {
+    e.handle(now(5), emperor(&[odd.clone(), V::up(1001)]));
+    for s in 6..16 {
         e.handle_timeout(now(s));
         e.handle(now(s), emperor(&[odd.clone(), V::up(1001)]));
         e.handle(now(s), fastrouter(&[(0, i64::MAX), (1, WALL0 - 1)]));

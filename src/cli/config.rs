@@ -319,6 +319,7 @@ impl Config {
         if let Some(v) = &r.subscription_tolerance {
             let ms = seconds_ms("--subscription-tolerance", v)?;
             s.node_tolerance_s = ms.div_ceil(1000) as i64;
+            s.node_tolerance_known = true;
         }
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;

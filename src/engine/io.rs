@@ -206,6 +206,28 @@ pub enum Event {
     Waiting {
         why: String,
     },
+    /// A vassal not serving when the rollout looked at it, with its class
+    /// (`Availability::as_str`) and the evidence.
+    Unavailable {
+        vassal: String,
+        class: &'static str,
+        why: String,
+    },
+    /// The fastrouter restarted (new pid) or lost most of its nodes at once:
+    /// touching pauses until the nodes are back.
+    FastrouterRestarted {
+        old_pid: i64,
+        new_pid: i64,
+        nodes_before: usize,
+        nodes_now: usize,
+    },
+    /// The node a dead vassal left in the fastrouter was unsubscribed.
+    StaleNodeRemoved {
+        vassal: String,
+        key: String,
+        node: String,
+        why: String,
+    },
 }
 
 /// How the rollout ended, as a whole.

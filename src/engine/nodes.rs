@@ -38,6 +38,17 @@ pub fn matches(rule: &NodeMatch, config: &str, pid: i64, node: &Node) -> bool {
     }
 }
 
+/// The node name `config` subscribes with, where the rule knows it exactly
+/// (a name from its config, or `--node-name`); `None` under the stem rule,
+/// which could also match another host's node of the same file name.
+pub fn exact_name(rule: &NodeMatch, config: &str) -> Option<String> {
+    match rule {
+        NodeMatch::Stem => None,
+        NodeMatch::Template(t) => Some(render(t, config)),
+        NodeMatch::Names(names) => names.get(config).cloned(),
+    }
+}
+
 pub fn render(template: &str, config: &str) -> String {
     template
         .replace("{name}", config)
@@ -173,7 +184,7 @@ pub fn live_per_key(
     emp: &EmperorSnapshot,
     fr: &FastrouterSnapshot,
     wall_s: i64,
-    tolerance_s: i64,
+    tolerance_s: impl Fn(Option<&str>) -> i64,
 ) -> BTreeMap<String, usize> {
     // The first of ours that a node matches owns it.
     let mut owner: Vec<Option<usize>> = vec![None; matcher.flat.len()];
@@ -189,11 +200,14 @@ pub fn live_per_key(
             continue;
         };
         let entry = live.entry(key.to_string()).or_default();
-        let counts = match o {
-            Some(i) => ours[*i].1 && emperor_healthy(emp, ours[*i].0),
-            None => true,
+        let (counts, tolerance) = match o {
+            Some(i) => (
+                ours[*i].1 && emperor_healthy(emp, ours[*i].0),
+                tolerance_s(Some(ours[*i].0)),
+            ),
+            None => (true, tolerance_s(None)),
         };
-        if counts && node_fresh(node, wall_s, tolerance_s) {
+        if counts && node_fresh(node, wall_s, tolerance) {
             *entry += 1;
         }
     }

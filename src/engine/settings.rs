@@ -56,15 +56,26 @@ pub struct Settings {
     /// Proceed when a key has fewer than K+1 nodes, taking it down to K-1.
     pub allow_downtime: bool,
     pub node_match: NodeMatch,
-    /// A node older than this (the fastrouter's subscription-tolerance) is
-    /// not live even with `death_mark == 0` (FACTS.md 11).
+    /// The fastrouter's `subscription-tolerance`: a node older than this is
+    /// not routed to even with `death_mark == 0` (FACTS.md 11). When
+    /// [`Settings::node_tolerance_known`] is false this is uWSGI's default,
+    /// and each vassal's own subscribe-freq can raise it (see
+    /// [`Settings::tolerance_s`]).
     pub node_tolerance_s: i64,
-    /// Accepting this long with no announce and no node: blocked.
-    pub announce_grace_ms: u64,
+    /// `node_tolerance_s` is the fastrouter's real setting (given with
+    /// `--subscription-tolerance`), not a default to be raised.
+    pub node_tolerance_known: bool,
+    /// Each vassal's `subscribe-freq` in seconds, from its config, by config
+    /// name; a vassal not listed announces every
+    /// [`Settings::default_subscribe_freq_s`].
+    pub subscribe_freq_s: BTreeMap<String, i64>,
+    /// uWSGI's default `subscribe-freq` (10 s).
+    pub default_subscribe_freq_s: i64,
     /// How long the Emperor may take to register a touch.
     pub notice_window_ms: u64,
-    /// How long after `S` the announce may take (one subscribe-freq + slack).
-    pub repair_wait_ms: u64,
+    /// The subscription server can be sent unsubscribes (a server is known):
+    /// the dead vassals' nodes are then taken out of the fastrouter.
+    pub can_unsubscribe: bool,
     /// The Emperor directory, canonical, to check against the Emperor's own.
     pub emperor_dir: Option<String>,
     /// Give up when a stats socket has not answered for this long.
@@ -108,13 +119,11 @@ impl Default for Settings {
             allow_downtime: false,
             node_match: NodeMatch::Stem,
             node_tolerance_s: 17,
-            // One subscribe-freq (10 s) and a margin: a vassal whose announce
-            // was merely lost (a full datagram queue drops it) announces again
-            // within subscribe-freq; only a blocked one stays silent, and `S`
-            // is a toggle that would block one that is not.
-            announce_grace_ms: 12_000,
+            node_tolerance_known: false,
+            subscribe_freq_s: BTreeMap::new(),
+            default_subscribe_freq_s: 10,
             notice_window_ms: 10_000,
-            repair_wait_ms: 13_000,
+            can_unsubscribe: false,
             emperor_dir: None,
             stats_outage_ms: 30_000,
             max_unavailable: None,
@@ -126,5 +135,52 @@ impl Default for Settings {
             probe_path: None,
             fast_fastrouter_ms: 20,
         }
+    }
+}
+
+/// Beyond a vassal's subscribe-freq, what its announce may lag: the
+/// announce after `accepting` comes on the next master cycle that is a
+/// multiple of subscribe-freq (cycles are ~1 s and drift), `last_check` and
+/// the wall clock have 1 s resolution, and one announce lost to a full
+/// datagram queue is followed by the next one (docs/UWSGI.md, subscriptions).
+pub const ANNOUNCE_SLACK_S: i64 = 3;
+
+impl Settings {
+    /// The subscribe-freq of the vassal whose config is `config`; for a node
+    /// no vassal here owns (another host), the longest of the fleet.
+    pub fn subscribe_freq(&self, config: Option<&str>) -> i64 {
+        let default = self.default_subscribe_freq_s.max(1);
+        match config {
+            Some(c) => self.subscribe_freq_s.get(c).copied().unwrap_or(default),
+            None => self
+                .subscribe_freq_s
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(default)
+                .max(default),
+        }
+        .max(1)
+    }
+
+    /// How old a node of `config` may be and still be routed to. The
+    /// fastrouter's own tolerance when it is known; otherwise uWSGI's default
+    /// raised to the vassal's subscribe-freq plus [`ANNOUNCE_SLACK_S`]: a
+    /// fleet that announces every 25 s behind a fastrouter that keeps nodes
+    /// for 60 s is a valid setup, and its 20 s old nodes are serving.
+    pub fn tolerance_s(&self, config: Option<&str>) -> i64 {
+        if self.node_tolerance_known {
+            self.node_tolerance_s
+        } else {
+            self.node_tolerance_s
+                .max(self.subscribe_freq(config) + ANNOUNCE_SLACK_S)
+        }
+    }
+
+    /// How long after it starts accepting a vassal's announce may take
+    /// before its silence is evidence (a blocked subscription, or a
+    /// generation that announced once and then stopped).
+    pub fn announce_window_ms(&self, config: &str) -> u64 {
+        ((self.subscribe_freq(Some(config)) + ANNOUNCE_SLACK_S) * 1000) as u64
     }
 }

@@ -1,5 +1,6 @@
 //! What the engine remembers about one vassal besides its phase.
 
+use super::availability::Evidence;
 use super::phase::{FailReason, Phase};
 
 /// A node taken out of rotation by the drain.
@@ -50,6 +51,21 @@ pub struct Vassal {
     pub node_gone: bool,
 
     pub repair_ms: u64,
+
+    /// What was seen of it over time (whatever its phase).
+    pub evidence: Evidence,
+    /// It was already out of service when this rollout started it (the
+    /// evidence): its result does not judge the new release, so its failure
+    /// does not stop the rollout.
+    pub was_down: Option<String>,
+    /// Why the scheduler last passed it over because of its own state.
+    pub wait_why: Option<String>,
+    /// Nodes of a dead generation unsubscribed: (name, `last_check`).
+    pub swept: Vec<(String, i64)>,
+    /// The `last_check` of the first announce seen of a reload it was not
+    /// asked for by us: a second one must follow (see `Phase::Confirming`).
+    pub first_announce_s: Option<i64>,
+
     pub failure: Option<(FailReason, String)>,
     pub skipped_why: String,
     pub done_ms: u64,
@@ -77,6 +93,11 @@ impl Vassal {
             accepting_ms: 0,
             node_gone: false,
             repair_ms: 0,
+            evidence: Evidence::default(),
+            was_down: None,
+            wait_why: None,
+            swept: Vec::new(),
+            first_announce_s: None,
             failure: None,
             skipped_why: String::new(),
             done_ms: 0,

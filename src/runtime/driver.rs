@@ -197,6 +197,11 @@ pub fn engine_settings(
     s.node_match = node_match(&s.node_match, parsed);
     s.other_mode_mtimes = dir.other_mode_mtimes(configs);
     s.touch_target = cfg.touch_target;
+    s.can_unsubscribe = drain;
+    s.subscribe_freq_s = parsed
+        .iter()
+        .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))
+        .collect();
     s
 }
 

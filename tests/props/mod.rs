@@ -371,9 +371,10 @@ fn raw_settings(b: &mut Bytes, n: usize) -> Settings {
             NodeMatch::Template("/run/uwsgi/{stem}.sock".into())
         },
         node_tolerance_s: 17,
-        announce_grace_ms: [0, 2_000][b.below(2)],
+        default_subscribe_freq_s: [1, 10][b.below(2)],
+        node_tolerance_known: b.bool(),
+        can_unsubscribe: b.bool(),
         notice_window_ms: [1_000, 3_000][b.below(2)],
-        repair_wait_ms: [0, 3_000][b.below(2)],
         emperor_dir: b.bool().then(|| "/etc/uwsgi/vassals/".to_string()),
         stats_outage_ms: [0, 3_000, 30_000][b.below(3)],
         ..Settings::default()

@@ -227,9 +227,9 @@ impl Config {
             allow_downtime: false,
             node_match: NodeMatch::Stem,
             node_tolerance_s: 17,
-            announce_grace_ms: 2_000,
+            // The model's vassals announce every ANNOUNCE_EVERY_S.
+            default_subscribe_freq_s: ANNOUNCE_EVERY_S,
             notice_window_ms: 3_000,
-            repair_wait_ms: 3_000,
             emperor_dir: Some(EMPEROR_DIR.to_string()),
             stats_outage_ms: 3_000,
             canary: self.canary,

@@ -1,0 +1,312 @@
+//! Carrying out a transition of the per-vassal machine: the bookkeeping of
+//! the phase entered and the effect it names.
+
+use super::*;
+use crate::stats::StatsSource;
+
+impl Engine {
+    /// Feeds `sig` to vassal `i`'s machine and carries out the effect.
+    /// Returns whether anything changed.
+    pub(super) fn apply(&mut self, i: usize, sig: Signal, detail: String) -> bool {
+        let before = self.vassals[i].phase;
+        let Some((next, effect)) = step(before, sig) else {
+            return false;
+        };
+        let now = self.now;
+        // Bookkeeping of the phase entered, before the effect runs.
+        {
+            let v = &mut self.vassals[i];
+            v.phase = next;
+            match (before, next) {
+                (Phase::Touched, Phase::Respawned) => {
+                    let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
+                    // Running at the touch: one reload request since then
+                    // is respawns0 + 1. More already seen means a second
+                    // request reached it before we saw the first (someone
+                    // else's touch after the Emperor acted on ours), and
+                    // SecondReload follows on the next pass (FACTS.md 4).
+                    v.reload_respawns = match s {
+                        Some(s) if v.pid0 == 0 => s.respawns,
+                        _ => v.respawns0.saturating_add(1),
+                    };
+                    if v.pid0 == 0 {
+                        // It was not running at the touch: this is its pid now.
+                        v.pid0 = s.map_or(0, |s| s.pid);
+                    }
+                }
+                (Phase::Respawned, Phase::Accepting) => {
+                    let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
+                    v.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
+                    v.accepting_ms = now.mono_ms;
+                }
+                _ => {}
+            }
+        }
+        let name = self.vassals[i].name.clone();
+        match (before, next) {
+            (Phase::Touched, Phase::Respawned) => self.report(Event::ReloadSeen {
+                vassal: name.clone(),
+            }),
+            (Phase::Respawned, Phase::Accepting) => self.report(Event::Accepting {
+                vassal: name.clone(),
+            }),
+            _ => {}
+        }
+        match effect {
+            Effect::None => {
+                if next == Phase::Skipped {
+                    self.vassals[i].skipped_why = "its config was removed before its turn".into();
+                    self.report(Event::Skipped {
+                        vassal: name,
+                        why: "its config was removed before its turn".into(),
+                    });
+                }
+            }
+            Effect::Unsubscribe => self.unsubscribe(i, before == Phase::Idle),
+            Effect::Touch => {
+                if before == Phase::Draining {
+                    let v = &self.vassals[i];
+                    let timed_out = sig == Signal::Deadline;
+                    self.report(Event::Drained {
+                        vassal: name.clone(),
+                        waited_ms: now.mono_ms - v.drain_ms,
+                        timed_out,
+                    });
+                    if timed_out {
+                        self.report(Event::Warning {
+                            vassal: Some(name.clone()),
+                            message: "sessions were still in flight at the end of --drain-timeout; touched anyway".into(),
+                        });
+                    }
+                }
+                self.touch(i, None);
+            }
+            Effect::Adopt => {
+                // Seen in the Emperor's record first (while draining): the
+                // reload is under way already; count from before it.
+                let respawns0 = self.vassals[i].respawns0;
+                let under_way = self
+                    .emp
+                    .as_ref()
+                    .and_then(|e| e.vassal(&name))
+                    .filter(|s| before == Phase::Draining && s.respawns > respawns0)
+                    .map(|s| (s.last_mod, s.last_run));
+                let m = self.vassals[i]
+                    .known_mtime
+                    .max(under_way.map_or(i64::MIN, |(m, _)| m));
+                self.vassals[i].foreign = true;
+                self.touch(i, Some(m));
+                if let Some((_, sent_s)) = under_way {
+                    let v = &mut self.vassals[i];
+                    v.respawns0 = respawns0;
+                    v.touch_wall_s = v.touch_wall_s.min(sent_s);
+                }
+                self.report(Event::ForeignReload { vassal: name });
+            }
+            Effect::Resubscribe => {
+                let drained = std::mem::take(&mut self.vassals[i].drained);
+                for d in &drained {
+                    self.out.push_back(Action::Subscribe {
+                        vassal: name.clone(),
+                        key: d.key.clone(),
+                        node: d.name.clone(),
+                        modifier1: d.modifier1,
+                    });
+                }
+                self.unconfirmed.push((name.clone(), now.mono_ms, drained));
+                self.read(StatsSource::Fastrouter);
+                self.report(Event::Resubscribed { vassal: name });
+            }
+            Effect::WriteFifo => {
+                let v = &mut self.vassals[i];
+                v.repaired = true;
+                v.repair_ms = now.mono_ms;
+                let pid = v.pid0;
+                self.report(Event::RepairStarted {
+                    vassal: name.clone(),
+                });
+                self.out.push_back(Action::Repair { vassal: name, pid });
+            }
+            Effect::Probe => self.probe(i),
+            Effect::Succeed => {
+                let v = &mut self.vassals[i];
+                v.done_ms = now.mono_ms;
+                let (took_ms, repaired, foreign) =
+                    (now.mono_ms - v.touch_ms, v.repaired, v.foreign);
+                self.report(Event::Subscribed {
+                    vassal: name,
+                    took_ms,
+                    repaired,
+                    foreign,
+                });
+            }
+            Effect::Fail(reason) => {
+                let detail = if detail.is_empty() {
+                    match sig {
+                        Signal::Deadline => format!(
+                            "no progress {} s after the touch, in phase {}",
+                            (now.mono_ms - self.vassals[i].touch_ms) / 1000,
+                            before.as_str()
+                        ),
+                        _ => String::new(),
+                    }
+                } else {
+                    detail
+                };
+                // A vassal that was out of service before its touch failing
+                // again says nothing about the new release: it is reported
+                // (and the run exits 1), but the healthy ones go on.
+                let was_down = self.vassals[i].was_down.clone();
+                let detail = match &was_down {
+                    Some(before) => {
+                        format!("{detail} (it was already down before its touch: {before})")
+                    }
+                    None => detail,
+                };
+                self.vassals[i].failure = Some((reason, detail.clone()));
+                self.vassals[i].done_ms = now.mono_ms;
+                if was_down.is_none() {
+                    self.failures += 1;
+                }
+                self.report(Event::Failed {
+                    vassal: name,
+                    reason,
+                    detail,
+                });
+                if was_down.is_none() && self.failures >= self.s.max_failures {
+                    let why = format!(
+                        "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
+                        self.failures
+                    );
+                    self.stop(why);
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends the `--probe` request to the node the new generation announced;
+    /// without `--probe`, the probe passes at once.
+    pub(super) fn probe(&mut self, i: usize) {
+        let name = self.vassals[i].name.clone();
+        let Some(path) = self.s.probe_path.clone() else {
+            self.apply(i, Signal::ProbeOk, String::new());
+            return;
+        };
+        let pid = self.current_pid(&name).max(self.vassals[i].pid0);
+        let node = self.fr.as_ref().and_then(|fr| {
+            self.matcher
+                .nodes_of(&name, pid, fr)
+                .find(|(_, n)| n.death_mark == 0)
+                .map(|(k, n)| (k.to_string(), n.name.clone()))
+        });
+        match node {
+            Some((key, node)) => self.out.push_back(Action::Probe {
+                vassal: name,
+                key,
+                node,
+                path,
+            }),
+            None => {
+                self.apply(
+                    i,
+                    Signal::ProbeFailed,
+                    "no node to send the probe to".into(),
+                );
+            }
+        }
+    }
+
+    pub(super) fn unsubscribe(&mut self, i: usize, first: bool) {
+        let now = self.now.mono_ms;
+        let name = self.vassals[i].name.clone();
+        if first {
+            let pid = self.current_pid(&name);
+            let respawns = self
+                .emp
+                .as_ref()
+                .and_then(|e| e.vassal(&name))
+                .map_or(0, |s| s.respawns);
+            let drained: Vec<DrainedNode> = match self.fr.as_ref() {
+                Some(fr) => self
+                    .matcher
+                    .nodes_of(&name, pid, fr)
+                    .filter(|(_, n)| n.death_mark == 0)
+                    .map(|(k, n)| DrainedNode {
+                        key: k.to_string(),
+                        name: n.name.clone(),
+                        modifier1: n.modifier1,
+                        last_check: n.last_check,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let v = &mut self.vassals[i];
+            v.drained = drained;
+            v.drain_ms = now;
+            v.pid0 = pid;
+            // A reload request the Emperor sends from now on is not ours.
+            v.respawns0 = respawns;
+            v.blacklist_attempt0 = None;
+            let nodes = v.drained.iter().map(|d| d.name.clone()).collect();
+            self.report(Event::DrainStarted {
+                vassal: name.clone(),
+                nodes,
+            });
+        } else if let Some(fr) = self.fr.as_ref() {
+            // Remember the announce we answer, so it is not answered twice.
+            for d in &mut self.vassals[i].drained {
+                if let Some((_, n)) = fr.nodes().find(|(k, n)| *k == d.key && n.name == d.name) {
+                    d.last_check = d.last_check.max(n.last_check);
+                }
+            }
+        }
+        self.vassals[i].drain_sent_ms = now;
+        for d in self.vassals[i].drained.clone() {
+            self.out.push_back(Action::Unsubscribe {
+                vassal: name.clone(),
+                key: d.key,
+                node: d.name,
+                modifier1: d.modifier1,
+            });
+        }
+        // Read the fastrouter at once: the drain ends as soon as it shows.
+        self.read(StatsSource::Fastrouter);
+    }
+
+    /// Records the baseline and, unless `adopted` (someone else's mtime),
+    /// asks the driver to set `max(now, last_mod + 1)`.
+    pub(super) fn touch(&mut self, i: usize, adopted: Option<i64>) {
+        let now = self.now;
+        let name = self.vassals[i].name.clone();
+        let emp = self.emp.as_ref();
+        let st = emp.and_then(|e| e.vassal(&name));
+        let bl = emp.and_then(|e| e.blacklisted(&name)).map(|b| b.attempt);
+        let v = &mut self.vassals[i];
+        let last_mod = st.map_or(v.known_mtime, |s| s.last_mod);
+        let mtime = adopted.unwrap_or_else(|| {
+            now.wall_s
+                .max(last_mod.saturating_add(1))
+                .max(v.known_mtime.saturating_add(1))
+        });
+        v.pid0 = st.map_or(0, |s| s.pid);
+        v.respawns0 = st.map_or(0, |s| s.respawns);
+        v.blacklist_attempt0 = bl;
+        v.touch_ms = now.mono_ms;
+        v.touch_wall_s = now.wall_s;
+        v.mtime_set = mtime;
+        v.known_mtime = mtime;
+        v.node_gone = false;
+        if adopted.is_none() {
+            self.out.push_back(Action::Touch {
+                vassal: name.clone(),
+                mtime,
+            });
+            self.report(Event::Touched {
+                vassal: name,
+                mtime,
+            });
+        }
+        self.wake_emperor();
+    }
+}

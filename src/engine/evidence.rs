@@ -1,0 +1,174 @@
+//! Evidence gathered over time, for every vassal whatever its phase: its
+//! availability class (see `availability`), a fastrouter that restarted, and
+//! the nodes a dead vassal left behind.
+
+use super::availability::{self, Availability, Seen};
+use super::*;
+
+impl Engine {
+    /// The current view of vassal `i` in both snapshots.
+    pub(super) fn seen(&self, i: usize) -> Seen<'_> {
+        let v = &self.vassals[i];
+        let emp = self.emp.as_ref();
+        let record = emp.and_then(|e| e.vassal(&v.name));
+        let blacklisted = emp.and_then(|e| e.blacklisted(&v.name));
+        let tolerance = self.s.tolerance_s(Some(&v.name));
+        let fresh_node = match self.fr.as_ref() {
+            Some(fr) => {
+                let pid = record.map_or(0, |r| r.pid);
+                self.matcher
+                    .nodes_of(&v.name, pid, fr)
+                    .any(|(_, n)| nodes::node_fresh(n, self.now.wall_s, tolerance))
+            }
+            None => false,
+        };
+        Seen {
+            record,
+            blacklisted,
+            fresh_node,
+        }
+    }
+
+    /// The availability class of vassal `i` now.
+    pub fn availability(&self, i: usize) -> Availability {
+        let v = &self.vassals[i];
+        availability::classify(
+            &self.seen(i),
+            &v.evidence,
+            self.now.mono_ms,
+            self.s.announce_window_ms(&v.name),
+        )
+    }
+
+    /// The class of vassal `i` and the evidence, in words.
+    pub(super) fn availability_why(&self, i: usize) -> (Availability, String) {
+        let class = self.availability(i);
+        let seen = self.seen(i);
+        let why = availability::describe(class, &seen, &self.vassals[i].evidence, self.now.mono_ms);
+        (class, why)
+    }
+
+    /// May vassal `i` be reloaded without using the K budget?
+    pub(super) fn proven_down(&self, i: usize) -> bool {
+        let class = self.availability(i);
+        availability::proven_down(class, &self.seen(i), &self.vassals[i].evidence)
+    }
+
+    /// Called with every Emperor snapshot, before it is used.
+    pub(super) fn note_emperor_read(&mut self) {
+        for i in 0..self.vassals.len() {
+            let seen = self.seen(i);
+            let mut ev = self.vassals[i].evidence.clone();
+            ev.on_emperor_read(&seen);
+            self.vassals[i].evidence = ev;
+        }
+    }
+
+    /// Called with every fastrouter snapshot, before it replaces the last
+    /// one: a new `pid` is a restarted fastrouter, whose nodes all vanished
+    /// at once and come back at each vassal's next announce. Nothing is
+    /// touched meanwhile because the live counts fell (no vassal that still
+    /// accepts is down for that); this says why.
+    pub(super) fn note_fastrouter_read(&mut self, new: &FastrouterSnapshot) {
+        let Some(old) = self.fr.as_ref() else {
+            return;
+        };
+        let before = old.nodes().filter(|(_, n)| n.death_mark == 0).count();
+        let now = new.nodes().filter(|(_, n)| n.death_mark == 0).count();
+        let restarted = old.pid > 0 && new.pid > 0 && old.pid != new.pid;
+        // Most nodes gone in one read, without a pid change: the same to us.
+        let mass_loss = before >= 2 && now * 2 < before;
+        if (restarted || mass_loss) && self.stage == Stage::Rolling {
+            self.report(Event::FastrouterRestarted {
+                old_pid: old.pid,
+                new_pid: new.pid,
+                nodes_before: before,
+                nodes_now: now,
+            });
+        }
+    }
+
+    /// Folds the current snapshots into every vassal's evidence.
+    pub(super) fn update_evidence(&mut self) {
+        let now = self.now.mono_ms;
+        for i in 0..self.vassals.len() {
+            let seen = self.seen(i);
+            let mut ev = self.vassals[i].evidence.clone();
+            ev.on_snapshots(&seen, now);
+            self.vassals[i].evidence = ev;
+        }
+    }
+
+    /// A vassal that died without unsubscribing leaves its node in the
+    /// fastrouter, and a unix-socket node that nobody listens on fails every
+    /// request routed to it until the node expires (docs/UWSGI.md, dead
+    /// unix nodes). As soon as the Emperor shows the vassal dead (cursed, or
+    /// gone and blacklisted) or restarted (a new pid, whose node was last
+    /// announced before the restart), its nodes are unsubscribed: once per
+    /// announce, only where the node is the vassal's own by name (the stem
+    /// rule could take another host's node), and only when a subscription
+    /// server is known.
+    pub(super) fn sweep_dead_nodes(&mut self) {
+        if !self.s.can_unsubscribe || self.stage != Stage::Rolling {
+            return;
+        }
+        let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        for (i, v) in self.vassals.iter().enumerate() {
+            let Some(own) = nodes::exact_name(&self.s.node_match, &v.name) else {
+                continue;
+            };
+            // Nodes last announced before `born_s` are a dead process's.
+            let dead_before: Option<(i64, &str)> = match emp.vassal(&v.name) {
+                Some(r) if r.cursed != 0 => Some((i64::MAX, "it is dying (cursed)")),
+                // A new process (its record's first_run) that does not accept
+                // yet: the node was announced by the one that died.
+                Some(r) if r.accepting == 0 => Some((r.first_run, "it died and is starting again")),
+                None if emp.blacklisted(&v.name).is_some() => {
+                    Some((i64::MAX, "it died and is in the Emperor's blacklist"))
+                }
+                _ => None,
+            };
+            let Some((born_s, why)) = dead_before else {
+                continue;
+            };
+            for (key, n) in fr.nodes() {
+                if n.name != own || n.death_mark != 0 || n.last_check >= born_s {
+                    continue;
+                }
+                if v.swept
+                    .iter()
+                    .any(|(name, lc)| *name == n.name && *lc == n.last_check)
+                {
+                    continue;
+                }
+                sends.push((
+                    i,
+                    key.to_string(),
+                    n.name.clone(),
+                    n.modifier1,
+                    n.last_check,
+                    why,
+                ));
+            }
+        }
+        for (i, key, node, modifier1, last_check, why) in sends {
+            let name = self.vassals[i].name.clone();
+            self.vassals[i].swept.push((node.clone(), last_check));
+            self.out.push_back(Action::Unsubscribe {
+                vassal: name.clone(),
+                key: key.clone(),
+                node: node.clone(),
+                modifier1,
+            });
+            self.report(Event::StaleNodeRemoved {
+                vassal: name,
+                key,
+                node,
+                why: why.to_string(),
+            });
+        }
+    }
+}

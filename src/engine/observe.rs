@@ -1,0 +1,174 @@
+//! From snapshots to signals: the one fact the current stats raise for an
+//! in-flight vassal.
+
+use super::*;
+use crate::stats::StatsSource;
+
+impl Engine {
+    /// The one signal the current stats raise for vassal `i`, if any.
+    pub(super) fn observe(&mut self, i: usize) -> Option<(Signal, String)> {
+        let now = self.now;
+        let fr_started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
+        let v = &self.vassals[i];
+        let phase = v.phase;
+        if !phase.in_flight() {
+            return None;
+        }
+        let emp = self.emp.as_ref()?;
+        let fr = self.fr.as_ref()?;
+        let tol = self.s.node_tolerance_s;
+
+        // Death and crash loops, in every in-flight phase.
+        let bl = emp.blacklisted(&v.name);
+        let newly_blacklisted =
+            bl.is_some_and(|b| v.blacklist_attempt0.map_or(true, |a0| b.attempt > a0));
+        match emp.vassal(&v.name) {
+            None if newly_blacklisted => {
+                return Some((
+                    Signal::Blacklisted,
+                    "listed in the Emperor's blacklist".into(),
+                ))
+            }
+            None if v.pid0 > 0 => {
+                return Some((Signal::Died, "vanished from the Emperor's vassals".into()))
+            }
+            Some(s) if v.pid0 > 0 && s.pid != v.pid0 => {
+                let sig = if newly_blacklisted {
+                    Signal::Blacklisted
+                } else {
+                    Signal::Died
+                };
+                return Some((sig, format!("pid {} is now {}", v.pid0, s.pid)));
+            }
+            _ => {}
+        }
+        let st = emp.vassal(&v.name);
+
+        // Node observations since the touch.
+        let current_pid = st.map_or(0, |s| s.pid);
+        let mine: Vec<(&str, &crate::stats::Node)> = self
+            .matcher
+            .nodes_of(&v.name, current_pid.max(v.pid0), fr)
+            .collect();
+
+        match phase {
+            Phase::Draining => {
+                // Someone else's touch the Emperor acted on before its
+                // inotify event came (or without one): follow it; touching
+                // now would be a second reload request (FACTS.md 4).
+                if let Some(s) = st.filter(|s| s.pid == v.pid0 && s.respawns > v.respawns0) {
+                    return Some((
+                        Signal::ForeignTouch,
+                        format!(
+                            "the Emperor sent it a reload this rollout did not ask for (respawns {} -> {})",
+                            v.respawns0, s.respawns
+                        ),
+                    ));
+                }
+                if fr_started < v.drain_sent_ms {
+                    return None;
+                }
+                let mut all_gone = true;
+                for d in &v.drained {
+                    let n = fr
+                        .subscriptions
+                        .iter()
+                        .filter(|s| s.key == d.key)
+                        .flat_map(|s| s.nodes.iter())
+                        .find(|n| n.name == d.name);
+                    match n {
+                        None => {}
+                        Some(n) if n.death_mark != 0 && n.refs == 0 => {}
+                        Some(n) if n.death_mark == 0 && n.last_check > d.last_check => {
+                            return Some((Signal::NodeBack, format!("{} announced again", d.name)))
+                        }
+                        Some(_) => all_gone = false,
+                    }
+                }
+                if all_gone {
+                    return Some((Signal::Drained, String::new()));
+                }
+                None
+            }
+            Phase::Touched => {
+                let s = st?;
+                if s.last_mod >= v.mtime_set {
+                    return Some((Signal::ReloadSeen, String::new()));
+                }
+                None
+            }
+            Phase::Respawned | Phase::Accepting | Phase::Repairing | Phase::Probing => {
+                let s = st?;
+                if s.respawns > v.reload_respawns {
+                    return Some((
+                        Signal::SecondReload,
+                        format!("respawns went from {} to {}", v.reload_respawns, s.respawns),
+                    ));
+                }
+                if phase == Phase::Probing {
+                    // Waiting for the driver's verdict only.
+                    return None;
+                }
+                if phase == Phase::Respawned {
+                    if s.accepting == 1 && s.last_accepting >= v.touch_wall_s {
+                        return Some((Signal::AcceptingSeen, String::new()));
+                    }
+                    return None;
+                }
+                let announced = mine.iter().any(|(_, n)| {
+                    nodes::node_fresh(n, now.wall_s, tol)
+                        && (n.last_check >= v.accepted_s || v.node_gone)
+                        && fr_started >= v.touch_ms
+                });
+                if announced {
+                    return Some((Signal::AnnounceSeen, String::new()));
+                }
+                if phase == Phase::Accepting
+                    && self.overdue_at(v).is_some_and(|t| now.mono_ms >= t)
+                    && mine.iter().all(|(_, n)| n.death_mark != 0)
+                {
+                    return Some((
+                        Signal::AnnounceOverdue,
+                        format!(
+                            "accepting for {} ms with no node in the fastrouter",
+                            now.mono_ms - v.accepting_ms
+                        ),
+                    ));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Marks touched vassals of which a fastrouter read, started after the
+    /// touch, shows no node alive: unsubscribed by the drain or by
+    /// `unsubscribe-on-graceful-reload`. The old generation does not announce
+    /// while reloading, so any node seen alive later is the new one's
+    /// (FACTS.md 11).
+    pub(super) fn note_nodes_gone(&mut self) {
+        let started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
+        let (Some(fr), Some(emp)) = (self.fr.as_ref(), self.emp.as_ref()) else {
+            return;
+        };
+        for v in &mut self.vassals {
+            if v.node_gone
+                || !matches!(
+                    v.phase,
+                    Phase::Touched | Phase::Respawned | Phase::Accepting | Phase::Repairing
+                )
+                || started < v.touch_ms
+            {
+                continue;
+            }
+            let pid = emp.vassal(&v.name).map_or(0, |s| s.pid).max(v.pid0);
+            if self
+                .matcher
+                .nodes_of(&v.name, pid, fr)
+                .all(|(_, n)| n.death_mark != 0)
+            {
+                v.node_gone = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Who is live, and who may be started next without breaking K per key.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+impl Engine {
+    /// Serving: accepting, with a fresh node (see `availability`).
+    pub(super) fn vassal_live(&self, i: usize) -> bool {
+        self.availability(i) == Availability::Serving
+    }
+
+    /// How many fresh nodes vassal `i` has in each key: what touching it
+    /// takes out of each key's live count (K is charged per node).
+    pub(super) fn fresh_nodes_per_key(&self, i: usize) -> BTreeMap<String, usize> {
+        let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
+            return BTreeMap::new();
+        };
+        let v = &self.vassals[i];
+        let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
+        let tolerance = self.s.tolerance_s(Some(&v.name));
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, n) in self.matcher.nodes_of(&v.name, pid, fr) {
+            if nodes::node_fresh(n, self.now.wall_s, tolerance) {
+                *out.entry(k.to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Does vassal `i` have a node the fastrouter would still route to if
+    /// it were fresh (not death-marked)? Such a node is drained first.
+    fn has_routable_node(&self, i: usize) -> bool {
+        let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
+            return false;
+        };
+        let v = &self.vassals[i];
+        let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
+        self.matcher
+            .nodes_of(&v.name, pid, fr)
+            .any(|(_, n)| n.death_mark == 0)
+    }
+
+    pub(super) fn live_now(&self) -> BTreeMap<String, usize> {
+        let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
+            return BTreeMap::new();
+        };
+        let ours: Vec<(&str, bool)> = self
+            .vassals
+            .iter()
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    match v.phase {
+                        Phase::Idle => true,
+                        // Live again only once it has stayed up for --min-ready.
+                        Phase::Subscribed => self.now.mono_ms >= v.done_ms + self.s.min_ready_ms,
+                        _ => false,
+                    },
+                )
+            })
+            .collect();
+        nodes::live_per_key(&self.matcher, &ours, emp, fr, self.now.wall_s, |c| {
+            self.s.tolerance_s(c)
+        })
+    }
+
+    pub(super) fn k_for(&self, key: &str) -> usize {
+        self.min_live.get(key).copied().unwrap_or(self.s.min_live)
+    }
+
+    /// Starts what can be started now. A serving vassal is started only if
+    /// every key keeps K live without its fresh nodes; a vassal proven out
+    /// of service (silent, crash-looping between attempts) is started
+    /// without using the budget, but within `--max-parallel`; a vassal that
+    /// is starting, unrouted or gone is waited for, never touched.
+    pub(super) fn schedule(&mut self) {
+        if self.stage != Stage::Rolling || self.stopping.is_some() {
+            return;
+        }
+        // Decide only on what both sockets said last: no answer, no touch.
+        if self.reads.iter().any(|r| r.last_error.is_some()) {
+            return;
+        }
+        if self.canary_holds() {
+            // The wait's clock runs, so a canary that never becomes live
+            // ends the rollout after --timeout instead of holding it forever.
+            if self.waiting_since.is_none()
+                && self.stopping.is_none()
+                && !self.vassals.iter().any(|v| v.phase.in_flight())
+            {
+                self.waiting_since = Some(self.now.mono_ms);
+                self.report(Event::Waiting {
+                    why: "waiting for the canary to be live for --min-ready".into(),
+                });
+            }
+            return;
+        }
+        let mut live = self.live_now();
+        let mut in_flight = self.vassals.iter().filter(|v| v.phase.in_flight()).count();
+        let mut started = false;
+        let mut blocked: Option<String> = None;
+        for i in 0..self.vassals.len() {
+            if self.vassals[i].phase != Phase::Idle {
+                continue;
+            }
+            if in_flight >= self.s.max_parallel {
+                break;
+            }
+            let (class, why) = self.availability_why(i);
+            let name = self.vassals[i].name.clone();
+            match class {
+                Availability::Serving => {
+                    let mine = self.fresh_nodes_per_key(i);
+                    let short = mine
+                        .iter()
+                        .find(|(k, n)| live.get(*k).copied().unwrap_or(0) < self.k_for(k) + **n);
+                    if let Some((k, n)) = short {
+                        blocked.get_or_insert(format!(
+                            "touching {name} would leave key {k} with {} live, below {}",
+                            live.get(k).copied().unwrap_or(0).saturating_sub(*n),
+                            self.k_for(k)
+                        ));
+                        continue;
+                    }
+                    for (k, n) in &mine {
+                        if let Some(l) = live.get_mut(k) {
+                            *l -= n;
+                        }
+                    }
+                    self.vassals[i].wait_why = None;
+                }
+                _ if self.proven_down(i) => {
+                    self.vassals[i].was_down = Some(why);
+                    self.vassals[i].wait_why = None;
+                }
+                _ => {
+                    blocked.get_or_insert(format!("{name}: {why}"));
+                    self.vassals[i].wait_why = Some(why);
+                    continue;
+                }
+            }
+            let serving = class == Availability::Serving;
+            let sig = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
+                Signal::StartDrain
+            } else {
+                Signal::Start
+            };
+            self.apply(i, sig, String::new());
+            in_flight += 1;
+            started = true;
+            // A canary proves the new release; one that was down already
+            // would prove nothing either way.
+            if serving && self.s.canary > 0 && !self.canary_passed {
+                self.canaries.push(i);
+                if self.canaries.len() >= self.s.canary {
+                    break;
+                }
+            }
+        }
+        if started || in_flight > 0 {
+            self.waiting_since = None;
+        } else if let Some(why) = blocked {
+            if self.waiting_since.is_none() {
+                self.waiting_since = Some(self.now.mono_ms);
+                self.report(Event::Waiting { why });
+            }
+        }
+    }
+
+    /// With `--canary N`: once N vassals are started, nothing more until
+    /// each is subscribed and has stayed live for `--min-ready`. A failed
+    /// canary stops the rollout whatever the failure policy.
+    pub(super) fn canary_holds(&mut self) -> bool {
+        // A canary whose config went before its touch proves nothing: the
+        // next vassal started takes its place.
+        let vassals = &self.vassals;
+        self.canaries
+            .retain(|&i| vassals[i].phase != Phase::Skipped);
+        if self.s.canary == 0 || self.canary_passed || self.canaries.len() < self.s.canary {
+            return false;
+        }
+        let failed = self
+            .canaries
+            .iter()
+            .find(|&&i| self.vassals[i].phase == Phase::Failed)
+            .map(|&i| self.vassals[i].name.clone());
+        if let Some(name) = failed {
+            self.stop(format!("canary {name} failed"));
+            return true;
+        }
+        let now = self.now.mono_ms;
+        let ready = self.canaries.iter().all(|&i| {
+            let v = &self.vassals[i];
+            v.phase == Phase::Subscribed
+                && now >= v.done_ms + self.s.min_ready_ms
+                && self.vassal_live(i)
+        });
+        if !ready {
+            return true;
+        }
+        self.canary_passed = true;
+        let vassals = self
+            .canaries
+            .iter()
+            .map(|&i| self.vassals[i].name.clone())
+            .collect();
+        self.report(Event::CanaryPassed { vassals });
+        false
+    }
+
+    pub(super) fn update_live(&mut self) {
+        if self.stage != Stage::Rolling || self.emp.is_none() || self.fr.is_none() {
+            return;
+        }
+        let live = self.live_now();
+        let mut changes = Vec::new();
+        for (k, l) in &live {
+            if !self.min_live.contains_key(k) {
+                continue;
+            }
+            if self.live.get(k) != Some(l) {
+                changes.push((k.clone(), *l));
+            }
+            let low = self.lowest.entry(k.clone()).or_insert(*l);
+            *low = (*low).min(*l);
+        }
+        for k in self.min_live.keys() {
+            if !live.contains_key(k) {
+                self.lowest.insert(k.clone(), 0);
+                if self.live.get(k).is_some_and(|l| *l != 0) {
+                    changes.push((k.clone(), 0));
+                }
+            }
+        }
+        self.live = live;
+        for (key, live) in changes {
+            let min = self.k_for(&key);
+            self.report(Event::LiveChanged { key, live, min });
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! When the engine must be woken, and what it does then: the per-phase
+//! deadlines, the announce-overdue mark, the fast fastrouter reads, the tick.
+
+use super::*;
+use crate::stats::StatsSource;
+
+impl Engine {
+    /// When [`Engine::handle_timeout`] must be called next (monotonic ms).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.stage == Stage::Finished {
+            return None;
+        }
+        let mut t = self.next_tick_ms;
+        // Only what handle_timeout acts on: a time already passed that
+        // nothing acts on would hold the driver's timer in the past (a spin).
+        if self.stage != Stage::Rolling {
+            return Some(t);
+        }
+        for v in &self.vassals {
+            if let Some(d) = self.deadline(v) {
+                t = t.min(d);
+            }
+            // Overdue is raised by observe(), and only once its nodes are
+            // dead: once passed, the next snapshot decides, not the timer.
+            if let Some(d) = self.overdue_at(v).filter(|d| *d > self.now.mono_ms) {
+                t = t.min(d);
+            }
+        }
+        // maybe_finish() acts on the wait only while nothing is in flight
+        // (after a failed read the scheduler may not have cleared it).
+        if let Some(w) = self.waiting_since {
+            if !self.vassals.iter().any(|v| v.phase.in_flight()) {
+                t = t.min(w + self.s.timeout_ms);
+            }
+        }
+        if let Some(f) = self.fast_fastrouter_read_at() {
+            t = t.min(f);
+        }
+        if let Some(d) = self.s.deadline_ms {
+            if self.stopping.is_none() {
+                t = t.min(self.start_ms + d);
+            }
+        }
+        Some(t)
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.now = now;
+        if self.stage == Stage::Finished {
+            return;
+        }
+        if now.mono_ms >= self.next_tick_ms {
+            self.tick();
+        }
+        if self
+            .fast_fastrouter_read_at()
+            .is_some_and(|f| now.mono_ms >= f)
+        {
+            self.read(StatsSource::Fastrouter);
+        }
+        if self.stage == Stage::Rolling {
+            if let Some(d) = self.s.deadline_ms {
+                if now.mono_ms >= self.start_ms + d {
+                    self.stop(format!("the --deadline of {} s was reached", d / 1000));
+                }
+            }
+            for i in 0..self.vassals.len() {
+                if self
+                    .deadline(&self.vassals[i])
+                    .is_some_and(|d| now.mono_ms >= d)
+                {
+                    self.apply(i, Signal::Deadline, String::new());
+                }
+            }
+            for src in [StatsSource::Emperor, StatsSource::Fastrouter] {
+                let r = &self.reads[idx(src)];
+                if now.mono_ms.saturating_sub(r.last_ok_ms) >= self.s.stats_outage_ms {
+                    let why = format!(
+                        "the {src} stats socket has not answered for {} s ({})",
+                        self.s.stats_outage_ms / 1000,
+                        r.last_error.as_deref().unwrap_or("no answer")
+                    );
+                    self.stop(why);
+                }
+            }
+        }
+        self.progress();
+    }
+
+    /// While a vassal waits for something only the fastrouter shows (its
+    /// drain, its announce), the fastrouter is read every
+    /// `fast_fastrouter_ms` instead of every check interval: those waits
+    /// are on the rollout's critical path, and the fastrouter's stats cost
+    /// it nothing like the Emperor's (which rescan the directory).
+    pub(super) fn fast_fastrouter_read_at(&self) -> Option<u64> {
+        let fast = self
+            .s
+            .fast_fastrouter_ms
+            .min(self.s.check_interval_ms)
+            .max(1);
+        let r = &self.reads[idx(StatsSource::Fastrouter)];
+        let waiting = self.stage == Stage::Rolling
+            && (!self.unconfirmed.is_empty()
+                || self.vassals.iter().any(|v| {
+                    matches!(
+                        v.phase,
+                        Phase::Draining | Phase::Accepting | Phase::Repairing
+                    )
+                }));
+        (waiting && !r.in_flight).then(|| r.started_ms + fast)
+    }
+
+    /// Per-phase deadline of vassal `v`, if it is waiting for something.
+    pub(super) fn deadline(&self, v: &Vassal) -> Option<u64> {
+        let s = &self.s;
+        match v.phase {
+            Phase::Draining => Some(v.drain_ms + s.drain_timeout_ms.unwrap_or(0)),
+            // Not running at the touch (crash-looping between attempts): the
+            // Emperor notices only at its next attempt, when the throttle
+            // ends, so the whole --timeout applies.
+            Phase::Touched if v.pid0 == 0 => Some(v.touch_ms + s.timeout_ms),
+            Phase::Touched => Some(v.touch_ms + s.timeout_ms.min(s.notice_window_ms)),
+            Phase::Respawned | Phase::Accepting => Some(v.touch_ms + s.timeout_ms),
+            Phase::Probing => Some(v.touch_ms + s.timeout_ms),
+            Phase::Repairing => {
+                Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.announce_window_ms(&v.name)))
+            }
+            _ => None,
+        }
+    }
+
+    /// When an accepting vassal with no announce counts as blocked.
+    pub(super) fn overdue_at(&self, v: &Vassal) -> Option<u64> {
+        (v.phase == Phase::Accepting && self.s.repair && !v.repaired)
+            .then(|| v.accepting_ms + self.s.announce_window_ms(&v.name))
+    }
+}

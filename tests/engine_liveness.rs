@@ -1,0 +1,434 @@
+//! Liveness from evidence (fsm/AVAILABILITY.md), one rule per test, each
+//! driving the sans-IO engine with literal snapshots. Every test fails if
+//! its rule is reverted: the comment above each says how.
+
+use std::collections::BTreeMap;
+
+use uwsgi_reload::engine::{
+    Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Outcome, Settings, Status,
+};
+use uwsgi_reload::stats::{
+    BlacklistEntry, EmperorSnapshot, FastrouterSnapshot, Node, Subscription, VassalStats,
+};
+
+const T0: i64 = 1_795_637_000;
+const KEY: &str = "app.example.com";
+
+fn now(s: u64) -> Now {
+    Now {
+        mono_ms: 10_000_000 + s * 1000,
+        wall_s: T0 + s as i64,
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("app_{:02}.ini", i + 1)
+}
+
+fn sock(i: usize, n: usize) -> String {
+    match n {
+        0 => format!("/run/app_{:02}.sock", i + 1),
+        _ => format!("/run/app_{:02}.{n}.sock", i + 1),
+    }
+}
+
+/// A vassal as the two stats sockets show it.
+#[derive(Clone, Debug)]
+struct V {
+    rec: Option<VassalStats>,
+    blacklist: Option<BlacklistEntry>,
+    /// (key, node name, last_check, death_mark, credential pid)
+    nodes: Vec<(String, String, i64, i64, i64)>,
+}
+
+fn serving(i: usize, last_check: i64) -> V {
+    V {
+        rec: Some(VassalStats {
+            id: name(i),
+            pid: 100 + i as i64,
+            last_mod: T0 - 3600,
+            accepting: 1,
+            last_accepting: T0 - 3600,
+            first_run: T0 - 3600,
+            last_run: T0 - 3600,
+            ..Default::default()
+        }),
+        blacklist: None,
+        nodes: vec![(KEY.into(), sock(i, 0), last_check, 0, 0)],
+    }
+}
+
+struct Fleet {
+    vs: Vec<V>,
+    fr_pid: i64,
+}
+
+impl Fleet {
+    fn emperor(&self) -> Input {
+        Input::Emperor(EmperorSnapshot {
+            pid: 1,
+            vassals: self.vs.iter().filter_map(|v| v.rec.clone()).collect(),
+            blacklist: self.vs.iter().filter_map(|v| v.blacklist.clone()).collect(),
+            ..Default::default()
+        })
+    }
+
+    fn fastrouter(&self) -> Input {
+        let mut subs: BTreeMap<String, Vec<Node>> = BTreeMap::new();
+        for v in &self.vs {
+            for (k, n, lc, dm, pid) in &v.nodes {
+                subs.entry(k.clone()).or_default().push(Node {
+                    name: n.clone(),
+                    last_check: *lc,
+                    death_mark: *dm,
+                    pid: *pid,
+                    ..Default::default()
+                });
+            }
+        }
+        Input::Fastrouter(FastrouterSnapshot {
+            pid: self.fr_pid,
+            subscriptions: subs
+                .into_iter()
+                .map(|(key, nodes)| Subscription { key, nodes })
+                .collect(),
+        })
+    }
+}
+
+fn settings(k: usize) -> Settings {
+    let names = (0..8).map(|i| (name(i), sock(i, 0))).collect();
+    Settings {
+        min_live: k,
+        timeout_ms: 60_000,
+        node_match: NodeMatch::Names(names),
+        can_unsubscribe: true,
+        stats_outage_ms: 600_000,
+        ..Settings::default()
+    }
+}
+
+fn engine(s: Settings, n: usize) -> Engine {
+    let configs = (0..n)
+        .map(|i| ConfigFile {
+            name: name(i),
+            mtime: T0 - 3600,
+        })
+        .collect();
+    Engine::new(s, configs, now(0))
+}
+
+/// One check interval at second `s`: both reads answer from `fleet`.
+fn look(e: &mut Engine, fleet: &Fleet, s: u64) -> Vec<Action> {
+    e.handle_timeout(now(s));
+    e.handle(now(s), fleet.emperor());
+    e.handle(now(s), fleet.fastrouter());
+    std::iter::from_fn(|| e.poll_action()).collect()
+}
+
+fn touched(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Touch { vassal, .. } => Some(vassal.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn started(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Touch { vassal, .. } => Some(vassal.clone()),
+            Action::Report(r) => match &r.event {
+                Event::DrainStarted { vassal, .. } => Some(vassal.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome(actions: &[Action]) -> Option<&Outcome> {
+    actions.iter().find_map(|a| match a {
+        Action::Finish(o) => Some(o),
+        _ => None,
+    })
+}
+
+fn events(actions: &[Action]) -> Vec<&Event> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Report(r) => Some(&r.event),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 11 case 1: subscribe-freq 25 behind a fastrouter that keeps nodes
+/// 60 s. Nodes 20-25 s old are serving: with the fixed 17 s tolerance the
+/// engine called them down and touched them all at once, outside the budget.
+/// Reverting `Settings::tolerance_s` to the fixed 17 s fails this test.
+#[test]
+fn a_long_subscribe_freq_keeps_old_nodes_live() {
+    let n = 8;
+    let mut s = settings(6);
+    for i in 0..n {
+        s.subscribe_freq_s.insert(name(i), 25);
+    }
+    let mut e = engine(s, n);
+    let fleet = Fleet {
+        // Every node announced 20-23 s ago.
+        vs: (0..n)
+            .map(|i| serving(i, T0 - 20 - (i as i64 % 4)))
+            .collect(),
+        fr_pid: 7,
+    };
+    let a = look(&mut e, &fleet, 0);
+    assert!(outcome(&a).is_none(), "refused: {:?}", outcome(&a));
+    let t = started(&a);
+    // K = 6 of 8: at most two out at once, all within the budget.
+    assert_eq!(t.len(), 2, "{t:?}");
+    let plan = events(&a)
+        .into_iter()
+        .find_map(|ev| match ev {
+            Event::Plan { live, .. } => Some(live.clone()),
+            _ => None,
+        })
+        .expect("a plan");
+    assert_eq!(plan.get(KEY), Some(&8), "{plan:?}");
+}
+
+/// Issue 11 case 2: a vassal restarted on its own and still importing its
+/// app (not accepting) is never sent a reload, however long that takes;
+/// once it accepts and announces it is reloaded like the others. Reverting
+/// to the fixed 10 s starting grace touches it at 60 s.
+#[test]
+fn a_starting_vassal_is_never_touched_whatever_its_age() {
+    let n = 3;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    // app_03 restarted 11 s ago (new record, not accepting yet).
+    if let Some(r) = fleet.vs[2].rec.as_mut() {
+        r.pid = 999;
+        r.accepting = 0;
+        r.first_run = T0 - 11;
+        r.last_run = T0 - 11;
+    }
+    let mut all = Vec::new();
+    for s in 0..120 {
+        // Refresh the serving nodes' announces.
+        for v in &mut fleet.vs[..2] {
+            v.nodes[0].2 = T0 + s as i64;
+        }
+        let a = look(&mut e, &fleet, s);
+        assert!(
+            !touched(&a).contains(&name(2)),
+            "app_03 touched at {s} s while starting"
+        );
+        all.extend(a);
+    }
+    assert!(events(&all).iter().any(|ev| matches!(
+        ev,
+        Event::Unavailable { vassal, class: "starting", .. } if *vassal == name(2)
+    )));
+}
+
+/// A vassal that accepts but whose node is stale is not down on one
+/// snapshot: it is waited for, and only a whole announce window of silence
+/// proves it out of rotation. Without the window (reloading every vassal
+/// with no fresh node at once, the first release's rule) a key whose nodes
+/// all vanished would be reloaded in a burst.
+#[test]
+fn a_fastrouter_restart_is_not_a_burst_of_reloads() {
+    let n = 4;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    let a = look(&mut e, &fleet, 0);
+    // K = 1 of 4: three start at once (drain is off: touched).
+    assert_eq!(touched(&a).len(), 3, "{:?}", touched(&a));
+    // The fastrouter restarts: every node is gone at once.
+    fleet.fr_pid = 8;
+    for v in &mut fleet.vs {
+        v.nodes.clear();
+    }
+    let a = look(&mut e, &fleet, 1);
+    assert!(
+        events(&a).iter().any(|ev| matches!(
+            ev,
+            Event::FastrouterRestarted {
+                old_pid: 7,
+                new_pid: 8,
+                ..
+            }
+        )),
+        "{:?}",
+        events(&a)
+    );
+    // app_04, still serving on its old generation, lost its node with the
+    // rest: it is not touched while it is merely unrouted.
+    for s in 2..8 {
+        let a = look(&mut e, &fleet, s);
+        assert!(
+            touched(&a).is_empty(),
+            "touched at {s} s: {:?}",
+            touched(&a)
+        );
+    }
+}
+
+/// K is charged per node: app_01 has two nodes in the key (matched by the
+/// credential pid), so touching it takes two out. With K = 3 of 4 nodes it
+/// cannot go, and app_02 (one node) can. Charging one per vassal touches
+/// app_01 first and leaves 2 live.
+#[test]
+fn k_is_charged_per_node() {
+    let n = 3;
+    let mut s = settings(3);
+    s.max_parallel = 1;
+    let mut e = engine(s, n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    fleet.vs[0].nodes = vec![
+        (KEY.into(), sock(0, 0), T0, 0, 100),
+        (KEY.into(), sock(0, 1), T0, 0, 100),
+    ];
+    let a = look(&mut e, &fleet, 0);
+    assert!(outcome(&a).is_none(), "refused: {:?}", outcome(&a));
+    assert_eq!(touched(&a), vec![name(1)]);
+}
+
+/// Issue 11 case 3: a vassal crash-looping before the rollout (blacklisted,
+/// no record) is reloaded once, outside the budget, judged only from what
+/// follows its touch, and its failure does not stop the healthy vassals.
+/// Counting it as a failure of the release stops the rollout at once.
+#[test]
+fn a_vassal_failing_before_the_rollout_does_not_stop_it() {
+    let n = 4;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    fleet.vs[3].rec = None;
+    fleet.vs[3].nodes.clear();
+    fleet.vs[3].blacklist = Some(BlacklistEntry {
+        id: name(3),
+        throttle_level: 5001,
+        attempt: 5,
+    });
+    let a0 = look(&mut e, &fleet, 0);
+    // Named at preflight, not yet started: one read is not evidence enough.
+    assert!(events(&a0).iter().any(|ev| matches!(
+        ev,
+        Event::Unavailable { vassal, class: "crash_looping", .. } if *vassal == name(3)
+    )));
+    assert!(!touched(&a0).contains(&name(3)));
+    let mut a = look(&mut e, &fleet, 1);
+    assert!(touched(&a).contains(&name(3)), "{:?}", touched(&a));
+    a.extend(a0);
+    // Its next attempt fails too.
+    fleet.vs[3].blacklist.as_mut().unwrap().attempt = 6;
+    let mut all = a;
+    for s in 2..40 {
+        // The healthy ones reload as soon as touched: the Emperor shows the
+        // reload, accepting and the announce at once.
+        for t in touched(&all) {
+            let i = (0..3).find(|i| name(*i) == t);
+            let Some(i) = i else { continue };
+            if let Some(r) = fleet.vs[i].rec.as_mut() {
+                r.last_mod = T0 + s as i64 + 1;
+                r.respawns = 1;
+                r.last_accepting = T0 + s as i64;
+            }
+            fleet.vs[i].nodes[0].2 = T0 + s as i64;
+        }
+        let a = look(&mut e, &fleet, s);
+        let done = outcome(&a).cloned();
+        all.extend(a);
+        for v in &mut fleet.vs[..3] {
+            v.nodes[0].2 = T0 + s as i64;
+        }
+        if let Some(o) = done {
+            assert_eq!(o.status, Status::Failed, "{o:?}");
+            assert_eq!(o.reloaded.len(), 3, "{o:?}");
+            assert_eq!(o.failed.len(), 1, "{o:?}");
+            assert_eq!(o.failed[0].0, name(3));
+            assert!(o.failed[0].2.contains("already down"), "{o:?}");
+            return;
+        }
+    }
+    panic!("no outcome: {:?}", events(&all));
+}
+
+/// The node a dead vassal left behind (blacklisted, no record; a unix
+/// socket nobody listens on) is unsubscribed at once, and only once per
+/// announce. Without the sweep no Unsubscribe is sent.
+#[test]
+fn a_dead_vassals_node_is_unsubscribed_once() {
+    let n = 3;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    fleet.vs[2].rec = None;
+    fleet.vs[2].blacklist = Some(BlacklistEntry {
+        id: name(2),
+        throttle_level: 1,
+        attempt: 0,
+    });
+    let unsubs = |a: &[Action]| -> Vec<String> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Unsubscribe { node, .. } => Some(node.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let a = look(&mut e, &fleet, 0);
+    assert_eq!(unsubs(&a), vec![sock(2, 0)]);
+    let a = look(&mut e, &fleet, 1);
+    assert!(!unsubs(&a).contains(&sock(2, 0)), "{:?}", unsubs(&a));
+}
+
+/// A vassal that accepts but stays out of the fastrouter for a whole
+/// announce window is proven out of rotation and reloaded outside the
+/// budget; before that it is waited for.
+#[test]
+fn a_silent_vassal_is_reloaded_after_its_announce_window() {
+    let n = 3;
+    let mut s = settings(1);
+    s.default_subscribe_freq_s = 5;
+    let mut e = engine(s, n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    fleet.vs[2].nodes.clear();
+    // K = 1 of 2 serving: app_01 goes at once; app_03 waits 5 + 3 s.
+    for s in 0..8 {
+        for v in &mut fleet.vs[..2] {
+            v.nodes[0].2 = T0 + s as i64;
+        }
+        let a = look(&mut e, &fleet, s);
+        assert!(outcome(&a).is_none(), "{:?}", outcome(&a));
+        assert!(
+            !touched(&a).contains(&name(2)),
+            "touched at {s} s: {:?}",
+            touched(&a)
+        );
+    }
+    let a = look(&mut e, &fleet, 8);
+    assert_eq!(touched(&a), vec![name(2)], "{:?}", events(&a));
+}
