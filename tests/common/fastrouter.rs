@@ -97,10 +97,11 @@ impl Stack {
     }
 
     /// Kills the standalone fastrouter, waits `down_for`, starts it again on
-    /// the same sockets. Returns (killed, listening again) instants.
+    /// the same sockets. Returns (kill sent, listening again) instants.
     pub fn restart_fastrouter(&self, down_for: Duration) -> (Instant, Instant) {
-        self.kill_fastrouter();
+        // before the signal: requests in flight fail from this instant on
         let killed = Instant::now();
+        self.kill_fastrouter();
         std::thread::sleep(down_for);
         if let Err(e) = self.start_fastrouter() {
             panic!("{e}\n{}", self.diagnostics());
