@@ -16,7 +16,8 @@
 //! 5. a vassal with two addresses in one key: K is charged per node and both
 //!    nodes are drained;
 //! 6. the stale node of a killed vassal whose respawn fails (502s until the
-//!    fastrouter expires it): the tool unsubscribes it at once.
+//!    fastrouter expires it): the tool unsubscribes it at once, whether the
+//!    vassal was killed before the rollout or during it.
 //!
 //! Each test asserts zero failed requests caused by the tool (failures caused
 //! by the injected fault are counted apart, by time window, and printed), the
@@ -36,6 +37,8 @@ mod common;
 #[path = "e2e_fleet/trace.rs"]
 mod trace;
 
+#[path = "e2e_liveness/stale_node.rs"]
+mod stale_node;
 #[path = "e2e_liveness/topology.rs"]
 mod topology;
 #[path = "e2e_liveness/vassal_faults.rs"]
@@ -90,6 +93,17 @@ pub fn print_summary(r: &Rollout) {
     {
         eprintln!("[e2e tool] {line}");
     }
+}
+
+/// The tool's own account (second to the stack's state): its `--json`
+/// output has an event `kind` (about `vassal`, if given).
+pub fn expect_event(c: &mut common::Checks<'_>, kind: &str, vassal: Option<&str>) {
+    let found = c.r.run.events().iter().any(|e| {
+        event_kind(e) == kind && vassal.map_or(true, |v| event_vassal(e).as_deref() == Some(v))
+    });
+    c.check(found, || {
+        format!("no --json `{kind}` event (vassal {vassal:?})")
+    });
 }
 
 /// A full rollout on a stack whose vassals announce every 25 s and whose
@@ -169,5 +183,11 @@ fn e2e_liveness_two_address_vassal_charged_per_node() {
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: cargo test --release --test e2e_liveness -- --ignored --test-threads=1"]
 fn e2e_liveness_stale_node_of_killed_vassal_unsubscribed() {
-    vassal_faults::stale_node_of_killed_vassal_unsubscribed(&vassal_name(4));
+    stale_node::killed_before_the_rollout(&vassal_name(4));
+}
+
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: cargo test --release --test e2e_liveness -- --ignored --test-threads=1"]
+fn e2e_liveness_stale_node_of_vassal_killed_mid_rollout_unsubscribed() {
+    stale_node::killed_mid_rollout(&vassal_name(4));
 }

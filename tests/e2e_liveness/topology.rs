@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::{ArrivedEvents, LoadSpec, Stack, StackSpec};
 use crate::trace;
-use crate::{print_summary, TOOL_TIMEOUT};
+use crate::{expect_event, print_summary, TOOL_TIMEOUT};
 
 /// Case 4. 6 vassals (2 s import), K = 3, the fastrouter as its own process.
 /// 1 s after the tool's first touch the fastrouter is SIGKILLed and started
@@ -96,6 +96,8 @@ pub fn fastrouter_restart_mid_rollout() {
         c.node_fresh(name, 17);
     }
     c.summary_list("reloaded", &stack.names);
+    // it said why it paused
+    expect_event(&mut c, "fastrouter_restarted", None);
     c.finish();
 }
 

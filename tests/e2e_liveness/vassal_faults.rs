@@ -1,16 +1,14 @@
-//! Issue 11 cases 2, 3 and 6: a vassal that is not healthy when the rollout
-//! starts (restarted and still importing, crash-looping, killed with its
-//! node left behind in the fastrouter).
+//! Issue 11 cases 2 and 3: a vassal that is not healthy when the rollout
+//! starts (restarted and still importing; crash-looping).
 
 use std::time::{Duration, Instant};
 
-use crate::common::stack::now_secs;
 use crate::common::{ArrivedEvents, LoadSpec, Stack, StackSpec};
-use crate::{print_summary, TOOL_TIMEOUT};
+use crate::{expect_event, print_summary, TOOL_TIMEOUT};
 
 /// Writes a config for `name` whose app cannot start (APP_FAIL_IMPORT with
 /// need-app), without the Emperor noticing: its next start fails.
-fn deploy_broken_config(stack: &Stack, name: &str) {
+pub fn deploy_broken_config(stack: &Stack, name: &str) {
     let mut ini = stack.vassal_ini();
     ini.push_str("\n; broken deployment (e2e)\nenv = APP_FAIL_IMPORT=1\n");
     stack.replace_config_quietly(name, &ini);
@@ -190,97 +188,7 @@ pub fn crash_looping_vassal_does_not_block_rollout(victim: &str) {
     });
     c.summary_list("reloaded", &healthy);
     c.summary_list("failed", &[victim.to_string()]);
-    c.finish();
-}
-
-/// Case 6. 4 vassals, K = 2. `victim`'s config is broken quietly, then its
-/// master is SIGKILLed right after an announce: its respawn fails, and its
-/// unix-socket node stays in the fastrouter with death_mark 0, drawing 502s
-/// until the fastrouter expires it (~17 s after that announce). The tool,
-/// started ~3 s after the kill, must unsubscribe that node at once: no
-/// request that starts 2 s or more after the tool's start fails. The
-/// healthy vassals are reloaded once; exit 1 naming the victim.
-pub fn stale_node_of_killed_vassal_unsubscribed(victim: &str) {
-    let k = 2;
-    let grace_ms = 2000;
-    let stack = Stack::start(StackSpec::new(4));
-    let node = stack.node_name(victim);
-    let mut kill_ms = 0;
-    let mut age_at_kill = None;
-    let ks = k.to_string();
-    let r = stack.rollout_with(
-        &["--minimum-active-vassals", &ks, "--json"],
-        LoadSpec::default(),
-        TOOL_TIMEOUT,
-        |li| {
-            deploy_broken_config(li.stack, victim);
-            let fresh = li.stack.wait_fresh_announce(victim, 1, Duration::from_secs(15));
-            age_at_kill = li.stack.node_age(&node);
-            let old = li.stack.kill_vassal_master(victim);
-            let killed = Instant::now();
-            kill_ms = li.note(format!(
-                "SIGKILL {victim}'s master (pid {old}), its node announced {age_at_kill:?} s ago (fresh: {fresh}); \
-                 its respawn will fail"
-            ));
-            std::thread::sleep(Duration::from_secs(3).saturating_sub(killed.elapsed()));
-            li.note(format!("the tool starts; {victim}'s node is {:?} s old", li.stack.node_age(&node)));
-        },
-        |_| {},
-    );
-    print_summary(&r);
-    let start = r.tool_started_ms;
-    let before_tool = r
-        .load
-        .failures
-        .iter()
-        .filter(|f| f.at_ms >= kill_ms && f.at_ms < start)
-        .count();
-    let in_grace = r
-        .load
-        .failures
-        .iter()
-        .filter(|f| f.at_ms >= start && f.at_ms < start + grace_ms)
-        .count();
-    let last = r.load.failures.iter().map(|f| f.at_ms + f.took_ms).max();
-    // when the node left the fastrouter (gone or death-marked), per the sampler
-    let node_out_ms = r.samples.refs.get(&node).and_then(|h| {
-        h.iter()
-            .find(|(t, _, dm)| *t >= kill_ms && *dm != 0)
-            .map(|(t, _, _)| *t)
-    });
-    let expiry_ms = age_at_kill.map(|a| kill_ms + (17 - a).max(0) as u128 * 1000);
-    eprintln!(
-        "[e2e measured] {victim}: killed at {kill_ms} ms, tool started at {start} ms; failed requests: {before_tool} \
-         before the tool, {in_grace} in its first {grace_ms} ms; last failure ended at {last:?} ms; node out of \
-         the fastrouter at {node_out_ms:?} ms; it would expire on its own at ~{expiry_ms:?} ms (now {})",
-        now_secs()
-    );
-    let mut c = r.checks();
-    c.exit(1);
-    c.check(before_tool > 0, || {
-        format!("no request failed between the kill and the tool's start: {victim}'s stale node drew no 502")
-    });
-    c.check(expiry_ms.is_some_and(|e| e > start + grace_ms + 3000), || {
-        format!("the node would have expired on its own at {expiry_ms:?} ms: the test cannot tell the tool's doing")
-    });
-    c.no_failed_requests_outside(
-        &[(kill_ms, start + grace_ms)],
-        "the stale node before the tool and in its first 2 s",
-    );
-    c.check(node_out_ms.is_some_and(|t| t <= start + grace_ms), || {
-        format!("{victim}'s node left the fastrouter at {node_out_ms:?} ms, not within {grace_ms} ms of the tool's start at {start} ms")
-    });
-    c.lowest_live_since(&stack.key, k, start, &[]);
-    for name in stack.names.iter().filter(|n| *n != victim) {
-        c.reloaded_once(name);
-        c.node_fresh(name, 17);
-    }
-    c.check(!r.after.get(victim).live(), || {
-        format!("{victim} (broken) is live after the rollout")
-    });
-    c.check(r.run.stderr.contains(victim), || {
-        format!("stderr does not name {victim}")
-    });
-    c.summary_list("failed", &[victim.to_string()]);
+    // named at preflight as already down
+    expect_event(&mut c, "unavailable", Some(victim));
     c.finish();
 }
