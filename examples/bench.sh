@@ -19,7 +19,7 @@
 #  1. starts the stack of examples/stack/ in a mktemp directory (unix
 #     sockets, nginx on a free 127.0.0.1 port), waits until every vassal
 #     accepts and is subscribed (writing S to the FIFO of a vassal that
-#     accepts but never subscribed: FACTS.md 17);
+#     accepts but never subscribed: docs/UWSGI.md §9.6);
 #  2. measures the floor by hand, under the same ab load: touches one vassal
 #     (mtime = max(now, last_mod + 1), on the link) and polls both stats
 #     sockets as fast as possible until it accepts again and its node is back
@@ -154,7 +154,7 @@ def read_stats(path, timeout=5.0):
     try:
         return json.loads(raw)
     except ValueError:
-        return json.loads(re.sub(r",\s*]", "]", raw))  # FACTS.md 13
+        return json.loads(re.sub(r",\s*]", "]", raw))  # docs/UWSGI.md §13.6
 
 def snapshot(d):
     """(emperor vassals by stem, fastrouter nodes by stem), or None on a failed read."""
@@ -173,7 +173,7 @@ def snapshot(d):
     return vassals, nodes
 
 def write_s(d, name):
-    """FACTS.md 17: unblock subscriptions of a vassal whose accepting hook missed its FIFO."""
+    """docs/UWSGI.md §9.6: unblock subscriptions of a vassal whose accepting hook missed its FIFO."""
     try:
         fd = os.open(os.path.join(d, name + ".fifo"), os.O_WRONLY | os.O_NONBLOCK)
     except OSError as e:
@@ -219,7 +219,7 @@ def cmd_wait(d, n, timeout):
                 if v and v["accepting"] == 1 and (node is None or node["death_mark"]):
                     since.setdefault(x, now)
                     if now - since[x] >= 4 and not subscriptions_unblocked(d, x):
-                        print("[bench] %s accepts but never subscribed (FACTS.md 17): writing S to its FIFO" % x,
+                        print("[bench] %s accepts but never subscribed (docs/UWSGI.md §9.6): writing S to its FIFO" % x,
                               file=sys.stderr)
                         write_s(d, x)
                         since[x] = now + 12  # the next announce can take subscribe-freq (10 s)

@@ -122,7 +122,7 @@ live_nodes() {
         /"name":/ { name = $4 }
         /"death_mark":/ { if ($3 ~ /:0,?$/) { n = name; sub(/.*\//, "", n); sub(/\.sock$/, "", n); print n } }'
 }
-# FACTS.md 17: the accepting hook can write "S" before the master FIFO exists,
+# docs/UWSGI.md §9.6: the accepting hook can write "S" before the master FIFO exists,
 # leaving the vassal accepting but never subscribed. Unblock such a vassal.
 subscriptions_unblocked() {
     awk '/\*\*\* Starting uWSGI/ { s = 0 } /subscriptions re-enabled/ { s = 1 } /subscriptions blocked/ { s = 0 }
@@ -143,7 +143,7 @@ wait_subscribed() {
             if [[ $acc == *" $name "* && $live != *" $name "* ]]; then
                 : "${since[$name]:=$SECONDS}"
                 if ((SECONDS - since[$name] >= 4)) && ! subscriptions_unblocked "$name"; then
-                    log "$name accepts but never subscribed (FACTS.md 17): writing S to its FIFO"
+                    log "$name accepts but never subscribed (docs/UWSGI.md §9.6): writing S to its FIFO"
                     echo S >"$DIR/$name.fifo"
                     since[$name]=$((SECONDS + 10))
                 fi

@@ -6,11 +6,11 @@
 //!
 //! Builds the Emperor and fastrouter stats JSON for N vassals exactly as
 //! uWSGI 2.0.21 prints them (tab-indented, every field, in uWSGI's order:
-//! SEMANTICS.md §1 and §3, checked against a live stack), parses each many
+//! docs/UWSGI.md §13.4 and §13.5, checked against a live stack), parses each many
 //! times with `EmperorSnapshot::parse` / `FastrouterSnapshot::parse`, and
 //! prints the time per parse against the default 100 ms check interval.
 //! Also measured: the fastrouter document with uWSGI's trailing-comma bug
-//! (FACTS.md 13), which takes the strict-then-repair path.
+//! (docs/UWSGI.md §13.6), which takes the strict-then-repair path.
 //!
 //! Timing: each case is run in batches of about 0.2 s after a warm-up; the
 //! median and the best batch are printed (per parse).

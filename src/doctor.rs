@@ -26,6 +26,10 @@ pub fn check(parsed: &[(String, Result<&VassalConfig, String>)], drain: bool) ->
                 continue;
             }
         };
+        if let Some(w) = c.warnings.iter().find(|w| w.starts_with("not read as ")) {
+            add(name, format!("its config was {w}; node mapping falls back to the config's file stem, its subscribe-freq to uWSGI's 10 s, and drain and repair find nothing in it"));
+            continue;
+        }
         if c.subscriptions.is_empty() {
             add(name, "subscribes to no fastrouter (no subscribe2/subscribe-to): it can never count as live; add `subscribe2 = server=…,key=…`".into());
         }
@@ -36,7 +40,7 @@ pub fn check(parsed: &[(String, Result<&VassalConfig, String>)], drain: bool) ->
             add(name, "has no `need-app = true`: a deploy whose app fails to import still starts, accepts and answers 500; add it (or pass --probe PATH)".into());
         }
         if c.start_unsubscribed && c.writefifo_hook().is_some() {
-            add(name, "subscribes from `hook-accepting1-once = writefifo:… S`, which can run before the master FIFO exists and leave it accepting but never subscribed (FACTS.md 17); uwsgi-reload repairs that unless --no-repair; the safe form drops `start-unsubscribed` and the hook and keeps `unsubscribe-on-graceful-reload` (without lazy-apps the app is loaded before the first announce)".into());
+            add(name, "subscribes from `hook-accepting1-once = writefifo:… S`, which can run before the master FIFO exists and leave it accepting but never subscribed (docs/UWSGI.md §9.6); uwsgi-reload repairs that unless --no-repair; the safe form drops `start-unsubscribed` and the hook and keeps `unsubscribe-on-graceful-reload` (without lazy-apps the app is loaded before the first announce)".into());
         }
         if !c.includes.is_empty() {
             add(
@@ -77,6 +81,25 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "[uwsgi]\nsocket = /r/%n.sock\nsubscribe2 = server=/r/sub.sock,key=k\nunsubscribe-on-graceful-reload = true\nneed-app = true\n";
+
+    #[test]
+    fn an_unreadable_format_says_what_falls_back() {
+        let c = VassalConfig::parse("{not json", "a.json", "/r/");
+        let f = check(&[("a.json".into(), Ok(&c))], false);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("not read as Json"), "{f:?}");
+        assert!(f[0].message.contains("file stem"), "{f:?}");
+        // The same vassal in good JSON is read like its ini twin.
+        let c = VassalConfig::parse(
+            r#"{"uwsgi": {"socket": "/r/%n.sock", "subscribe2": "server=/r/sub.sock,key=k",
+                "unsubscribe-on-graceful-reload": true, "need-app": true, "subscribe-freq": 25}}"#,
+            "a.json",
+            "/r/",
+        );
+        assert_eq!(check(&[("a.json".into(), Ok(&c))], false), vec![]);
+        assert_eq!(c.node_name().as_deref(), Some("/r/a.sock"));
+        assert_eq!(c.subscribe_freq(), Some(25));
+    }
 
     #[test]
     fn a_careful_config_has_no_findings() {

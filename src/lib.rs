@@ -9,6 +9,7 @@
 //! - [`cli`] turns raw arguments into a validated configuration.
 
 pub mod cli;
+pub mod config_formats;
 pub mod doctor;
 pub mod engine;
 pub mod error;

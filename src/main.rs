@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use uwsgi_reload::cli::{self, Command};
 use uwsgi_reload::error::exit;
+use uwsgi_reload::report::metrics::{self, RunMetrics};
 use uwsgi_reload::report::Reporter;
 
 fn main() -> ExitCode {
@@ -16,12 +17,14 @@ fn main() -> ExitCode {
     };
     match cfg.command {
         Command::Help => {
-            print!("{}", cli::help::HELP);
-            return ExitCode::from(exit::OK);
+            return print_text(&cli::help::help());
         }
         Command::Version => {
             println!("uwsgi-reload {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::from(exit::OK);
+        }
+        Command::Generate(what) => {
+            return print_text(&cli::generate(what));
         }
         Command::Status | Command::Reload => {}
     }
@@ -35,10 +38,31 @@ fn main() -> ExitCode {
             }
         }
     }
+    let started = std::time::Instant::now();
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
         _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),
-        _ => uwsgi_reload::runtime::run(&cfg, &mut rep).map(|s| s.exit_code),
+        _ => {
+            let run = uwsgi_reload::runtime::run(&cfg, &mut rep);
+            if let Some(path) = &cfg.metrics_file {
+                // Every rollout leaves its metrics, also one refused before
+                // the engine ran.
+                let took = started.elapsed().as_secs_f64();
+                let m = match &run {
+                    Ok(s) => {
+                        RunMetrics::from_outcome(&s.outcome, s.exit_code, &s.uwsgi_versions, took)
+                    }
+                    Err(e) => RunMetrics::refused(e.exit_code(), took),
+                };
+                if let Err(e) = metrics::write(path, m) {
+                    eprintln!(
+                        "uwsgi-reload: warning: cannot write the metrics file {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+            run.map(|s| s.exit_code)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -46,5 +70,19 @@ fn main() -> ExitCode {
             eprintln!("uwsgi-reload: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Writes a generated text to stdout; a reader that closed the pipe early
+/// (`| head`) is not an error worth a panic.
+fn print_text(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("uwsgi-reload: cannot write to stdout: {e}");
+            ExitCode::from(exit::FAILED)
+        }
+        _ => ExitCode::from(exit::OK),
     }
 }

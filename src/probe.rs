@@ -1,6 +1,6 @@
 //! `--probe PATH`: one uwsgi-protocol request straight to a vassal's own
 //! socket, bypassing the fastrouter. A vassal whose app failed to load still
-//! accepts and subscribes and answers 500 (FACTS.md 18); only a request tells.
+//! accepts and subscribes and answers 500 (docs/UWSGI.md §6.4); only a request tells.
 //! Sans-IO: the request bytes and the verdict on the answer.
 
 /// Encodes a uwsgi request (modifier1 0: WSGI) for `GET path` with the

@@ -1,6 +1,9 @@
 //! Rendering engine events for people (one line each, elapsed time first)
 //! and for machines (`--json`: one object per line, stable field names).
 
+pub mod info;
+pub mod metrics;
+
 use std::io::{IsTerminal, Write};
 
 use serde_json::{json, Value};
@@ -19,6 +22,11 @@ pub struct Reporter {
     tty: bool,
     color: bool,
     progress_shown: bool,
+    /// Versions and settings of a rollout, once the driver set them.
+    info: Option<info::RunInfo>,
+    header_shown: bool,
+    /// Preflight notes held back until the header is out.
+    notes: Vec<String>,
 }
 
 impl Reporter {
@@ -32,7 +40,60 @@ impl Reporter {
             tty,
             color,
             progress_shown: false,
+            info: None,
+            header_shown: false,
+            notes: Vec::new(),
         }
+    }
+
+    /// A preflight note (doctor warning, drain off, ...): printed after the
+    /// header once a rollout has one, so the report opens with the versions
+    /// and settings.
+    pub fn note(&mut self, line: &str) {
+        if self.info.is_some() && !self.header_shown {
+            self.notes.push(line.to_string());
+        } else {
+            self.human_line(line, false);
+        }
+    }
+
+    fn flush_notes(&mut self) {
+        for n in std::mem::take(&mut self.notes) {
+            self.human_line(&n, false);
+        }
+    }
+
+    /// The rollout's versions and settings: the human report opens with
+    /// them, the JSON summary carries them.
+    pub fn set_run_info(&mut self, i: info::RunInfo) {
+        self.info = Some(i);
+    }
+
+    /// A uWSGI version a stats socket reported (`source`: emperor or
+    /// fastrouter).
+    pub fn uwsgi_version(&mut self, source: &str, version: &str) {
+        if let Some(i) = &mut self.info {
+            if !version.is_empty() && i.uwsgi.get(source).map(String::as_str) != Some(version) {
+                i.uwsgi.insert(source.to_string(), version.to_string());
+            }
+        }
+    }
+
+    /// The first line of a rollout's human report, once.
+    fn header(&mut self, min_live: &std::collections::BTreeMap<String, usize>) {
+        if self.header_shown {
+            return;
+        }
+        let Some(i) = &self.info else { return };
+        self.header_shown = true;
+        let line = i.human(min_live);
+        if let Some(s) = &self.syslog {
+            s.send(Severity::Info, &line);
+        }
+        if !self.quiet {
+            self.human_line(&line, false);
+        }
+        self.flush_notes();
     }
 
     pub fn with_syslog(mut self, s: Syslog) -> Reporter {
@@ -41,6 +102,9 @@ impl Reporter {
     }
 
     pub fn event(&mut self, r: &Report) {
+        if let Event::Plan { min_live, .. } = &r.event {
+            self.header(min_live);
+        }
         if self.json {
             emit_json(&event_json(r));
         }
@@ -112,8 +176,13 @@ impl Reporter {
     }
 
     pub fn outcome(&mut self, o: &Outcome, exit_code: u8, stats_reads: u64) {
+        self.header(&o.min_live);
         if self.json {
-            emit_json(&summary_json(o, exit_code, stats_reads));
+            let mut v = summary_json(o, exit_code, stats_reads);
+            if let Some(i) = &self.info {
+                i.add_to(&mut v, &o.min_live);
+            }
+            emit_json(&v);
         }
         if let Some(s) = &self.syslog {
             let sev = if o.status == Status::Completed {
@@ -190,6 +259,13 @@ impl Reporter {
         } else {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
+    }
+}
+
+impl Drop for Reporter {
+    /// A run that ended in an error before its header still shows its notes.
+    fn drop(&mut self) {
+        self.flush_notes();
     }
 }
 

@@ -6,8 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cli::{Config, SocketSpec};
-use crate::engine::{nodes, Input};
+use std::collections::BTreeMap;
+
+use crate::engine::{nodes, Action, Availability, Engine, Event, Input, Now, Status};
 use crate::error::{exit, Error};
+use crate::report::info::RunInfo;
 use crate::report::Reporter;
 use crate::runtime::configs::EmperorDir;
 use crate::runtime::stats_reader::{read_once, to_input};
@@ -40,12 +43,45 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let (emp, fr) = snapshots(cfg)?;
     let wall = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    let mut settings = cfg.settings.clone();
-    settings.node_match = crate::runtime::driver::node_match(&settings.node_match, &parsed);
+    let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let mut settings =
+        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    for note in crate::runtime::driver::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
+        if !cfg.output.quiet && !cfg.output.json {
+            rep.note(&note);
+        }
+    }
+    // The engine's own view: its availability classes, live counts and K
+    // per key (one rule, one place; nothing is touched: its actions are
+    // only read).
+    let now = Now {
+        mono_ms: 0,
+        wall_s: wall,
+    };
+    let mut engine = Engine::new(settings.clone(), configs.clone(), now);
+    engine.handle(now, Input::Emperor(emp.clone()));
+    engine.handle(now, Input::Fastrouter(fr.clone()));
+    let mut min_live: BTreeMap<String, usize> = BTreeMap::new();
+    let mut refused = None;
+    while let Some(a) = engine.poll_action() {
+        match a {
+            Action::Report(r) => {
+                if let Event::Plan { min_live: m, .. } = r.event {
+                    min_live = m;
+                }
+            }
+            Action::Finish(o) => {
+                if let Status::Precondition(p) = o.status {
+                    refused = Some(p);
+                }
+            }
+            _ => {}
+        }
+    }
     let s = &settings;
     let matcher = nodes::Matcher::new(&s.node_match, &fr);
     let mut rows = Vec::new();
-    for c in &configs {
+    for (i, c) in configs.iter().enumerate() {
         let st = emp.vassal(&c.name);
         let bl = emp.blacklisted(&c.name);
         let state = match (st, bl) {
@@ -57,16 +93,14 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         };
         let pid = st.map_or(0, |v| v.pid);
         let ns: Vec<_> = matcher.nodes_of(&c.name, pid, &fr).collect();
-        let live = nodes::emperor_healthy(&emp, &c.name)
-            && ns
-                .iter()
-                .any(|(_, n)| nodes::node_fresh(n, wall, s.node_tolerance_s));
+        let class = engine.availability(i);
         rows.push(json!({
             "vassal": c.name,
             "pid": pid,
             "state": state,
+            "availability": class.as_str(),
             "respawns": st.map_or(0, |v| v.respawns),
-            "live": live,
+            "live": class == Availability::Serving,
             "nodes": ns.iter().map(|(k, n)| json!({
                 "key": k, "name": n.name, "age_s": wall - n.last_check,
                 "death_mark": n.death_mark, "ref": n.refs,
@@ -75,19 +109,30 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     }
     let ours: Vec<(&str, bool)> = configs.iter().map(|c| (c.name.as_str(), true)).collect();
     let live = nodes::live_per_key(&matcher, &ours, &emp, &fr, wall, |c| s.tolerance_s(c));
+    let k_of = |key: &str| min_live.get(key).copied().unwrap_or(s.min_live);
     let below: Vec<&String> = live
         .iter()
-        .filter(|(_, l)| **l < s.min_live)
+        .filter(|(k, l)| **l < k_of(k))
         .map(|(k, _)| k)
         .collect();
+    let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let mut info_settings = s.clone();
+    info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
+    let info =
+        RunInfo::new(&info_settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    let k: BTreeMap<String, usize> = live.keys().map(|key| (key.clone(), k_of(key))).collect();
     if cfg.output.json {
-        let v = json!({"vassals": rows, "live": live, "min_live": s.min_live});
+        let mut v = json!({"vassals": rows, "live": live, "min_live": min_live,
+                       "k": s.min_live, "refused": refused});
+        info.add_to(&mut v, &k);
         println!("{v}");
     } else {
+        // First line: this tool's and uWSGI's versions, the settings.
+        rep.human_line(&info.human(&k), false);
         rep.human_line(
             &format!(
-                "{:<24} {:>7} {:<11} {:>8}  {:<5} NODES (key name age death_mark ref)",
-                "VASSAL", "PID", "STATE", "RESPAWNS", "LIVE"
+                "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} NODES (key name age death_mark ref)",
+                "VASSAL", "PID", "STATE", "AVAILABILITY", "RESPAWNS", "LIVE"
             ),
             false,
         );
@@ -111,10 +156,11 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
                 .unwrap_or_default();
             rep.human_line(
                 &format!(
-                    "{:<24} {:>7} {:<11} {:>8}  {:<5} {}",
+                    "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}",
                     r["vassal"].as_str().unwrap_or(""),
                     r["pid"].as_i64().unwrap_or(0),
                     r["state"].as_str().unwrap_or(""),
+                    r["availability"].as_str().unwrap_or(""),
                     r["respawns"].as_i64().unwrap_or(0),
                     if r["live"].as_bool() == Some(true) {
                         "yes"
@@ -131,7 +177,10 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             );
         }
         for (k, l) in &live {
-            rep.human_line(&format!("key {k}: {l} live (K={})", s.min_live), false);
+            rep.human_line(&format!("key {k}: {l} live (K={})", k_of(k)), false);
+        }
+        if let Some(p) = &refused {
+            rep.human_line(&format!("a rollout now would be refused: {p}"), false);
         }
     }
     Ok(if below.is_empty() {

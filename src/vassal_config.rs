@@ -1,4 +1,5 @@
-//! Reading a vassal's ini config the way uWSGI 2.0 reads it (sans-IO).
+//! Reading a vassal's config the way uWSGI 2.0 reads it (sans-IO): ini
+//! here, the other formats in `config_formats`.
 //!
 //! The tool needs a few facts from each vassal config: the address its
 //! fastrouter node is named after, where it subscribes, its master FIFO, and
@@ -26,6 +27,8 @@
 //! noted in `warnings`.
 
 use std::path::{Path, PathBuf};
+
+use crate::config_formats::{self, Format};
 
 /// One place the vassal announces itself (a `subscribe2` or `subscribe-to`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,7 +126,13 @@ impl VassalConfig {
         };
         let magic = MagicTable::new(name, &cfg.dir);
         let text = magic_sub(text.as_bytes(), &magic, &mut cfg.warnings);
-        cfg.options = ini_section(&text, "uwsgi");
+        cfg.options = match Format::of(name) {
+            Format::Ini => ini_section(&text, "uwsgi"),
+            other => config_formats::options(other, &text).unwrap_or_else(|e| {
+                cfg.warnings.push(format!("not read as {other:?}: {e}"));
+                Vec::new()
+            }),
+        };
         resolve_placeholders(&mut cfg.options, &mut cfg.warnings);
         cfg.extract();
         cfg
@@ -143,6 +152,17 @@ impl VassalConfig {
             .iter()
             .filter(move |(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// It runs a fastrouter (a router vassal, not an app): the tool leaves
+    /// it out of a rollout unless `--only` names it.
+    pub fn is_router(&self) -> bool {
+        self.options.iter().any(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "fastrouter" | "fastrouter-subscription-server" | "fastrouter-ss"
+            )
+        })
     }
 
     /// Its `subscribe-freq` in seconds, if it sets a usable one (uWSGI reads
@@ -696,7 +716,7 @@ fn atoi_i64(v: &str) -> i64 {
 mod tests {
     use super::*;
 
-    /// The vassal of the uwsgi_reload.py setup (FACTS.md), one file behind
+    /// The vassal of the uwsgi_reload.py setup (docs/UWSGI.md §18), one file behind
     /// many `app_NN.ini` symlinks, with DIR, SS_SOCK and KEY filled in.
     const SEED_INI: &str = "\
 [uwsgi]

@@ -51,6 +51,8 @@ const FLAGS: &[&str] = &[
     "--max-unavailable",
     "--probe",
     "--subscription-tolerance",
+    "--metrics-file",
+    "--generate",
 ];
 
 /// The flags that take one value, with a valid value each.
@@ -74,6 +76,8 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--max-unavailable", "50%"),
     ("--probe", "/health"),
     ("--subscription-tolerance", "30"),
+    ("--metrics-file", "/tmp/uwsgi-reload.prom"),
+    ("--generate", "man"),
 ];
 
 fn world(tag: &str) -> World {

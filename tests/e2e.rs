@@ -14,7 +14,7 @@
 //! `E2E_VERBOSE=1` prints each rollout's report, `E2E_KEEP=1` keeps the stack
 //! directories, `E2E_TOOL_ARGS` appends arguments to every run of the tool.
 //!
-//! FACTS.md 16: a request routed to a vassal just before its reload can be
+//! docs/UWSGI.md §10.3: a request routed to a vassal just before its reload can be
 //! reset. Until the tool drains a node before touching it, the zero-failure
 //! assertions can fail about once in 20 rollouts: that is a bug of the tool,
 //! never noise. No retry, no tolerance here.
@@ -239,7 +239,7 @@ fn e2e_failing_vassal_keep_going() {
 
 /// Someone else touches an idle vassal's config mid-rollout (the tool has one
 /// vassal in flight, --max-parallel 1). The tool must wait for that reload
-/// instead of sending a second one on top (FACTS.md 4), keep K, lose nothing,
+/// instead of sending a second one on top (docs/UWSGI.md §12), keep K, lose nothing,
 /// and end with every vassal reloaded.
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
@@ -300,7 +300,7 @@ fn e2e_config_touched_by_someone_else() {
             });
             c.check(a.respawns > b.respawns, || format!("{name}: no reload"));
             c.check(a.imports.len() + b.respawns as usize == b.imports.len() + a.respawns as usize, || {
-                format!("{name}: {} reload requests but {} app imports: a reload was lost (FACTS.md 4)",
+                format!("{name}: {} reload requests but {} app imports: a reload was lost (docs/UWSGI.md §12)",
                     a.respawns - b.respawns, a.imports.len() - b.imports.len())
             });
             c.check(a.live(), || format!("{name}: not live after the rollout"));
@@ -665,7 +665,7 @@ fn e2e_sigint_while_draining() {
 }
 
 /// Someone else touches the very vassal the tool is draining. The tool must
-/// follow that reload instead of touching it again (FACTS.md 4): exit 0,
+/// follow that reload instead of touching it again (docs/UWSGI.md §12): exit 0,
 /// every vassal reloaded exactly once.
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
@@ -701,7 +701,7 @@ fn e2e_touched_by_someone_else_while_draining() {
 }
 
 /// Someone else touches a vassal while the tool's reload of it is under
-/// way: a second reload request can wedge it (FACTS.md 4). The tool must say
+/// way: a second reload request can wedge it (docs/UWSGI.md §12). The tool must say
 /// so: exit 1 naming it; nothing lost meanwhile, K held, the other vassals
 /// reloaded once or untouched.
 #[test]
@@ -757,7 +757,7 @@ fn e2e_touched_by_someone_else_while_reloading() {
 }
 
 /// The next generation of one vassal never unblocks its subscriptions (its
-/// accepting hook writes to a wrong path: what FACTS.md 17's race leaves).
+/// accepting hook does nothing: what the race of docs/UWSGI.md §9.6 leaves).
 /// The tool repairs it by writing S to its master FIFO: exit 0, all reloaded.
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]

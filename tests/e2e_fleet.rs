@@ -506,7 +506,7 @@ fn fleet_probe_healthy_fleet() {
 
 /// Writes a config for `name` whose app fails to import, without
 /// `need-app`: the vassal still starts, accepts, subscribes and answers 500
-/// (FACTS.md 18). Deployed without the Emperor noticing.
+/// (docs/UWSGI.md §6.4). Deployed without the Emperor noticing.
 fn deploy_broken_without_need_app(stack: &Stack, name: &str) {
     let ini = stack.vassal_ini();
     assert!(

@@ -88,6 +88,7 @@ impl Fleet {
         }
         Input::Fastrouter(FastrouterSnapshot {
             pid: self.fr_pid,
+            version: String::new(),
             subscriptions: subs
                 .into_iter()
                 .map(|(key, nodes)| Subscription { key, nodes })
@@ -273,6 +274,7 @@ fn a_fastrouter_restart_is_not_a_burst_of_reloads() {
         "{:?}",
         events(&a)
     );
+    assert!(touched(&a).is_empty(), "touched at 1 s: {:?}", touched(&a));
     // app_04, still serving on its old generation, lost its node with the
     // rest: it is not touched while it is merely unrouted.
     for s in 2..8 {
@@ -431,4 +433,61 @@ fn a_silent_vassal_is_reloaded_after_its_announce_window() {
     }
     let a = look(&mut e, &fleet, 8);
     assert_eq!(touched(&a), vec![name(2)], "{:?}", events(&a));
+}
+
+/// Someone else's reload that reached a vassal while it was starting leaves
+/// its master stuck mid-reload: it accepts and announces once, then never
+/// again (docs/UWSGI.md §12). Followed, such a reload is counted
+/// back only after a second announce, and reported wedged without one.
+/// Without `Confirming` it is reported reloaded at its first announce.
+#[test]
+fn a_foreign_reload_that_announces_once_is_reported_wedged() {
+    let n = 2;
+    let mut e = engine(settings(0), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    // Someone else touches app_01 before the rollout's first look: it is
+    // followed, never touched (app_02 is the rollout's own).
+    e.handle(
+        now(0),
+        Input::Config(uwsgi_reload::engine::ConfigEvent::Changed {
+            name: name(0),
+            mtime: Some(T0 + 1),
+        }),
+    );
+    let mut all = look(&mut e, &fleet, 0);
+    // The Emperor sends that reload; the new generation accepts at +2 s and
+    // announces once at +2 s, then goes silent.
+    if let Some(r) = fleet.vs[0].rec.as_mut() {
+        r.last_mod = T0 + 1;
+        r.respawns = 1;
+        r.accepting = 0;
+        r.last_run = T0 + 1;
+    }
+    fleet.vs[0].nodes.clear();
+    all.extend(look(&mut e, &fleet, 1));
+    if let Some(r) = fleet.vs[0].rec.as_mut() {
+        r.accepting = 1;
+        r.last_accepting = T0 + 2;
+    }
+    fleet.vs[0].nodes = vec![(KEY.into(), sock(0, 0), T0 + 2, 0, 0)];
+    for s in 2..40 {
+        fleet.vs[1].nodes[0].2 = T0 + s as i64;
+        let a = look(&mut e, &fleet, s);
+        let done = outcome(&a).cloned();
+        all.extend(a);
+        if let Some(o) = done {
+            assert!(!o.reloaded.contains(&name(0)), "{o:?}");
+            let f = o.failed.iter().find(|f| f.0 == name(0));
+            assert!(
+                f.is_some_and(|f| f.1 == uwsgi_reload::engine::FailReason::Wedged),
+                "{o:?}"
+            );
+            assert!(!touched(&all).contains(&name(0)));
+            return;
+        }
+    }
+    panic!("no outcome: {:?}", events(&all));
 }

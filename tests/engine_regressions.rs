@@ -68,6 +68,7 @@ impl V {
 fn emperor(vs: &[V]) -> Input {
     Input::Emperor(EmperorSnapshot {
         pid: 1,
+        version: String::new(),
         emperor: vec![],
         vassals: vs
             .iter()
@@ -95,6 +96,7 @@ fn emperor(vs: &[V]) -> Input {
 fn fastrouter(nodes: &[(usize, i64)]) -> Input {
     Input::Fastrouter(FastrouterSnapshot {
         pid: 2,
+        version: String::new(),
         subscriptions: vec![Subscription {
             key: KEY.into(),
             nodes: nodes
@@ -132,7 +134,7 @@ fn touches(actions: &[Action]) -> Vec<(String, i64)> {
 
 /// Someone else touches the config after the Emperor acted on our touch but
 /// before the engine saw it do so: a second reload request reached the
-/// vassal mid-reload (FACTS.md 4), which may wedge it for
+/// vassal mid-reload (docs/UWSGI.md §12), which may wedge it for
 /// worker-reload-mercy while it still accepts and announces once. The
 /// engine took the `respawns` it saw at ReloadSeen (already 2 higher) as the
 /// baseline and reported the vassal reloaded.
@@ -444,7 +446,7 @@ fn no_spin_on_a_wait_timeout_while_a_foreign_reload_is_in_flight() {
 /// and the Emperor reloads it; its snapshot shows that before the inotify
 /// event comes, so the event (no newer than the Emperor's last_mod) was not
 /// taken as a foreign touch. At the drain timeout the engine touched the
-/// reloading vassal: a second reload request mid-reload (FACTS.md 4), which
+/// reloading vassal: a second reload request mid-reload (docs/UWSGI.md §12), which
 /// can wedge it, and which it then reported as reloaded.
 #[test]
 fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
@@ -467,6 +469,7 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
     // Sessions still in flight: the node stays death-marked.
     let busy = Input::Fastrouter(FastrouterSnapshot {
         pid: 2,
+        version: String::new(),
         subscriptions: vec![Subscription {
             key: KEY.into(),
             nodes: vec![Node {
@@ -507,14 +510,15 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
         "touched a vassal reloading on someone else's touch: {:?}",
         touches(&all)
     );
-    // It comes back: reported reloaded (by someone else), never touched.
+    // It comes back: reported reloaded (by someone else), never touched,
+    // once a second announce shows it is not stuck mid-reload.
     v.accepting = 1;
     v.last_accepting = WALL0 + 3;
-    for s in 4..6 {
+    for s in 4..7 {
         e.handle_timeout(now(s));
         all.extend(drain(&mut e));
         e.handle(now(s), emperor(&[v.clone()]));
-        e.handle(now(s), fastrouter(&[(0, WALL0 + 3)]));
+        e.handle(now(s), fastrouter(&[(0, WALL0 + s as i64 - 1)]));
         all.extend(drain(&mut e));
     }
     assert!(touches(&all).is_empty());

@@ -96,7 +96,7 @@ fn subscribed(actions: &[Action], who: &str) -> bool {
 
 /// Without `unsubscribe-on-graceful-reload` the node never goes away; a node
 /// whose last announce predates the new generation's accept is the old
-/// generation's and proves nothing (FACTS.md 11). Once a fastrouter read
+/// generation's and proves nothing (docs/UWSGI.md §9.4). Once a fastrouter read
 /// after the touch shows the node gone, its return is the new one's.
 #[test]
 fn stale_node_is_not_a_resubscription_but_a_returning_node_is() {
@@ -245,7 +245,7 @@ fn a_recovered_vassal_still_in_the_blacklist_counts_as_live() {
 }
 
 /// The configs are links and the Emperor's last_mod is the target's mtime:
-/// it follows links, and touching the link would do nothing (FACTS.md 3).
+/// it follows links, and touching the link would do nothing (docs/UWSGI.md §3).
 /// Refused before anything is touched, naming the fix.
 #[test]
 fn an_emperor_that_follows_links_is_refused_before_any_touch() {

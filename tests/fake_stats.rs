@@ -283,7 +283,7 @@ fn reload_precondition_error_is_one_line() {
     assert_eq!(r.stderr_lines().len(), 1, "{}", r.describe());
 }
 
-// ----- the fastrouter's trailing comma (FACTS.md 13) ----------------------------
+// ----- the fastrouter's trailing comma (docs/UWSGI.md §13.6) --------------------
 
 #[test]
 fn trailing_comma_accepted_by_dry_run() {
@@ -663,4 +663,40 @@ fn idle_while_a_rollout_makes_no_progress() {
         e1 > e0 && f1 > f0,
         "no reads at all during the sample: not polling either"
     );
+}
+
+// ----- a router in the Emperor directory ----------------------------------------
+
+/// A config that runs a fastrouter is the router, not an app vassal: the
+/// plan leaves it out unless --only names it.
+#[test]
+fn a_router_config_is_left_out_unless_named() {
+    let w = World::new("router", 3);
+    std::fs::write(
+        w.dir.join("app_03.ini"),
+        "[uwsgi]\nmaster = true\nfastrouter = /run/fake/fr.sock\nfastrouter-subscription-server = /run/fake/sub.sock\n",
+    )
+    .unwrap();
+    fakes::set_mtime(&w.dir.join("app_03.ini"), fakes::OLD_MTIME);
+    let _served = w.serve_consistent(false);
+    let before = w.mtimes();
+    let r = run(&mode_args(&w, Mode::DryRun, &[]), BOUND);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    let waves: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("wave "))
+        .collect();
+    assert!(!waves.is_empty(), "{}", r.describe());
+    assert!(
+        waves.iter().all(|l| !l.contains("app_03.ini")),
+        "{}",
+        r.describe()
+    );
+    let r = run(
+        &mode_args(&w, Mode::DryRun, &["--only", "app_03.ini"]),
+        BOUND,
+    );
+    assert!(r.stdout.contains("app_03.ini"), "{}", r.describe());
+    assert_eq!(w.mtimes(), before, "{}", r.describe());
 }

@@ -7,7 +7,8 @@
 # 2. checks that the dependency tree has no C code: no crate declares `links`
 #    (a native library), no build dependency on cc/cmake/pkg-config/bindgen,
 #    and no `-sys` crate other than pure-Rust bindings to the libc (allowlist);
-# 3. builds `cargo build --release --target x86_64-unknown-linux-musl`;
+# 3. builds `cargo build --release --locked --target x86_64-unknown-linux-musl`
+#    with the reproducible-release environment of packaging/env.sh;
 # 4. asserts that `file` and `ldd` call the binary statically linked, that it
 #    is smaller than 1 MiB, and prints the size;
 # 5. runs `--version` and `--help`.
@@ -26,6 +27,9 @@ TARGET=x86_64-unknown-linux-musl
 MAX_BYTES=$((1024 * 1024))
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
+# The release build's flags (path remapping, SOURCE_DATE_EPOCH): this build
+# IS the one packaging/release.sh packs, so the suite builds musl only once.
+source "$REPO/packaging/env.sh"
 
 fail() {
     printf 'musl_check: FAIL: %s\n' "$*" >&2
@@ -70,7 +74,7 @@ links=$(cargo metadata --format-version 1 --filter-platform "$TARGET" 2>/dev/nul
 ok "$(printf '%s\n' "$crates" | wc -l) crates, none builds or links C (libc is Rust bindings)"
 
 # ---- 3. build ----
-cargo build --release --target "$TARGET" || fail "cargo build --release --target $TARGET"
+cargo build --release --locked --target "$TARGET" || fail "cargo build --release --locked --target $TARGET"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$REPO/$TARGET_DIR
 BIN=$TARGET_DIR/$TARGET/release/uwsgi-reload

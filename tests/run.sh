@@ -8,7 +8,10 @@
 # 2. the unit tests, the table-vs-code check, the exhaustive exploration, the
 #    fuzz corpus and every other integration test except the end-to-end suite
 #    (cargo test --release);
-# 3. tests/musl_check.sh (static musl release build);
+# 3. tests/musl_check.sh (static musl release build), then on that same build
+#    tests/release_check.sh (the release tarball, rebuilt elsewhere: same
+#    bytes) and tests/deb_check.sh (the .deb installed, the demo run with it,
+#    removed);
 # 4. the end-to-end suite on a real Emperor + fastrouter + vassals + nginx
 #    under load (tests/e2e.rs, one test at a time).
 #
@@ -55,6 +58,8 @@ step "doc tests" cargo test --release --doc
 # ---- 3. static musl build ----
 if [[ -f tests/musl_check.sh ]]; then
     step "musl static build check" bash tests/musl_check.sh
+    step "reproducible release tarball" bash tests/release_check.sh
+    step "Debian package" bash tests/deb_check.sh
 fi
 
 # ---- 4. end-to-end, one test at a time (each starts its own stack) ----

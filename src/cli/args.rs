@@ -1,8 +1,11 @@
 //! Raw command-line parsing with lexopt: flags into strings, nothing checked
-//! beyond the shape. [`super::config`] turns this into a validated config.
+//! beyond the shape. Which flags exist, and where each value goes, is the
+//! table in [`super::flags`]; [`super::config`] turns the result into a
+//! validated config.
 
 use std::ffi::OsString;
 
+use super::flags::{self, Hint, Slot};
 use crate::error::Error;
 
 /// The arguments as given, before validation.
@@ -40,14 +43,13 @@ pub struct RawArgs {
     pub max_unavailable: Option<String>,
     pub probe: Option<String>,
     pub subscription_tolerance: Option<String>,
+    pub metrics_file: Option<OsString>,
+    pub generate: Option<String>,
     pub help: bool,
     pub version: bool,
 }
 
-fn value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Error> {
-    let v = parser
-        .value()
-        .map_err(|_| Error::Usage(format!("{flag} expects a value")))?;
+fn text(v: OsString, flag: &str) -> Result<String, Error> {
     v.into_string()
         .map_err(|v| Error::Usage(format!("{flag} expects UTF-8 text, got {v:?}")))
 }
@@ -62,6 +64,32 @@ fn once<T>(slot: &mut Option<T>, v: T, flag: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads the value of `f` and stores it in its slot.
+fn take(p: &mut lexopt::Parser, f: &flags::Flag, r: &mut RawArgs) -> Result<(), Error> {
+    let name = format!("--{}", f.long);
+    if let Slot::Switch(s) = f.slot {
+        *s(r) = true;
+        return Ok(());
+    }
+    let expected = match (&f.slot, f.hint) {
+        (Slot::Path(_), Hint::Dir) => "a directory",
+        (Slot::Path(_), _) => "a file path",
+        _ => "a value",
+    };
+    let v = p
+        .value()
+        .map_err(|_| Error::Usage(format!("{name} expects {expected}")))?;
+    match f.slot {
+        Slot::Switch(_) => unreachable!("handled above"),
+        Slot::Text(s) => once(s(r), text(v, &name)?, &name),
+        Slot::Path(s) => once(s(r), v, &name),
+        Slot::Many(s) => {
+            s(r).push(text(v, &name)?);
+            Ok(())
+        }
+    }
+}
+
 pub fn parse<I>(args: I) -> Result<RawArgs, Error>
 where
     I: IntoIterator,
@@ -74,77 +102,21 @@ where
         .next()
         .map_err(|e| Error::Usage(format!("{e}; see --help")))?
     {
+        let flag = match &arg {
+            Short(c) => flags::by_short(*c),
+            Long(l) => flags::by_long(l),
+            Value(_) => None,
+        };
+        if let Some(f) = flag {
+            take(&mut p, f, &mut r)?;
+            continue;
+        }
         match arg {
-            Short('h') | Long("help") => r.help = true,
-            Short('V') | Long("version") => r.version = true,
-            Short('q') | Long("quiet") => r.quiet = true,
-            Long("json") => r.json = true,
-            Long("keep-going") => r.keep_going = true,
-            Long("no-drain") => r.no_drain = true,
-            Long("no-repair") => r.no_repair = true,
-            Long("allow-downtime") => r.allow_downtime = true,
-            Long("touch-target") => r.touch_target = true,
-            Long("dry-run") => r.dry_run = true,
-            Long("syslog") => r.syslog = true,
-            Long("strict") => r.strict = true,
-            Long("only") => r.only.push(value(&mut p, "--only")?),
-            Long("exclude") => r.exclude.push(value(&mut p, "--exclude")?),
-            Long("emperor-path") => {
-                let v = p
-                    .value()
-                    .map_err(|_| Error::Usage("--emperor-path expects a directory".into()))?;
-                once(&mut r.emperor_path, v, "--emperor-path")?
-            }
-            Long(
-                f @ ("fastrouter-stats-socket"
-                | "emperor-stats-socket"
-                | "vassal-config-file-suffix"
-                | "minimum-active-vassals"
-                | "timeout"
-                | "check-interval"
-                | "stats-timeout"
-                | "max-failures"
-                | "max-parallel"
-                | "subscription-server"
-                | "drain-timeout"
-                | "node-name"
-                | "deadline"
-                | "canary"
-                | "min-ready"
-                | "max-unavailable"
-                | "probe"
-                | "subscription-tolerance"),
-            ) => {
-                let f = f.to_string();
-                let flag = format!("--{f}");
-                let v = value(&mut p, &flag)?;
-                let slot = match f.as_str() {
-                    "fastrouter-stats-socket" => &mut r.fastrouter_stats_socket,
-                    "emperor-stats-socket" => &mut r.emperor_stats_socket,
-                    "vassal-config-file-suffix" => &mut r.suffix,
-                    "minimum-active-vassals" => &mut r.minimum_active_vassals,
-                    "timeout" => &mut r.timeout,
-                    "check-interval" => &mut r.check_interval,
-                    "stats-timeout" => &mut r.stats_timeout,
-                    "max-failures" => &mut r.max_failures,
-                    "max-parallel" => &mut r.max_parallel,
-                    "subscription-server" => &mut r.subscription_server,
-                    "drain-timeout" => &mut r.drain_timeout,
-                    "deadline" => &mut r.deadline,
-                    "canary" => &mut r.canary,
-                    "min-ready" => &mut r.min_ready,
-                    "max-unavailable" => &mut r.max_unavailable,
-                    "probe" => &mut r.probe,
-                    "subscription-tolerance" => &mut r.subscription_tolerance,
-                    _ => &mut r.node_name,
-                };
-                once(slot, v, &flag)?
-            }
             Value(v) if r.command.is_none() => {
                 let v = v
                     .into_string()
                     .map_err(|v| Error::Usage(format!("unexpected argument {v:?}")))?;
-                if v != "status" && v != "reload" {
+                if !flags::COMMANDS.iter().any(|(c, _)| *c == v) {
                     return Err(Error::Usage(format!(
                         "unexpected argument {v:?}; expected a flag, or the command `status`; see --help"
                     )));

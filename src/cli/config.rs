@@ -50,6 +50,30 @@ pub enum Command {
     Status,
     Help,
     Version,
+    /// `--generate`: print a man page or a completion script.
+    Generate(Generate),
+}
+
+/// What `--generate` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Generate {
+    fn parse(v: &str) -> Result<Generate, Error> {
+        let all = super::flags::GENERATE;
+        let i = all.iter().position(|w| *w == v).ok_or_else(|| {
+            Error::Usage(format!(
+                "--generate expects one of {}, got {v:?}",
+                all.join(", ")
+            ))
+        })?;
+        Ok([Generate::Man, Generate::Bash, Generate::Zsh, Generate::Fish][i])
+    }
 }
 
 /// How output is written.
@@ -84,6 +108,8 @@ pub struct Config {
     /// `--only` globs (any must match) and `--exclude` globs (none may).
     pub only: Vec<String>,
     pub exclude: Vec<String>,
+    /// `--metrics-file`: where the end of a rollout writes Prometheus text.
+    pub metrics_file: Option<PathBuf>,
     pub settings: Settings,
 }
 
@@ -156,13 +182,18 @@ impl Config {
             Command::Help
         } else if r.version {
             Command::Version
+        } else if let Some(g) = &r.generate {
+            Command::Generate(Generate::parse(g)?)
         } else if r.command.as_deref() == Some("status") {
             Command::Status
         } else {
             Command::Reload
         };
         let mut s = Settings::default();
-        if matches!(command, Command::Help | Command::Version) {
+        if matches!(
+            command,
+            Command::Help | Command::Version | Command::Generate(_)
+        ) {
             return Ok(Config {
                 command,
                 emperor_path: PathBuf::new(),
@@ -183,6 +214,7 @@ impl Config {
                 strict: false,
                 only: Vec::new(),
                 exclude: Vec::new(),
+                metrics_file: None,
                 settings: s,
             });
         }
@@ -345,7 +377,34 @@ impl Config {
             strict: r.strict,
             only: r.only.clone(),
             exclude: r.exclude.clone(),
+            metrics_file: metrics_file(&r)?,
             settings: s,
         })
     }
+}
+
+/// `--metrics-file PATH`: a file name in an existing directory (checked
+/// before anything is touched, so a typo is a usage error, not a lost
+/// metrics file at the end).
+fn metrics_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
+    let Some(p) = &r.metrics_file else {
+        return Ok(None);
+    };
+    let p = PathBuf::from(p);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if p.file_name().is_none() || !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--metrics-file expects a file path in an existing directory, got {:?}",
+            p.display().to_string()
+        )));
+    }
+    if r.command.as_deref() == Some("status") || r.dry_run {
+        return Err(Error::Usage(
+            "--metrics-file is for a rollout; status and --dry-run write no metrics".into(),
+        ));
+    }
+    Ok(Some(p))
 }

@@ -1,82 +1,125 @@
-//! `--help`: a man-page synopsis.
+//! `--help`: a man-page synopsis, rendered from the flag table
+//! ([`super::flags`]).
 
-pub const HELP: &str = "\
-uwsgi-reload - gracefully reload every uWSGI vassal behind a fastrouter
+use std::fmt::Write;
 
-USAGE
+use super::flags::{Group, DESCRIPTION, EXIT_STATUS, FLAGS, SIGNALS, SUMMARY};
+
+/// Width of the text, and where the descriptions start.
+const WIDTH: usize = 79;
+const DOC_COLUMN: usize = 31;
+
+/// Greedy word wrap of `text` to lines of at most `width` characters.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for w in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + w.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// A term (flag, signal, exit code) with its wrapped description beside it,
+/// or below it when the term is too wide.
+fn entry(out: &mut String, term: &str, doc: &str, column: usize) {
+    // `[default: X]` is never split over two lines.
+    let glued = doc.replace("[default: ", "[default:\u{1}");
+    let lines: Vec<String> = wrap(&glued, WIDTH - column)
+        .into_iter()
+        .map(|l| l.replace('\u{1}', " "))
+        .collect();
+    let head = format!("    {term}");
+    let mut rest = lines.iter();
+    if head.len() < column {
+        let first = rest.next().map_or("", String::as_str);
+        let _ = writeln!(out, "{head:<column$}{first}");
+    } else {
+        let _ = writeln!(out, "{head}");
+    }
+    for l in rest {
+        let _ = writeln!(out, "{:column$}{l}", "");
+    }
+}
+
+pub fn help() -> String {
+    let mut out = format!("uwsgi-reload - {SUMMARY}\n\n");
+    out.push_str(
+        "USAGE
     uwsgi-reload --emperor-path DIR --fastrouter-stats-socket SOCKET
                  --emperor-stats-socket SOCKET [OPTIONS]
     uwsgi-reload status --emperor-path DIR --fastrouter-stats-socket SOCKET
                  --emperor-stats-socket SOCKET [--json]
+    uwsgi-reload --generate man|complete-bash|complete-zsh|complete-fish
 
-    Reloads every vassal config in DIR by moving its mtime forward, as many at
-    once as keeps at least K vassals live per fastrouter key, and waits for
-    each to accept and re-subscribe. A SOCKET is a unix path or host:port.
+",
+    );
+    for l in wrap(DESCRIPTION, WIDTH - 4) {
+        let _ = writeln!(out, "    {l}");
+    }
+    for g in Group::ALL {
+        let _ = write!(out, "\n{}\n", g.title());
+        for f in FLAGS.iter().filter(|f| f.group == g) {
+            let term = match f.value {
+                "" => f.names(),
+                v => format!("{} {v}", f.names()),
+            };
+            entry(&mut out, &term, &f.doc_with_default(), DOC_COLUMN);
+        }
+    }
+    out.push_str("\nSIGNALS\n");
+    for (s, d) in SIGNALS {
+        entry(&mut out, s, d, 21);
+    }
+    out.push_str("\nEXIT STATUS\n");
+    for (c, d) in EXIT_STATUS {
+        entry(&mut out, c, d, 9);
+    }
+    out
+}
 
-OPTIONS (as uwsgi_reload.py)
-    --emperor-path DIR                 directory the Emperor watches (required)
-    --fastrouter-stats-socket SOCKET   fastrouter stats socket (required)
-    --emperor-stats-socket SOCKET      Emperor stats socket (required)
-    --vassal-config-file-suffix STR    vassal config suffix [default: .ini]
-    --minimum-active-vassals K         live vassals kept per key [default: 1]
-    --timeout SECONDS                  per vassal, from its touch [default: 60]
-    --check-interval SECONDS           between stats reads [default: 0.1]
-    -q, --quiet                        print only errors
-    -h, --help                         this text
-    -V, --version                      the version
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-OPTIONS (beyond uwsgi_reload.py)
-    --json                     one JSON object per event on stdout; human
-                               lines go to stderr
-    --keep-going               carry on after a failed vassal while K holds
-    --max-failures N           stop touching new vassals after N failures
-                               [default: 1]
-    --max-parallel N           at most N vassals reloading at once
-    --subscription-server ADDR drain through this subscription server
-                               [default: from the vassal configs]
-    --drain-timeout SECONDS    bound on waiting for in-flight sessions of an
-                               unsubscribed node [default: 30]
-    --no-drain                 touch without unsubscribing first
-    --no-repair                never write S to a vassal's master FIFO
-    --allow-downtime           proceed when a key has fewer than K+1 nodes
-    --node-name TEMPLATE       node name of a vassal, with {name} (config
-                               file name) and {stem} [default: same stem]
-    --touch-target             touch the symlink target, for Emperors that
-                               follow links (refused if links share a target)
-    --max-unavailable N|P%     at most N (or P% rounded down, at least 1) of a
-                               key's nodes out at once; raises K to match
-    --canary N                 reload N vassals first; touch no more until
-                               they stayed live for --min-ready
-    --min-ready SECONDS        a reloaded vassal counts as live only after
-                               this long subscribed [default: 0]
-    --deadline SECONDS         touch nothing new after this long; in-flight
-                               vassals finish
-    --probe PATH               count a reloaded vassal as live only once GET
-                               PATH, sent straight to its socket (uwsgi
-                               protocol, the key as host), answers 2xx/3xx
-    --only GLOB                reload only configs matching GLOB (repeatable)
-    --exclude GLOB             skip configs matching GLOB (repeatable)
-    --subscription-tolerance SECONDS
-                               a node announced longer ago than this is not
-                               live (the fastrouter's subscription-tolerance;
-                               raise it with a larger subscribe-freq)
-                               [default: 17]
-    --stats-timeout SECONDS    connect+read bound of one stats read [default: 5]
-    --syslog                   send event lines to /dev/log too
-    --strict                   doctor findings on the vassal configs are
-                               errors (exit 3), not warnings
-    --dry-run                  preflight and print the plan; touch nothing
+    #[test]
+    fn every_flag_is_in_the_help_once() {
+        let h = help();
+        // Option lines only: they come after the first OPTIONS title.
+        let opts = &h[h.find("\nOPTIONS").expect("an OPTIONS section")..];
+        for f in FLAGS {
+            let def = format!("--{}", f.long);
+            let lines = opts
+                .lines()
+                .filter(|l| {
+                    let t = l.trim_start();
+                    t.starts_with('-')
+                        && t.split_whitespace()
+                            .take(2)
+                            .any(|w| w.trim_end_matches(',') == def)
+                })
+                .count();
+            assert_eq!(lines, 1, "{def} is defined on {lines} lines");
+        }
+        assert!(
+            h.lines().all(|l| l.len() <= WIDTH),
+            "a line is wider than {WIDTH}"
+        );
+    }
 
-SIGNALS
-    SIGINT, SIGTERM  touch nothing new, let in-flight vassals finish, exit
-                     130/143; a second one exits at once
-    SIGUSR1          print progress
-
-EXIT STATUS
-    0    every vassal reloaded
-    1    some vassal failed, timed out, or could not be reloaded within K
-    2    usage error
-    3    precondition failed (lock held, stats socket, preflight): nothing
-         was touched
-    130  interrupted by SIGINT;  143  by SIGTERM
-";
+    #[test]
+    fn wrap_keeps_words_and_width() {
+        let t = "a bb ccc dddd eeeee";
+        let l = wrap(t, 7);
+        assert_eq!(l, vec!["a bb", "ccc", "dddd", "eeeee"]);
+        assert_eq!(l.join(" "), t);
+    }
+}

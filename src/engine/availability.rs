@@ -28,7 +28,7 @@ pub enum Availability {
     /// Running but not accepting since its last start or reload request
     /// (`accepting == 0`, not cursed), however long its app takes to load.
     /// Never sent a reload: one landing in its start-up is lost and wedges
-    /// it (docs/UWSGI.md, second reload).
+    /// it (docs/UWSGI.md §12).
     Starting,
     /// Dying or failing to start: `cursed`, or absent from the vassals and
     /// listed in the blacklist (throttled between attempts). Proven out of

@@ -24,7 +24,7 @@ impl Engine {
                     // is respawns0 + 1. More already seen means a second
                     // request reached it before we saw the first (someone
                     // else's touch after the Emperor acted on ours), and
-                    // SecondReload follows on the next pass (FACTS.md 4).
+                    // SecondReload follows on the next pass (docs/UWSGI.md §12).
                     v.reload_respawns = match s {
                         Some(s) if v.pid0 == 0 => s.respawns,
                         _ => v.respawns0.saturating_add(1),
@@ -33,6 +33,23 @@ impl Engine {
                         // It was not running at the touch: this is its pid now.
                         v.pid0 = s.map_or(0, |s| s.pid);
                     }
+                }
+                (_, Phase::Confirming) => {
+                    // The last_check of the announce seen: the next must be
+                    // later.
+                    let pid = self
+                        .emp
+                        .as_ref()
+                        .and_then(|e| e.vassal(&v.name))
+                        .map_or(0, |s| s.pid);
+                    v.first_announce_s = self.fr.as_ref().and_then(|fr| {
+                        self.matcher
+                            .nodes_of(&v.name, pid.max(v.pid0), fr)
+                            .filter(|(_, n)| n.death_mark == 0)
+                            .map(|(_, n)| n.last_check)
+                            .max()
+                    });
+                    v.confirm_ms = now.mono_ms;
                 }
                 (Phase::Respawned, Phase::Accepting) => {
                     let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));

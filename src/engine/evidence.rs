@@ -101,8 +101,8 @@ impl Engine {
 
     /// A vassal that died without unsubscribing leaves its node in the
     /// fastrouter, and a unix-socket node that nobody listens on fails every
-    /// request routed to it until the node expires (docs/UWSGI.md, dead
-    /// unix nodes). As soon as the Emperor shows the vassal dead (cursed, or
+    /// request routed to it until the node expires (docs/UWSGI.md §11). As
+    /// soon as the Emperor shows the vassal dead (cursed, or
     /// gone and blacklisted) or restarted (a new pid, whose node was last
     /// announced before the restart), its nodes are unsubscribed: once per
     /// announce, only where the node is the vassal's own by name (the stem

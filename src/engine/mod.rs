@@ -5,7 +5,7 @@
 //! and sleeps until [`Engine::poll_timeout`]. "Mutate, then drain to timeout."
 //!
 //! Per vassal, the phase machine in [`phase`] decides; this module derives the
-//! signals it is fed from the stats (FACTS.md), carries out the effects it
+//! signals it is fed from the stats (docs/UWSGI.md §17), carries out the effects it
 //! returns, and runs the scheduler that keeps at least K live per key.
 
 pub mod availability;

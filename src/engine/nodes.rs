@@ -166,7 +166,7 @@ pub fn nodes_of<'a>(
 ///
 /// A blacklist entry alone does not make it down: the entry stays until the
 /// vassal serves its first request (loyalty), long after a crash-looping
-/// vassal came back and accepts (SEMANTICS.md §1). Treating such a vassal as
+/// vassal came back and accepts (docs/UWSGI.md §7.3). Treating such a vassal as
 /// down would let the scheduler touch it without budget.
 pub fn emperor_healthy(emp: &EmperorSnapshot, config: &str) -> bool {
     emp.vassal(config)

@@ -55,7 +55,7 @@ impl Engine {
             Phase::Draining => {
                 // Someone else's touch the Emperor acted on before its
                 // inotify event came (or without one): follow it; touching
-                // now would be a second reload request (FACTS.md 4).
+                // now would be a second reload request (docs/UWSGI.md §12).
                 if let Some(s) = st.filter(|s| s.pid == v.pid0 && s.respawns > v.respawns0) {
                     return Some((
                         Signal::ForeignTouch,
@@ -97,7 +97,11 @@ impl Engine {
                 }
                 None
             }
-            Phase::Respawned | Phase::Accepting | Phase::Repairing | Phase::Probing => {
+            Phase::Respawned
+            | Phase::Accepting
+            | Phase::Repairing
+            | Phase::Confirming
+            | Phase::Probing => {
                 let s = st?;
                 if s.respawns > v.reload_respawns {
                     return Some((
@@ -115,13 +119,27 @@ impl Engine {
                     }
                     return None;
                 }
-                let announced = mine.iter().any(|(_, n)| {
-                    nodes::node_fresh(n, now.wall_s, tol)
-                        && (n.last_check >= v.accepted_s || v.node_gone)
-                        && fr_started >= v.touch_ms
-                });
-                if announced {
-                    return Some((Signal::AnnounceSeen, String::new()));
+                let announced = mine
+                    .iter()
+                    .filter(|(_, n)| {
+                        nodes::node_fresh(n, now.wall_s, tol)
+                            && (n.last_check >= v.accepted_s || v.node_gone)
+                            && fr_started >= v.touch_ms
+                    })
+                    .map(|(_, n)| n.last_check)
+                    .max();
+                match (phase, announced) {
+                    // A reload we did not send may have reached it while it
+                    // was starting: one announce is not enough.
+                    (Phase::Accepting | Phase::Repairing, Some(_)) if v.foreign => {
+                        return Some((Signal::FirstAnnounceSeen, String::new()))
+                    }
+                    (Phase::Confirming, Some(s)) if v.first_announce_s.is_some_and(|f| s > f) => {
+                        return Some((Signal::AnnounceSeen, String::new()))
+                    }
+                    (Phase::Confirming, _) => return None,
+                    (_, Some(_)) => return Some((Signal::AnnounceSeen, String::new())),
+                    _ => {}
                 }
                 if phase == Phase::Accepting
                     && self.overdue_at(v).is_some_and(|t| now.mono_ms >= t)
@@ -145,7 +163,7 @@ impl Engine {
     /// touch, shows no node alive: unsubscribed by the drain or by
     /// `unsubscribe-on-graceful-reload`. The old generation does not announce
     /// while reloading, so any node seen alive later is the new one's
-    /// (FACTS.md 11).
+    /// (docs/UWSGI.md §9.1).
     pub(super) fn note_nodes_gone(&mut self) {
         let started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
         let (Some(fr), Some(emp)) = (self.fr.as_ref(), self.emp.as_ref()) else {

@@ -28,8 +28,13 @@ pub enum Phase {
     /// fastrouter (a fresh node, `death_mark == 0`).
     Accepting,
     /// It accepted but never announced, so `S` was written to its master
-    /// FIFO (FACTS.md 17); waiting for the announce.
+    /// FIFO (docs/UWSGI.md §9.6); waiting for the announce.
     Repairing,
+    /// A reload this rollout did not send (followed, see `Effect::Adopt`)
+    /// announced once; waiting for the second announce, which a master
+    /// stuck mid-reload never sends: such a reload can have reached the
+    /// vassal while it was starting (docs/UWSGI.md §12).
+    Confirming,
     /// Back in the fastrouter; waiting for the answer to a `--probe` request
     /// sent straight to its socket (without `--probe`, passed at once).
     Probing,
@@ -42,13 +47,14 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Idle,
         Phase::Draining,
         Phase::Touched,
         Phase::Respawned,
         Phase::Accepting,
         Phase::Repairing,
+        Phase::Confirming,
         Phase::Probing,
         Phase::Subscribed,
         Phase::Skipped,
@@ -63,6 +69,7 @@ impl Phase {
             Phase::Respawned => "Respawned",
             Phase::Accepting => "Accepting",
             Phase::Repairing => "Repairing",
+            Phase::Confirming => "Confirming",
             Phase::Probing => "Probing",
             Phase::Subscribed => "Subscribed",
             Phase::Skipped => "Skipped",
@@ -79,6 +86,7 @@ impl Phase {
                 | Phase::Respawned
                 | Phase::Accepting
                 | Phase::Repairing
+                | Phase::Confirming
                 | Phase::Probing
         )
     }
@@ -108,8 +116,11 @@ pub enum Signal {
     AcceptingSeen,
     /// A fresh announce of the new generation reached the fastrouter.
     AnnounceSeen,
+    /// The first announce of a generation whose reload this rollout did not
+    /// send: one more must follow before it counts as back.
+    FirstAnnounceSeen,
     /// Accepting for longer than the first announces take, and its node is
-    /// gone or dead: the subscription is blocked (FACTS.md 17). Only raised
+    /// gone or dead: the subscription is blocked (docs/UWSGI.md §9.6). Only raised
     /// when repair is on and possible.
     AnnounceOverdue,
     /// The driver found no master FIFO, or could not write it.
@@ -123,7 +134,7 @@ pub enum Signal {
     /// Listed in the Emperor's blacklist: crash-looping.
     Blacklisted,
     /// `respawns` rose again after the reload was seen: a second reload
-    /// request reached it (FACTS.md 4).
+    /// request reached it (docs/UWSGI.md §12).
     SecondReload,
     /// Someone else moved the config's mtime past what the Emperor has seen
     /// (or, while draining, the Emperor sent a reload this rollout did not
@@ -140,7 +151,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const ALL: [Signal; 19] = [
+    pub const ALL: [Signal; 20] = [
         Signal::Start,
         Signal::StartDrain,
         Signal::Drained,
@@ -149,6 +160,7 @@ impl Signal {
         Signal::ReloadSeen,
         Signal::AcceptingSeen,
         Signal::AnnounceSeen,
+        Signal::FirstAnnounceSeen,
         Signal::AnnounceOverdue,
         Signal::RepairFailed,
         Signal::ProbeOk,
@@ -172,6 +184,7 @@ impl Signal {
             Signal::ReloadSeen => "ReloadSeen",
             Signal::AcceptingSeen => "AcceptingSeen",
             Signal::AnnounceSeen => "AnnounceSeen",
+            Signal::FirstAnnounceSeen => "FirstAnnounceSeen",
             Signal::AnnounceOverdue => "AnnounceOverdue",
             Signal::RepairFailed => "RepairFailed",
             Signal::ProbeOk => "ProbeOk",
@@ -215,10 +228,13 @@ pub enum FailReason {
     TouchError,
     /// It came back, but its `--probe` request did not get a 2xx/3xx.
     ProbeFailed,
+    /// It announced once after a reload it was not sent by us, then went
+    /// silent: stuck mid-reload.
+    Wedged,
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 12] = [
+    pub const ALL: [FailReason; 13] = [
         FailReason::NotNoticed,
         FailReason::NeverAccepted,
         FailReason::NeverSubscribed,
@@ -231,6 +247,7 @@ impl FailReason {
         FailReason::SecondReload,
         FailReason::TouchError,
         FailReason::ProbeFailed,
+        FailReason::Wedged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -247,6 +264,7 @@ impl FailReason {
             FailReason::SecondReload => "second_reload",
             FailReason::TouchError => "touch_error",
             FailReason::ProbeFailed => "probe_failed",
+            FailReason::Wedged => "wedged",
         }
     }
 
@@ -262,9 +280,10 @@ impl FailReason {
             FailReason::CrashLoop => "its new config fails to start: the Emperor blacklisted it; see the vassal's log",
             FailReason::ConfigRemoved => "its config file was removed mid-reload",
             FailReason::TouchedByOther => "someone else touched its config mid-reload; a second reload can wedge a vassal for worker-reload-mercy",
-            FailReason::SecondReload => "a second reload request reached it mid-reload (FACTS.md 4); it may stay wedged for worker-reload-mercy",
+            FailReason::SecondReload => "a second reload request reached it mid-reload (docs/UWSGI.md §12); it may stay wedged for worker-reload-mercy",
             FailReason::TouchError => "its config's mtime could not be set",
             FailReason::ProbeFailed => "it came back, but its --probe request did not get a 2xx/3xx answer: the new app is likely broken (see the vassal's log)",
+            FailReason::Wedged => "it announced once after a reload this rollout did not send, then went silent: the reload reached it while it was starting and its workers ignored it; it stays out until worker-reload-mercy, then reloads on its own (check with the vassal's log; a kill of its master restarts it)",
         }
     }
 }
@@ -364,12 +383,17 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Effect)> {
         (P::Respawned, _) => mid_reload(R::NeverAccepted),
 
         (P::Accepting, S::AnnounceSeen) => Some((P::Probing, E::Probe)),
+        (P::Accepting, S::FirstAnnounceSeen) => Some((P::Confirming, E::None)),
         (P::Accepting, S::AnnounceOverdue) => Some((P::Repairing, E::WriteFifo)),
         (P::Accepting, _) => mid_reload(R::NeverSubscribed),
 
         (P::Repairing, S::AnnounceSeen) => Some((P::Probing, E::Probe)),
+        (P::Repairing, S::FirstAnnounceSeen) => Some((P::Confirming, E::None)),
         (P::Repairing, S::RepairFailed) => Some((P::Failed, E::Fail(R::NoFifo))),
         (P::Repairing, _) => mid_reload(R::RepairDidNotHelp),
+
+        (P::Confirming, S::AnnounceSeen) => Some((P::Probing, E::Probe)),
+        (P::Confirming, _) => mid_reload(R::Wedged),
 
         (P::Probing, S::ProbeOk) => Some((P::Subscribed, E::Succeed)),
         (P::Probing, S::ProbeFailed) => Some((P::Failed, E::Fail(R::ProbeFailed))),

@@ -79,7 +79,7 @@ impl Engine {
     }
 
     /// After a touch, read the Emperor twice at once: the first connection
-    /// makes it rescan, the second shows the result (FACTS.md 1).
+    /// makes it rescan, the second shows the result (docs/UWSGI.md §1).
     pub(super) fn wake_emperor(&mut self) {
         let r = &mut self.reads[idx(StatsSource::Emperor)];
         r.rereads = if r.in_flight { 2 } else { 1 };

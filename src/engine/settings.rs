@@ -57,7 +57,7 @@ pub struct Settings {
     pub allow_downtime: bool,
     pub node_match: NodeMatch,
     /// The fastrouter's `subscription-tolerance`: a node older than this is
-    /// not routed to even with `death_mark == 0` (FACTS.md 11). When
+    /// not routed to even with `death_mark == 0` (docs/UWSGI.md §9.4). When
     /// [`Settings::node_tolerance_known`] is false this is uWSGI's default,
     /// and each vassal's own subscribe-freq can raise it (see
     /// [`Settings::tolerance_s`]).
@@ -94,7 +94,7 @@ pub struct Settings {
     /// For configs that are symlinks: the mtime in the *other* mode (the
     /// target's when we touch links, the link's own with `--touch-target`).
     /// An Emperor whose `last_mod` equals it looks at the other file, and
-    /// our touch would go unnoticed (FACTS.md 3).
+    /// our touch would go unnoticed (docs/UWSGI.md §3).
     pub other_mode_mtimes: BTreeMap<String, i64>,
     /// We touch link targets (`--touch-target`), not links.
     pub touch_target: bool,
@@ -142,7 +142,7 @@ impl Default for Settings {
 /// announce after `accepting` comes on the next master cycle that is a
 /// multiple of subscribe-freq (cycles are ~1 s and drift), `last_check` and
 /// the wall clock have 1 s resolution, and one announce lost to a full
-/// datagram queue is followed by the next one (docs/UWSGI.md, subscriptions).
+/// datagram queue is followed by the next one (docs/UWSGI.md §9.1, §9.7).
 pub const ANNOUNCE_SLACK_S: i64 = 3;
 
 impl Settings {

@@ -122,6 +122,11 @@ impl Engine {
             Phase::Touched => Some(v.touch_ms + s.timeout_ms.min(s.notice_window_ms)),
             Phase::Respawned | Phase::Accepting => Some(v.touch_ms + s.timeout_ms),
             Phase::Probing => Some(v.touch_ms + s.timeout_ms),
+            // Its second announce comes within one subscribe-freq (plus
+            // slack) of the first, unless the master is stuck mid-reload.
+            Phase::Confirming => {
+                Some((v.touch_ms + s.timeout_ms).min(v.confirm_ms + s.announce_window_ms(&v.name)))
+            }
             Phase::Repairing => {
                 Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.announce_window_ms(&v.name)))
             }

@@ -65,6 +65,8 @@ pub struct Vassal {
     /// The `last_check` of the first announce seen of a reload it was not
     /// asked for by us: a second one must follow (see `Phase::Confirming`).
     pub first_announce_s: Option<i64>,
+    /// When `Confirming` began.
+    pub confirm_ms: u64,
 
     pub failure: Option<(FailReason, String)>,
     pub skipped_why: String,
@@ -98,6 +100,7 @@ impl Vassal {
             wait_why: None,
             swept: Vec::new(),
             first_announce_s: None,
+            confirm_ms: 0,
             failure: None,
             skipped_why: String::new(),
             done_ms: 0,

@@ -1,5 +1,5 @@
 //! The only place the tool reads clocks: monotonic for its own deadlines,
-//! wall-clock seconds for uWSGI's timestamps and mtimes (FACTS.md 14).
+//! wall-clock seconds for uWSGI's timestamps and mtimes (docs/UWSGI.md §13).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,5 @@
 //! Listing the vassal configs of the Emperor directory and reading their
-//! mtimes the way the Emperor does (FACTS.md 2-3).
+//! mtimes the way the Emperor does (docs/UWSGI.md §2-§3).
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -129,7 +129,7 @@ impl EmperorDir {
     }
 
     /// With `--touch-target`: configs whose links lead to the same file.
-    /// Touching that file would reload all of them at once (FACTS.md 3).
+    /// Touching that file would reload all of them at once (docs/UWSGI.md §3).
     pub fn shared_targets(&self, configs: &[ConfigFile]) -> Vec<(PathBuf, Vec<String>)> {
         let mut by_target: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
         for c in configs {
@@ -153,7 +153,11 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
             dir.suffix
         )));
     }
-    let configs: Vec<ConfigFile> = all.into_iter().filter(|c| cfg.selected(&c.name)).collect();
+    let configs: Vec<ConfigFile> = all
+        .into_iter()
+        .filter(|c| cfg.selected(&c.name))
+        .filter(|c| named_by_only(cfg, &c.name) || !is_router(dir, &c.name))
+        .collect();
     if configs.is_empty() {
         return Err(Error::Usage(format!(
             "no vassal config in {} matches --only/--exclude",
@@ -170,4 +174,41 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
         }
     }
     Ok(configs)
+}
+
+/// Does an `--only` pattern name this config?
+fn named_by_only(cfg: &crate::cli::Config, name: &str) -> bool {
+    cfg.only.iter().any(|g| crate::glob::matches(g, name))
+}
+
+/// A config in the Emperor directory that runs a fastrouter is the router
+/// the apps subscribe to, not one of them: it is never counted as an app
+/// vassal nor touched, unless `--only` names it.
+pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
+    crate::vassal_config::load(&dir.path.join(name)).is_ok_and(|c| c.is_router())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_config_is_recognised() {
+        let d = std::env::temp_dir().join(format!("uwsgi-reload-router-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("fr.ini"),
+            "[uwsgi]\nfastrouter = /r/fr.sock\nfastrouter-subscription-server = /r/sub.sock\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("app.ini"),
+            "[uwsgi]\nsocket = /r/app.sock\nsubscribe2 = server=/r/sub.sock,key=k\n",
+        )
+        .unwrap();
+        let dir = EmperorDir::open(&d, ".ini", false).unwrap();
+        assert!(is_router(&dir, "fr.ini"));
+        assert!(!is_router(&dir, "app.ini"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

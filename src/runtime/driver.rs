@@ -5,7 +5,7 @@
 //! engine's next deadline, SIGINT/SIGTERM/SIGUSR1, and the two stats sockets.
 //! Between events the thread sleeps in `epoll_wait`: no busy polling.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +57,8 @@ pub struct RunSummary {
     pub outcome: Outcome,
     pub exit_code: u8,
     pub stats_reads: u64,
+    /// uWSGI's version per stats source (`emperor`, `fastrouter`), as read.
+    pub uwsgi_versions: BTreeMap<String, String>,
 }
 
 /// Everything opened before the first stats read: the directory, its lock,
@@ -81,6 +83,18 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let configs = super::configs::select(cfg, &dir)?;
     let parsed = parse_configs(&dir, &configs);
     let (subscription_server, mut notes) = subscription_server(cfg, &parsed);
+    let routers: Vec<String> = dir
+        .list()?
+        .into_iter()
+        .filter(|c| cfg.selected(&c.name) && !configs.iter().any(|x| x.name == c.name))
+        .map(|c| c.name)
+        .collect();
+    if !routers.is_empty() {
+        notes.push(format!(
+            "note: {} run(s) a fastrouter: a router, not an app vassal; left out of the rollout (name it with --only to reload it)",
+            routers.join(", ")
+        ));
+    }
     notes.extend(doctor(cfg, &parsed, subscription_server.is_some())?);
     notes.extend(datagram_queue_note(&parsed));
     Ok(Prepared {
@@ -205,6 +219,36 @@ pub fn engine_settings(
     s
 }
 
+/// What the fastrouter's own options change, where it runs on this host
+/// (its stats socket is a unix socket): its real `subscription-tolerance`
+/// makes node freshness exact when `--subscription-tolerance` is not given
+/// (fsm/AVAILABILITY.md), and `fastrouter-cheap` is worth a warning. Returns
+/// the notes to print.
+pub fn learn_fastrouter_options(
+    cfg: &Config,
+    s: &mut crate::engine::Settings,
+    fastrouter_pid: i64,
+) -> Vec<String> {
+    if !matches!(cfg.fastrouter_stats, crate::cli::SocketSpec::Unix(_)) {
+        return Vec::new();
+    }
+    let opts = super::fastrouter_setup::options(fastrouter_pid);
+    let mut notes = Vec::new();
+    if let (false, Some((t, from))) = (s.node_tolerance_known, opts.tolerance) {
+        s.node_tolerance_s = t;
+        s.node_tolerance_known = true;
+        notes.push(format!(
+            "note: the fastrouter's subscription-tolerance is {t} s (from {from}): nodes older than that are not live"
+        ));
+    }
+    if opts.cheap {
+        notes.push(
+            "warning: the fastrouter runs with fastrouter-cheap: when a key's last node goes it stops accepting and drops the requests in flight (unbit/uwsgi#2302); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap".to_string(),
+        );
+    }
+    notes
+}
+
 /// Without `--node-name`, each vassal's node is the exact address its own
 /// config subscribes with (`subscribe2 addr=` or its first socket); the
 /// uwsgi_reload.py stem rule serves configs that name none.
@@ -254,13 +298,36 @@ struct Driver<'a> {
     unsent: VecDeque<Unsent>,
     outcome: Option<Outcome>,
     stop_signal: Option<i32>,
+    uwsgi_versions: BTreeMap<String, String>,
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let prep = prepare(cfg)?;
+    let mut settings = engine_settings(
+        cfg,
+        &prep.dir,
+        &prep.configs,
+        &prep.parsed,
+        prep.subscription_server.is_some(),
+    );
+    // One look at the fastrouter for its pid and options (the engine reads
+    // it again, and a failure here is the engine's to report).
+    let mut notes = prep.notes.clone();
+    let t = Duration::from_millis(cfg.stats_timeout_ms);
+    if let Ok(bytes) =
+        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats, t)
+    {
+        if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
+            notes.extend(learn_fastrouter_options(cfg, &mut settings, fr.pid));
+        }
+    }
+    rep.set_run_info(crate::report::info::RunInfo::new(
+        &settings,
+        prep.subscription_server.as_deref(),
+    ));
     if !cfg.output.quiet {
-        for n in &prep.notes {
-            rep.human_line(n, false);
+        for n in &notes {
+            rep.note(n);
         }
     }
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
@@ -286,7 +353,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         )
     })
     .map_err(|e| Error::io("cannot register with the event loop", e))?;
-    let t = Duration::from_millis(cfg.stats_timeout_ms);
     let emperor = StatsReader::new(StatsSource::Emperor, cfg.emperor_stats.clone(), EMPEROR, t)?;
     let fastrouter = StatsReader::new(
         StatsSource::Fastrouter,
@@ -295,13 +361,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         t,
     )?;
 
-    let settings = engine_settings(
-        cfg,
-        &prep.dir,
-        &prep.configs,
-        &prep.parsed,
-        prep.subscription_server.is_some(),
-    );
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let mut d = Driver {
@@ -319,6 +378,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         unsent: VecDeque::new(),
         outcome: None,
         stop_signal: None,
+        uwsgi_versions: BTreeMap::new(),
     };
     d.run_loop()
 }
@@ -336,6 +396,7 @@ impl Driver<'_> {
                     outcome,
                     exit_code,
                     stats_reads,
+                    uwsgi_versions: self.uwsgi_versions.clone(),
                 });
             }
             self.flush_unsent();
@@ -363,6 +424,7 @@ impl Driver<'_> {
                                 outcome: self.interrupted_outcome(),
                                 exit_code,
                                 stats_reads: self.emperor.reads + self.fastrouter.reads,
+                                uwsgi_versions: self.uwsgi_versions.clone(),
                             });
                         }
                     }
@@ -432,11 +494,27 @@ impl Driver<'_> {
 
     fn feed_inputs(&mut self) {
         while let Some(i) = self.inputs.pop_front() {
+            self.note_version(&i);
             let now = self.clock.now();
             self.engine.handle(now, i);
             while let Some(a) = self.engine.poll_action() {
                 self.execute(a);
             }
+        }
+    }
+
+    /// Keeps the uWSGI version each stats document names, for the report
+    /// and the metrics.
+    fn note_version(&mut self, i: &Input) {
+        let (src, v) = match i {
+            Input::Emperor(s) => (StatsSource::Emperor, &s.version),
+            Input::Fastrouter(s) => (StatsSource::Fastrouter, &s.version),
+            _ => return,
+        };
+        if !v.is_empty() && self.uwsgi_versions.get(src.as_str()) != Some(v) {
+            self.uwsgi_versions
+                .insert(src.as_str().to_string(), v.clone());
+            self.rep.uwsgi_version(src.as_str(), v);
         }
     }
 

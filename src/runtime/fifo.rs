@@ -1,7 +1,7 @@
 //! Finding a vassal's master FIFO and writing one command byte to it.
 //!
 //! Used for repair: a vassal that accepts again but never re-subscribed
-//! (FACTS 17: its `hook-accepting1-once = writefifo:... S` ran before the
+//! (docs/UWSGI.md §9.6: its `hook-accepting1-once = writefifo:... S` ran before the
 //! FIFO existed) is unblocked by writing `S` to its master FIFO.
 //!
 //! Two uWSGI behaviours shape this file (core/fifo.c, 2.0.21):

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod configs;
 pub mod dgram;
 pub mod driver;
+pub mod fastrouter_setup;
 pub mod fifo;
 pub mod lock;
 pub mod prober;

@@ -1,5 +1,5 @@
 //! Non-blocking reads of one stats socket: connect, read to EOF, bounded in
-//! time and size. uWSGI writes the document and closes (FACTS.md 5, 14); its
+//! time and size. uWSGI writes the document and closes (docs/UWSGI.md §13.1-§13.3); its
 //! loops can stall, so every read has a deadline.
 
 use std::io::Read;

@@ -1,6 +1,6 @@
 //! inotify on the Emperor directory, turned into engine config events.
 //!
-//! The Emperor itself only polls (FACTS.md 1); we watch so that someone
+//! The Emperor itself only polls (docs/UWSGI.md §1); we watch so that someone
 //! else's touch, a new config or a removed one reaches the engine at once.
 
 use std::os::fd::{AsRawFd, RawFd};

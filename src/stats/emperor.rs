@@ -1,4 +1,4 @@
-//! The Emperor stats document (`--emperor-stats-server`), FACTS.md 5-9.
+//! The Emperor stats document (`--emperor-stats-server`), docs/UWSGI.md §4-§7, §13.4.
 
 use serde::Deserialize;
 
@@ -7,6 +7,10 @@ use super::{body, ParseError};
 /// One read of the Emperor stats socket.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct EmperorSnapshot {
+    /// uWSGI's version string (`2.0.21-debian`), for the report and the
+    /// metrics only; absent in old or foreign documents.
+    #[serde(default)]
+    pub version: String,
     /// The Emperor's own pid.
     #[serde(default)]
     pub pid: i64,
@@ -24,11 +28,11 @@ pub struct VassalStats {
     /// The config file name as the directory scanner sees it (`app_01.ini`).
     pub id: String,
     /// The vassal master pid: unchanged by a graceful reload, new after a
-    /// crash-respawn (FACTS.md 7).
+    /// crash-respawn (docs/UWSGI.md §5).
     pub pid: i64,
     /// The config mtime that triggered the last (re)load.
     pub last_mod: i64,
-    /// Never returns to 1 after a graceful reload (FACTS.md 8): kept only for
+    /// Never returns to 1 after a graceful reload (docs/UWSGI.md §6): kept only for
     /// display, never used as a readiness signal.
     pub ready: i64,
     /// Worker 1 entered its accept loop since the last reload request.
@@ -48,7 +52,7 @@ pub struct VassalStats {
     pub last_run: i64,
 }
 
-/// A vassal that failed to start and is being throttled (FACTS.md 9).
+/// A vassal that failed to start and is being throttled (docs/UWSGI.md §7).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct BlacklistEntry {
     pub id: String,

@@ -1,4 +1,5 @@
-//! The fastrouter stats document (`--fastrouter-stats-server`), FACTS.md 10-13.
+//! The fastrouter stats document (`--fastrouter-stats-server`),
+//! docs/UWSGI.md §8-§11, §13.5-§13.6.
 
 use serde::Deserialize;
 
@@ -7,6 +8,10 @@ use super::{body, repair, ParseError};
 /// One read of the fastrouter stats socket.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct FastrouterSnapshot {
+    /// uWSGI's version string (`2.0.21-debian`), for the report and the
+    /// metrics only; absent in old or foreign documents.
+    #[serde(default)]
+    pub version: String,
     #[serde(default)]
     pub pid: i64,
     pub subscriptions: Vec<Subscription>,

@@ -1,11 +1,11 @@
 //! Typed, sans-IO models of the two stats documents uWSGI serves.
 //!
 //! Both sockets answer a connection with one JSON document and close it
-//! (FACTS.md 5, 10). Parsing is strict: every field the reload logic reads
+//! (docs/UWSGI.md §13.4-§13.5). Parsing is strict: every field the reload logic reads
 //! must be present with the right type, so a changed or truncated document is
 //! an error that names the field, never a silently wrong decision. The single
 //! exception is the trailing comma that uWSGI's fastrouter emits when another
-//! router shares the instance (FACTS.md 13), repaired in [`repair`].
+//! router shares the instance (docs/UWSGI.md §13.6), repaired in [`repair`].
 
 pub mod emperor;
 pub mod fastrouter;

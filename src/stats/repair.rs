@@ -1,4 +1,4 @@
-//! The one lenient repair uWSGI's fastrouter stats need (FACTS.md 13).
+//! The one lenient repair uWSGI's fastrouter stats need (docs/UWSGI.md §13.6).
 //!
 //! `corerouter_send_stats` emits a comma after the last gateway socket when
 //! another router follows in the same instance: `["a","b",\n\t]`. Only a

@@ -4,8 +4,9 @@
 //!
 //! - [`stack`]: starts a stack in its own temporary directory (unix sockets,
 //!   nginx on a free 127.0.0.1 port), waits until every vassal accepts and is
-//!   subscribed (repairing FACTS.md 17 at start), reads the real state, and
-//!   stops everything it started when dropped, also when a test panics.
+//!   subscribed (repairing the race of docs/UWSGI.md §9.6 at start), reads
+//!   the real state, and stops everything it started when dropped, also when
+//!   a test panics.
 //!   Stacks are serialized by a global lock: one stack at a time per process.
 //! - [`load`]: HTTP/1.0 GETs to nginx from N threads; every connection error,
 //!   timeout and non-2xx answer is a failure.

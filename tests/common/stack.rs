@@ -27,7 +27,7 @@ use super::tail;
 static E2E_LOCK: Mutex<()> = Mutex::new(());
 static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Timeout of one stats read (connect + read to EOF), FACTS.md 14.
+/// Timeout of one stats read (connect + read to EOF), docs/UWSGI.md §13.
 const STATS_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn repo_root() -> PathBuf {
@@ -138,7 +138,8 @@ pub struct Stack {
     /// The vassals the stack was started with.
     pub names: Vec<String>,
     pub spec: StackSpec,
-    /// FACTS.md 17 repairs done while waiting for the stack to come up.
+    /// Repairs of the docs/UWSGI.md §9.6 race done while waiting for the
+    /// stack to come up.
     pub start_repairs: Vec<String>,
     emperor: Option<Child>,
     nginx: Option<Child>,
@@ -495,7 +496,7 @@ impl Stack {
     }
 
     /// Waits until every vassal in the directory accepts (Emperor) and has a
-    /// live node (fastrouter). FACTS.md 17: a vassal that accepts, has no node
+    /// live node (fastrouter). docs/UWSGI.md §9.6: a vassal that accepts, has no node
     /// after 4 s and whose subscriptions are still blocked gets `S` on its
     /// FIFO. Returns the names repaired.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<Vec<String>, String> {
@@ -544,7 +545,7 @@ impl Stack {
                             {
                                 eprintln!(
                                     "[e2e harness] {name} accepts but is not subscribed and its subscriptions are \
-                                     blocked (FACTS.md 17): writing S to its FIFO"
+                                     blocked (docs/UWSGI.md §9.6): writing S to its FIFO"
                                 );
                                 match self.write_fifo(name, "S") {
                                     Ok(()) => {

@@ -349,7 +349,7 @@ impl MultiHost {
     }
 
     /// Whether the current generation of a vassal unblocked its
-    /// subscriptions (the single-host harness's FACTS.md 17 test).
+    /// subscriptions (the single-host harness's test of docs/UWSGI.md §9.6).
     fn subscriptions_unblocked(h: &Host, name: &str) -> bool {
         let log = fs::read_to_string(h.vassal_log(name)).unwrap_or_default();
         let generation = log.rsplit("*** Starting uWSGI").next().unwrap_or("");
@@ -366,7 +366,7 @@ impl MultiHost {
 
     /// Waits until every vassal of every host accepts and has a live node,
     /// writing `S` to the FIFO of one that accepts but stays unsubscribed
-    /// with blocked subscriptions (FACTS.md 17), as the single-host harness.
+    /// with blocked subscriptions (docs/UWSGI.md §9.6), as the single-host harness.
     pub fn wait_ready(&self, timeout: Duration) -> Result<Vec<String>, String> {
         let deadline = Instant::now() + timeout;
         let mut accepting_since: HashMap<String, Instant> = HashMap::new();
@@ -410,7 +410,7 @@ impl MultiHost {
                                     && !recently
                                     && !Self::subscriptions_unblocked(h, name)
                                 {
-                                    eprintln!("[e2e fleet] {tag} accepts, not subscribed (FACTS.md 17): writing S");
+                                    eprintln!("[e2e fleet] {tag} accepts, not subscribed (docs/UWSGI.md §9.6): writing S");
                                     let w = fs::OpenOptions::new()
                                         .write(true)
                                         .custom_flags(nix::libc::O_NONBLOCK)

@@ -3,7 +3,7 @@
 //! the binary with a time bound, and scripted fake stats sockets (unix
 //! sockets served by threads: accept, write a scripted answer, close).
 //!
-//! The documents follow `shared/uwsgi/SEMANTICS.md` §1 (Emperor) and §3
+//! The documents follow `docs/UWSGI.md` §13.4 (Emperor) and §13.5
 //! (fastrouter), key order included.
 
 #![allow(dead_code)]
@@ -521,7 +521,7 @@ impl World {
 
     /// The fastrouter document: one fresh node per config, all under
     /// [`KEY`], named `/run/fake/<stem>.sock` (the default stem match).
-    /// `trailing_comma` reproduces the uWSGI bug of FACTS.md 13.
+    /// `trailing_comma` reproduces the uWSGI bug of docs/UWSGI.md §13.6.
     pub fn fastrouter_doc(&self, trailing_comma: bool) -> String {
         fastrouter_doc(&self.names, wall_now(), trailing_comma)
     }

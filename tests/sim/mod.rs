@@ -1,20 +1,20 @@
 //! A small deterministic model of an Emperor, a fastrouter and up to a few
 //! vassals, driving the sans-IO engine the way the runtime does.
 //!
-//! The model follows `shared/uwsgi/FACTS.md` (and SEMANTICS.md):
+//! The model follows `docs/UWSGI.md`:
 //! - The Emperor notices an mtime only when it scans: after each stats read
-//!   (the snapshot is written *before* the scan, FACTS 1) or on its own every
+//!   (the snapshot is written *before* the scan, docs/UWSGI.md §1) or on its own every
 //!   `emperor-freq`. A reload sets `last_mod = mtime`, `respawns += 1`,
-//!   `ready = accepting = 0`, `last_run = now` at once (FACTS 6), only if the
-//!   mtime is newer in whole seconds (FACTS 2).
+//!   `ready = accepting = 0`, `last_run = now` at once (docs/UWSGI.md §4), only if the
+//!   mtime is newer in whole seconds (docs/UWSGI.md §2).
 //! - The vassal then begins its reload (with `unsubscribe-on-graceful-reload`
 //!   its nodes are removed, or death-marked while busy), accepts again no
 //!   sooner than 1 s later (`accepting = 1`, `last_accepting = now`, same pid,
-//!   FACTS 7-8), then announces (node re-added, fresh `last_check`).
+//!   docs/UWSGI.md §5-§6), then announces (node re-added, fresh `last_check`).
 //! - Serving vassals announce every few seconds; nodes never expire by
-//!   themselves (FACTS 11).
+//!   themselves (docs/UWSGI.md §9.4).
 //! - A second reload request reaching a vassal mid-reload either merges or
-//!   wedges it (FACTS 4): it accepts and announces once, then stays out.
+//!   wedges it (docs/UWSGI.md §12): it accepts and announces once, then stays out.
 //!
 //! Everything that can happen next is a [`Move`]; [`Sim::moves`] lists them
 //! and [`Sim::apply`] carries one out, feeds the engine, drains its actions and
@@ -84,7 +84,7 @@ pub enum FaultKind {
     Crash,
     /// Its config fails to start: gone from vassals[], in blacklist[].
     CrashLoop,
-    /// It never re-subscribes after its reload (FACTS 17); a repair fixes
+    /// It never re-subscribes after its reload (docs/UWSGI.md §9.6); a repair fixes
     /// it, does not, or finds no FIFO.
     MissingAnnounce,
     /// Someone else moves its config's mtime.
@@ -108,7 +108,7 @@ pub enum FaultKind {
     /// A stats read is slow: it is still in flight when time moves on.
     SlowRead,
     /// The new generation's app fails to import: it accepts, subscribes and
-    /// answers 500 (FACTS 18). Only `--probe` tells.
+    /// answers 500 (docs/UWSGI.md §6.4). Only `--probe` tells.
     BrokenApp,
 }
 
@@ -140,10 +140,10 @@ pub enum Initial {
     /// starts it again once touched.
     FirstBlacklisted,
     /// The first vassal accepts but never subscribed (the start-up race of
-    /// FACTS 17); its next generation subscribes.
+    /// docs/UWSGI.md §9.6); its next generation subscribes.
     FirstUnsubscribed,
     /// The first vassal's node is stale (no announce for 40 s) but still
-    /// listed with death_mark 0 (FACTS 11); its next generation announces.
+    /// listed with death_mark 0 (docs/UWSGI.md §9.4); its next generation announces.
     FirstStale,
 }
 
@@ -178,7 +178,7 @@ pub struct Config {
     /// scan after its read changes it in between.
     pub events_between_reads: bool,
     /// The new generation may announce before worker 1 accepts (no
-    /// start-unsubscribed; SEMANTICS 2.4.7).
+    /// start-unsubscribed; docs/UWSGI.md §6.5).
     pub announce_first: bool,
     pub initial: Initial,
     /// `--max-parallel`, `--canary`, `--min-ready`.
@@ -260,7 +260,7 @@ impl Config {
     }
 }
 
-/// The Emperor's record of a vassal (FACTS 5).
+/// The Emperor's record of a vassal (docs/UWSGI.md §13.4).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rec {
     pub pid: i64,
@@ -313,7 +313,7 @@ pub struct VassalW {
     pub proc_: Proc,
     /// Missing-announce fault: it never announces (until repaired).
     pub blocked: Option<RepairOutcome>,
-    /// A second reload request wedged it (FACTS 4): it accepts and
+    /// A second reload request wedged it (docs/UWSGI.md §12): it accepts and
     /// announces once, then stays out.
     pub wedged: bool,
     /// The wedge came from someone else's reload reaching a freshly
@@ -534,6 +534,7 @@ impl World {
             .collect();
         EmperorSnapshot {
             pid: 1,
+            version: String::new(),
             emperor: vec![EMPEROR_DIR.to_string()],
             vassals,
             blacklist,
@@ -564,6 +565,7 @@ impl World {
         }
         FastrouterSnapshot {
             pid: 2,
+            version: String::new(),
             subscriptions,
         }
     }
@@ -681,7 +683,7 @@ impl World {
                     begun.push(i);
                 }
                 // Reaches the old master (ignored: one reload) or the new
-                // one in the lost-SIGHUP window (FACTS 4).
+                // one in the lost-SIGHUP window (docs/UWSGI.md §12).
                 Proc::Reloading { .. } | Proc::Starting { .. } => {
                     if wedge {
                         w.wedged = true;
@@ -1149,7 +1151,7 @@ impl Sim {
                 w.reads[0] = false;
                 let snap = w.emperor_snapshot();
                 // The answer is written before the scan the connection
-                // triggers (FACTS 1).
+                // triggers (docs/UWSGI.md §1).
                 w.scan(*wedge);
                 Some(Input::Emperor(snap))
             }
@@ -1271,7 +1273,7 @@ impl Sim {
                     r.accepting = 1;
                     r.last_accepting = wall;
                     if matches!(vw.proc_, Proc::Starting { .. }) {
-                        // A fresh exec sends ready too (SEMANTICS run3), and
+                        // A fresh exec sends ready too (docs/UWSGI.md §5.2), and
                         // the first request makes it loyal: off the blacklist.
                         r.ready = 1;
                         vw.blacklist_attempt = None;
@@ -1294,7 +1296,7 @@ impl Sim {
                 w.announce(v);
                 let vw = &mut w.vassals[v];
                 if matches!(vw.proc_, Proc::Reloading { .. } | Proc::Starting { .. }) {
-                    // Announced before accepting (SEMANTICS 2.4.7).
+                    // Announced before accepting (docs/UWSGI.md §6.5).
                     vw.announced_early = true;
                     return Ok(None);
                 }
@@ -1659,7 +1661,7 @@ impl Sim {
             }
             if vw.wedged && !vw.wedge_unseen {
                 return Err(format!(
-                    "{name} reported reloaded, but a second reload wedged it (FACTS 4)"
+                    "{name} reported reloaded, but a second reload wedged it (docs/UWSGI.md §12)"
                 ));
             }
         }

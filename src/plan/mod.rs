@@ -1,0 +1,104 @@
+//! `--dry-run`: the engine's own preflight on one look at the stats, then the
+//! plan it implies, written as waves: the real engine driven through an
+//! ideal world (`ideal`), so a dry run and a rollout decide alike. Nothing
+//! is touched.
+
+pub mod ideal;
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::cli::Config;
+use crate::engine::{Action, Engine, Event, Input, Now, Status};
+use crate::error::{exit, Error};
+use crate::report::info::RunInfo;
+use crate::report::Reporter;
+use crate::runtime::configs::EmperorDir;
+
+pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
+    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
+    let configs = crate::runtime::configs::select(cfg, &dir)?;
+    let (emp, fr) = crate::status::snapshots(cfg)?;
+    let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
+    let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
+    let (server, mut notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let mut settings =
+        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    notes.extend(crate::runtime::driver::learn_fastrouter_options(
+        cfg,
+        &mut settings,
+        fr.pid,
+    ));
+    // The report opens with the versions and settings, as a rollout's does.
+    let info = RunInfo::new(&settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    rep.set_run_info(info.clone());
+    for n in notes.iter().chain(&crate::runtime::driver::doctor(
+        cfg,
+        &parsed,
+        server.is_some(),
+    )?) {
+        if !cfg.output.quiet {
+            rep.note(n);
+        }
+    }
+    let now = Now { mono_ms: 0, wall_s };
+    let mut engine = Engine::new(settings.clone(), configs.clone(), now);
+    engine.handle(now, Input::Emperor(emp.clone()));
+    engine.handle(now, Input::Fastrouter(fr.clone()));
+    // Everything the engine says up to its first real action is preflight.
+    let mut min_live = BTreeMap::new();
+    while let Some(a) = engine.poll_action() {
+        match a {
+            Action::Report(r) => {
+                if let Event::Plan { min_live: m, .. } = &r.event {
+                    min_live = m.clone();
+                }
+                rep.event(&r);
+            }
+            Action::Finish(o) => {
+                let code = match o.status {
+                    Status::Precondition(_) => exit::PRECONDITION,
+                    _ => exit::FAILED,
+                };
+                rep.outcome(&o, code, 2);
+                return Ok(code);
+            }
+            Action::ReadStats(_) => {}
+            _ => break,
+        }
+    }
+    let ideal = ideal::plan(settings, configs, emp, fr, wall_s);
+    let mut plan = ideal.waves;
+    // What the ideal world could not reload, and why (K, a vassal that
+    // never accepts): the same reasons a rollout would give.
+    match &ideal.outcome {
+        Some(o) if !o.untouched.is_empty() || !o.failed.is_empty() => {
+            let mut left: Vec<String> = o
+                .untouched
+                .iter()
+                .map(|(v, why)| format!("{v} (not reached: {why})"))
+                .collect();
+            left.extend(
+                o.failed
+                    .iter()
+                    .map(|(v, r, _)| format!("{v} (would fail: {})", r.as_str())),
+            );
+            plan.push(left);
+        }
+        Some(_) => {}
+        None => plan.push(vec![
+            "(the plan did not end within an hour of simulated time)".into(),
+        ]),
+    }
+    if cfg.output.json {
+        let mut v = json!({"event": "dry_run", "waves": plan, "min_live": min_live});
+        info.add_to(&mut v, &min_live);
+        println!("{v}");
+    }
+    for (i, w) in plan.iter().enumerate() {
+        rep.human_line(&format!("wave {}: {}", i + 1, w.join(", ")), false);
+    }
+    rep.human_line("dry run: nothing was touched", false);
+    Ok(exit::OK)
+}

@@ -1,0 +1,253 @@
+//! `--metrics-file`: the end of a rollout as Prometheus text exposition, for
+//! node_exporter's textfile collector. Written at the end of every rollout,
+//! also a failed, interrupted or refused one, atomically: a temporary file in
+//! the same directory, then rename(2), so the collector never reads half a
+//! file (the node_exporter convention). The temporary name does not end in
+//! `.prom`, so the collector ignores it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use super::info::VERSION;
+use crate::engine::{Outcome, Status};
+
+/// What one rollout leaves for the metrics file.
+#[derive(Clone, Debug, Default)]
+pub struct RunMetrics {
+    /// Unix time (seconds) the rollout ended.
+    pub ended_unix_s: f64,
+    pub duration_s: f64,
+    pub exit_code: u8,
+    /// `completed`, `failed`, `interrupted`, `precondition`, `usage` or
+    /// `error`.
+    pub status: &'static str,
+    pub reloaded: usize,
+    pub failed: usize,
+    pub untouched: usize,
+    pub lowest_live: BTreeMap<String, usize>,
+    pub min_live: BTreeMap<String, usize>,
+    /// uWSGI's version per stats source.
+    pub uwsgi: BTreeMap<String, String>,
+}
+
+impl RunMetrics {
+    /// From the engine's outcome; `duration_s` is the whole run's, from the
+    /// process start (preflight included).
+    pub fn from_outcome(
+        o: &Outcome,
+        exit_code: u8,
+        uwsgi: &BTreeMap<String, String>,
+        duration_s: f64,
+    ) -> Self {
+        RunMetrics {
+            ended_unix_s: 0.0,
+            duration_s,
+            exit_code,
+            status: match o.status {
+                Status::Completed => "completed",
+                Status::Failed => "failed",
+                Status::Interrupted => "interrupted",
+                Status::Precondition(_) => "precondition",
+            },
+            reloaded: o.reloaded.len(),
+            failed: o.failed.len(),
+            untouched: o.untouched.len(),
+            lowest_live: o.lowest_live.clone(),
+            min_live: o.min_live.clone(),
+            uwsgi: uwsgi.clone(),
+        }
+    }
+
+    /// A rollout that ended before the engine ran (lock held, socket
+    /// missing, ...): nothing was touched.
+    pub fn refused(exit_code: u8, duration_s: f64) -> Self {
+        RunMetrics {
+            duration_s,
+            exit_code,
+            status: match exit_code {
+                crate::error::exit::USAGE => "usage",
+                crate::error::exit::PRECONDITION => "precondition",
+                _ => "error",
+            },
+            ..RunMetrics::default()
+        }
+    }
+}
+
+/// A label value, escaped as the exposition format requires.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP uwsgi_reload_{name} {help}");
+    let _ = writeln!(out, "# TYPE uwsgi_reload_{name} gauge");
+}
+
+/// The exposition text.
+pub fn render(m: &RunMetrics) -> String {
+    let mut o = String::new();
+    family(
+        &mut o,
+        "last_run_timestamp_seconds",
+        "Unix time the last rollout ended.",
+    );
+    let _ = writeln!(
+        o,
+        "uwsgi_reload_last_run_timestamp_seconds {:.3}",
+        m.ended_unix_s
+    );
+    family(
+        &mut o,
+        "last_run_duration_seconds",
+        "How long the last rollout took.",
+    );
+    let _ = writeln!(
+        o,
+        "uwsgi_reload_last_run_duration_seconds {:.3}",
+        m.duration_s
+    );
+    family(
+        &mut o,
+        "last_run_exit_code",
+        "Exit status of the last rollout (0 done, 1 failed, 3 nothing touched, 130/143 interrupted).",
+    );
+    let _ = writeln!(o, "uwsgi_reload_last_run_exit_code {}", m.exit_code);
+    family(
+        &mut o,
+        "last_run_status",
+        "How the last rollout ended: 1 for its status.",
+    );
+    let _ = writeln!(
+        o,
+        "uwsgi_reload_last_run_status{{status=\"{}\"}} 1",
+        m.status
+    );
+    family(
+        &mut o,
+        "last_run_vassals",
+        "Vassals of the last rollout by result.",
+    );
+    for (r, n) in [
+        ("reloaded", m.reloaded),
+        ("failed", m.failed),
+        ("untouched", m.untouched),
+    ] {
+        let _ = writeln!(o, "uwsgi_reload_last_run_vassals{{result=\"{r}\"}} {n}");
+    }
+    family(
+        &mut o,
+        "last_run_lowest_live",
+        "Lowest live vassal count per fastrouter key while the last rollout had anything in flight.",
+    );
+    for (k, n) in &m.lowest_live {
+        let _ = writeln!(
+            o,
+            "uwsgi_reload_last_run_lowest_live{{key=\"{}\"}} {n}",
+            label(k)
+        );
+    }
+    family(
+        &mut o,
+        "last_run_min_live",
+        "K: live vassals the last rollout kept per fastrouter key.",
+    );
+    for (k, n) in &m.min_live {
+        let _ = writeln!(
+            o,
+            "uwsgi_reload_last_run_min_live{{key=\"{}\"}} {n}",
+            label(k)
+        );
+    }
+    family(&mut o, "info", "This tool's version.");
+    let _ = writeln!(o, "uwsgi_reload_info{{version=\"{}\"}} 1", label(VERSION));
+    family(
+        &mut o,
+        "uwsgi_info",
+        "uWSGI's version, as each stats socket reported it in the last rollout.",
+    );
+    for (src, v) in &m.uwsgi {
+        let _ = writeln!(
+            o,
+            "uwsgi_reload_uwsgi_info{{source=\"{}\",version=\"{}\"}} 1",
+            label(src),
+            label(v)
+        );
+    }
+    o
+}
+
+/// Writes `text` to `path` atomically: `.NAME.tmp.PID` in the same
+/// directory, flushed to disk, then renamed over `path`.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no file name"))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Stamps the end time and writes the file.
+pub fn write(path: &Path, mut m: RunMetrics) -> std::io::Result<()> {
+    m.ended_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    write_atomic(path, &render(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_every_family_is_typed() {
+        let m = RunMetrics {
+            status: "failed",
+            lowest_live: BTreeMap::from([("we\"ird\\key\n".to_string(), 0)]),
+            min_live: BTreeMap::from([("we\"ird\\key\n".to_string(), 1)]),
+            ..RunMetrics::default()
+        };
+        let t = render(&m);
+        assert!(
+            t.contains(r#"uwsgi_reload_last_run_lowest_live{key="we\"ird\\key\n"} 0"#),
+            "{t}"
+        );
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(
+                t.contains(&format!("# TYPE {name} gauge")),
+                "{name} untyped"
+            );
+        }
+    }
+
+    #[test]
+    fn write_replaces_the_file_and_leaves_no_temporary() {
+        let d = std::env::temp_dir().join(format!("uwsgi-reload-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("uwsgi_reload.prom");
+        std::fs::write(&p, "old").unwrap();
+        write_atomic(&p, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("uwsgi_reload.prom")]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,185 @@
+//! What this host can tell about the fastrouter's own settings (its
+//! `subscription-tolerance`, `fastrouter-cheap`), from the command line of the process behind its
+//! stats socket (`/proc/PID/cmdline`, the pid the stats give) and the ini
+//! files that command line names. Node freshness is then exact instead of
+//! derived from the vassals' subscribe-freq (fsm/AVAILABILITY.md).
+
+use std::path::{Path, PathBuf};
+
+use crate::vassal_config::VassalConfig;
+
+const OPTION: &str = "subscription-tolerance";
+
+/// What the fastrouter's own command line (and the ini files it names) say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FastrouterOptions {
+    /// `subscription-tolerance` in seconds, and where it was found.
+    pub tolerance: Option<(i64, String)>,
+    /// `fastrouter-cheap` is set: the router stops accepting when a key's
+    /// last node goes (docs/UWSGI.md §15).
+    pub cheap: bool,
+}
+
+/// The fastrouter's options, if the process `pid` is visible here.
+pub fn options(pid: i64) -> FastrouterOptions {
+    if pid <= 0 {
+        return FastrouterOptions::default();
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(raw) = std::fs::read(proc_dir.join("cmdline")) else {
+        return FastrouterOptions::default();
+    };
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let cwd = std::fs::read_link(proc_dir.join("cwd")).unwrap_or_else(|_| PathBuf::from("/"));
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    FastrouterOptions {
+        tolerance: from_args(&args, &cwd, &read),
+        cheap: option_set(&args, &cwd, &read, "fastrouter-cheap"),
+    }
+}
+
+/// Is the boolean option `name` set on the command line or in an ini it
+/// names?
+fn option_set(
+    args: &[String],
+    cwd: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+    name: &str,
+) -> bool {
+    let flag = format!("--{name}");
+    if args
+        .iter()
+        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+    {
+        return true;
+    }
+    inis(args).iter().any(|f| {
+        let path = resolve(cwd, f);
+        read(&path).is_some_and(|text| {
+            let dir = path
+                .parent()
+                .map_or("/".into(), |d| d.display().to_string());
+            let c = VassalConfig::parse(&text, f, &dir);
+            c.get(name)
+                .is_some_and(|v| !matches!(v.trim(), "false" | "0" | "off" | "no"))
+        })
+    })
+}
+
+/// The ini files a uWSGI command line loads (`--ini F`, `--ini=F`, or a bare
+/// `F.ini` as its first argument); `F:section` forms are not followed.
+fn inis(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, a) in args.iter().enumerate().skip(1) {
+        if a == "--ini" {
+            if let Some(f) = args.get(i + 1) {
+                out.push(f.clone());
+            }
+        } else if let Some(f) = a.strip_prefix("--ini=") {
+            out.push(f.to_string());
+        } else if !a.starts_with('-') && a.ends_with(".ini") && i == 1 {
+            out.push(a.clone());
+        }
+    }
+    out.retain(|f| !f.contains(':'));
+    out
+}
+
+fn resolve(cwd: &Path, f: &str) -> PathBuf {
+    if Path::new(f).is_absolute() {
+        PathBuf::from(f)
+    } else {
+        cwd.join(f)
+    }
+}
+
+/// The same from a command line, reading ini files with `read` (pure but
+/// for `read`, so it is tested without a process).
+pub fn from_args(
+    args: &[String],
+    cwd: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+) -> Option<(i64, String)> {
+    let flag = format!("--{OPTION}");
+    for (i, a) in args.iter().enumerate().skip(1) {
+        let v = if *a == flag {
+            args.get(i + 1).and_then(|v| seconds(v))
+        } else {
+            a.strip_prefix(&format!("{flag}=")).and_then(seconds)
+        };
+        if let Some(v) = v {
+            return Some((v, "the fastrouter's command line".into()));
+        }
+    }
+    for f in inis(args) {
+        let path = resolve(cwd, &f);
+        let Some(text) = read(&path) else { continue };
+        let dir = path
+            .parent()
+            .map_or("/".into(), |d| d.display().to_string());
+        let cfg = VassalConfig::parse(&text, &f, &dir);
+        if let Some(v) = cfg.get(OPTION).and_then(seconds) {
+            return Some((v, path.display().to_string()));
+        }
+    }
+    None
+}
+
+fn seconds(v: &str) -> Option<i64> {
+    let n: i64 = v.trim().parse().ok()?;
+    (n > 0).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn cheap_from_the_command_line_or_an_ini() {
+        let none = |_: &Path| None;
+        let a = args(&["uwsgi", "--fastrouter-cheap", "--master"]);
+        assert!(option_set(&a, Path::new("/"), &none, "fastrouter-cheap"));
+        let ini = |_: &Path| Some("[uwsgi]\nfastrouter-cheap = true\n".to_string());
+        let a = args(&["uwsgi", "--ini", "/e.ini"]);
+        assert!(option_set(&a, Path::new("/"), &ini, "fastrouter-cheap"));
+        assert!(!option_set(&a, Path::new("/"), &none, "fastrouter-cheap"));
+    }
+
+    #[test]
+    fn from_the_command_line() {
+        let none = |_: &Path| None;
+        let a = args(&["uwsgi", "--master", "--subscription-tolerance", "60"]);
+        assert_eq!(from_args(&a, Path::new("/"), &none).map(|x| x.0), Some(60));
+        let a = args(&["uwsgi", "--subscription-tolerance=45"]);
+        assert_eq!(from_args(&a, Path::new("/"), &none).map(|x| x.0), Some(45));
+        let a = args(&["uwsgi", "--master", "--emperor", "/etc/uwsgi"]);
+        assert_eq!(from_args(&a, Path::new("/"), &none), None);
+    }
+
+    #[test]
+    fn from_an_ini_it_names_relative_to_its_cwd() {
+        let read = |p: &Path| {
+            (p == Path::new("/srv/emperor.ini"))
+                .then(|| "[uwsgi]\nemperor = /srv/v\nsubscription-tolerance = 60\n".to_string())
+        };
+        let a = args(&["uwsgi", "--ini", "emperor.ini"]);
+        let got = from_args(&a, Path::new("/srv"), &read);
+        assert_eq!(got, Some((60, "/srv/emperor.ini".into())));
+        let a = args(&["uwsgi", "emperor.ini"]);
+        assert_eq!(
+            from_args(&a, Path::new("/srv"), &read).map(|x| x.0),
+            Some(60)
+        );
+        // An ini without the option: unknown.
+        let plain = |_: &Path| Some("[uwsgi]\nmaster = true\n".to_string());
+        assert_eq!(from_args(&a, Path::new("/srv"), &plain), None);
+    }
+}
