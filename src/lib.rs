@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod stats;
 pub mod status;
 pub mod subscription;
+pub mod uwsgi_version;
 pub mod vassal_config;
 
 pub use error::Error;

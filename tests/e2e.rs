@@ -149,7 +149,7 @@ fn e2e_requests_of_300ms_finish() {
 /// need-app), without the Emperor noticing: the next reload breaks it.
 fn deploy_broken_config(stack: &Stack, name: &str) {
     let mut ini = stack.vassal_ini();
-    ini.push_str("\n; broken deployment (e2e)\nenv = APP_FAIL_IMPORT=1\n");
+    ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
     stack.replace_config_quietly(name, &ini);
 }
 

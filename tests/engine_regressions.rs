@@ -88,6 +88,7 @@ fn emperor(vs: &[V]) -> Input {
             })
             .collect(),
         blacklist: vec![],
+        ..Default::default()
     })
 }
 
@@ -106,6 +107,7 @@ fn fastrouter(nodes: &[(usize, i64)]) -> Input {
                 })
                 .collect(),
         }],
+        ..Default::default()
     })
 }
 
@@ -458,6 +460,7 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
                 ..Node::default()
             }],
         }],
+        ..Default::default()
     });
     e.handle(now(0), busy.clone());
     drain(&mut e);

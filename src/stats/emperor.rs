@@ -10,6 +10,10 @@ pub struct EmperorSnapshot {
     /// The Emperor's own pid.
     #[serde(default)]
     pub pid: i64,
+    /// uWSGI's version string ("2.0.21-debian"); reload defects differ by
+    /// version (`crate::uwsgi_version`). Empty when absent.
+    #[serde(default)]
+    pub version: String,
     /// One entry per scanner: for a directory monitor, its real path.
     #[serde(default)]
     pub emperor: Vec<String>,

@@ -9,6 +9,10 @@ use super::{body, repair, ParseError};
 pub struct FastrouterSnapshot {
     #[serde(default)]
     pub pid: i64,
+    /// uWSGI's version string of the instance running the fastrouter (see
+    /// `crate::uwsgi_version`). Empty when absent.
+    #[serde(default)]
+    pub version: String,
     pub subscriptions: Vec<Subscription>,
 }
 

@@ -16,9 +16,11 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod load;
+pub mod record;
 pub mod sampler;
 pub mod stack;
 pub mod tool;
+pub mod uwsgi_under_test;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -276,6 +278,8 @@ impl Checks<'_> {
     /// Panics with every problem and the full report; with `E2E_VERBOSE` set
     /// prints the report even when all is well.
     pub fn finish(self) {
+        let r = self.r;
+        record::outcome(&r.load, &r.samples, r.run.code, self.problems.is_empty());
         if self.problems.is_empty() && std::env::var_os("E2E_VERBOSE").is_some() {
             eprintln!("{}", self.r.context());
         }

@@ -174,7 +174,7 @@ impl Stack {
     /// if that does not happen within a minute or so.
     pub fn start(spec: StackSpec) -> Stack {
         let lock = E2E_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        require_program("uwsgi");
+        super::uwsgi_under_test::require_bin();
         require_program("nginx");
         let dir = make_temp_dir();
         for sub in ["vassals", "logs", "state", "nginx-temp"] {
@@ -197,6 +197,10 @@ impl Stack {
             let t = fs::read_to_string(src.join(f))
                 .unwrap_or_else(|e| panic!("read examples/stack/{f}: {e}"));
             let mut text = substitute(&t, &dir, &spec.key, 0, &user);
+            if f == "vassal.ini" {
+                // UWSGI_APP: Debian's plugin, a built-in Python, or no language
+                text = super::uwsgi_under_test::adapt_vassal_ini(&text);
+            }
             if f == "vassal.ini" && !spec.vassal_extra.is_empty() {
                 text.push_str("\n; added by the e2e harness\n");
                 for l in &spec.vassal_extra {
@@ -215,7 +219,7 @@ impl Stack {
         }
 
         let log = fs::File::create(dir.join("logs/emperor.out")).unwrap();
-        let emperor = Command::new("uwsgi")
+        let emperor = Command::new(super::uwsgi_under_test::bin())
             .arg("--ini")
             .arg(dir.join("emperor.ini"))
             .current_dir(&dir)

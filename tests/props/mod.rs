@@ -32,7 +32,7 @@ use uwsgi_reload::stats::{
 
 pub fn emperor_json(s: &EmperorSnapshot) -> Value {
     json!({
-        "version": "2.0.21-debian",
+        "version": s.version,
         "pid": s.pid,
         "emperor": s.emperor,
         "vassals": s.vassals.iter().map(|v| json!({
@@ -53,7 +53,7 @@ pub fn emperor_json(s: &EmperorSnapshot) -> Value {
 
 pub fn fastrouter_json(s: &FastrouterSnapshot) -> Value {
     json!({
-        "version": "2.0.21-debian",
+        "version": s.version,
         "pid": s.pid,
         "fastrouter": ["/run/uwsgi/fr.sock", "/run/uwsgi/sub.sock"],
         "subscriptions": s.subscriptions.iter().map(|sub| json!({
@@ -328,6 +328,7 @@ fn raw_emperor(b: &mut Bytes, n: usize, wall: i64) -> EmperorSnapshot {
         },
         vassals,
         blacklist,
+        ..Default::default()
     }
 }
 
@@ -352,6 +353,7 @@ fn raw_fastrouter(b: &mut Bytes, n: usize, wall: i64) -> FastrouterSnapshot {
     FastrouterSnapshot {
         pid: 2,
         subscriptions,
+        ..Default::default()
     }
 }
 

@@ -537,6 +537,7 @@ impl World {
             emperor: vec![EMPEROR_DIR.to_string()],
             vassals,
             blacklist,
+            ..Default::default()
         }
     }
 
@@ -565,6 +566,7 @@ impl World {
         FastrouterSnapshot {
             pid: 2,
             subscriptions,
+            ..Default::default()
         }
     }
 
