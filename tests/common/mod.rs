@@ -13,6 +13,11 @@
 //!   number of live nodes (`death_mark == 0`) per key and each node's `ref`.
 //! - [`tool`]: runs `uwsgi-reload` and captures its exit status, stderr and
 //!   `--json` events.
+//! - [`uwsgi_under_test`]: which uwsgi binary (`UWSGI_BIN`) and how vassals
+//!   serve (`UWSGI_APP`), so the version matrix (tests/matrix.sh) runs these
+//!   same tests on other uWSGI versions.
+//! - [`record`]: with `E2E_RECORD` set, one line per finished scenario
+//!   (requests, failed, lowest live, exit) for the matrix's table.
 #![allow(dead_code, unused_imports)]
 
 pub mod load;
