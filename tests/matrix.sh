@@ -129,7 +129,7 @@ build() { # $1 = version; sets BIN[$1] or BUILD_NOTE[$1]
     local v=$1 kind t0=$SECONDS
     kind=$(app_kind "$v")
     if [[ $v == debian ]]; then
-        BIN[$v]=$(command -v uwsgi)
+        BIN[$v]=$(command -v uwsgi) || BUILD_NOTE[$v]="no uwsgi in PATH (uwsgi-core)"
         return
     fi
     if [[ ! -x $TMP/venv/bin/python ]]; then
