@@ -121,8 +121,3 @@ pub fn broken_deploy_lines() -> &'static str {
         }
     }
 }
-
-/// Whether `?sleep=S` makes a request last S seconds (only app.py does).
-pub fn app_sleeps() -> bool {
-    app_kind() != AppKind::Routing
-}
