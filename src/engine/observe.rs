@@ -65,18 +65,32 @@ impl Engine {
                         ),
                     ));
                 }
+                // Its own nodes are out already; if a key it drains has
+                // fallen below K without them, something else took it there:
+                // give them back (re-unsubscribing a node that announced again
+                // would take a key below K).
+                let live = self.live_now();
+                let short = v.drained.iter().find(|d| {
+                    live.get(&d.key).copied().unwrap_or(0) < self.k_for(&d.key)
+                        && self.min_live.contains_key(&d.key)
+                });
+                if let Some(d) = short {
+                    return Some((
+                        Signal::BudgetLost,
+                        format!(
+                            "key {} fell to {} live, below {}, while it drained",
+                            d.key,
+                            live.get(&d.key).copied().unwrap_or(0),
+                            self.k_for(&d.key)
+                        ),
+                    ));
+                }
                 if fr_started < v.drain_sent_ms {
                     return None;
                 }
                 let mut all_gone = true;
                 for d in &v.drained {
-                    let n = fr
-                        .subscriptions
-                        .iter()
-                        .filter(|s| s.key == d.key)
-                        .flat_map(|s| s.nodes.iter())
-                        .find(|n| n.name == d.name);
-                    match n {
+                    match self.matcher.find(&d.key, &d.name, fr) {
                         None => {}
                         Some(n) if n.death_mark != 0 && n.refs == 0 => {}
                         Some(n) if n.death_mark == 0 && n.last_check > d.last_check => {
