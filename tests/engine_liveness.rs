@@ -99,7 +99,7 @@ impl Fleet {
 }
 
 fn settings(k: usize) -> Settings {
-    let names = (0..8).map(|i| (name(i), sock(i, 0))).collect();
+    let names = (0..8).map(|i| (name(i), vec![sock(i, 0)])).collect();
     Settings {
         min_live: k,
         timeout_ms: 60_000,

@@ -82,7 +82,7 @@ impl World {
 }
 
 fn settings(k: usize) -> Settings {
-    let names = (0..8).map(|i| (name(i), sock(i))).collect();
+    let names = (0..8).map(|i| (name(i), vec![sock(i)])).collect();
     Settings {
         min_live: k,
         node_match: NodeMatch::Names(names),
@@ -248,7 +248,7 @@ fn reloading_world(n: usize) -> impl FnMut(u64, &[Action]) -> World {
 #[test]
 fn a_thousand_vassals_roll_out() {
     let n = 1000;
-    let names = (0..n).map(|i| (name(i), sock(i))).collect();
+    let names = (0..n).map(|i| (name(i), vec![sock(i)])).collect();
     let s = Settings {
         min_live: n / 2,
         node_match: NodeMatch::Names(names),

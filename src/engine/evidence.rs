@@ -131,9 +131,10 @@ impl Engine {
         };
         let mut sends = Vec::new();
         for (i, v) in self.vassals.iter().enumerate() {
-            let Some(own) = nodes::exact_name(&self.s.node_match, &v.name) else {
+            let own = nodes::exact_names(&self.s.node_match, &v.name);
+            if own.is_empty() {
                 continue;
-            };
+            }
             // Nodes last announced before `born_s` are a dead process's.
             let dead_before: Option<(i64, &str)> = match emp.vassal(&v.name) {
                 Some(r) if r.cursed != 0 => Some((i64::MAX, "it is dying (cursed)")),
@@ -149,7 +150,7 @@ impl Engine {
                 continue;
             };
             for (key, n) in fr.nodes() {
-                if n.name != own || n.death_mark != 0 || n.last_check >= born_s {
+                if !own.contains(&n.name) || n.death_mark != 0 || n.last_check >= born_s {
                     continue;
                 }
                 if v.swept

@@ -35,20 +35,20 @@ pub fn matches(rule: &NodeMatch, config: &str, pid: i64, node: &Node) -> bool {
         // only: the stem rule would also take another host's node of the
         // same file name (two hosts, one fastrouter).
         NodeMatch::Names(names) => match names.get(config) {
-            Some(n) => *n == node.name,
+            Some(ns) => ns.iter().any(|n| *n == node.name),
             None => matches(&NodeMatch::Stem, config, pid, node),
         },
     }
 }
 
-/// The node name `config` subscribes with, where the rule knows it exactly
-/// (a name from its config, or `--node-name`); `None` under the stem rule,
+/// The node names `config` subscribes with, where the rule knows them
+/// exactly (from its config, or `--node-name`); none under the stem rule,
 /// which could also match another host's node of the same file name.
-pub fn exact_name(rule: &NodeMatch, config: &str) -> Option<String> {
+pub fn exact_names(rule: &NodeMatch, config: &str) -> Vec<String> {
     match rule {
-        NodeMatch::Stem => None,
-        NodeMatch::Template(t) => Some(render(t, config)),
-        NodeMatch::Names(names) => names.get(config).cloned(),
+        NodeMatch::Stem => Vec::new(),
+        NodeMatch::Template(t) => vec![render(t, config)],
+        NodeMatch::Names(names) => names.get(config).cloned().unwrap_or_default(),
     }
 }
 
@@ -156,7 +156,7 @@ impl Matcher {
             NodeMatch::Stem => add(self.by_stem.get(stem(config))),
             NodeMatch::Template(t) => add(self.by_name.get(&render(t, config))),
             NodeMatch::Names(names) => match names.get(config) {
-                Some(n) => add(self.by_name.get(n)),
+                Some(ns) => ns.iter().for_each(|n| add(self.by_name.get(n))),
                 None => add(self.by_stem.get(stem(config))),
             },
         }
@@ -308,8 +308,8 @@ mod tests {
             ..Default::default()
         };
         let mut names_map = BTreeMap::new();
-        names_map.insert("app_03.ini".to_string(), "127.0.0.1:3031".to_string());
-        names_map.insert("app_01.ini".to_string(), ":3032".to_string());
+        names_map.insert("app_03.ini".to_string(), vec!["127.0.0.1:3031".to_string()]);
+        names_map.insert("app_01.ini".to_string(), vec![":3032".to_string()]);
         let rules = [
             NodeMatch::Stem,
             NodeMatch::Template("/r/{stem}.sock".into()),

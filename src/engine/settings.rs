@@ -11,10 +11,10 @@ pub enum NodeMatch {
     /// The node name equals a template with `{name}` (config file name) and
     /// `{stem}` (without its suffix) replaced.
     Template(String),
-    /// The node name each vassal's own config subscribes with (its
-    /// `subscribe2 addr=` or first socket), by config file name; configs not
-    /// in the map fall back to [`NodeMatch::Stem`].
-    Names(std::collections::BTreeMap<String, String>),
+    /// The node names each vassal's own config subscribes with (the address
+    /// of every `subscribe2`/`subscribe-to`, or its first socket), by config
+    /// file name; configs not in the map fall back to [`NodeMatch::Stem`].
+    Names(std::collections::BTreeMap<String, Vec<String>>),
 }
 
 /// `--max-unavailable`: how many nodes of a key may be out at once.

@@ -212,9 +212,12 @@ pub fn node_match(
     if *given != NodeMatch::Stem {
         return given.clone();
     }
-    let names: std::collections::BTreeMap<String, String> = parsed
+    let names: std::collections::BTreeMap<String, Vec<String>> = parsed
         .iter()
-        .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.node_name()?)))
+        .filter_map(|(n, p)| {
+            let names = p.as_ref().ok()?.node_names();
+            (!names.is_empty()).then(|| (n.clone(), names))
+        })
         .collect();
     if names.is_empty() {
         NodeMatch::Stem

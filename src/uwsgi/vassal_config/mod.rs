@@ -191,6 +191,24 @@ impl VassalConfig {
 
     /// The fastrouter node name of this vassal: the address of its first
     /// subscription, else its first socket.
+    /// Every fastrouter node name of this vassal: the address of each of its
+    /// subscriptions (a vassal with two `subscribe2 addr=` lines has two
+    /// nodes), in order, once each; its first socket when it names none.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in &self.subscriptions {
+            if let Some(a) = self.address_of(t) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        if out.is_empty() {
+            out.extend(self.sockets.first().cloned());
+        }
+        out
+    }
+
     pub fn node_name(&self) -> Option<String> {
         match self.subscriptions.first() {
             Some(t) => self.address_of(t),

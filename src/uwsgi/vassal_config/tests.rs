@@ -440,3 +440,14 @@ fn atoi_like_c() {
     assert_eq!(atoi_u8("256"), 0);
     assert_eq!(atoi_u8("-1"), 255);
 }
+
+#[test]
+fn a_vassal_with_two_addresses_has_two_node_names() {
+    let c = parse(
+        "[uwsgi]\nsocket = /r/%n.sock\nsocket = /r/%n-b.sock\nsubscribe2 = server=/r/ss.sock,key=k,addr=/r/%n.sock\nsubscribe2 = server=/r/ss.sock,key=k,addr=/r/%n-b.sock\n",
+    );
+    assert_eq!(c.node_names(), ["/r/app_01.sock", "/r/app_01-b.sock"]);
+    // Two subscriptions of one address (two keys): one node name.
+    let c = parse("[uwsgi]\nsocket = /r/%n.sock\nsubscribe2 = server=/r/ss.sock,key=a\nsubscribe2 = server=/r/ss.sock,key=b\n");
+    assert_eq!(c.node_names(), ["/r/app_01.sock"]);
+}
