@@ -2,25 +2,24 @@
 //! fastrouter.
 //!
 //! The crate is split the way quinn-proto sits beside quinn:
-//! - [`engine`] and [`stats`] are sans-IO: no syscalls, no clock, no threads.
+//! - [`engine`] and [`uwsgi`] (the formats: stats, configs, packets) are
+//!   sans-IO: no syscalls, no clock, no threads.
 //!   They decide everything and are tested exhaustively.
 //! - [`runtime`] is the thin single-threaded mio driver that carries out the
 //!   engine's actions on the real system.
 //! - [`cli`] turns raw arguments into a validated configuration.
 
 pub mod cli;
-pub mod config_formats;
 pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod glob;
 pub mod plan;
-pub mod probe;
 pub mod report;
 pub mod runtime;
-pub mod stats;
 pub mod status;
-pub mod subscription;
-pub mod vassal_config;
+pub mod uwsgi;
 
 pub use error::Error;
+// The formats keep their short paths (`crate::stats`, `uwsgi_reload::stats`).
+pub use uwsgi::{config_formats, probe, stats, subscription, vassal_config};

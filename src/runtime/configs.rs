@@ -11,6 +11,7 @@ use nix::sys::stat::{fstatat, Mode, SFlag};
 
 use crate::engine::ConfigFile;
 use crate::error::Error;
+use crate::vassal_config::VassalConfig;
 
 /// The open Emperor directory and how its entries are looked at.
 pub struct EmperorDir {
@@ -185,12 +186,60 @@ fn named_by_only(cfg: &crate::cli::Config, name: &str) -> bool {
 /// the apps subscribe to, not one of them: it is never counted as an app
 /// vassal nor touched, unless `--only` names it.
 pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
-    crate::vassal_config::load(&dir.path.join(name)).is_ok_and(|c| c.is_router())
+    load_vassal_config(&dir.path.join(name)).is_ok_and(|c| c.is_router())
+}
+
+/// Reads and parses a vassal config file (the parsing is the pure
+/// `uwsgi::vassal_config`). The directory is canonicalised as
+/// the vassal's `getcwd()` would be, the file name is kept as given: the
+/// Emperor passes symlinks by name, and `%n` is the link's name.
+pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read vassal config: {e}", path.display()))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: expected a config file path", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&parent).map_err(|e| {
+        format!(
+            "{}: cannot resolve the config's directory: {e}",
+            parent.display()
+        )
+    })?;
+    Ok(VassalConfig::parse(&text, &name, &dir.to_string_lossy()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_reads_a_file_keeping_the_link_name() {
+        let base = std::env::temp_dir().join(format!("uwsgi-reload-vc-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let target = base.join("shared.ini");
+        std::fs::write(
+            &target,
+            "[uwsgi]\nsocket = /srv/vassals/%n.sock\nsubscribe2 = server=/run/uwsgi/ss.sock,key=example.com\n",
+        )
+        .unwrap();
+        let link = base.join("app_03.ini");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let c = load_vassal_config(&link).unwrap();
+        let dir = std::fs::canonicalize(&base).unwrap();
+        assert_eq!(c.name, "app_03.ini");
+        assert_eq!(c.dir, format!("{}/", dir.display()));
+        assert_eq!(c.node_name().as_deref(), Some("/srv/vassals/app_03.sock"));
+        let err = load_vassal_config(&base.join("missing.ini")).unwrap_err();
+        assert!(err.contains("missing.ini"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn a_router_config_is_recognised() {

@@ -30,7 +30,7 @@ use crate::error::{exit, Error};
 use crate::report::Reporter;
 use crate::stats::StatsSource;
 use crate::subscription;
-use crate::vassal_config::{self, VassalConfig};
+use crate::vassal_config::VassalConfig;
 
 const WATCH: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -278,7 +278,12 @@ pub fn parse_configs(
 ) -> Vec<(String, Result<VassalConfig, String>)> {
     configs
         .iter()
-        .map(|c| (c.name.clone(), vassal_config::load(&dir.path.join(&c.name))))
+        .map(|c| {
+            (
+                c.name.clone(),
+                super::configs::load_vassal_config(&dir.path.join(&c.name)),
+            )
+        })
         .collect()
 }
 

@@ -1,0 +1,235 @@
+//! The text steps of reading a config the way uWSGI 2.0 does: the `%X`
+//! magic table, the ini section, and the `%(name)` placeholder pass (see the
+//! module above for the order).
+
+use super::*;
+
+/// The per-file magic variables of `config_magic_table_fill`, computed from
+/// the name and directory instead of the file system.
+pub(super) struct MagicTable {
+    /// `%o`: the name as passed.
+    o: String,
+    /// `%p`: absolute path. uWSGI does not resolve a symlinked file, only the
+    /// directory (`getcwd`), which the caller's `dir` already is.
+    p: String,
+    /// `%s`: file name with extension.
+    s: String,
+    /// `%d`: directory of `%p`, trailing slash kept.
+    d: String,
+    /// `%c`: last component of `%d`.
+    c: String,
+    /// `%e`: extension (after the last dot of `%s`).
+    e: String,
+    /// `%n`: `%s` without extension.
+    n: String,
+    /// `%v`: the working directory (no trailing slash).
+    v: String,
+    /// `%0`..`%9`: components of `%d`.
+    digits: Vec<String>,
+}
+
+impl MagicTable {
+    pub(super) fn new(name: &str, dir: &str) -> MagicTable {
+        let p = if name.starts_with('/') {
+            name.to_string()
+        } else {
+            format!("{dir}{name}")
+        };
+        let slash = p.rfind('/').map_or(0, |i| i + 1);
+        let s = p[slash..].to_string();
+        let d = p[..slash].to_string();
+        let d_trimmed = d.strip_suffix('/').unwrap_or(&d);
+        let c = d_trimmed
+            .rfind('/')
+            .map_or(String::new(), |i| d_trimmed[i + 1..].to_string());
+        let (n, e) = match s.rfind('.') {
+            Some(i) => (s[..i].to_string(), s[i + 1..].to_string()),
+            None => (s.clone(), String::new()),
+        };
+        let digits = d
+            .split('/')
+            .filter(|t| !t.is_empty())
+            .take(10)
+            .map(str::to_string)
+            .collect();
+        let v = dir.strip_suffix('/').unwrap_or(dir);
+        MagicTable {
+            o: name.to_string(),
+            p,
+            s,
+            d,
+            c,
+            e,
+            n,
+            v: if v.is_empty() { "/".into() } else { v.into() },
+            digits,
+        }
+    }
+
+    /// What `%` followed by `c` becomes; `None` keeps `%c` literally.
+    pub(super) fn lookup(&self, c: u8) -> Option<&str> {
+        Some(match c {
+            b'%' => "%",
+            b'(' => "%(",
+            // Upper case is the first config's value; a vassal's ini is it.
+            b'o' | b'O' => &self.o,
+            b'p' | b'P' => &self.p,
+            b's' | b'S' => &self.s,
+            b'd' | b'D' => &self.d,
+            b'c' | b'C' => &self.c,
+            b'e' | b'E' => &self.e,
+            b'n' | b'N' => &self.n,
+            // No `file.ini:section` suffix for vassals.
+            b'x' | b'X' => "",
+            b'v' => &self.v,
+            b'0'..=b'9' => self
+                .digits
+                .get((c - b'0') as usize)
+                .map_or("", |s| s.as_str()),
+            c if RUNTIME_MAGIC.contains(&c) => return None,
+            // init_magic_table maps every other byte to "".
+            _ => "",
+        })
+    }
+}
+
+/// uWSGI's `magic_sub` over the raw file bytes.
+pub(super) fn magic_sub(text: &[u8], magic: &MagicTable, warnings: &mut Vec<String>) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'%' && i + 1 < text.len() {
+            let c = text[i + 1];
+            match magic.lookup(c) {
+                Some(v) => out.extend_from_slice(v.as_bytes()),
+                None => {
+                    out.extend_from_slice(&[b'%', c]);
+                    warn_once(
+                        warnings,
+                        format!(
+                            "magic variable %{} depends on the running system; kept literally",
+                            c as char
+                        ),
+                    );
+                }
+            }
+            i += 2;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A placeholder rescanned after each substitution would repeat its warning.
+pub(super) fn warn_once(warnings: &mut Vec<String>, w: String) {
+    if !warnings.contains(&w) {
+        warnings.push(w);
+    }
+}
+
+/// `uwsgi_ini_config`: the `key = value` pairs of one section, in order.
+pub(super) fn ini_section(text: &str, wanted: &str) -> Vec<(String, String)> {
+    const WS: &[char] = &[' ', '\t', '\r'];
+    let mut options = Vec::new();
+    let mut section = String::new();
+    for line in text.split('\n') {
+        let line = line.trim_matches(WS);
+        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            // uWSGI drops the last character, whatever it is.
+            let mut chars = rest.chars();
+            chars.next_back();
+            section = chars.as_str().to_string();
+            continue;
+        }
+        if section != wanted {
+            continue;
+        }
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        options.push((
+            key.trim_end_matches(WS).to_string(),
+            value.trim_matches(WS).to_string(),
+        ));
+    }
+    options
+}
+
+/// The `%(name)` pass of `uwsgi_apply_config_pass`. Each value is rescanned
+/// from the start after a substitution (so references nest). A reference
+/// cycle makes uWSGI loop forever, and a value that refers to itself doubles
+/// on every round, so both a count and a length cap stop it here.
+pub(super) fn resolve_placeholders(options: &mut [(String, String)], warnings: &mut Vec<String>) {
+    const MAX_SUBSTITUTIONS: usize = 64;
+    const MAX_LEN: usize = 64 * 1024;
+    for i in 0..options.len() {
+        let mut substitutions = 0;
+        let mut from = 0;
+        while let Some((start, end)) = find_placeholder(&options[i].1, from) {
+            let inner = options[i].1[start + 2..end].to_string();
+            let found = if inner.contains(' ') {
+                None
+            } else {
+                options
+                    .iter()
+                    .find(|(k, _)| *k == inner)
+                    .map(|(_, v)| v.clone())
+            };
+            match found {
+                Some(v)
+                    if substitutions < MAX_SUBSTITUTIONS
+                        && options[i].1.len() + v.len() <= MAX_LEN =>
+                {
+                    let value = &options[i].1;
+                    options[i].1 = format!("{}{}{}", &value[..start], v, &value[end + 1..]);
+                    substitutions += 1;
+                    from = 0;
+                }
+                Some(_) => {
+                    let w = format!(
+                        "option {}: %({inner}) refers back to itself; left unresolved",
+                        options[i].0
+                    );
+                    warn_once(warnings, w);
+                    break;
+                }
+                None => {
+                    let w = format!(
+                        "option {}: %({inner}) not resolved (unknown option or expression)",
+                        options[i].0
+                    );
+                    warn_once(warnings, w);
+                    from = end + 1;
+                }
+            }
+        }
+    }
+}
+
+/// Next `%(...)` at or after `from`: byte offsets of `%` and of the closing
+/// `)`, parentheses nesting as in uWSGI. `%()` is not a placeholder.
+pub(super) fn find_placeholder(s: &str, from: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i + 1 < b.len() {
+        if b[i] == b'%' && b[i + 1] == b'(' {
+            let mut depth = 0;
+            for (j, &c) in b.iter().enumerate().skip(i + 2) {
+                match c {
+                    b'(' => depth += 1,
+                    b')' if depth > 0 => depth -= 1,
+                    b')' if j == i + 2 => break,
+                    b')' => return Some((i, j)),
+                    _ => {}
+                }
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
