@@ -30,10 +30,14 @@ pub fn snapshots(cfg: &Config) -> Result<(EmperorSnapshot, FastrouterSnapshot), 
         Input::Emperor(e) => e,
         _ => unreachable!("to_input answers an Emperor read with Emperor or ReadFailed"),
     };
-    let fr = match read(StatsSource::Fastrouter, &cfg.fastrouter_stats)? {
-        Input::Fastrouter(f) => f,
-        _ => unreachable!("to_input answers a fastrouter read with Fastrouter or ReadFailed"),
-    };
+    let mut routers = Vec::new();
+    for spec in &cfg.fastrouter_stats {
+        match read(StatsSource::Fastrouter, spec)? {
+            Input::Fastrouter(f) => routers.push(f),
+            _ => unreachable!("to_input answers a fastrouter read with Fastrouter or ReadFailed"),
+        }
+    }
+    let fr = FastrouterSnapshot::merge(routers);
     Ok((emp, fr))
 }
 
@@ -43,7 +47,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let (emp, fr) = snapshots(cfg)?;
     let wall = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let (servers, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let server = crate::runtime::driver::servers_line(&servers);
     let mut settings =
         crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
     for note in crate::runtime::driver::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
@@ -115,7 +120,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         .filter(|(k, l)| **l < k_of(k))
         .map(|(k, _)| k)
         .collect();
-    let (server, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let (servers, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let server = crate::runtime::driver::servers_line(&servers);
     let mut info_settings = s.clone();
     info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
     let info =

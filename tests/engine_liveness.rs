@@ -87,6 +87,7 @@ impl Fleet {
             }
         }
         Input::Fastrouter(FastrouterSnapshot {
+            router_pids: Vec::new(),
             pid: self.fr_pid,
             version: String::new(),
             subscriptions: subs

@@ -95,6 +95,7 @@ fn emperor(vs: &[V]) -> Input {
 /// Nodes of vassals `(index, last_check)`, all under KEY.
 fn fastrouter(nodes: &[(usize, i64)]) -> Input {
     Input::Fastrouter(FastrouterSnapshot {
+        router_pids: Vec::new(),
         pid: 2,
         version: String::new(),
         subscriptions: vec![Subscription {
@@ -468,6 +469,7 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
     );
     // Sessions still in flight: the node stays death-marked.
     let busy = Input::Fastrouter(FastrouterSnapshot {
+        router_pids: Vec::new(),
         pid: 2,
         version: String::new(),
         subscriptions: vec![Subscription {

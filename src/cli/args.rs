@@ -13,7 +13,7 @@ use crate::error::Error;
 pub struct RawArgs {
     pub command: Option<String>,
     pub emperor_path: Option<OsString>,
-    pub fastrouter_stats_socket: Option<String>,
+    pub fastrouter_stats_socket: Vec<String>,
     pub emperor_stats_socket: Option<String>,
     pub suffix: Option<String>,
     pub minimum_active_vassals: Option<String>,

@@ -87,7 +87,8 @@ pub struct Output {
 pub struct Config {
     pub command: Command,
     pub emperor_path: PathBuf,
-    pub fastrouter_stats: SocketSpec,
+    /// One per fastrouter (several for HA); never empty after `resolve`.
+    pub fastrouter_stats: Vec<SocketSpec>,
     pub emperor_stats: SocketSpec,
     pub suffix: String,
     pub output: Output,
@@ -197,7 +198,7 @@ impl Config {
             return Ok(Config {
                 command,
                 emperor_path: PathBuf::new(),
-                fastrouter_stats: SocketSpec::Tcp(String::new()),
+                fastrouter_stats: Vec::new(),
                 emperor_stats: SocketSpec::Tcp(String::new()),
                 suffix: ".ini".into(),
                 output: Output {
@@ -228,17 +229,28 @@ impl Config {
                 "--emperor-path expects a directory, got an empty value".into(),
             ));
         }
-        let fr = required(
-            &r.fastrouter_stats_socket,
-            "--fastrouter-stats-socket",
-            "the fastrouter stats socket (unix path or host:port)",
-        )?;
+        if r.fastrouter_stats_socket.is_empty() {
+            return Err(Error::Usage(
+                "--fastrouter-stats-socket is required: the fastrouter stats socket (unix path or host:port); see --help".into(),
+            ));
+        }
         let emp = required(
             &r.emperor_stats_socket,
             "--emperor-stats-socket",
             "the Emperor stats socket (unix path or host:port)",
         )?;
-        let fastrouter_stats = SocketSpec::parse("--fastrouter-stats-socket", &fr)?;
+        let fastrouter_stats = r
+            .fastrouter_stats_socket
+            .iter()
+            .map(|fr| SocketSpec::parse("--fastrouter-stats-socket", fr))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, a) in fastrouter_stats.iter().enumerate() {
+            if fastrouter_stats[..i].contains(a) {
+                return Err(Error::Usage(format!(
+                    "--fastrouter-stats-socket expects each fastrouter once, got {a:?} twice"
+                )));
+            }
+        }
         let emperor_stats = SocketSpec::parse("--emperor-stats-socket", &emp)?;
         let suffix = r.suffix.clone().unwrap_or_else(|| ".ini".into());
         if suffix.is_empty() || suffix.contains('/') {

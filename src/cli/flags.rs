@@ -127,8 +127,8 @@ macro_rules! flag {
 pub static FLAGS: &[Flag] = &[
     flag!("emperor-path", None, "DIR", Path(emperor_path), Compat, Dir, None,
         "directory the Emperor watches (required)"),
-    flag!("fastrouter-stats-socket", None, "SOCKET", Text(fastrouter_stats_socket), Compat, File, None,
-        "fastrouter stats socket (required)"),
+    flag!("fastrouter-stats-socket", None, "SOCKET", Many(fastrouter_stats_socket), Compat, File, None,
+        "fastrouter stats socket (required; repeat it for every fastrouter of an HA pair: K holds on each)"),
     flag!("emperor-stats-socket", None, "SOCKET", Text(emperor_stats_socket), Compat, File, None,
         "Emperor stats socket (required)"),
     flag!("vassal-config-file-suffix", None, "STR", Text(suffix), Compat, Nothing, Some(".ini"),

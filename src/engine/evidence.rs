@@ -75,13 +75,27 @@ impl Engine {
         };
         let before = old.nodes().filter(|(_, n)| n.death_mark == 0).count();
         let now = new.nodes().filter(|(_, n)| n.death_mark == 0).count();
-        let restarted = old.pid > 0 && new.pid > 0 && old.pid != new.pid;
+        // Several routers (HA): any of them restarting counts.
+        let pids = |s: &FastrouterSnapshot| {
+            if s.router_pids.is_empty() {
+                vec![s.pid]
+            } else {
+                s.router_pids.clone()
+            }
+        };
+        let (old_pids, new_pids) = (pids(old), pids(new));
+        let restarted = old_pids
+            .iter()
+            .zip(&new_pids)
+            .find(|(a, b)| **a > 0 && **b > 0 && a != b)
+            .map(|(a, b)| (*a, *b));
         // Most nodes gone in one read, without a pid change: the same to us.
         let mass_loss = before >= 2 && now * 2 < before;
-        if (restarted || mass_loss) && self.stage == Stage::Rolling {
+        if (restarted.is_some() || mass_loss) && self.stage == Stage::Rolling {
+            let (old_pid, new_pid) = restarted.unwrap_or((old.pid, new.pid));
             self.report(Event::FastrouterRestarted {
-                old_pid: old.pid,
-                new_pid: new.pid,
+                old_pid,
+                new_pid,
                 nodes_before: before,
                 nodes_now: now,
             });

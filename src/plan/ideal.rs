@@ -252,6 +252,7 @@ mod tests {
             ..EmperorSnapshot::default()
         };
         let fr = FastrouterSnapshot {
+            router_pids: Vec::new(),
             pid: 9,
             version: String::new(),
             subscriptions: vec![Subscription {

@@ -22,7 +22,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
     let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    let (server, mut notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let (servers, mut notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
+    let server = crate::runtime::driver::servers_line(&servers);
     let mut settings =
         crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
     notes.extend(crate::runtime::driver::learn_fastrouter_options(

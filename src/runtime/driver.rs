@@ -21,6 +21,7 @@ use super::clock::Clock;
 use super::configs::EmperorDir;
 use super::lock::DirLock;
 use super::prober::Prober;
+use super::routers::Routers;
 use super::stats_reader::{to_input, StatsReader};
 use super::watcher::Watcher;
 use super::{dgram, fifo, touch};
@@ -38,7 +39,8 @@ const TIMER: Token = Token(2);
 const EMPEROR: Token = Token(3);
 const FASTROUTER: Token = Token(4);
 /// Probes take the tokens from here up.
-const PROBES_FROM: usize = 16;
+/// Routers take the tokens from FASTROUTER up; probes start far above.
+const PROBES_FROM: usize = 1 << 16;
 
 /// A subscription packet not sent yet.
 struct Unsent {
@@ -69,7 +71,8 @@ pub struct Prepared {
     pub watcher: Watcher,
     pub configs: Vec<crate::engine::ConfigFile>,
     pub parsed: Vec<(String, Result<VassalConfig, String>)>,
-    pub subscription_server: Option<String>,
+    /// Every subscription server the drain sends to (one per fastrouter).
+    pub subscription_servers: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -82,7 +85,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
     let parsed = parse_configs(&dir, &configs);
-    let (subscription_server, mut notes) = subscription_server(cfg, &parsed);
+    let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
     let routers: Vec<String> = dir
         .list()?
         .into_iter()
@@ -95,7 +98,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
             routers.join(", ")
         ));
     }
-    notes.extend(doctor(cfg, &parsed, subscription_server.is_some())?);
+    notes.extend(doctor(cfg, &parsed, !subscription_servers.is_empty())?);
     notes.extend(datagram_queue_note(&parsed));
     Ok(Prepared {
         dir,
@@ -103,22 +106,23 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
         watcher,
         configs,
         parsed,
-        subscription_server,
+        subscription_servers,
         notes,
     })
 }
 
-/// Where the drain sends its unsubscribes: `--subscription-server`, else the
-/// one server every vassal config names; `None` (drain off) with a note why.
+/// Where the drain (and the dead-node sweep) sends its unsubscribes:
+/// `--subscription-server`, else every server the vassal configs name (one
+/// per fastrouter of an HA pair); none (drain off) with a note why.
 pub fn subscription_server(
     cfg: &Config,
     parsed: &[(String, Result<VassalConfig, String>)],
-) -> (Option<String>, Vec<String>) {
+) -> (Vec<String>, Vec<String>) {
     let mut notes = Vec::new();
-    let server = if cfg.no_drain {
-        None
+    let servers = if cfg.no_drain {
+        Vec::new()
     } else if let Some(s) = &cfg.subscription_server {
-        Some(s.clone())
+        vec![s.clone()]
     } else {
         let mut servers: Vec<String> = parsed
             .iter()
@@ -127,22 +131,17 @@ pub fn subscription_server(
             .collect();
         servers.sort();
         servers.dedup();
-        match servers.len() {
-            1 => servers.pop(),
-            0 => {
-                notes.push("note: drain is off: the vassal configs name no subscription server; pass --subscription-server to unsubscribe each vassal before its touch (or --no-drain to silence this)".to_string());
-                None
-            }
-            _ => {
-                notes.push(format!(
-                    "note: drain is off: the vassal configs name several subscription servers ({}); pass --subscription-server",
-                    servers.join(", ")
-                ));
-                None
-            }
+        if servers.is_empty() {
+            notes.push("note: drain is off: the vassal configs name no subscription server; pass --subscription-server to unsubscribe each vassal before its touch (or --no-drain to silence this)".to_string());
         }
+        servers
     };
-    (server, notes)
+    (servers, notes)
+}
+
+/// The subscription servers as one line for the report, if any.
+pub fn servers_line(servers: &[String]) -> Option<String> {
+    (!servers.is_empty()).then(|| servers.join(", "))
 }
 
 /// Unix datagram subscription servers queue at most
@@ -229,7 +228,10 @@ pub fn learn_fastrouter_options(
     s: &mut crate::engine::Settings,
     fastrouter_pid: i64,
 ) -> Vec<String> {
-    if !matches!(cfg.fastrouter_stats, crate::cli::SocketSpec::Unix(_)) {
+    if !matches!(
+        cfg.fastrouter_stats.first(),
+        Some(crate::cli::SocketSpec::Unix(_))
+    ) {
         return Vec::new();
     }
     let opts = super::fastrouter_setup::options(fastrouter_pid);
@@ -295,7 +297,7 @@ struct Driver<'a> {
     timer: TimerFd,
     signals: Signals,
     emperor: StatsReader,
-    fastrouter: StatsReader,
+    fastrouter: Routers,
     prober: Prober,
     engine: Engine,
     inputs: VecDeque<Input>,
@@ -313,14 +315,14 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         &prep.dir,
         &prep.configs,
         &prep.parsed,
-        prep.subscription_server.is_some(),
+        !prep.subscription_servers.is_empty(),
     );
     // One look at the fastrouter for its pid and options (the engine reads
     // it again, and a failure here is the engine's to report).
     let mut notes = prep.notes.clone();
     let t = Duration::from_millis(cfg.stats_timeout_ms);
     if let Ok(bytes) =
-        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats, t)
+        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats[0], t)
     {
         if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
             notes.extend(learn_fastrouter_options(cfg, &mut settings, fr.pid));
@@ -328,7 +330,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     }
     rep.set_run_info(crate::report::info::RunInfo::new(
         &settings,
-        prep.subscription_server.as_deref(),
+        servers_line(&prep.subscription_servers).as_deref(),
     ));
     if !cfg.output.quiet {
         for n in &notes {
@@ -359,12 +361,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     })
     .map_err(|e| Error::io("cannot register with the event loop", e))?;
     let emperor = StatsReader::new(StatsSource::Emperor, cfg.emperor_stats.clone(), EMPEROR, t)?;
-    let fastrouter = StatsReader::new(
-        StatsSource::Fastrouter,
-        cfg.fastrouter_stats.clone(),
-        FASTROUTER,
-        t,
-    )?;
+    let fastrouter = Routers::new(&cfg.fastrouter_stats, FASTROUTER.0, t)?;
 
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
@@ -395,7 +392,7 @@ impl Driver<'_> {
             self.drain_engine();
             if let Some(outcome) = self.outcome.take() {
                 let exit_code = self.exit_code(&outcome);
-                let stats_reads = self.emperor.reads + self.fastrouter.reads;
+                let stats_reads = self.emperor.reads + self.fastrouter.reads();
                 self.rep.outcome(&outcome, exit_code, stats_reads);
                 return Ok(RunSummary {
                     outcome,
@@ -428,7 +425,7 @@ impl Driver<'_> {
                             return Ok(RunSummary {
                                 outcome: self.interrupted_outcome(),
                                 exit_code,
-                                stats_reads: self.emperor.reads + self.fastrouter.reads,
+                                stats_reads: self.emperor.reads + self.fastrouter.reads(),
                                 uwsgi_versions: self.uwsgi_versions.clone(),
                             });
                         }
@@ -446,13 +443,9 @@ impl Driver<'_> {
                             ));
                         }
                     }
-                    FASTROUTER => {
-                        if let Some(r) = self.fastrouter.on_ready(self.poll.registry()) {
-                            self.inputs.push_back(to_input(
-                                StatsSource::Fastrouter,
-                                &self.fastrouter.spec,
-                                r,
-                            ));
+                    t if self.fastrouter.owns(t) => {
+                        if let Some(input) = self.fastrouter.on_ready(self.poll.registry(), t) {
+                            self.inputs.push_back(input);
                         }
                     }
                     t if self.prober.owns(t) => {
@@ -469,11 +462,12 @@ impl Driver<'_> {
             for (vassal, result) in self.prober.expire(self.poll.registry(), inst) {
                 self.inputs.push_back(Input::Probed { vassal, result });
             }
-            for reader in [&mut self.emperor, &mut self.fastrouter] {
-                if let Some(r) = reader.check_deadline(self.poll.registry(), inst) {
-                    self.inputs
-                        .push_back(to_input(reader.source, &reader.spec, r));
-                }
+            if let Some(r) = self.emperor.check_deadline(self.poll.registry(), inst) {
+                self.inputs
+                    .push_back(to_input(StatsSource::Emperor, &self.emperor.spec, r));
+            }
+            if let Some(input) = self.fastrouter.check_deadline(self.poll.registry(), inst) {
+                self.inputs.push_back(input);
             }
             self.feed_inputs();
             let now = self.clock.now();
@@ -525,13 +519,15 @@ impl Driver<'_> {
 
     fn execute(&mut self, a: Action) {
         match a {
-            Action::ReadStats(src) => {
-                let reader = match src {
-                    StatsSource::Emperor => &mut self.emperor,
-                    StatsSource::Fastrouter => &mut self.fastrouter,
-                };
-                if let Some(r) = reader.start(self.poll.registry(), Instant::now()) {
-                    self.inputs.push_back(to_input(src, &reader.spec, r));
+            Action::ReadStats(StatsSource::Emperor) => {
+                if let Some(r) = self.emperor.start(self.poll.registry(), Instant::now()) {
+                    self.inputs
+                        .push_back(to_input(StatsSource::Emperor, &self.emperor.spec, r));
+                }
+            }
+            Action::ReadStats(StatsSource::Fastrouter) => {
+                if let Some(input) = self.fastrouter.start(self.poll.registry(), Instant::now()) {
+                    self.inputs.push_back(input);
                 }
             }
             Action::Touch { vassal, mtime } => {
@@ -580,6 +576,9 @@ impl Driver<'_> {
                 node,
                 path,
             } => {
+                // The host is the real key, not an HA router's engine key.
+                let (key, _) = crate::stats::split_router_key(&key);
+                let key = key.to_string();
                 if let Some((vassal, result)) = self.prober.start(
                     self.poll.registry(),
                     vassal,
@@ -612,17 +611,28 @@ impl Driver<'_> {
         node: &str,
         modifier1: i64,
     ) {
-        let Some(server) = self.prep.subscription_server.clone() else {
-            return;
-        };
+        // The engine's key may name a second router of an HA pair: the
+        // packet carries the real key, and goes to every server.
+        let (key, _router) = crate::stats::split_router_key(key);
         match subscription::encode(kind, key, node, modifier1) {
             Ok(pkt) => {
-                self.unsent.push_back(Unsent {
-                    vassal: vassal.to_string(),
-                    server,
-                    pkt,
-                    since: Instant::now(),
-                });
+                for server in self.prep.subscription_servers.clone() {
+                    // The same packet for the other router's key is one
+                    // packet: do not queue it twice.
+                    if self
+                        .unsent
+                        .iter()
+                        .any(|u| u.server == server && u.pkt == pkt)
+                    {
+                        continue;
+                    }
+                    self.unsent.push_back(Unsent {
+                        vassal: vassal.to_string(),
+                        server,
+                        pkt: pkt.clone(),
+                        since: Instant::now(),
+                    });
+                }
                 self.flush_unsent();
             }
             Err(e) => self.rep.human_line(

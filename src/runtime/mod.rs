@@ -9,6 +9,7 @@ pub mod fastrouter_setup;
 pub mod fifo;
 pub mod lock;
 pub mod prober;
+pub mod routers;
 pub mod stats_reader;
 pub mod syslog;
 pub mod touch;

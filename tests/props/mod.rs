@@ -351,6 +351,7 @@ fn raw_fastrouter(b: &mut Bytes, n: usize, wall: i64) -> FastrouterSnapshot {
         });
     }
     FastrouterSnapshot {
+        router_pids: Vec::new(),
         pid: 2,
         version: String::new(),
         subscriptions,

@@ -564,6 +564,7 @@ impl World {
             }
         }
         FastrouterSnapshot {
+            router_pids: Vec::new(),
             pid: 2,
             version: String::new(),
             subscriptions,

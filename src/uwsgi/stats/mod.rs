@@ -12,7 +12,7 @@ pub mod fastrouter;
 pub mod repair;
 
 pub use emperor::{BlacklistEntry, EmperorSnapshot, VassalStats};
-pub use fastrouter::{FastrouterSnapshot, Node, Subscription};
+pub use fastrouter::{router_key, split_router_key, FastrouterSnapshot, Node, Subscription};
 
 /// Largest stats document accepted. The Emperor's document for 1,000
 /// vassals is about 500 KiB; anything near this cap is not a stats socket.
