@@ -1,18 +1,36 @@
 //! Exhaustive exploration of interleavings: every order in which a small
 //! simulated Emperor + fastrouter (tests/sim) can answer, notice, reload,
 //! accept and announce, every time jump to the engine's next timeout, and up
-//! to one injected fault per run, explored depth-first with a visited set.
+//! to one injected fault per run (two for the small fleets of
+//! `explore_two_faults`), explored depth-first with a visited set.
 //!
-//! At every step (tests/sim checks them): K live per key from the world's
-//! ground truth unless a fault took a vassal of that key out on its own; no
-//! vassal touched twice; no second read of one socket in flight; no action
-//! after Finish; no deadlock (not finished and no timeout); no timer that
-//! spins; no panic. At Finish: every vassal reloaded (and really reloaded,
-//! not wedged), failed with a reason, or untouched with a reason (and really
-//! untouched); with no fault, all reloaded. A run that passes its time limit
-//! without Finish fails.
+//! At every step (tests/sim/checker.rs checks them): K live per key from the
+//! world's ground truth, each drop attributed to its cause: a touch, drain
+//! unsubscribe or `S` of the tool that takes a serving vassal out and leaves
+//! a key below K fails, whatever the world did before; a drop the world
+//! caused alone (crash, crash loop, someone else's reload, config removed,
+//! fastrouter restart) is allowed, but the tool must not add to it. No touch
+//! of a vassal whose Emperor record shows it starting (not accepting since
+//! its last (re)start); no vassal touched twice; no second read of one
+//! socket in flight; no action after Finish; no deadlock (not finished and
+//! no timeout); no timer that spins; no panic. At Finish: every vassal
+//! reloaded (and really reloaded, not wedged), failed with a reason, or
+//! untouched with a reason (and really untouched); with no fault, all
+//! reloaded except a vassal crash-looping from before the rollout, which is
+//! reported failed; a fleet with K + 1 live in every key is not refused at
+//! preflight. A run that passes its time limit without Finish fails, and so
+//! does one cut at the depth bound.
 //!
-//! `cargo test --release --test explore -- --ignored` runs the big one.
+//! The `explore_issue11_*` tests are the setups of issue 11 (subscribe-freq
+//! 25 s with tolerance 60, slow starts, a vassal starting or crash-looping
+//! before the rollout, two addresses, lazy-apps, late announces, fastrouter
+//! restarts): several fail against an engine with fixed graces, by design.
+//!
+//! `explore_large` runs in tests/run.sh (a few minutes in release on 2
+//! cores; it prints its time); `cargo test --release --test explore --
+//! --ignored` runs the much bigger ones. `EXPLORE_ONLY=<label part>` runs
+//! one config; `EXPLORE_SURVEY=1` lists every failing config instead of
+//! stopping at the first (diagnostic only: tests pass in that mode).
 
 mod sim;
 
@@ -25,8 +43,19 @@ use sim::{Config, FaultKind, Initial, Keys, Move, Sim};
 struct Stats {
     states: usize,
     finished: usize,
-    cut: usize,
     max_depth: usize,
+    /// Survey mode only (see `survey`).
+    violations: usize,
+    first_violation: Option<String>,
+}
+
+/// `EXPLORE_SURVEY=1`: a diagnostic mode that explores every config to the
+/// end, pruning the branches that break a property, and prints the first
+/// violation of each config instead of failing: to list every failing
+/// config and time the explorations while the engine still fails them.
+/// Tests always pass in this mode: never set it in CI.
+fn survey() -> bool {
+    std::env::var_os("EXPLORE_SURVEY").is_some()
 }
 
 /// Depth-first over every move sequence from the start, skipping states
@@ -57,8 +86,22 @@ fn explore(cfg: &Config, max_depth: usize) -> Stats {
             continue;
         }
         if depth >= max_depth {
-            stats.cut += 1;
-            continue;
+            // A run longer than the bound is not known to be correct: the
+            // bound must be raised (or the config made smaller), never the
+            // path dropped.
+            if survey() {
+                stats.violations += 1;
+                stats
+                    .first_violation
+                    .get_or_insert(format!("depth bound {max_depth}"));
+                continue;
+            }
+            fail(
+                cfg,
+                &path,
+                None,
+                &format!("a run reached the depth bound {max_depth} unfinished"),
+            );
         }
         let moves = s.moves();
         if moves.is_empty() {
@@ -72,10 +115,19 @@ fn explore(cfg: &Config, max_depth: usize) -> Stats {
         for mv in moves {
             let mut c = s.clone();
             let r = catch_unwind(AssertUnwindSafe(|| c.apply(&mv)));
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(why)) => fail(cfg, &path, Some(&mv), &why),
-                Err(_) => fail(cfg, &path, Some(&mv), "the engine panicked"),
+            let why = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(why)) => Some(why),
+                Err(_) => Some("the engine panicked".to_string()),
+            };
+            if let Some(why) = why {
+                if !survey() {
+                    fail(cfg, &path, Some(&mv), &why);
+                }
+                // Survey mode: note the first violation, prune the branch.
+                stats.violations += 1;
+                stats.first_violation.get_or_insert(why);
+                continue;
             }
             if visited.insert(c.fingerprint()) {
                 stack.push((c, depth + 1, Some(mv)));
@@ -114,8 +166,14 @@ fn run(label: &str, cfg: Config, max_depth: usize) -> Stats {
     let st = explore(&cfg, max_depth);
     eprintln!("{label}: {:?}", t.elapsed());
     eprintln!("{label}: {st:?}");
+    if let Some(why) = &st.first_violation {
+        eprintln!(
+            "SURVEY FAIL {label}: {} violation(s), first: {why}",
+            st.violations
+        );
+    }
     assert!(
-        st.finished > 0,
+        st.finished > 0 || survey(),
         "{label}: no run finished within depth {max_depth}"
     );
     st
@@ -332,28 +390,261 @@ fn explore_probe() {
     }
 }
 
-/// Much larger, in release mode: up to 3 vassals with every fault kind
-/// (plain; drain with busy nodes; no unsubscribe-on-graceful-reload with
-/// half-second ticks, events between reads and slower reloads), and 4
-/// vassals fault-free and with a few faults. About half an hour on 2 cores:
+// ----- issue 11: liveness from evidence -----------------------------------
+//
+// Setups real operators run whose timings exceed the engine's fixed
+// thresholds (10 s starting grace, 17 s node tolerance, 12 s announce
+// grace), vassals with more than one node, and fleets already failing when
+// the rollout starts. Today's engine fails several of these: they are the
+// specification of issue 11, not flaky tests.
+
+/// subscribe-freq 25 s with the fastrouter's subscription-tolerance 60:
+/// nodes 17-25 s old are healthy. Without `--subscription-tolerance` the
+/// engine must still not take a serving vassal out below K (issue 11, 1).
+#[test]
+fn explore_issue11_subscribe_freq_25() {
+    for (n, k) in [(2, 1), (3, 2)] {
+        let c = Config::new(n, k, Keys::One).freq(&[25], 60);
+        run(&format!("n{n} k{k} One freq 25 tolerance 60"), c, 1_500);
+    }
+    // A fleet started at once: every node 18-25 s old at the same time.
+    let mut c = Config::new(3, 1, Keys::One).freq(&[25], 60);
+    c.in_phase = true;
+    run("n3 k1 One freq 25 tolerance 60 in phase", c, 1_500);
+    // Mixed: one vassal at uWSGI's 10 s, one at 25 s.
+    let c = Config::new(2, 1, Keys::One).freq(&[10, 25], 60);
+    run("n2 k1 One freq 10|25 tolerance 60", c, 1_500);
+}
+
+/// The same setup with the tolerance given on the command line: the
+/// control (the engine is told the truth).
+#[test]
+fn explore_issue11_subscribe_freq_25_tolerance_given() {
+    let mut c = Config::new(3, 2, Keys::One).freq(&[25], 60);
+    c.tolerance_flag = true;
+    run("n3 k2 One freq 25 tolerance 60 given", c, 1_500);
+}
+
+/// A vassal crash-restarted 11 s before the rollout whose app takes 15 to
+/// 30 s to import: it must not be touched until it accepts (issue 11, 2).
+#[test]
+fn explore_issue11_starting_before_rollout() {
+    for (n, k) in [(2, 0), (3, 1)] {
+        let mut c = Config::new(n, k, Keys::One).slow_start(15, 30);
+        c.initial = Initial::FirstStarting(11);
+        run(
+            &format!("n{n} k{k} One starting 11 s ago, import 15-30 s"),
+            c.clone(),
+            1_500,
+        );
+        // The engine may unsubscribe the node the crashed master left.
+        c.can_unsubscribe = true;
+        run(
+            &format!("n{n} k{k} One starting 11 s ago, import 15-30 s, unsubscribe"),
+            c,
+            1_500,
+        );
+    }
+}
+
+/// Every reload and crash-restart imports its app for 15 to 30 s; a crash
+/// mid-rollout leaves a vassal starting longer than any fixed grace.
+#[test]
+fn explore_issue11_slow_start() {
+    let c = Config::new(2, 1, Keys::One).slow_start(15, 30);
+    run("n2 k1 One import 15-30 s", c, 1_500);
+    let mut c = Config::new(2, 0, Keys::One).slow_start(15, 30);
+    c.faults = vec![FaultKind::Crash];
+    c.max_faults = 1;
+    run("n2 k0 One import 15-30 s Crash", c, 1_500);
+}
+
+/// A vassal crash-looping (blacklisted) before the rollout whose config
+/// stays broken: reported failed, and it does not stop the healthy
+/// vassals' rollout (issue 11, 3).
+#[test]
+fn explore_issue11_crash_looping_before_rollout() {
+    for (n, k) in [(2, 0), (3, 1)] {
+        let mut c = Config::new(n, k, Keys::One);
+        c.initial = Initial::FirstCrashLooping;
+        run(&format!("n{n} k{k} One first crash-looping"), c, 400);
+    }
+}
+
+/// A vassal with two addresses in one key: touching it takes two nodes
+/// out, and K is counted in nodes.
+#[test]
+fn explore_issue11_two_addresses() {
+    for (n, k, keys) in [(2, 1, Keys::One), (3, 2, Keys::One), (2, 1, Keys::Both)] {
+        let mut c = Config::new(n, k, keys);
+        c.two_addrs = true;
+        run(&format!("n{n} k{k} {keys:?} two addresses"), c.clone(), 400);
+        c.drain = true;
+        run(&format!("n{n} k{k} {keys:?} two addresses drain"), c, 400);
+    }
+}
+
+/// lazy-apps: the first announce after accepting comes at the next
+/// subscribe-freq tick (uWSGI's 10 s; 25 s with tolerance 60).
+#[test]
+fn explore_issue11_lazy_apps() {
+    let mut c = Config::new(2, 1, Keys::One).freq(&[10], 17);
+    c.lazy_apps = true;
+    run("n2 k1 One lazy-apps freq 10", c, 1_500);
+    let mut c = Config::new(2, 1, Keys::One).freq(&[25], 60);
+    c.lazy_apps = true;
+    run("n2 k1 One lazy-apps freq 25 tolerance 60", c, 1_500);
+}
+
+/// Announces up to 3 s after accepting.
+#[test]
+fn explore_issue11_late_announce() {
+    for (n, k, keys) in [(2, 1, Keys::One), (3, 1, Keys::Both)] {
+        let mut c = Config::new(n, k, keys);
+        c.announce_late_ms = 3_000;
+        run(&format!("n{n} k{k} {keys:?} announce late 3 s"), c, 600);
+    }
+}
+
+/// The fastrouter restarts (new pid, every node gone until each vassal's
+/// next announce), with subscribe-freq 10 s.
+#[test]
+fn explore_issue11_fastrouter_restart() {
+    for (n, k) in [(2, 1), (3, 1)] {
+        let mut c = Config::new(n, k, Keys::One).freq(&[10], 17);
+        c.faults = vec![FaultKind::FastrouterRestart];
+        c.max_faults = 1;
+        run(
+            &format!("n{n} k{k} One freq 10 FastrouterRestart"),
+            c,
+            1_500,
+        );
+    }
+    // With the crash of a vassal, and stale nodes unsubscribed.
+    for (n, k) in [(2, 0), (3, 1)] {
+        let mut c = Config::new(n, k, Keys::One).freq(&[10], 17);
+        c.faults = vec![FaultKind::FastrouterRestart, FaultKind::Crash];
+        c.max_faults = 2;
+        c.can_unsubscribe = true;
+        run(
+            &format!("n{n} k{k} One freq 10 FastrouterRestart+Crash unsubscribe"),
+            c,
+            1_500,
+        );
+    }
+}
+
+/// Small fleets, two faults per run.
+#[test]
+fn explore_two_faults() {
+    for (n, k, keys) in [(1, 0, Keys::One), (2, 1, Keys::One), (2, 0, Keys::One)] {
+        let mut c = Config::new(n, k, keys);
+        c.faults = vec![
+            FaultKind::Crash,
+            FaultKind::CrashLoop,
+            FaultKind::ForeignTouch,
+            FaultKind::FastrouterRestart,
+            FaultKind::ReadFail,
+            FaultKind::MissingAnnounce,
+        ];
+        c.max_faults = 2;
+        run(&format!("n{n} k{k} {keys:?} two faults"), c, 600);
+    }
+}
+
+/// The faults that take vassals out, for the runs with two faults.
+const OUT_FAULTS: [FaultKind; 7] = [
+    FaultKind::Crash,
+    FaultKind::CrashLoop,
+    FaultKind::ForeignTouch,
+    FaultKind::ConfigRemoved,
+    FaultKind::FastrouterRestart,
+    FaultKind::MissingAnnounce,
+    FaultKind::TouchError,
+];
+
+/// The large exploration of tests/run.sh: up to 3 vassals with every fault
+/// kind (one per run), 2 vassals under two keys with two faults per run,
+/// 4 vassals fault-free, and the issue 11 timings with a fault. Prints its
+/// time (budget: 3 minutes in release on 2 cores).
+#[test]
+fn explore_large() {
+    let t = std::time::Instant::now();
+    for (label, mut cfg) in base_configs(3) {
+        // The two largest (K = 0 with split or both keys: 20 s each) are in
+        // the ignored exploration.
+        if cfg.n == 3 && cfg.k == 0 && cfg.keys != Keys::One {
+            continue;
+        }
+        cfg.faults = FaultKind::ALL.to_vec();
+        cfg.max_faults = 1;
+        run(&format!("{label} all faults"), cfg, 800);
+    }
+    for keys in [Keys::Split, Keys::Both] {
+        let mut c = Config::new(2, 1, keys);
+        c.faults = OUT_FAULTS.to_vec();
+        c.max_faults = 2;
+        run(&format!("n2 k1 {keys:?} two faults"), c, 800);
+    }
+    for (label, cfg) in base_configs(4).into_iter().filter(|(_, c)| c.n == 4) {
+        run(&label, cfg, 800);
+    }
+    for (label, cfg) in [
+        (
+            "n3 k1 One freq 25 tolerance 60",
+            Config::new(3, 1, Keys::One).freq(&[25], 60),
+        ),
+        (
+            "n2 k1 One import 15-30 s",
+            Config::new(2, 1, Keys::One).slow_start(15, 30),
+        ),
+    ] {
+        let mut c = cfg;
+        c.faults = vec![
+            FaultKind::Crash,
+            FaultKind::FastrouterRestart,
+            FaultKind::ForeignTouch,
+        ];
+        c.max_faults = 1;
+        run(
+            &format!("{label} crash|fastrouter restart|foreign touch"),
+            c,
+            1_500,
+        );
+    }
+    eprintln!("explore_large: {:?} in all", t.elapsed());
+}
+
+/// Much larger, in release mode: up to 2 vassals with two faults per run;
+/// up to 3 vassals with every fault kind (drain with busy nodes; no
+/// unsubscribe-on-graceful-reload with half-second ticks, events between
+/// reads and slower reloads); 4 vassals with drain and with a few faults.
+/// Most of an hour on 2 cores (4 vassals, K 0, two keys, drain: 10 min):
 /// `cargo test --release --test explore -- --ignored`.
 #[test]
 #[ignore]
 fn explore_large_up_to_3_vassals_every_fault() {
+    for (label, mut cfg) in base_configs(2) {
+        cfg.faults = OUT_FAULTS.to_vec();
+        cfg.max_faults = 2;
+        run(&format!("{label} two faults"), cfg, 800);
+    }
     for (label, mut cfg) in base_configs(3) {
         cfg.faults = FaultKind::ALL.to_vec();
         cfg.max_faults = 1;
-        run(&format!("{label} all faults"), cfg.clone(), 600);
+        if cfg.n == 3 && cfg.k == 0 && cfg.keys != Keys::One {
+            run(&format!("{label} all faults"), cfg.clone(), 800);
+        }
         cfg.drain = true;
         cfg.busy = true;
-        run(&format!("{label} all faults drain busy"), cfg.clone(), 600);
+        run(&format!("{label} all faults drain busy"), cfg.clone(), 800);
         cfg.drain = false;
         cfg.busy = false;
         cfg.uogr = false;
         cfg.tick_ms = 500;
         cfg.events_between_reads = cfg.n <= 2;
         cfg.accept_within_ms = 2_000;
-        run(&format!("{label} all faults no-uogr 500ms"), cfg, 800);
+        run(&format!("{label} all faults no-uogr 500ms"), cfg, 1_000);
     }
 }
 
@@ -361,10 +652,9 @@ fn explore_large_up_to_3_vassals_every_fault() {
 #[ignore]
 fn explore_large_4_vassals() {
     for (label, mut cfg) in base_configs(4).into_iter().filter(|(_, c)| c.n == 4) {
-        run(&label, cfg.clone(), 600);
         cfg.drain = true;
         cfg.busy = true;
-        run(&format!("{label} drain busy"), cfg.clone(), 600);
+        run(&format!("{label} drain busy"), cfg.clone(), 800);
         cfg.drain = false;
         cfg.busy = false;
         if cfg.k >= 2 {
@@ -374,7 +664,7 @@ fn explore_large_4_vassals() {
                 FaultKind::ReadFail,
             ];
             cfg.max_faults = 1;
-            run(&format!("{label} crash|foreign touch|read fail"), cfg, 600);
+            run(&format!("{label} crash|foreign touch|read fail"), cfg, 800);
         }
     }
 }

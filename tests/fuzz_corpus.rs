@@ -49,3 +49,11 @@ fn parse_stats_corpus() {
 fn engine_corpus() {
     run_all("engine", 20, props::engine);
 }
+
+/// Seeds in the setups of issue 11 (first byte 0x03: sim mode with them);
+/// `cargo +nightly fuzz run engine fuzz/corpus/engine_issue11` starts from
+/// them (the first reproduced the preflight refusal of issue 11).
+#[test]
+fn engine_issue11_corpus() {
+    run_all("engine_issue11", 1, props::engine);
+}

@@ -3,7 +3,10 @@
 Environment (set per vassal with `env = ...` in its ini, or inherited from the
 Emperor):
   APPNAME           the vassal name (vassal.ini sets it to %n)
-  APP_IMPORT_DELAY  seconds to sleep at import: a slow-starting app (default 0)
+  APP_IMPORT_DELAY  seconds to sleep at import: a slow-starting app (default 0);
+                    the file $APP_STATE_DIR/$APPNAME.import_delay, if present,
+                    overrides it for that vassal (read at every start, so a
+                    test can slow down one vassal's next start only)
   APP_FAIL_IMPORT   if set and not "0", the import raises: with need-app the
                     vassal cannot start (a broken deployment)
   APP_STATE_DIR     if set, one line per event is appended to
@@ -34,7 +37,21 @@ def _record(line):
 if os.environ.get("APP_FAIL_IMPORT", "0") not in ("", "0"):
     raise RuntimeError("APP_FAIL_IMPORT is set: refusing to start")
 
-time.sleep(float(os.environ.get("APP_IMPORT_DELAY", "0") or 0))
+def _import_delay():
+    delay = os.environ.get("APP_IMPORT_DELAY", "0")
+    if STATE_DIR:
+        try:
+            with open(os.path.join(STATE_DIR, NAME + ".import_delay")) as f:
+                delay = f.read().strip()
+        except OSError:
+            pass
+    try:
+        return max(0.0, float(delay or 0))
+    except ValueError:
+        return 0.0
+
+
+time.sleep(_import_delay())
 
 # uWSGI imports the app in the master and then forks the worker(s): this pid is
 # the master's, which a graceful reload keeps (it re-execs itself).

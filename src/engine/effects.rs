@@ -121,6 +121,12 @@ impl Engine {
                 self.report(Event::ForeignReload { vassal: name });
             }
             Effect::Resubscribe => {
+                if sig == Signal::BudgetLost {
+                    self.report(Event::Warning {
+                        vassal: Some(name.clone()),
+                        message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
+                    });
+                }
                 let drained = std::mem::take(&mut self.vassals[i].drained);
                 for d in &drained {
                     self.out.push_back(Action::Subscribe {

@@ -65,6 +65,26 @@ impl Engine {
                         ),
                     ));
                 }
+                // Its own nodes are out already; if a key it drains has
+                // fallen below K without them, something else took it there:
+                // give them back (re-unsubscribing a node that announced again
+                // would take a key below K).
+                let live = self.live_now();
+                let short = v.drained.iter().find(|d| {
+                    live.get(&d.key).copied().unwrap_or(0) < self.k_for(&d.key)
+                        && self.min_live.contains_key(&d.key)
+                });
+                if let Some(d) = short {
+                    return Some((
+                        Signal::BudgetLost,
+                        format!(
+                            "key {} fell to {} live, below {}, while it drained",
+                            d.key,
+                            live.get(&d.key).copied().unwrap_or(0),
+                            self.k_for(&d.key)
+                        ),
+                    ));
+                }
                 if fr_started < v.drain_sent_ms {
                     return None;
                 }

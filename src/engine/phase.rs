@@ -108,6 +108,10 @@ pub enum Signal {
     Drained,
     /// A drained node announced again (its periodic announce re-added it).
     NodeBack,
+    /// A key it drains fell below K without it, through something else (a
+    /// crash, a restart, someone else's reload): the drain is voluntary, so
+    /// its nodes are given back and the scheduler decides again.
+    BudgetLost,
     /// The driver could not set the mtime.
     TouchFailed,
     /// The Emperor's `last_mod` reached the mtime set, same pid.
@@ -151,11 +155,12 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const ALL: [Signal; 20] = [
+    pub const ALL: [Signal; 21] = [
         Signal::Start,
         Signal::StartDrain,
         Signal::Drained,
         Signal::NodeBack,
+        Signal::BudgetLost,
         Signal::TouchFailed,
         Signal::ReloadSeen,
         Signal::AcceptingSeen,
@@ -180,6 +185,7 @@ impl Signal {
             Signal::StartDrain => "StartDrain",
             Signal::Drained => "Drained",
             Signal::NodeBack => "NodeBack",
+            Signal::BudgetLost => "BudgetLost",
             Signal::TouchFailed => "TouchFailed",
             Signal::ReloadSeen => "ReloadSeen",
             Signal::AcceptingSeen => "AcceptingSeen",
@@ -365,6 +371,8 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Effect)> {
         (P::Draining, S::Deadline) => Some((P::Touched, E::Touch)),
         (P::Draining, S::NodeBack) => Some((P::Draining, E::Unsubscribe)),
         (P::Draining, S::Stop) => Some((P::Idle, E::Resubscribe)),
+        // Not touched yet: give its nodes back rather than keep a key below K.
+        (P::Draining, S::BudgetLost) => Some((P::Idle, E::Resubscribe)),
         (P::Draining, S::ForeignTouch) => Some((P::Touched, E::Adopt)),
         // Being stopped by the Emperor: re-subscribing would route to a dead
         // socket, so it is left out.

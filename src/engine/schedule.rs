@@ -172,11 +172,12 @@ impl Engine {
     /// each is subscribed and has stayed live for `--min-ready`. A failed
     /// canary stops the rollout whatever the failure policy.
     pub(super) fn canary_holds(&mut self) -> bool {
-        // A canary whose config went before its touch proves nothing: the
-        // next vassal started takes its place.
+        // A canary whose config went before its touch, or whose drain was
+        // given up (back to Idle), proves nothing: the next vassal started
+        // takes its place.
         let vassals = &self.vassals;
         self.canaries
-            .retain(|&i| vassals[i].phase != Phase::Skipped);
+            .retain(|&i| !matches!(vassals[i].phase, Phase::Skipped | Phase::Idle));
         if self.s.canary == 0 || self.canary_passed || self.canaries.len() < self.s.canary {
             return false;
         }

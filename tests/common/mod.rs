@@ -14,8 +14,14 @@
 //!   number of live nodes (`death_mark == 0`) per key and each node's `ref`.
 //! - [`tool`]: runs `uwsgi-reload` and captures its exit status, stderr and
 //!   `--json` events.
+//! - [`fastrouter`]: the fastrouter as its own process, which a test can
+//!   restart (`StackSpec::standalone_fastrouter`).
+//! - [`faults`]: a vassal's master killed, a slow next start, waits on the
+//!   Emperor's blacklist and on node ages.
 #![allow(dead_code, unused_imports)]
 
+pub mod fastrouter;
+pub mod faults;
 pub mod load;
 pub mod sampler;
 pub mod stack;
@@ -45,6 +51,24 @@ pub struct Rollout {
     pub notes: Vec<String>,
 }
 
+/// What a scenario can do under load before the tool starts.
+pub struct LeadIn<'a> {
+    pub stack: &'a Stack,
+    pub t0: Instant,
+    pub notes: Vec<String>,
+}
+
+impl LeadIn<'_> {
+    /// Records a timestamped note; returns its time (ms after t0).
+    pub fn note(&mut self, what: impl Into<String>) -> u128 {
+        let ms = self.t0.elapsed().as_millis();
+        let what = what.into();
+        eprintln!("[e2e {ms:>6} ms] {what}");
+        self.notes.push(format!("{ms:>6} ms  {what}"));
+        ms
+    }
+}
+
 /// What a scenario can do while the tool runs.
 pub struct During<'a> {
     pub stack: &'a Stack,
@@ -55,12 +79,23 @@ pub struct During<'a> {
 }
 
 impl During<'_> {
+    /// ms after t0 (the clock of the load's failures and the samples).
+    pub fn ms(&self) -> u128 {
+        self.t0.elapsed().as_millis()
+    }
+
     /// Records a timestamped note that ends up in the failure report.
     pub fn note(&mut self, what: impl Into<String>) {
+        self.note_at(what);
+    }
+
+    /// [`During::note`], returning the note's time (ms after t0).
+    pub fn note_at(&mut self, what: impl Into<String>) -> u128 {
+        let ms = self.t0.elapsed().as_millis();
         let what = what.into();
-        eprintln!("[e2e {:>6} ms] {}", self.t0.elapsed().as_millis(), what);
-        self.notes
-            .push(format!("{:>6} ms  {}", self.t0.elapsed().as_millis(), what));
+        eprintln!("[e2e {ms:>6} ms] {what}");
+        self.notes.push(format!("{ms:>6} ms  {what}"));
+        ms
     }
 }
 
@@ -79,12 +114,37 @@ impl Stack {
     where
         F: FnOnce(&mut During<'_>),
     {
-        let before = self.fleet();
+        self.rollout_with(args, load, tool_timeout, |_| {}, during)
+    }
+
+    /// [`Stack::rollout`] with a `lead_in` that runs under load and sampling
+    /// before the tool starts (a fault injected then, from t0 + 500 ms). The
+    /// fleet state `before` is read after it.
+    pub fn rollout_with<L, F>(
+        &self,
+        args: &[&str],
+        load: LoadSpec,
+        tool_timeout: Duration,
+        lead_in: L,
+        during: F,
+    ) -> Rollout
+    where
+        L: FnOnce(&mut LeadIn<'_>),
+        F: FnOnce(&mut During<'_>),
+    {
         let t0 = Instant::now();
         let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
         let load = Load::start(self.port, load, t0);
         // let the load reach steady state before anything changes
         std::thread::sleep(Duration::from_millis(500));
+        let mut li = LeadIn {
+            stack: self,
+            t0,
+            notes: Vec::new(),
+        };
+        lead_in(&mut li);
+        let lead_notes = li.notes;
+        let before = self.fleet();
         let tool_started_ms = t0.elapsed().as_millis();
         let mut tool = self.spawn_tool(args);
         let mut d = During {
@@ -92,7 +152,7 @@ impl Stack {
             tool: &mut tool,
             before: &before,
             t0,
-            notes: Vec::new(),
+            notes: lead_notes,
         };
         during(&mut d);
         let notes = d.notes;
@@ -205,6 +265,87 @@ impl Checks<'_> {
         });
     }
 
+    /// The fastrouter never showed fewer than `k` live nodes for `key` from
+    /// `from_ms` (after t0) to the end of the sampling, outside `excluded`
+    /// windows. Prints what it measured.
+    pub fn lowest_live_since(
+        &mut self,
+        key: &str,
+        k: usize,
+        from_ms: u128,
+        excluded: &[(u128, u128)],
+    ) {
+        let s = &self.r.samples;
+        let low = s.lowest_live_between(key, from_ms, u128::MAX, excluded);
+        eprintln!(
+            "[e2e measured] key {key}: lowest live from {from_ms} ms (excluding {excluded:?}): {low:?}, K = {k}"
+        );
+        match low {
+            None => self.fail(format!("key {key}: no sample after {from_ms} ms")),
+            Some((n, at)) => self.check(n >= k, || {
+                format!("key {key}: only {n} live node(s) at {at} ms (after {from_ms} ms), K = {k}")
+            }),
+        }
+    }
+
+    /// No request failed except those whose run [start, end] overlaps an
+    /// `excused` window (a fault that is not the tool's: a router down, a
+    /// killed vassal before the tool started); those are counted and printed
+    /// apart. Returns (the tool's failures, excused ones).
+    pub fn no_failed_requests_outside(
+        &mut self,
+        excused: &[(u128, u128)],
+        why: &str,
+    ) -> (usize, usize) {
+        let l = &self.r.load;
+        let (exc, mine): (Vec<_>, Vec<_>) = l.failures.iter().partition(|f| {
+            let (a, b) = (f.at_ms, f.at_ms + f.took_ms);
+            excused.iter().any(|(s, e)| a <= *e && b >= *s)
+        });
+        eprintln!(
+            "[e2e measured] requests: {} sent, {} ok, {} failed: {} in the excused windows {excused:?} ({why}), {} \
+             outside them",
+            l.sent,
+            l.ok,
+            l.failures.len(),
+            exc.len(),
+            mine.len()
+        );
+        self.check(l.ok > 0, || {
+            "the load generator got no answer at all".into()
+        });
+        if let Some(first) = mine.first() {
+            self.fail(format!(
+                "{} of {} requests failed outside the excused windows (first started at {} ms, took {} ms: {})",
+                mine.len(),
+                l.sent,
+                first.at_ms,
+                first.took_ms,
+                first.what
+            ));
+        }
+        (mine.len(), exc.len())
+    }
+
+    /// `name`'s node (`node` if given, else its first) is in the fastrouter
+    /// after the rollout, not death-marked, announced within `tolerance` s.
+    pub fn node_fresh(&mut self, name: &str, tolerance: i64) {
+        match &self.r.after.get(name).node {
+            None => self.fail(format!(
+                "{name}: no node in the fastrouter after the rollout"
+            )),
+            Some(n) => {
+                let age = stack::now_secs() - n.last_check;
+                self.check(n.death_mark == 0 && age <= tolerance + 1, || {
+                    format!(
+                        "{name}: node death_mark {}, last announce {age} s ago (tolerance {tolerance} s)",
+                        n.death_mark
+                    )
+                });
+            }
+        }
+    }
+
     /// Reloaded exactly once, gracefully, and live again.
     pub fn reloaded_once(&mut self, name: &str) {
         if let Err(e) = stack::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))
@@ -291,6 +432,43 @@ impl Checks<'_> {
                 self.r.context()
             );
         }
+    }
+}
+
+/// `--json` events with the time (ms after t0) the test first saw each line:
+/// an upper bound of when the event happened.
+#[derive(Default)]
+pub struct ArrivedEvents {
+    pub events: Vec<(u128, serde_json::Value)>,
+}
+
+impl ArrivedEvents {
+    /// Takes the events that arrived since the last call.
+    pub fn poll(&mut self, tool: &Tool, now_ms: u128) {
+        let all = tool.events_so_far();
+        for e in all.into_iter().skip(self.events.len()) {
+            self.events.push((now_ms, e));
+        }
+    }
+
+    /// Arrival of the first event `kind` (of `vassal`, if given).
+    pub fn first(&self, kind: &str, vassal: Option<&str>) -> Option<u128> {
+        self.events
+            .iter()
+            .find(|(_, e)| {
+                tool::event_kind(e) == kind
+                    && vassal.map_or(true, |v| tool::event_vassal(e).as_deref() == Some(v))
+            })
+            .map(|(t, _)| *t)
+    }
+
+    /// Arrival times of every event `kind`, with its vassal.
+    pub fn all(&self, kind: &str) -> Vec<(u128, String)> {
+        self.events
+            .iter()
+            .filter(|(_, e)| tool::event_kind(e) == kind)
+            .map(|(t, e)| (*t, tool::event_vassal(e).unwrap_or_default()))
+            .collect()
     }
 }
 

@@ -152,3 +152,45 @@ impl Sampler {
         self.handle.join().expect("sampler thread panicked")
     }
 }
+
+impl SampleReport {
+    /// The lowest live count of `key` the sampler saw from `from` to `to` ms
+    /// (after t0), leaving out the `excluded` windows, with the first time
+    /// it was seen. None if no sample falls in that time.
+    pub fn lowest_live_between(
+        &self,
+        key: &str,
+        from: u128,
+        to: u128,
+        excluded: &[(u128, u128)],
+    ) -> Option<(usize, u128)> {
+        let steps: Vec<(u128, usize)> = self
+            .live_changes
+            .iter()
+            .filter(|(_, k, _)| k == key)
+            .map(|(t, _, n)| (*t, *n))
+            .collect();
+        let mut best: Option<(usize, u128)> = None;
+        for (i, (t, n)) in steps.iter().enumerate() {
+            let end = steps.get(i + 1).map_or(to, |s| s.0.saturating_sub(1));
+            let (a, b) = ((*t).max(from), end.min(to));
+            if a > b {
+                continue;
+            }
+            // the first instant of [a, b] outside every excluded window
+            let mut at = Some(a);
+            while let Some(x) = at {
+                match excluded.iter().find(|(s, e)| *s <= x && x <= *e) {
+                    Some((_, e)) => at = (*e < b).then_some(e + 1),
+                    None => break,
+                }
+            }
+            if let Some(x) = at {
+                if best.map_or(true, |(m, _)| *n < m) {
+                    best = Some((*n, x));
+                }
+            }
+        }
+        best
+    }
+}

@@ -51,8 +51,23 @@ pub struct StackSpec {
     pub key: String,
     /// `APP_IMPORT_DELAY` for every vassal: seconds the app sleeps at import.
     pub import_delay_secs: f64,
-    /// Lines appended to `vassal.ini`.
+    /// Lines appended to `vassal.ini` (placeholders as in examples/stack).
     pub vassal_extra: Vec<String>,
+    /// Per vassal: lines appended to its own config. That vassal's config is
+    /// then a file (vassal.ini + these lines), not a link to vassal.ini.
+    pub vassal_own_lines: BTreeMap<String, Vec<String>>,
+    /// Per vassal: options whose lines of vassal.ini its own config leaves
+    /// out (e.g. `subscribe2`, to write its own subscriptions instead).
+    pub vassal_own_drop: BTreeMap<String, Vec<String>>,
+    /// Lines appended to the config of the process that runs the fastrouter
+    /// (`emperor.ini`, or `fastrouter.ini` when standalone), e.g.
+    /// `subscription-tolerance = 60`.
+    pub fastrouter_extra: Vec<String>,
+    /// Run the fastrouter as its own uWSGI process (`fastrouter.ini`: the
+    /// fastrouter lines of `emperor.ini`) on the same sockets, instead of
+    /// inside the Emperor's master, so that a test can restart it
+    /// (`tests/common/fastrouter.rs`).
+    pub standalone_fastrouter: bool,
 }
 
 impl StackSpec {
@@ -62,11 +77,51 @@ impl StackSpec {
             key: "e2e.example".to_string(),
             import_delay_secs: 0.0,
             vassal_extra: Vec::new(),
+            vassal_own_lines: BTreeMap::new(),
+            vassal_own_drop: BTreeMap::new(),
+            fastrouter_extra: Vec::new(),
+            standalone_fastrouter: false,
         }
     }
 
     pub fn import_delay(mut self, secs: f64) -> Self {
         self.import_delay_secs = secs;
+        self
+    }
+
+    /// Appends `line` to `vassal.ini` (every vassal).
+    pub fn vassal_line(mut self, line: &str) -> Self {
+        self.vassal_extra.push(line.to_string());
+        self
+    }
+
+    /// Appends `line` to vassal `name`'s own config only.
+    pub fn own_line(mut self, name: &str, line: &str) -> Self {
+        self.vassal_own_lines
+            .entry(name.to_string())
+            .or_default()
+            .push(line.to_string());
+        self
+    }
+
+    /// Leaves the `option` lines of vassal.ini out of vassal `name`'s own
+    /// config.
+    pub fn own_drop(mut self, name: &str, option: &str) -> Self {
+        self.vassal_own_drop
+            .entry(name.to_string())
+            .or_default()
+            .push(option.to_string());
+        self
+    }
+
+    /// Appends `line` to the fastrouter's config.
+    pub fn fastrouter_line(mut self, line: &str) -> Self {
+        self.fastrouter_extra.push(line.to_string());
+        self
+    }
+
+    pub fn standalone_fastrouter(mut self) -> Self {
+        self.standalone_fastrouter = true;
         self
     }
 }
@@ -88,6 +143,8 @@ pub struct Stack {
     pub start_repairs: Vec<String>,
     emperor: Option<Child>,
     nginx: Option<Child>,
+    /// The standalone fastrouter (`StackSpec::standalone_fastrouter`).
+    pub(super) fastrouter: Mutex<Option<Child>>,
     // last: released after everything above is stopped
     _lock: MutexGuard<'static, ()>,
 }
@@ -137,7 +194,7 @@ fn substitute(template: &str, dir: &Path, key: &str, port: u16, user: &str) -> S
         .replace("@USER@", user)
 }
 
-fn wait_child(child: &mut Child, timeout: Duration) -> bool {
+pub(super) fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -190,29 +247,65 @@ impl Stack {
             start_repairs: Vec::new(),
             emperor: None,
             nginx: None,
+            fastrouter: Mutex::new(None),
             _lock: lock,
         };
         let src = repo_root().join("examples/stack");
         let user = current_user();
+        let sub = |t: &str| substitute(t, &dir, &spec.key, 0, &user);
+        let append = |text: &mut String, lines: &[String]| {
+            if !lines.is_empty() {
+                text.push_str("\n; added by the e2e harness\n");
+                for l in lines {
+                    text.push_str(&sub(l));
+                    text.push('\n');
+                }
+            }
+        };
         for f in ["emperor.ini", "vassal.ini", "app.py"] {
             let t = fs::read_to_string(src.join(f))
                 .unwrap_or_else(|e| panic!("read examples/stack/{f}: {e}"));
-            let mut text = substitute(&t, &dir, &spec.key, 0, &user);
-            if f == "vassal.ini" && !spec.vassal_extra.is_empty() {
-                text.push_str("\n; added by the e2e harness\n");
-                for l in &spec.vassal_extra {
-                    text.push_str(l);
-                    text.push('\n');
+            let mut text = sub(&t);
+            if f == "vassal.ini" {
+                append(&mut text, &spec.vassal_extra);
+            }
+            if f == "emperor.ini" {
+                if spec.standalone_fastrouter {
+                    let (emperor, mut router) = super::fastrouter::split_emperor_ini(&text, &dir);
+                    append(&mut router, &spec.fastrouter_extra);
+                    fs::write(dir.join("fastrouter.ini"), router).unwrap();
+                    text = emperor;
+                } else {
+                    append(&mut text, &spec.fastrouter_extra);
                 }
             }
             fs::write(dir.join(f), text).unwrap();
         }
+        let vassal_ini = fs::read_to_string(dir.join("vassal.ini")).unwrap();
         for name in &stack.names {
-            symlink(
-                "../vassal.ini",
-                dir.join("vassals").join(format!("{name}.ini")),
-            )
-            .unwrap();
+            let path = dir.join("vassals").join(format!("{name}.ini"));
+            let lines = spec.vassal_own_lines.get(name);
+            let drop = spec.vassal_own_drop.get(name);
+            if lines.is_none() && drop.is_none() {
+                symlink("../vassal.ini", path).unwrap();
+                continue;
+            }
+            let dropped = |l: &str| {
+                let opt = l.split('=').next().unwrap_or("").trim();
+                drop.is_some_and(|d| d.iter().any(|o| o == opt))
+            };
+            let mut text: String = vassal_ini
+                .lines()
+                .filter(|l| !dropped(l))
+                .flat_map(|l| [l, "\n"])
+                .collect();
+            append(&mut text, lines.map_or(&[][..], |v| v.as_slice()));
+            fs::write(path, text).unwrap();
+        }
+        if spec.standalone_fastrouter {
+            if let Err(e) = stack.start_fastrouter() {
+                panic!("{e}\n{}", stack.diagnostics());
+            }
         }
 
         let log = fs::File::create(dir.join("logs/emperor.out")).unwrap();
@@ -650,6 +743,7 @@ impl Stack {
         );
         let mut files = vec![
             self.dir.join("logs/emperor.log"),
+            self.dir.join("logs/fastrouter.log"),
             self.dir.join("logs/nginx-error.log"),
         ];
         for n in self.config_names() {
@@ -687,6 +781,7 @@ impl Stack {
             // vassals or workers that outlived it
             let _ = kill(pg, Signal::SIGKILL);
         }
+        self.stop_fastrouter();
     }
 }
 

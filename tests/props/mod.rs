@@ -610,8 +610,11 @@ fn raw_engine(b: &mut Bytes) -> String {
 
 // ----- engine: sim mode ----------------------------------------------------------
 
-fn sim_engine(b: &mut Bytes) -> String {
-    use sim::{Config, FaultKind, Initial, Keys, Sim};
+/// `issue11`: also draw the setups of issue 11 (bit 1 of the first byte set
+/// and bit 7 clear, so that the corpus written before them decodes as it
+/// did).
+fn sim_engine(b: &mut Bytes, issue11: bool) -> String {
+    use sim::{Config, FaultKind, Initial, Keys};
     let n = 1 + b.below(4);
     let keys = [Keys::One, Keys::Split, Keys::Both][b.below(3)];
     let mut cfg = Config::new(n, b.below(n), keys);
@@ -638,8 +641,45 @@ fn sim_engine(b: &mut Bytes) -> String {
     cfg.max_parallel = [usize::MAX, usize::MAX, 1, 2][b.below(4)];
     cfg.canary = [0, 0, 1][b.below(3)];
     cfg.min_ready_ms = [0, 0, 2_000][b.below(3)];
+    // Setups of issue 11: slow starts, subscribe-freq and tolerance, late
+    // announces, lazy-apps, two addresses, a vassal starting or
+    // crash-looping before the rollout.
+    if issue11 {
+        issue11_setup(b, &mut cfg);
+    }
     cfg.faults = FaultKind::ALL.to_vec();
     cfg.max_faults = b.below(4) as u8;
+    run_sim(b, cfg)
+}
+
+fn issue11_setup(b: &mut Bytes, cfg: &mut sim::Config) {
+    use sim::Initial;
+    if b.below(4) == 0 {
+        *cfg = cfg.clone().slow_start(15, 30);
+    }
+    match b.below(4) {
+        1 => *cfg = cfg.clone().freq(&[10], 17),
+        2 => *cfg = cfg.clone().freq(&[25], 60),
+        3 => *cfg = cfg.clone().freq(&[10, 25], 60),
+        _ => {}
+    }
+    cfg.tolerance_flag = b.bool();
+    cfg.in_phase = b.bool();
+    cfg.announce_late_ms = [0, 0, 3_000][b.below(3)];
+    cfg.lazy_apps = b.below(4) == 0;
+    cfg.two_addrs = b.below(4) == 0;
+    cfg.can_unsubscribe = b.bool();
+    if cfg.n > 1 {
+        match b.below(6) {
+            0 => cfg.initial = Initial::FirstCrashLooping,
+            1 => cfg.initial = Initial::FirstStarting(11),
+            _ => {}
+        }
+    }
+}
+
+fn run_sim(b: &mut Bytes, cfg: sim::Config) -> String {
+    use sim::Sim;
     let mut s = Sim::new(&cfg);
     let mut path = Vec::new();
     for _ in 0..5_000 {
@@ -710,8 +750,9 @@ pub fn engine(data: &[u8]) {
 /// [`engine`], saying how the run ended.
 pub fn engine_summary(data: &[u8]) -> String {
     let mut b = Bytes::new(data);
+    let issue11 = data.first().is_some_and(|f| f & 0x82 == 0x02);
     if b.bool() {
-        sim_engine(&mut b)
+        sim_engine(&mut b, issue11)
     } else {
         raw_engine(&mut b)
     }
