@@ -22,4 +22,6 @@ pub mod uwsgi;
 
 pub use error::Error;
 // The formats keep their short paths (`crate::stats`, `uwsgi_reload::stats`).
-pub use uwsgi::{config_formats, probe, stats, subscription, vassal_config};
+pub use uwsgi::{
+    config_formats, probe, stats, subscription, vassal_config, version as uwsgi_version,
+};

@@ -85,6 +85,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     }
     let s = &settings;
     let matcher = nodes::Matcher::new(&s.node_match, &fr);
+    let emp = crate::engine::IndexedEmperor::new(emp);
     let mut rows = Vec::new();
     for (i, c) in configs.iter().enumerate() {
         let st = emp.vassal(&c.name);
@@ -124,8 +125,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let server = crate::runtime::driver::servers_line(&servers);
     let mut info_settings = s.clone();
     info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
-    let info =
-        RunInfo::new(&info_settings, server.as_deref()).with_versions(&emp.version, &fr.version);
+    let info = RunInfo::new(&info_settings, server.as_deref())
+        .with_versions(&emp.snap.version, &fr.version);
     let k: BTreeMap<String, usize> = live.keys().map(|key| (key.clone(), k_of(key))).collect();
     if cfg.output.json {
         let mut v = json!({"vassals": rows, "live": live, "min_live": min_live,

@@ -13,6 +13,9 @@
 //! Stacks are serialized by a lock in the harness; `--test-threads=1` anyway.
 //! `E2E_VERBOSE=1` prints each rollout's report, `E2E_KEEP=1` keeps the stack
 //! directories, `E2E_TOOL_ARGS` appends arguments to every run of the tool.
+//! `UWSGI_BIN` and `UWSGI_APP` run them on another uWSGI (the version matrix,
+//! tests/matrix.sh and tests/common/uwsgi_under_test.rs); `E2E_RECORD`
+//! appends each scenario's outcome to a file (tests/common/record.rs).
 //!
 //! docs/UWSGI.md §10.3: a request routed to a vassal just before its reload can be
 //! reset. Until the tool drains a node before touching it, the zero-failure
@@ -149,7 +152,7 @@ fn e2e_requests_of_300ms_finish() {
 /// need-app), without the Emperor noticing: the next reload breaks it.
 fn deploy_broken_config(stack: &Stack, name: &str) {
     let mut ini = stack.vassal_ini();
-    ini.push_str("\n; broken deployment (e2e)\nenv = APP_FAIL_IMPORT=1\n");
+    ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
     stack.replace_config_quietly(name, &ini);
 }
 

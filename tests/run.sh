@@ -13,7 +13,11 @@
 #    bytes) and tests/deb_check.sh (the .deb installed, the demo run with it,
 #    removed);
 # 4. the end-to-end suite on a real Emperor + fastrouter + vassals + nginx
-#    under load (tests/e2e.rs, one test at a time).
+#    under load (tests/e2e.rs, one test at a time);
+# 5. the uWSGI version matrix (tests/matrix.sh, docs/VERSIONS.md): the core
+#    end-to-end scenarios on uWSGI 2.0.18, 2.0.24, 2.0.28 and 2.0.31 built
+#    from PyPI sources, and on Debian's 2.0.21 (about 10 minutes on 2 cores;
+#    UWSGI_MATRIX=0 skips it).
 #
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any failed. `.ci/run` calls exactly this script. Extra arguments go to the
@@ -43,6 +47,7 @@ step() {
         timings+=("FAILED  $((SECONDS - t0))s  $name")
         failed+=("$name")
     fi
+    log "$name: took $((SECONDS - t0)) s"
 }
 
 # ---- 2. everything but the end-to-end suite ----
@@ -69,6 +74,12 @@ for f in tests/e2e*.rs; do
     # the e2e tests are #[ignore]d for a plain `cargo test`: --ignored runs them
     step "end-to-end ($n)" cargo test --release --test "$n" -- --ignored --test-threads=1 "$@"
 done
+
+# ---- 5. the uWSGI version matrix ----
+# (not when a test name filter was given: that run is about those tests)
+if [[ ${UWSGI_MATRIX:-1} != 0 ]] && (($# == 0)); then
+    step "uWSGI version matrix (tests/matrix.sh)" bash tests/matrix.sh
+fi
 
 log "summary"
 printf '  %s\n' "${timings[@]}" >&2

@@ -11,8 +11,10 @@
 pub mod availability;
 mod config_events;
 mod effects;
+pub mod emperor_index;
 mod evidence;
 mod finish;
+mod fxhash;
 pub mod io;
 pub mod nodes;
 mod observe;
@@ -27,12 +29,13 @@ pub mod vassal;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use availability::Availability;
+pub use emperor_index::IndexedEmperor;
 pub use io::{Action, ConfigEvent, ConfigFile, Event, Input, Now, Outcome, Report, Status};
 pub use phase::{step, Effect, FailReason, Phase, Signal};
 pub use settings::{NodeMatch, Settings, Unavailable};
 pub use vassal::Vassal;
 
-use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
+use crate::stats::{FastrouterSnapshot, StatsSource};
 use vassal::DrainedNode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,10 +74,13 @@ pub struct Progress {
 pub struct Engine {
     s: Settings,
     vassals: Vec<Vassal>,
-    emp: Option<EmperorSnapshot>,
+    /// The last Emperor snapshot, indexed by config name.
+    emp: Option<IndexedEmperor>,
     fr: Option<FastrouterSnapshot>,
     /// Node lookups into `fr`, rebuilt with it.
     matcher: nodes::Matcher,
+    /// `s.node_match`, shared with each matcher.
+    rule: std::sync::Arc<NodeMatch>,
     stage: Stage,
     reads: [ReadState; 2],
     next_tick_ms: u64,
@@ -114,12 +120,14 @@ impl Engine {
             .into_iter()
             .map(|c| Vassal::new(c.name, c.mtime))
             .collect();
+        let rule = std::sync::Arc::new(settings.node_match.clone());
         let mut e = Engine {
             s: settings,
             vassals,
             emp: None,
             fr: None,
             matcher: nodes::Matcher::default(),
+            rule,
             stage: Stage::Preflight,
             reads: Default::default(),
             next_tick_ms: now.mono_ms,
@@ -167,13 +175,17 @@ impl Engine {
         }
         match input {
             Input::Emperor(s) => {
-                self.emp = Some(s);
+                self.emp = Some(IndexedEmperor::new(s));
                 self.note_emperor_read();
                 self.read_done(StatsSource::Emperor, None);
             }
             Input::Fastrouter(s) => {
                 self.note_fastrouter_read(&s);
-                self.matcher = nodes::Matcher::new(&self.s.node_match, &s);
+                self.matcher = nodes::Matcher::for_configs(
+                    &self.rule,
+                    &s,
+                    self.vassals.iter().map(|v| v.name.as_str()),
+                );
                 self.fr = Some(s);
                 self.read_done(StatsSource::Fastrouter, None);
             }

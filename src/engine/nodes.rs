@@ -1,9 +1,12 @@
 //! Linking Emperor vassals to fastrouter nodes, and deciding who is live.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use super::emperor_index::IndexedEmperor;
+use super::fxhash::FxMap;
 use super::settings::NodeMatch;
-use crate::stats::{EmperorSnapshot, FastrouterSnapshot, Node};
+use crate::stats::{FastrouterSnapshot, Node};
 
 /// A config file name without its last extension: `app_01.ini` -> `app_01`.
 pub fn stem(name: &str) -> &str {
@@ -69,18 +72,27 @@ pub fn node_fresh(node: &Node, wall_s: i64, tolerance_s: i64) -> bool {
 /// answer is exactly the one a full scan gives.
 #[derive(Clone, Debug, Default)]
 pub struct Matcher {
-    rule: Option<NodeMatch>,
+    /// Shared: cloning a map of 1,000 node names per snapshot showed.
+    rule: Option<Arc<NodeMatch>>,
     /// Flat node number -> (subscription, node) position in the snapshot.
     flat: Vec<(usize, usize)>,
-    by_name: HashMap<String, Vec<usize>>,
-    by_stem: HashMap<String, Vec<usize>>,
-    by_pid: HashMap<i64, Vec<usize>>,
+    by_name: FxMap<String, Vec<usize>>,
+    by_stem: FxMap<String, Vec<usize>>,
+    by_pid: FxMap<i64, Vec<usize>>,
+    /// Per config given to [`Matcher::for_configs`]: the nodes its name
+    /// rule matches (what a lookup with pid 0 answers). A lookup adds the
+    /// nodes of the pid, which only credentials match.
+    by_config: FxMap<String, Vec<usize>>,
 }
 
 impl Matcher {
     pub fn new(rule: &NodeMatch, fr: &FastrouterSnapshot) -> Matcher {
+        Matcher::shared(Arc::new(rule.clone()), fr)
+    }
+
+    fn shared(rule: Arc<NodeMatch>, fr: &FastrouterSnapshot) -> Matcher {
         let mut m = Matcher {
-            rule: Some(rule.clone()),
+            rule: Some(rule),
             ..Default::default()
         };
         for (si, sub) in fr.subscriptions.iter().enumerate() {
@@ -102,12 +114,39 @@ impl Matcher {
         m
     }
 
+    /// [`Matcher::new`], with the name rule of each of `configs` resolved
+    /// at once: the engine looks its vassals up many times per snapshot.
+    pub fn for_configs<'c>(
+        rule: &Arc<NodeMatch>,
+        fr: &FastrouterSnapshot,
+        configs: impl Iterator<Item = &'c str>,
+    ) -> Matcher {
+        let mut m = Matcher::shared(rule.clone(), fr);
+        let by_config = configs
+            .map(|c| (c.to_string(), m.flat_of(c, 0, fr)))
+            .collect();
+        m.by_config = by_config;
+        m
+    }
+
     /// Flat numbers of the nodes of `config` (master pid `pid`, 0 if
     /// unknown), in document order.
     fn flat_of(&self, config: &str, pid: i64, fr: &FastrouterSnapshot) -> Vec<usize> {
-        let Some(rule) = &self.rule else {
+        let Some(rule) = self.rule.as_deref() else {
             return Vec::new();
         };
+        if let Some(named) = self.by_config.get(config) {
+            // `matches` is "same credential pid, or the name rule": the
+            // name rule's part is `named`, the pid's part is by_pid.
+            let by_pid = (pid > 0).then(|| self.by_pid.get(&pid)).flatten();
+            let Some(by_pid) = by_pid else {
+                return named.clone();
+            };
+            let mut all: Vec<usize> = named.iter().chain(by_pid).copied().collect();
+            all.sort_unstable();
+            all.dedup();
+            return all;
+        }
         let mut cands: Vec<usize> = Vec::new();
         let mut add = |v: Option<&Vec<usize>>| cands.extend(v.into_iter().flatten().copied());
         if pid > 0 {
@@ -134,6 +173,17 @@ impl Matcher {
         let (si, ni) = *self.flat.get(f)?;
         let sub = fr.subscriptions.get(si)?;
         Some((sub.key.as_str(), sub.nodes.get(ni)?))
+    }
+
+    /// The node called `name` in `key`, if listed (the first, as a scan
+    /// finds it). `fr` must be the snapshot the matcher was built from.
+    pub fn find<'a>(&self, key: &str, name: &str, fr: &'a FastrouterSnapshot) -> Option<&'a Node> {
+        self.by_name
+            .get(name)?
+            .iter()
+            .filter_map(|f| self.node(*f, fr))
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| n)
     }
 
     /// The nodes of one vassal: (key, node). `fr` must be the snapshot the
@@ -168,7 +218,7 @@ pub fn nodes_of<'a>(
 /// vassal serves its first request (loyalty), long after a crash-looping
 /// vassal came back and accepts (docs/UWSGI.md §7.3). Treating such a vassal as
 /// down would let the scheduler touch it without budget.
-pub fn emperor_healthy(emp: &EmperorSnapshot, config: &str) -> bool {
+pub fn emperor_healthy(emp: &IndexedEmperor, config: &str) -> bool {
     emp.vassal(config)
         .is_some_and(|v| v.accepting == 1 && v.cursed == 0 && v.pid > 0)
 }
@@ -181,7 +231,7 @@ pub fn emperor_healthy(emp: &EmperorSnapshot, config: &str) -> bool {
 pub fn live_per_key(
     matcher: &Matcher,
     ours: &[(&str, bool)],
-    emp: &EmperorSnapshot,
+    emp: &IndexedEmperor,
     fr: &FastrouterSnapshot,
     wall_s: i64,
     tolerance_s: impl Fn(Option<&str>) -> i64,
@@ -266,7 +316,9 @@ mod tests {
             NodeMatch::Names(names_map),
         ];
         for rule in &rules {
+            let configs = ["app_01.ini", "app_03.ini", "other.ini", "none.ini"];
             let m = Matcher::new(rule, &fr);
+            let mc = Matcher::for_configs(&Arc::new(rule.clone()), &fr, configs.into_iter());
             for config in [
                 "app_01.ini",
                 "app_02.ini",
@@ -278,6 +330,17 @@ mod tests {
                     let fast: Vec<_> = m.nodes_of(config, pid, &fr).collect();
                     let full: Vec<_> = nodes_of(rule, config, pid, &fr).collect();
                     assert_eq!(fast, full, "{rule:?} {config} {pid}");
+                    let pre: Vec<_> = mc.nodes_of(config, pid, &fr).collect();
+                    assert_eq!(pre, full, "for_configs: {rule:?} {config} {pid}");
+                }
+            }
+            for key in ["a.com", "b.com", "c.com"] {
+                for name in names.iter().chain(&["/r/none.sock"]) {
+                    let full = fr
+                        .nodes()
+                        .find(|(k, n)| *k == key && n.name == *name)
+                        .map(|(_, n)| n);
+                    assert_eq!(m.find(key, name, &fr), full, "{key} {name}");
                 }
             }
         }

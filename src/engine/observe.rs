@@ -90,13 +90,7 @@ impl Engine {
                 }
                 let mut all_gone = true;
                 for d in &v.drained {
-                    let n = fr
-                        .subscriptions
-                        .iter()
-                        .filter(|s| s.key == d.key)
-                        .flat_map(|s| s.nodes.iter())
-                        .find(|n| n.name == d.name);
-                    match n {
+                    match self.matcher.find(&d.key, &d.name, fr) {
                         None => {}
                         Some(n) if n.death_mark != 0 && n.refs == 0 => {}
                         Some(n) if n.death_mark == 0 && n.last_check > d.last_check => {

@@ -15,10 +15,12 @@ impl Engine {
         let wall = self.now.wall_s;
         if let Some(dir) = &self.s.emperor_dir {
             let norm = |d: &str| d.trim_end_matches('/').to_string();
-            if !emp.emperor.is_empty() && !emp.emperor.iter().any(|d| norm(d) == norm(dir)) {
+            if !emp.snap.emperor.is_empty()
+                && !emp.snap.emperor.iter().any(|d| norm(d) == norm(dir))
+            {
                 return self.finish_precondition(format!(
                     "the Emperor behind the emperor stats socket watches {}, not {dir}",
-                    emp.emperor.join(", ")
+                    emp.snap.emperor.join(", ")
                 ));
             }
         }

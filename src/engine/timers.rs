@@ -4,6 +4,10 @@
 use super::*;
 use crate::stats::StatsSource;
 
+/// How long the fastrouter is read every `fast_fastrouter_ms` after a wait
+/// on it begins; each further such span doubles the interval.
+const FAST_READS_MS: u64 = 1_000;
+
 impl Engine {
     /// When [`Engine::handle_timeout`] must be called next (monotonic ms).
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -88,26 +92,39 @@ impl Engine {
     }
 
     /// While a vassal waits for something only the fastrouter shows (its
-    /// drain, its announce), the fastrouter is read every
-    /// `fast_fastrouter_ms` instead of every check interval: those waits
-    /// are on the rollout's critical path, and the fastrouter's stats cost
-    /// it nothing like the Emperor's (which rescan the directory).
+    /// drain, its announce), the fastrouter is read more often than every
+    /// check interval: those waits are on the rollout's critical path, and
+    /// the fastrouter's stats cost it nothing like the Emperor's (which
+    /// rescan the directory). Most such waits end within a second (a drain
+    /// of short requests, the announce right after accepting), so the first
+    /// [`FAST_READS_MS`] of the newest wait are read every
+    /// `fast_fastrouter_ms`; after that the interval doubles each further
+    /// [`FAST_READS_MS`] up to the check interval, where the tick's own read
+    /// takes over. A long wait (slow requests draining, an announce that
+    /// waits for subscribe-freq, a repair) then costs the tool little CPU.
     pub(super) fn fast_fastrouter_read_at(&self) -> Option<u64> {
-        let fast = self
-            .s
-            .fast_fastrouter_ms
-            .min(self.s.check_interval_ms)
-            .max(1);
         let r = &self.reads[idx(StatsSource::Fastrouter)];
-        let waiting = self.stage == Stage::Rolling
-            && (!self.unconfirmed.is_empty()
-                || self.vassals.iter().any(|v| {
-                    matches!(
-                        v.phase,
-                        Phase::Draining | Phase::Accepting | Phase::Repairing
-                    )
-                }));
-        (waiting && !r.in_flight).then(|| r.started_ms + fast)
+        if self.stage != Stage::Rolling || r.in_flight {
+            return None;
+        }
+        let since = self.newest_fastrouter_wait()?;
+        let doublings = (self.now.mono_ms.saturating_sub(since) / FAST_READS_MS).min(20);
+        let every = self.s.fast_fastrouter_ms.max(1) << doublings;
+        (every < self.s.check_interval_ms).then(|| r.started_ms + every)
+    }
+
+    /// When the newest wait on the fastrouter began: a drain (its last
+    /// unsubscribe), an announce (accepting, or `S` written), or a
+    /// re-subscription not yet seen back.
+    fn newest_fastrouter_wait(&self) -> Option<u64> {
+        let vassals = self.vassals.iter().filter_map(|v| match v.phase {
+            Phase::Draining => Some(v.drain_sent_ms),
+            Phase::Accepting => Some(v.accepting_ms),
+            Phase::Repairing => Some(v.repair_ms),
+            _ => None,
+        });
+        let resubscribed = self.unconfirmed.iter().map(|(_, sent, _)| *sent);
+        vassals.chain(resubscribed).max()
     }
 
     /// Per-phase deadline of vassal `v`, if it is waiting for something.

@@ -7,3 +7,4 @@ pub mod probe;
 pub mod stats;
 pub mod subscription;
 pub mod vassal_config;
+pub mod version;

@@ -63,7 +63,7 @@ impl Stack {
             .append(true)
             .open(self.dir.join("logs/fastrouter.out"))
             .unwrap();
-        let child = Command::new("uwsgi")
+        let child = Command::new(super::uwsgi_under_test::bin())
             .arg("--ini")
             .arg(self.dir.join("fastrouter.ini"))
             .current_dir(&self.dir)

@@ -18,14 +18,21 @@
 //!   restart (`StackSpec::standalone_fastrouter`).
 //! - [`faults`]: a vassal's master killed, a slow next start, waits on the
 //!   Emperor's blacklist and on node ages.
+//! - [`uwsgi_under_test`]: which uwsgi binary (`UWSGI_BIN`) and how vassals
+//!   serve (`UWSGI_APP`), so the version matrix (tests/matrix.sh) runs these
+//!   same tests on other uWSGI versions.
+//! - [`record`]: with `E2E_RECORD` set, one line per finished scenario
+//!   (requests, failed, lowest live, exit) for the matrix's table.
 #![allow(dead_code, unused_imports)]
 
 pub mod fastrouter;
 pub mod faults;
 pub mod load;
+pub mod record;
 pub mod sampler;
 pub mod stack;
 pub mod tool;
+pub mod uwsgi_under_test;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -418,6 +425,8 @@ impl Checks<'_> {
     /// Panics with every problem and the full report; with `E2E_VERBOSE` set
     /// prints the report even when all is well.
     pub fn finish(self) {
+        let r = self.r;
+        record::outcome(&r.load, &r.samples, r.run.code, self.problems.is_empty());
         if self.problems.is_empty() && std::env::var_os("E2E_VERBOSE").is_some() {
             eprintln!("{}", self.r.context());
         }

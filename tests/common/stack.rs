@@ -232,7 +232,7 @@ impl Stack {
     /// if that does not happen within a minute or so.
     pub fn start(spec: StackSpec) -> Stack {
         let lock = E2E_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        require_program("uwsgi");
+        super::uwsgi_under_test::require_bin();
         require_program("nginx");
         let dir = make_temp_dir();
         for sub in ["vassals", "logs", "state", "nginx-temp"] {
@@ -267,6 +267,8 @@ impl Stack {
                 .unwrap_or_else(|e| panic!("read examples/stack/{f}: {e}"));
             let mut text = sub(&t);
             if f == "vassal.ini" {
+                // UWSGI_APP: Debian's plugin, a built-in Python, or no language
+                text = super::uwsgi_under_test::adapt_vassal_ini(&text);
                 append(&mut text, &spec.vassal_extra);
             }
             if f == "emperor.ini" {
@@ -309,7 +311,7 @@ impl Stack {
         }
 
         let log = fs::File::create(dir.join("logs/emperor.out")).unwrap();
-        let emperor = Command::new("uwsgi")
+        let emperor = Command::new(super::uwsgi_under_test::bin())
             .arg("--ini")
             .arg(dir.join("emperor.ini"))
             .current_dir(&dir)

@@ -187,7 +187,7 @@ impl MultiHost {
         );
         fs::write(dir.join("fastrouter.ini"), &fr_ini).unwrap();
         let fr = spawn_logged(
-            Command::new("uwsgi")
+            Command::new(crate::common::uwsgi_under_test::bin())
                 .arg("--ini")
                 .arg(dir.join("fastrouter.ini"))
                 .current_dir(&dir),
@@ -202,7 +202,7 @@ impl MultiHost {
         }
 
         // ---- the hosts ----
-        let vassal_t = template("vassal.ini");
+        let vassal_t = crate::common::uwsgi_under_test::adapt_vassal_ini(&template("vassal.ini"));
         let app = template("app.py");
         for (id, numbers) in hosts {
             let hdir = dir.join(format!("host-{id}"));
@@ -241,7 +241,7 @@ impl MultiHost {
                 .unwrap();
             }
             let emperor = spawn_logged(
-                Command::new("uwsgi")
+                Command::new(crate::common::uwsgi_under_test::bin())
                     .arg("--ini")
                     .arg(hdir.join("emperor.ini"))
                     .current_dir(&hdir)

@@ -329,6 +329,7 @@ fn raw_emperor(b: &mut Bytes, n: usize, wall: i64) -> EmperorSnapshot {
         },
         vassals,
         blacklist,
+        ..Default::default()
     }
 }
 
@@ -355,6 +356,7 @@ fn raw_fastrouter(b: &mut Bytes, n: usize, wall: i64) -> FastrouterSnapshot {
         pid: 2,
         version: String::new(),
         subscriptions,
+        ..Default::default()
     }
 }
 

@@ -7,8 +7,9 @@ use super::{body, ParseError};
 /// One read of the Emperor stats socket.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct EmperorSnapshot {
-    /// uWSGI's version string (`2.0.21-debian`), for the report and the
-    /// metrics only; absent in old or foreign documents.
+    /// uWSGI's version string (`2.0.21-debian`), for the report, the
+    /// metrics and the known reload defects (`crate::uwsgi_version`);
+    /// absent in old or foreign documents.
     #[serde(default)]
     pub version: String,
     /// The Emperor's own pid.

@@ -1,0 +1,278 @@
+//! What waiting costs and how soon a reloaded vassal is back (issue 13),
+//! driving the sans-IO engine with literal snapshots and a driver loop that
+//! answers every read at once. Each test says what reverting its rule does.
+
+use uwsgi_reload::engine::{Action, ConfigFile, Engine, Input, NodeMatch, Now, Settings};
+use uwsgi_reload::stats::{
+    EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
+};
+
+const T0: i64 = 1_795_637_000;
+const MONO0: u64 = 10_000_000;
+const KEY: &str = "app.example.com";
+
+fn at(ms: u64) -> Now {
+    Now {
+        mono_ms: MONO0 + ms,
+        wall_s: T0 + (ms / 1000) as i64,
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("app_{:02}.ini", i + 1)
+}
+
+fn sock(i: usize) -> String {
+    format!("/run/app_{:02}.sock", i + 1)
+}
+
+/// The world the two stats sockets show: records and nodes by vassal.
+#[derive(Clone, Debug)]
+struct World {
+    recs: Vec<VassalStats>,
+    /// Per vassal: its node, if the fastrouter lists it.
+    nodes: Vec<Option<Node>>,
+}
+
+impl World {
+    fn serving(n: usize) -> World {
+        World {
+            recs: (0..n)
+                .map(|i| VassalStats {
+                    id: name(i),
+                    pid: 100 + i as i64,
+                    last_mod: T0 - 3600,
+                    accepting: 1,
+                    last_accepting: T0 - 3600,
+                    first_run: T0 - 3600,
+                    last_run: T0 - 3600,
+                    ..Default::default()
+                })
+                .collect(),
+            nodes: (0..n)
+                .map(|i| {
+                    Some(Node {
+                        name: sock(i),
+                        last_check: T0,
+                        modifier1: 0,
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn answer(&self, src: StatsSource) -> Input {
+        match src {
+            StatsSource::Emperor => Input::Emperor(EmperorSnapshot {
+                pid: 1,
+                vassals: self.recs.clone(),
+                ..Default::default()
+            }),
+            StatsSource::Fastrouter => Input::Fastrouter(FastrouterSnapshot {
+                pid: 7,
+                subscriptions: vec![Subscription {
+                    key: KEY.into(),
+                    nodes: self.nodes.iter().flatten().cloned().collect(),
+                }],
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+fn settings(k: usize) -> Settings {
+    let names = (0..8).map(|i| (name(i), sock(i))).collect();
+    Settings {
+        min_live: k,
+        node_match: NodeMatch::Names(names),
+        can_unsubscribe: true,
+        drain_timeout_ms: Some(60_000),
+        stats_outage_ms: 600_000,
+        ..Settings::default()
+    }
+}
+
+fn engine(s: Settings, n: usize) -> Engine {
+    let configs = (0..n)
+        .map(|i| ConfigFile {
+            name: name(i),
+            mtime: T0 - 3600,
+        })
+        .collect();
+    Engine::new(s, configs, at(0))
+}
+
+/// The runtime's loop until `until_ms`: sleep to `poll_timeout()`, wake the
+/// engine, answer each read from `world(t)` at once. Returns every action
+/// with the time (ms since the start) it came out.
+fn run(
+    e: &mut Engine,
+    until_ms: u64,
+    mut world: impl FnMut(u64, &[Action]) -> World,
+) -> Vec<(u64, Action)> {
+    let mut log: Vec<(u64, Action)> = Vec::new();
+    let mut t = 0;
+    let mut seen: Vec<Action> = Vec::new();
+    loop {
+        let mut queue: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
+        while let Some(a) = (!queue.is_empty()).then(|| queue.remove(0)) {
+            seen.push(a.clone());
+            log.push((t, a.clone()));
+            if let Action::ReadStats(src) = a {
+                e.handle(at(t), world(t, &seen).answer(src));
+                queue.extend(std::iter::from_fn(|| e.poll_action()));
+            }
+        }
+        if e.is_finished() {
+            return log;
+        }
+        let next = e.poll_timeout().expect("a timeout while not finished") - MONO0;
+        assert!(
+            next > t || t == 0,
+            "poll_timeout {next} not after {t}: a spin"
+        );
+        t = next.max(t);
+        if t > until_ms {
+            return log;
+        }
+        e.handle_timeout(at(t));
+    }
+}
+
+fn fastrouter_reads(log: &[(u64, Action)], from: u64, to: u64) -> usize {
+    log.iter()
+        .filter(|(t, a)| {
+            *t >= from && *t < to && matches!(a, Action::ReadStats(StatsSource::Fastrouter))
+        })
+        .count()
+}
+
+/// A drain that never ends (a request in flight for 20 s): the fastrouter
+/// is read every 20 ms for the first second only, then less and less often
+/// down to the check interval. Reads every 20 ms for the whole wait (the
+/// rule before issue 13) make about 1,000 reads here.
+#[test]
+fn a_long_wait_backs_off_to_the_check_interval() {
+    let mut e = engine(settings(1), 2);
+    let log = run(&mut e, 20_000, |_, seen| {
+        let mut w = World::serving(2);
+        let draining = seen.iter().any(|a| matches!(a, Action::Unsubscribe { .. }));
+        if draining {
+            // Death-marked, one session still in flight: not drained.
+            let n = w.nodes[0].as_mut().unwrap();
+            n.death_mark = 1;
+            n.refs = 1;
+        }
+        w
+    });
+    assert!(
+        log.iter()
+            .any(|(_, a)| matches!(a, Action::Unsubscribe { vassal, .. } if *vassal == name(0))),
+        "app_01 was not drained"
+    );
+    let first = fastrouter_reads(&log, 0, 1_000);
+    let total = fastrouter_reads(&log, 0, 20_000);
+    let last = fastrouter_reads(&log, 10_000, 20_000);
+    // The first second: every 20 ms (50), as before.
+    assert!(first >= 45, "only {first} reads in the first second");
+    // The whole 20 s: the 200 ticks of the check interval, plus the
+    // fast reads of the first seconds (50 + 25 + 12).
+    assert!(total <= 300, "{total} fastrouter reads in a 20 s wait");
+    // Past the back-off, the tick's own reads only.
+    assert!(last <= 101, "{last} fastrouter reads in the last 10 s");
+}
+
+/// The common case keeps its speed: a drain that ends at 0.5 s is acted on
+/// within one fast read (20 ms), not at the next tick.
+#[test]
+fn a_short_wait_is_still_read_every_20_ms() {
+    let mut e = engine(settings(1), 2);
+    let mut drain_sent: Option<u64> = None;
+    let log = run(&mut e, 3_000, |t, seen| {
+        let mut w = World::serving(2);
+        if seen.iter().any(|a| matches!(a, Action::Unsubscribe { .. })) {
+            let sent = *drain_sent.get_or_insert(t);
+            if t < sent + 500 {
+                let n = w.nodes[0].as_mut().unwrap();
+                n.death_mark = 1;
+                n.refs = 1;
+            } else {
+                w.nodes[0] = None;
+            }
+        }
+        w
+    });
+    let sent = drain_sent.expect("drained");
+    let touch = log
+        .iter()
+        .find(|(_, a)| matches!(a, Action::Touch { .. }))
+        .map(|(t, _)| *t)
+        .expect("touched");
+    assert!(
+        touch <= sent + 500 + 21,
+        "drain over at {} ms, touched at {touch} ms",
+        sent + 500
+    );
+}
+
+/// A world where every touched vassal reloads at once: the Emperor shows
+/// the reload and accepting, the fastrouter its new announce.
+fn reloading_world(n: usize) -> impl FnMut(u64, &[Action]) -> World {
+    let mut w = World::serving(n);
+    let mut done = 0;
+    move |t, seen| {
+        let wall = T0 + (t / 1000) as i64;
+        for a in &seen[done..] {
+            if let Action::Touch { vassal, mtime } = a {
+                let i = (0..n).find(|i| name(*i) == *vassal).expect("a vassal");
+                let r = &mut w.recs[i];
+                r.last_mod = *mtime;
+                r.respawns += 1;
+                r.last_accepting = wall;
+                w.nodes[i].as_mut().unwrap().last_check = wall;
+            }
+        }
+        done = seen.len();
+        for n in w.nodes.iter_mut().flatten() {
+            n.last_check = n.last_check.max(wall - 5);
+        }
+        w.clone()
+    }
+}
+
+/// 1,000 vassals, K = 500, run to the end through the runtime's loop:
+/// every vassal reloaded once, K held. With a lookup that scans every
+/// Emperor record per vassal, each snapshot does a million string
+/// comparisons; `examples/engine_bench.rs` times it (docs/BENCHMARK.md).
+#[test]
+fn a_thousand_vassals_roll_out() {
+    let n = 1000;
+    let names = (0..n).map(|i| (name(i), sock(i))).collect();
+    let s = Settings {
+        min_live: n / 2,
+        node_match: NodeMatch::Names(names),
+        stats_outage_ms: 600_000,
+        ..Settings::default()
+    };
+    let mut e = engine(s, n);
+    let log = run(&mut e, 60_000, reloading_world(n));
+    let outcome = log
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::Finish(o) => Some(o.clone()),
+            _ => None,
+        })
+        .expect("finished within 60 s");
+    assert_eq!(outcome.reloaded.len(), n, "{}", outcome.summary);
+    assert!(
+        outcome.lowest_live.get(KEY).is_some_and(|l| *l >= n / 2),
+        "{:?}",
+        outcome.lowest_live
+    );
+    let touches = log
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Touch { .. }))
+        .count();
+    assert_eq!(touches, n);
+}
