@@ -46,12 +46,12 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = snapshots(cfg)?;
     let wall = crate::runtime::clock::Clock::new().now().wall_s;
-    let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    let (servers, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
-    let server = crate::runtime::driver::servers_line(&servers);
+    let parsed = crate::runtime::setup::parse_configs(&dir, &configs);
+    let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    let server = crate::runtime::setup::servers_line(&servers);
     let mut settings =
-        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
-    for note in crate::runtime::driver::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
+        crate::runtime::setup::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    for note in crate::runtime::setup::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
         if !cfg.output.quiet && !cfg.output.json {
             rep.note(&note);
         }
@@ -121,8 +121,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         .filter(|(k, l)| **l < k_of(k))
         .map(|(k, _)| k)
         .collect();
-    let (servers, _) = crate::runtime::driver::subscription_server(cfg, &parsed);
-    let server = crate::runtime::driver::servers_line(&servers);
+    let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    let server = crate::runtime::setup::servers_line(&servers);
     let mut info_settings = s.clone();
     info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
     let info = RunInfo::new(&info_settings, server.as_deref())

@@ -26,6 +26,7 @@ const FLAGS: &[&str] = &[
     "--no-drain",
     "--no-repair",
     "--allow-downtime",
+    "--accept-uwsgi-defect",
     "--touch-target",
     "--dry-run",
     "--syslog",

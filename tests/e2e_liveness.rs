@@ -141,6 +141,21 @@ fn long_subscribe_freq(import_delay: f64, wait_stale: bool) {
     }
     c.summary_list("reloaded", &stack.names);
     c.summary_list("failed", &[]);
+    if wait_stale {
+        // nodes 19 s old are serving in this setup: the healthy fleet is
+        // rolled at once, not waited for until it announces again
+        let first =
+            c.r.run
+                .events()
+                .iter()
+                .filter(|e| event_kind(e) == "touched")
+                .filter_map(|e| e.get("at_ms").and_then(|v| v.as_u64()))
+                .min();
+        eprintln!("[e2e measured] first touch at {first:?} ms of the tool's run");
+        c.check(first.is_some_and(|t| t <= 2000), || {
+            format!("first touch at {first:?} ms: the serving fleet was waited for (nodes judged stale)")
+        });
+    }
     c.finish();
 }
 

@@ -700,3 +700,33 @@ fn a_router_config_is_left_out_unless_named() {
     assert!(r.stdout.contains("app_03.ini"), "{}", r.describe());
     assert_eq!(w.mtimes(), before, "{}", r.describe());
 }
+
+// ----- a uWSGI with a known reload defect ----------------------------------------
+
+/// uWSGI 2.0.27's touch reloads stop reloading workers (docs/VERSIONS.md):
+/// refused with exit 3 and nothing touched, unless --accept-uwsgi-defect.
+#[test]
+fn a_uwsgi_with_a_known_reload_defect_is_refused() {
+    let w = World::new("defect", 2);
+    let doc = w
+        .emperor_doc()
+        .replace("\"version\":\"2.0.21-debian\"", "\"version\":\"2.0.27\"");
+    let _emp = FakeSocket::fixed(&w.emperor_sock, Answer::Bytes(doc.into_bytes()));
+    let _fr = w.serve_fastrouter(false);
+    let before = w.mtimes();
+    let r = run(&w.base_args(), BOUND);
+    assert_eq!(r.code, Some(3), "{}", r.describe());
+    assert!(r.stderr.contains("2.0.27"), "{}", r.describe());
+    assert!(
+        r.stderr.contains("--accept-uwsgi-defect"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(w.mtimes(), before, "{}", r.describe());
+    let r = run(
+        &mode_args(&w, Mode::DryRun, &["--accept-uwsgi-defect"]),
+        BOUND,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert_eq!(w.mtimes(), before, "{}", r.describe());
+}

@@ -30,6 +30,7 @@ pub struct RawArgs {
     pub no_drain: bool,
     pub no_repair: bool,
     pub allow_downtime: bool,
+    pub accept_uwsgi_defect: bool,
     pub node_name: Option<String>,
     pub touch_target: bool,
     pub dry_run: bool,

@@ -367,6 +367,7 @@ impl Config {
         }
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;
+        s.accept_uwsgi_defect = r.accept_uwsgi_defect;
         // Keep a stats outage bound sensible relative to the timeout.
         s.stats_outage_ms = s.stats_outage_ms.max(stats_timeout_ms * 3);
         Ok(Config {

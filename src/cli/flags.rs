@@ -164,6 +164,8 @@ pub static FLAGS: &[Flag] = &[
         "never write S to a vassal's master FIFO"),
     flag!("allow-downtime", None, "", Switch(allow_downtime), Extra, Nothing, None,
         "proceed when a key has fewer than K+1 nodes"),
+    flag!("accept-uwsgi-defect", None, "", Switch(accept_uwsgi_defect), Extra, Nothing, None,
+        "reload even on a uWSGI version with a known reload defect (2.0.27: reloads stop reloading workers)"),
     flag!("node-name", None, "TEMPLATE", Text(node_name), Extra, Nothing, Some("same stem"),
         "node name of a vassal, with {name} (config file name) and {stem}"),
     flag!("touch-target", None, "", Switch(touch_target), Extra, Nothing, None,

@@ -24,6 +24,21 @@ impl Engine {
                 ));
             }
         }
+        // A uWSGI whose reloads are known not to work (docs/VERSIONS.md):
+        // refused, nothing touched, unless the operator accepts the risk.
+        for (src, v) in [("Emperor", &emp.snap.version), ("fastrouter", &fr.version)] {
+            if let Some(defect) = crate::uwsgi_version::known_reload_defect(v) {
+                if !self.s.accept_uwsgi_defect {
+                    return self.finish_precondition(format!(
+                        "the {src} runs uWSGI {v}: {defect}; upgrade it, or pass --accept-uwsgi-defect to reload anyway"
+                    ));
+                }
+                self.report(Event::Warning {
+                    vassal: None,
+                    message: format!("the {src} runs uWSGI {v}: {defect} (--accept-uwsgi-defect)"),
+                });
+            }
+        }
         if self.vassals.is_empty() {
             return self.finish_precondition("no vassal configs to reload".into());
         }

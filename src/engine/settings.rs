@@ -55,6 +55,9 @@ pub struct Settings {
     pub repair: bool,
     /// Proceed when a key has fewer than K+1 nodes, taking it down to K-1.
     pub allow_downtime: bool,
+    /// Reload even when the stats name a uWSGI version with a known reload
+    /// defect (`crate::uwsgi_version`); warned instead of refused.
+    pub accept_uwsgi_defect: bool,
     pub node_match: NodeMatch,
     /// The fastrouter's `subscription-tolerance`: a node older than this is
     /// not routed to even with `death_mark == 0` (docs/UWSGI.md §9.4). When
@@ -117,6 +120,7 @@ impl Default for Settings {
             drain_timeout_ms: None,
             repair: true,
             allow_downtime: false,
+            accept_uwsgi_defect: false,
             node_match: NodeMatch::Stem,
             node_tolerance_s: 17,
             node_tolerance_known: false,

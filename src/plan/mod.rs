@@ -21,12 +21,12 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
-    let parsed = crate::runtime::driver::parse_configs(&dir, &configs);
-    let (servers, mut notes) = crate::runtime::driver::subscription_server(cfg, &parsed);
-    let server = crate::runtime::driver::servers_line(&servers);
+    let parsed = crate::runtime::setup::parse_configs(&dir, &configs);
+    let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    let server = crate::runtime::setup::servers_line(&servers);
     let mut settings =
-        crate::runtime::driver::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
-    notes.extend(crate::runtime::driver::learn_fastrouter_options(
+        crate::runtime::setup::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    notes.extend(crate::runtime::setup::learn_fastrouter_options(
         cfg,
         &mut settings,
         fr.pid,
@@ -34,7 +34,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     // The report opens with the versions and settings, as a rollout's does.
     let info = RunInfo::new(&settings, server.as_deref()).with_versions(&emp.version, &fr.version);
     rep.set_run_info(info.clone());
-    for n in notes.iter().chain(&crate::runtime::driver::doctor(
+    for n in notes.iter().chain(&crate::runtime::setup::doctor(
         cfg,
         &parsed,
         server.is_some(),

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -18,20 +17,17 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use super::clock::Clock;
-use super::configs::EmperorDir;
-use super::lock::DirLock;
 use super::prober::Prober;
 use super::routers::Routers;
+use super::setup::{engine_settings, learn_fastrouter_options, prepare, servers_line, Prepared};
 use super::stats_reader::{to_input, StatsReader};
-use super::watcher::Watcher;
 use super::{dgram, fifo, touch};
 use crate::cli::Config;
-use crate::engine::{Action, ConfigEvent, Engine, Input, NodeMatch, Outcome, Status};
+use crate::engine::{Action, ConfigEvent, Engine, Input, Outcome, Status};
 use crate::error::{exit, Error};
 use crate::report::Reporter;
 use crate::stats::StatsSource;
 use crate::subscription;
-use crate::vassal_config::VassalConfig;
 
 const WATCH: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -61,232 +57,6 @@ pub struct RunSummary {
     pub stats_reads: u64,
     /// uWSGI's version per stats source (`emperor`, `fastrouter`), as read.
     pub uwsgi_versions: BTreeMap<String, String>,
-}
-
-/// Everything opened before the first stats read: the directory, its lock,
-/// the watch, the configs and what they say.
-pub struct Prepared {
-    pub dir: EmperorDir,
-    pub lock: DirLock,
-    pub watcher: Watcher,
-    pub configs: Vec<crate::engine::ConfigFile>,
-    pub parsed: Vec<(String, Result<VassalConfig, String>)>,
-    /// Every subscription server the drain sends to (one per fastrouter).
-    pub subscription_servers: Vec<String>,
-    pub notes: Vec<String>,
-}
-
-/// Opens and checks everything that needs no socket: usage errors (exit 2)
-/// and the lock (exit 3) come out of here, before anything is read.
-pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
-    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
-    // Watch before listing, so nothing that happens in between is lost.
-    let watcher = Watcher::new(&dir)?;
-    let configs = super::configs::select(cfg, &dir)?;
-    let parsed = parse_configs(&dir, &configs);
-    let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
-    let routers: Vec<String> = dir
-        .list()?
-        .into_iter()
-        .filter(|c| cfg.selected(&c.name) && !configs.iter().any(|x| x.name == c.name))
-        .map(|c| c.name)
-        .collect();
-    if !routers.is_empty() {
-        notes.push(format!(
-            "note: {} run(s) a fastrouter: a router, not an app vassal; left out of the rollout (name it with --only to reload it)",
-            routers.join(", ")
-        ));
-    }
-    notes.extend(doctor(cfg, &parsed, !subscription_servers.is_empty())?);
-    notes.extend(datagram_queue_note(&parsed));
-    Ok(Prepared {
-        dir,
-        lock,
-        watcher,
-        configs,
-        parsed,
-        subscription_servers,
-        notes,
-    })
-}
-
-/// Where the drain (and the dead-node sweep) sends its unsubscribes:
-/// `--subscription-server`, else every server the vassal configs name (one
-/// per fastrouter of an HA pair); none (drain off) with a note why.
-pub fn subscription_server(
-    cfg: &Config,
-    parsed: &[(String, Result<VassalConfig, String>)],
-) -> (Vec<String>, Vec<String>) {
-    let mut notes = Vec::new();
-    let servers = if cfg.no_drain {
-        Vec::new()
-    } else if let Some(s) = &cfg.subscription_server {
-        vec![s.clone()]
-    } else {
-        let mut servers: Vec<String> = parsed
-            .iter()
-            .filter_map(|(_, p)| p.as_ref().ok())
-            .flat_map(|p| p.subscriptions.iter().map(|s| s.server.clone()))
-            .collect();
-        servers.sort();
-        servers.dedup();
-        if servers.is_empty() {
-            notes.push("note: drain is off: the vassal configs name no subscription server; pass --subscription-server to unsubscribe each vassal before its touch (or --no-drain to silence this)".to_string());
-        }
-        servers
-    };
-    (servers, notes)
-}
-
-/// The subscription servers as one line for the report, if any.
-pub fn servers_line(servers: &[String]) -> Option<String> {
-    (!servers.is_empty()).then(|| servers.join(", "))
-}
-
-/// Unix datagram subscription servers queue at most
-/// `net.unix.max_dgram_qlen` packets; announces beyond that are dropped by
-/// the kernel (the vassal logs `sendto(): Resource temporarily unavailable`)
-/// and those nodes come back a subscribe-freq late.
-fn datagram_queue_note(parsed: &[(String, Result<VassalConfig, String>)]) -> Option<String> {
-    let unix = parsed
-        .iter()
-        .filter_map(|(_, p)| p.as_ref().ok())
-        .any(|p| p.subscriptions.iter().any(|s| !s.server.contains(':')));
-    let qlen: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (unix && qlen < parsed.len()).then(|| {
-        format!(
-            "warning: net.unix.max_dgram_qlen is {qlen}, fewer than the {} vassals that may announce at once: the kernel drops the excess announces and those nodes come back up to a subscribe-freq late; raise it (sysctl -w net.unix.max_dgram_qlen={})",
-            parsed.len(),
-            parsed.len().next_power_of_two().max(64)
-        )
-    })
-}
-
-/// The doctor's findings as warning lines, or with `--strict` an error.
-pub fn doctor(
-    cfg: &Config,
-    parsed: &[(String, Result<VassalConfig, String>)],
-    drain: bool,
-) -> Result<Vec<String>, Error> {
-    let refs: Vec<(String, Result<&VassalConfig, String>)> = parsed
-        .iter()
-        .map(|(n, p)| (n.clone(), p.as_ref().map_err(Clone::clone)))
-        .collect();
-    let lines: Vec<String> = crate::doctor::check(&refs, drain)
-        .iter()
-        .map(|f| f.render(parsed.len()))
-        .collect();
-    if cfg.strict && !lines.is_empty() {
-        let more = match lines.len() - 1 {
-            0 => String::new(),
-            n => format!(" (and {n} more finding(s); run without --strict to see them)"),
-        };
-        return Err(Error::Precondition(format!("--strict: {}{more}", lines[0])));
-    }
-    Ok(lines.into_iter().map(|l| format!("warning: {l}")).collect())
-}
-
-/// The engine's settings for this directory: the command line's, plus
-/// what only the system can tell (the Emperor directory's real path, the
-/// node names from the configs, the other-mode mtimes of links, whether the
-/// drain has a server). One place, so a rollout and `--dry-run` decide alike.
-pub fn engine_settings(
-    cfg: &Config,
-    dir: &EmperorDir,
-    configs: &[crate::engine::ConfigFile],
-    parsed: &[(String, Result<VassalConfig, String>)],
-    drain: bool,
-) -> crate::engine::Settings {
-    let mut s = cfg.settings.clone();
-    s.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
-        .ok()
-        .and_then(|p: PathBuf| p.to_str().map(str::to_string));
-    s.drain_timeout_ms = drain.then_some(cfg.drain_timeout_ms);
-    s.node_match = node_match(&s.node_match, parsed);
-    s.other_mode_mtimes = dir.other_mode_mtimes(configs);
-    s.touch_target = cfg.touch_target;
-    s.can_unsubscribe = drain;
-    s.subscribe_freq_s = parsed
-        .iter()
-        .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))
-        .collect();
-    s
-}
-
-/// What the fastrouter's own options change, where it runs on this host
-/// (its stats socket is a unix socket): its real `subscription-tolerance`
-/// makes node freshness exact when `--subscription-tolerance` is not given
-/// (fsm/AVAILABILITY.md), and `fastrouter-cheap` is worth a warning. Returns
-/// the notes to print.
-pub fn learn_fastrouter_options(
-    cfg: &Config,
-    s: &mut crate::engine::Settings,
-    fastrouter_pid: i64,
-) -> Vec<String> {
-    if !matches!(
-        cfg.fastrouter_stats.first(),
-        Some(crate::cli::SocketSpec::Unix(_))
-    ) {
-        return Vec::new();
-    }
-    let opts = super::fastrouter_setup::options(fastrouter_pid);
-    let mut notes = Vec::new();
-    if let (false, Some((t, from))) = (s.node_tolerance_known, opts.tolerance) {
-        s.node_tolerance_s = t;
-        s.node_tolerance_known = true;
-        notes.push(format!(
-            "note: the fastrouter's subscription-tolerance is {t} s (from {from}): nodes older than that are not live"
-        ));
-    }
-    if opts.cheap {
-        notes.push(
-            "warning: the fastrouter runs with fastrouter-cheap: when a key's last node goes it stops accepting and drops the requests in flight (unbit/uwsgi#2302); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap".to_string(),
-        );
-    }
-    notes
-}
-
-/// Without `--node-name`, each vassal's node is the exact address its own
-/// config subscribes with (`subscribe2 addr=` or its first socket); the
-/// uwsgi_reload.py stem rule serves configs that name none.
-pub fn node_match(
-    given: &NodeMatch,
-    parsed: &[(String, Result<VassalConfig, String>)],
-) -> NodeMatch {
-    if *given != NodeMatch::Stem {
-        return given.clone();
-    }
-    let names: std::collections::BTreeMap<String, String> = parsed
-        .iter()
-        .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.node_name()?)))
-        .collect();
-    if names.is_empty() {
-        NodeMatch::Stem
-    } else {
-        NodeMatch::Names(names)
-    }
-}
-
-/// Each config, parsed where it can be (a config it cannot read is simply
-/// not used for mapping, drain or repair).
-pub fn parse_configs(
-    dir: &EmperorDir,
-    configs: &[crate::engine::ConfigFile],
-) -> Vec<(String, Result<VassalConfig, String>)> {
-    configs
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                super::configs::load_vassal_config(&dir.path.join(&c.name)),
-            )
-        })
-        .collect()
 }
 
 struct Driver<'a> {

@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod lock;
 pub mod prober;
 pub mod routers;
+pub mod setup;
 pub mod stats_reader;
 pub mod syslog;
 pub mod touch;
