@@ -15,8 +15,9 @@ const OPTION: &str = "subscription-tolerance";
 pub struct FastrouterOptions {
     /// `subscription-tolerance` in seconds, and where it was found.
     pub tolerance: Option<(i64, String)>,
-    /// `fastrouter-cheap` is set: the router stops accepting when a key's
-    /// last node goes (docs/UWSGI.md §15).
+    /// `fastrouter-cheap` is set: the router stops accepting when its last
+    /// node goes, of any key (on a one-key router: when that key empties;
+    /// docs/UWSGI.md §15).
     pub cheap: bool,
 }
 
