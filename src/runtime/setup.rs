@@ -196,7 +196,7 @@ pub fn learn_fastrouter_options(
     }
     if opts.cheap {
         notes.push(
-            "warning: the fastrouter runs with fastrouter-cheap: when a key's last node goes it stops accepting and drops the requests in flight (unbit/uwsgi#2302); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap".to_string(),
+            "warning: the fastrouter runs with fastrouter-cheap: when it has no node left (for any key) it stops accepting and drops the requests in flight (unbit/uwsgi#2302, docs/UWSGI.md §15); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap".to_string(),
         );
     }
     notes
