@@ -311,6 +311,9 @@ pub fn human(e: &Event) -> String {
             }
         }
         Event::Resubscribed { vassal } => format!("{vassal}: re-subscribed (not touched)"),
+        Event::Announced { vassal, nodes } => {
+            format!("{vassal}: announced early ({})", nodes.join(", "))
+        }
         Event::Touched { vassal, mtime } => format!("{vassal}: touched (mtime {mtime})"),
         Event::ForeignReload { vassal } => {
             format!("{vassal}: touched by someone else; following that reload")
@@ -406,6 +409,9 @@ pub fn event_json(r: &Report) -> Value {
             json!({"event": "drained", "vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out})
         }
         Event::Resubscribed { vassal } => json!({"event": "resubscribed", "vassal": vassal}),
+        Event::Announced { vassal, nodes } => {
+            json!({"event": "announced", "vassal": vassal, "nodes": nodes})
+        }
         Event::Touched { vassal, mtime } => {
             json!({"event": "touched", "vassal": vassal, "mtime": mtime})
         }

@@ -25,6 +25,8 @@ const FLAGS: &[&str] = &[
     "--keep-going",
     "--no-drain",
     "--no-repair",
+    "--early-announce",
+    "--no-early-announce",
     "--allow-downtime",
     "--accept-uwsgi-defect",
     "--touch-target",
@@ -289,6 +291,21 @@ fn keep_going_conflicts_with_max_failures() {
         &w,
         &with(&w, &["--keep-going", "--max-failures", "3"]),
         &["--keep-going", "--max-failures"],
+    );
+}
+
+#[test]
+fn early_announce_conflicts_with_its_opposite_and_with_probe() {
+    let w = world("eann");
+    expect_usage(
+        &w,
+        &with(&w, &["--early-announce", "--no-early-announce"]),
+        &["--early-announce", "--no-early-announce"],
+    );
+    expect_usage(
+        &w,
+        &with(&w, &["--early-announce", "--probe", "/health"]),
+        &["--early-announce", "--probe"],
     );
 }
 

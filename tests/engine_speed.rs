@@ -2,7 +2,7 @@
 //! driving the sans-IO engine with literal snapshots and a driver loop that
 //! answers every read at once. Each test says what reverting its rule does.
 
-use uwsgi_reload::engine::{Action, ConfigFile, Engine, Input, NodeMatch, Now, Settings};
+use uwsgi_reload::engine::{Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Settings};
 use uwsgi_reload::stats::{
     EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
 };
@@ -275,4 +275,143 @@ fn a_thousand_vassals_roll_out() {
         .filter(|(_, a)| matches!(a, Action::Touch { .. }))
         .count();
     assert_eq!(touches, n);
+}
+
+/// Wakes the engine at `t` ms and answers every read it asks for from `w`
+/// until it asks for none; returns its actions.
+fn settle(e: &mut Engine, t: u64, w: &World) -> Vec<Action> {
+    e.handle_timeout(at(t));
+    let mut all = Vec::new();
+    loop {
+        let new: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
+        if new.is_empty() {
+            return all;
+        }
+        for a in &new {
+            if let Action::ReadStats(src) = a {
+                e.handle(at(t), w.answer(*src));
+            }
+        }
+        all.extend(new);
+    }
+}
+
+fn subscribes(a: &[Action]) -> Vec<(String, String, String, i64)> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::Subscribe {
+                vassal,
+                key,
+                node,
+                modifier1,
+            } => Some((vassal.clone(), key.clone(), node.clone(), *modifier1)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn subscribed(a: &[Action]) -> Vec<String> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::Report(r) => match &r.event {
+                Event::Subscribed { vassal, .. } => Some(vassal.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// app_01 drained, touched, reloaded; its new generation accepts at 3 s,
+/// and its own announce has not come. Returns the actions of that moment
+/// and the world then.
+fn reload_until_accepting(e: &mut Engine) -> (Vec<Action>, World) {
+    let mut w = World::serving(2);
+    w.nodes[0].as_mut().unwrap().modifier1 = 5;
+    let a = settle(e, 0, &w);
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Unsubscribe { vassal, .. } if *vassal == name(0))),
+        "app_01 not drained"
+    );
+    // Drained: the node is gone.
+    w.nodes[0] = None;
+    let a = settle(e, 1_000, &w);
+    let mtime = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Touch { vassal, mtime } if *vassal == name(0) => Some(*mtime),
+            _ => None,
+        })
+        .expect("app_01 touched");
+    // The Emperor sends the reload; the new generation loads.
+    w.recs[0].last_mod = mtime;
+    w.recs[0].respawns += 1;
+    w.recs[0].accepting = 0;
+    settle(e, 2_000, &w);
+    // Worker 1 of the new generation accepts.
+    w.recs[0].accepting = 1;
+    w.recs[0].last_accepting = T0 + 3;
+    (settle(e, 3_000, &w), w)
+}
+
+fn early(names: &[usize]) -> Settings {
+    let mut s = settings(1);
+    s.early_announce = names.iter().map(|i| name(*i)).collect();
+    s
+}
+
+/// Issue 13, early announce: the moment a reloaded vassal's new
+/// generation accepts, the tool sends the subscribe for the node it had
+/// before its touch (same key, address and modifier1), and the vassal is
+/// back as soon as the fastrouter shows it: 3 s, not its next announce up
+/// to a subscribe-freq later. Without `Effect::Announce` nothing is sent
+/// and app_01 is still out at 3 s.
+#[test]
+fn early_announce_subscribes_the_nodes_it_had_when_it_accepts() {
+    let mut e = engine(early(&[0]), 2);
+    let (a, mut w) = reload_until_accepting(&mut e);
+    assert_eq!(
+        subscribes(&a),
+        vec![(name(0), KEY.to_string(), sock(0), 5)],
+        "{a:?}"
+    );
+    assert!(
+        subscribed(&a).is_empty(),
+        "back before the fastrouter shows it"
+    );
+    // The fastrouter shows the node the subscribe created.
+    w.nodes[0] = Some(Node {
+        name: sock(0),
+        last_check: T0 + 3,
+        modifier1: 5,
+        ..Default::default()
+    });
+    let a = settle(&mut e, 3_020, &w);
+    assert_eq!(subscribed(&a), vec![name(0)], "{a:?}");
+    // ... and app_02 goes next, at once.
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Unsubscribe { vassal, .. } if *vassal == name(1))),
+        "{a:?}"
+    );
+}
+
+/// Early announce only where it is on for that vassal (its config proves
+/// it subscribes at that moment, or `--early-announce`) and never with
+/// `--probe`: otherwise the vassal's own announce is waited for.
+#[test]
+fn no_early_announce_where_it_is_off_or_with_a_probe() {
+    let mut probe = early(&[0]);
+    probe.probe_path = Some("/health".into());
+    for (why, s) in [("off", early(&[1])), ("--probe", probe)] {
+        let mut e = engine(s, 2);
+        let (a, _) = reload_until_accepting(&mut e);
+        assert!(
+            a.iter().any(|a| matches!(a, Action::Report(r)
+                if matches!(&r.event, Event::Accepting { vassal } if *vassal == name(0)))),
+            "{why}: not accepting: {a:?}"
+        );
+        assert!(subscribes(&a).is_empty(), "{why}: {:?}", subscribes(&a));
+    }
 }

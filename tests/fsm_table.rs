@@ -38,6 +38,7 @@ fn effect(s: &str) -> Option<Effect> {
         Effect::Unsubscribe,
         Effect::Touch,
         Effect::Resubscribe,
+        Effect::Announce,
         Effect::WriteFifo,
         Effect::Probe,
         Effect::Adopt,

@@ -29,6 +29,8 @@ pub struct RawArgs {
     pub drain_timeout: Option<String>,
     pub no_drain: bool,
     pub no_repair: bool,
+    pub early_announce: bool,
+    pub no_early_announce: bool,
     pub allow_downtime: bool,
     pub accept_uwsgi_defect: bool,
     pub node_name: Option<String>,

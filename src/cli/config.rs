@@ -111,6 +111,9 @@ pub struct Config {
     pub exclude: Vec<String>,
     /// `--metrics-file`: where the end of a rollout writes Prometheus text.
     pub metrics_file: Option<PathBuf>,
+    /// `--early-announce` (true) / `--no-early-announce` (false); `None`:
+    /// where each vassal's config proves it subscribes when accepting.
+    pub early_announce: Option<bool>,
     pub settings: Settings,
 }
 
@@ -172,6 +175,27 @@ fn unavailable(v: &str) -> Result<Unavailable, Error> {
     }
 }
 
+/// `--early-announce` / `--no-early-announce`: the tool announces a
+/// vassal before its own announce, so not with `--probe`, whose request must
+/// pass before any traffic reaches it.
+fn early_announce(r: &RawArgs) -> Result<Option<bool>, Error> {
+    if r.early_announce && r.no_early_announce {
+        return Err(Error::Usage(
+            "--early-announce and --no-early-announce conflict; expected one of them".into(),
+        ));
+    }
+    if r.early_announce && r.probe.is_some() {
+        return Err(Error::Usage(
+            "--early-announce conflicts with --probe: the probe must pass before the vassal gets traffic".into(),
+        ));
+    }
+    Ok(match (r.early_announce, r.no_early_announce) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    })
+}
+
 fn required<T: Clone>(v: &Option<T>, flag: &str, what: &str) -> Result<T, Error> {
     v.clone()
         .ok_or_else(|| Error::Usage(format!("{flag} is required: {what}; see --help")))
@@ -216,6 +240,7 @@ impl Config {
                 only: Vec::new(),
                 exclude: Vec::new(),
                 metrics_file: None,
+                early_announce: None,
                 settings: s,
             });
         }
@@ -391,6 +416,7 @@ impl Config {
             only: r.only.clone(),
             exclude: r.exclude.clone(),
             metrics_file: metrics_file(&r)?,
+            early_announce: early_announce(&r)?,
             settings: s,
         })
     }

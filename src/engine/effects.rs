@@ -140,6 +140,7 @@ impl Engine {
                 self.read(StatsSource::Fastrouter);
                 self.report(Event::Resubscribed { vassal: name });
             }
+            Effect::Announce => self.announce(i),
             Effect::WriteFifo => {
                 let v = &mut self.vassals[i];
                 v.repaired = true;
@@ -206,6 +207,38 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Early announce: subscribes the nodes vassal `i` had before its touch,
+    /// where it is on for it and the reload is ours (a reload someone else
+    /// sent must show two announces of the vassal's own; see
+    /// `Phase::Confirming`). The fastrouter is read at once: the vassal is
+    /// back as soon as it shows the node.
+    pub(super) fn announce(&mut self, i: usize) {
+        let v = &self.vassals[i];
+        if v.foreign
+            || !self.s.can_unsubscribe
+            || self.s.probe_path.is_some()
+            || v.announce_nodes.is_empty()
+            || !self.s.early_announce.contains(&v.name)
+        {
+            return;
+        }
+        let name = v.name.clone();
+        let nodes = v.announce_nodes.clone();
+        for d in &nodes {
+            self.out.push_back(Action::Subscribe {
+                vassal: name.clone(),
+                key: d.key.clone(),
+                node: d.name.clone(),
+                modifier1: d.modifier1,
+            });
+        }
+        self.report(Event::Announced {
+            vassal: name,
+            nodes: nodes.into_iter().map(|d| d.name).collect(),
+        });
+        self.read(StatsSource::Fastrouter);
     }
 
     /// Sends the `--probe` request to the node the new generation announced;
@@ -305,7 +338,25 @@ impl Engine {
         let emp = self.emp.as_ref();
         let st = emp.and_then(|e| e.vassal(&name));
         let bl = emp.and_then(|e| e.blacklisted(&name)).map(|b| b.attempt);
+        // What an early announce will send: the drained nodes, else those
+        // live now (the touch takes them out).
+        let announce_nodes: Vec<DrainedNode> = match (&self.vassals[i].drained, self.fr.as_ref()) {
+            (d, _) if !d.is_empty() => d.clone(),
+            (_, Some(fr)) => self
+                .matcher
+                .nodes_of(&name, st.map_or(0, |s| s.pid), fr)
+                .filter(|(_, n)| n.death_mark == 0)
+                .map(|(k, n)| DrainedNode {
+                    key: k.to_string(),
+                    name: n.name.clone(),
+                    modifier1: n.modifier1,
+                    last_check: n.last_check,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let v = &mut self.vassals[i];
+        v.announce_nodes = announce_nodes;
         let last_mod = st.map_or(v.known_mtime, |s| s.last_mod);
         let mtime = adopted.unwrap_or_else(|| {
             now.wall_s

@@ -163,6 +163,12 @@ pub enum Event {
     Accepting {
         vassal: String,
     },
+    /// Early announce: the tool sent the subscribe for these nodes of a
+    /// vassal that accepts, before its own announce.
+    Announced {
+        vassal: String,
+        nodes: Vec<String>,
+    },
     ProbeOk {
         vassal: String,
         detail: String,

@@ -306,6 +306,11 @@ pub enum Effect {
     /// Send a subscribe for each drained node: the rollout stopped before
     /// its touch, and the tool must not leave it out of rotation.
     Resubscribe,
+    /// Early announce: send a subscribe for each node it had before its
+    /// touch, at once, where `Settings::early_announce` names it (its config
+    /// subscribes at that moment anyway) and the reload is ours; otherwise
+    /// nothing, and its own announce is waited for.
+    Announce,
     /// Write `S` to its master FIFO, once.
     WriteFifo,
     /// Send the `--probe` request to its socket.
@@ -325,6 +330,7 @@ impl Effect {
             Effect::Unsubscribe => "Unsubscribe".into(),
             Effect::Touch => "Touch".into(),
             Effect::Resubscribe => "Resubscribe".into(),
+            Effect::Announce => "Announce".into(),
             Effect::WriteFifo => "WriteFifo".into(),
             Effect::Probe => "Probe".into(),
             Effect::Adopt => "Adopt".into(),
@@ -387,7 +393,7 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Effect)> {
         (P::Touched, S::Deadline) => Some((P::Failed, E::Fail(R::NotNoticed))),
         (P::Touched, _) => common((P::Failed, E::Fail(R::ConfigRemoved))),
 
-        (P::Respawned, S::AcceptingSeen) => Some((P::Accepting, E::None)),
+        (P::Respawned, S::AcceptingSeen) => Some((P::Accepting, E::Announce)),
         (P::Respawned, _) => mid_reload(R::NeverAccepted),
 
         (P::Accepting, S::AnnounceSeen) => Some((P::Probing, E::Probe)),

@@ -1,6 +1,6 @@
 //! The engine's knobs, already validated by the command line layer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How an Emperor vassal is matched to its fastrouter node(s).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +107,11 @@ pub struct Settings {
     /// `--probe PATH`: a vassal counts as reloaded only after this request,
     /// sent straight to its socket, is answered with 2xx/3xx.
     pub probe_path: Option<String>,
+    /// Early announce: the vassals whose new generation the tool announces
+    /// to the fastrouter itself as soon as it accepts, with the nodes it had
+    /// before its touch (see `Effect::Announce`). Filled by the runtime:
+    /// needs a subscription server, never with `--probe`.
+    pub early_announce: BTreeSet<String>,
 }
 
 impl Default for Settings {
@@ -138,6 +143,7 @@ impl Default for Settings {
             touch_target: false,
             probe_path: None,
             fast_fastrouter_ms: 20,
+            early_announce: BTreeSet::new(),
         }
     }
 }

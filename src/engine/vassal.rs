@@ -35,6 +35,9 @@ pub struct Vassal {
     pub touch_ms: u64,
     pub touch_wall_s: i64,
     pub mtime_set: i64,
+    /// Its nodes before the touch (the drained ones, else those fresh at
+    /// the touch): what an early announce sends.
+    pub announce_nodes: Vec<DrainedNode>,
     pub respawns0: i64,
     /// Its blacklist attempt count at the touch, if it was blacklisted.
     pub blacklist_attempt0: Option<i64>,
@@ -88,6 +91,7 @@ impl Vassal {
             touch_ms: 0,
             touch_wall_s: 0,
             mtime_set: 0,
+            announce_nodes: Vec::new(),
             respawns0: 0,
             blacklist_attempt0: None,
             reload_respawns: 0,

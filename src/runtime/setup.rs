@@ -166,7 +166,31 @@ pub fn engine_settings(
         .iter()
         .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))
         .collect();
+    s.early_announce = early_announce(cfg, parsed, drain);
     s
+}
+
+/// The vassals the tool announces itself as soon as they accept: every one
+/// with `--early-announce`, none with `--no-early-announce` or `--probe` or
+/// without a subscription server to send to; by default those whose own
+/// config subscribes at that moment anyway.
+fn early_announce(
+    cfg: &Config,
+    parsed: &[(String, Result<VassalConfig, String>)],
+    server_known: bool,
+) -> std::collections::BTreeSet<String> {
+    if !server_known || cfg.settings.probe_path.is_some() || cfg.early_announce == Some(false) {
+        return Default::default();
+    }
+    parsed
+        .iter()
+        .filter(|(_, p)| {
+            cfg.early_announce == Some(true)
+                || p.as_ref()
+                    .is_ok_and(VassalConfig::subscribes_when_accepting)
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 /// What the fastrouter's own options change, where it runs on this host

@@ -235,6 +235,24 @@ impl VassalConfig {
             })
     }
 
+    /// Does this config prove the vassal subscribes by itself the moment
+    /// worker 1 accepts (or earlier)? True without `start-unsubscribed`
+    /// (it announces from its master's start), or with the
+    /// `hook-accepting1-once = writefifo:FIFO S` pattern on its own master
+    /// FIFO. Where it does, the tool may send that announce itself as soon
+    /// as the Emperor shows the vassal accepting (early announce).
+    pub fn subscribes_when_accepting(&self) -> bool {
+        if self.subscriptions.is_empty() {
+            return false;
+        }
+        if !self.start_unsubscribed {
+            return true;
+        }
+        let fifos = self.master_fifo_paths();
+        self.writefifo_hook()
+            .is_some_and(|(path, payload)| payload.trim() == "S" && fifos.contains(&path))
+    }
+
     /// `master_fifos`, resolved against the vassal's directory.
     pub fn master_fifo_paths(&self) -> Vec<PathBuf> {
         self.master_fifos
