@@ -87,7 +87,7 @@ fn now(ms: u64) -> Now {
 /// An engine past preflight in the given state, and the snapshots that
 /// keep it there.
 fn setup(n: usize, drain: bool, max_parallel: usize) -> (Engine, Input, Input) {
-    let names: BTreeMap<String, String> = (0..n).map(|i| (name(i), sock(i))).collect();
+    let names: BTreeMap<String, Vec<String>> = (0..n).map(|i| (name(i), vec![sock(i)])).collect();
     let s = Settings {
         min_live: 1,
         node_match: NodeMatch::Names(names),

@@ -155,8 +155,12 @@ fn fastrouter_reads(log: &[(u64, Action)], from: u64, to: u64) -> usize {
 #[test]
 fn a_long_wait_backs_off_to_the_check_interval() {
     let mut e = engine(settings(1), 2);
-    let log = run(&mut e, 20_000, |_, seen| {
+    let log = run(&mut e, 20_000, |t, seen| {
         let mut w = World::serving(2);
+        // Serving vassals keep announcing.
+        for n in w.nodes.iter_mut().flatten() {
+            n.last_check = T0 + (t / 1000) as i64;
+        }
         let draining = seen.iter().any(|a| matches!(a, Action::Unsubscribe { .. }));
         if draining {
             // Death-marked, one session still in flight: not drained.

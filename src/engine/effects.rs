@@ -283,20 +283,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|e| e.vassal(&name))
                 .map_or(0, |s| s.respawns);
-            let drained: Vec<DrainedNode> = match self.fr.as_ref() {
-                Some(fr) => self
-                    .matcher
-                    .nodes_of(&name, pid, fr)
-                    .filter(|(_, n)| n.death_mark == 0)
-                    .map(|(k, n)| DrainedNode {
-                        key: k.to_string(),
-                        name: n.name.clone(),
-                        modifier1: n.modifier1,
-                        last_check: n.last_check,
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
+            let drained = self.routable_nodes(&name, pid);
             let v = &mut self.vassals[i];
             v.drained = drained;
             v.drain_ms = now;
@@ -330,6 +317,24 @@ impl Engine {
         self.read(StatsSource::Fastrouter);
     }
 
+    /// The nodes of `name` (master pid `pid`) the fastrouter still routes
+    /// to (not death-marked), as the drain and the early announce keep them.
+    fn routable_nodes(&self, name: &str, pid: i64) -> Vec<DrainedNode> {
+        let Some(fr) = self.fr.as_ref() else {
+            return Vec::new();
+        };
+        self.matcher
+            .nodes_of(name, pid, fr)
+            .filter(|(_, n)| n.death_mark == 0)
+            .map(|(k, n)| DrainedNode {
+                key: k.to_string(),
+                name: n.name.clone(),
+                modifier1: n.modifier1,
+                last_check: n.last_check,
+            })
+            .collect()
+    }
+
     /// Records the baseline and, unless `adopted` (someone else's mtime),
     /// asks the driver to set `max(now, last_mod + 1)`.
     pub(super) fn touch(&mut self, i: usize, adopted: Option<i64>) {
@@ -340,20 +345,9 @@ impl Engine {
         let bl = emp.and_then(|e| e.blacklisted(&name)).map(|b| b.attempt);
         // What an early announce will send: the drained nodes, else those
         // live now (the touch takes them out).
-        let announce_nodes: Vec<DrainedNode> = match (&self.vassals[i].drained, self.fr.as_ref()) {
-            (d, _) if !d.is_empty() => d.clone(),
-            (_, Some(fr)) => self
-                .matcher
-                .nodes_of(&name, st.map_or(0, |s| s.pid), fr)
-                .filter(|(_, n)| n.death_mark == 0)
-                .map(|(k, n)| DrainedNode {
-                    key: k.to_string(),
-                    name: n.name.clone(),
-                    modifier1: n.modifier1,
-                    last_check: n.last_check,
-                })
-                .collect(),
-            _ => Vec::new(),
+        let announce_nodes: Vec<DrainedNode> = match &self.vassals[i].drained {
+            d if !d.is_empty() => d.clone(),
+            _ => self.routable_nodes(&name, st.map_or(0, |s| s.pid)),
         };
         let v = &mut self.vassals[i];
         v.announce_nodes = announce_nodes;

@@ -175,6 +175,23 @@ impl Matcher {
         Some((sub.key.as_str(), sub.nodes.get(ni)?))
     }
 
+    /// Every node called `name` in `key`, in document order. `fr` must be
+    /// the snapshot the matcher was built from.
+    pub fn named<'a>(
+        &'a self,
+        key: &'a str,
+        name: &str,
+        fr: &'a FastrouterSnapshot,
+    ) -> impl Iterator<Item = &'a Node> + 'a {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(move |f| self.node(*f, fr))
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, n)| n)
+    }
+
     /// The node called `name` in `key`, if listed (the first, as a scan
     /// finds it). `fr` must be the snapshot the matcher was built from.
     pub fn find<'a>(&self, key: &str, name: &str, fr: &'a FastrouterSnapshot) -> Option<&'a Node> {

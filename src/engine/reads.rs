@@ -53,11 +53,13 @@ impl Engine {
         let now = self.now.mono_ms;
         let mut late = Vec::new();
         if let Some(fr) = self.fr.as_ref() {
+            let matcher = &self.matcher;
             self.unconfirmed.retain(|(vassal, sent, nodes)| {
                 let back = started >= *sent
                     && nodes.iter().all(|d| {
-                        fr.nodes()
-                            .any(|(k, n)| k == d.key && n.name == d.name && n.death_mark == 0)
+                        matcher
+                            .named(&d.key, &d.name, fr)
+                            .any(|n| n.death_mark == 0)
                     });
                 if !back && now >= sent + RESUBSCRIBE_CONFIRM_MS {
                     late.push(vassal.clone());
