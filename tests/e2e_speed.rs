@@ -17,7 +17,10 @@ use common::{LoadSpec, Stack, StackSpec};
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// lazy-apps, N = 4, K = 1, app start 1 s: issue 13 wants ≤ 6 s (22.3 s
-/// before the early announce), zero failed requests.
+/// before the early announce), zero failed requests. The example stack
+/// subscribes through the `start-unsubscribed` + writefifo `S` hook, for
+/// which early announce is off by default (the hook can lose its race):
+/// the operator turns it on with `--early-announce`.
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_speed -- --ignored --test-threads=1"]
 fn e2e_lazy_apps_are_back_when_they_accept() {
@@ -25,7 +28,12 @@ fn e2e_lazy_apps_are_back_when_they_accept() {
     spec.vassal_extra.push("lazy-apps = true".into());
     let stack = Stack::start(spec);
     let r = stack.rollout(
-        &["--minimum-active-vassals", "1", "--json"],
+        &[
+            "--minimum-active-vassals",
+            "1",
+            "--json",
+            "--early-announce",
+        ],
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |_| {},

@@ -173,7 +173,11 @@ pub fn engine_settings(
 /// The vassals the tool announces itself as soon as they accept: every one
 /// with `--early-announce`, none with `--no-early-announce` or `--probe` or
 /// without a subscription server to send to; by default those whose own
-/// config subscribes at that moment anyway.
+/// config subscribes by itself from its master's start. The
+/// `start-unsubscribed` + writefifo `S` hook pattern is not among them by
+/// default: its hook can lose a race and leave the vassal never subscribed
+/// (docs/UWSGI.md §9.6), which the repair path catches only when the tool
+/// has not announced the node itself.
 fn early_announce(
     cfg: &Config,
     parsed: &[(String, Result<VassalConfig, String>)],
@@ -186,8 +190,7 @@ fn early_announce(
         .iter()
         .filter(|(_, p)| {
             cfg.early_announce == Some(true)
-                || p.as_ref()
-                    .is_ok_and(VassalConfig::subscribes_when_accepting)
+                || p.as_ref().is_ok_and(VassalConfig::announces_on_its_own)
         })
         .map(|(n, _)| n.clone())
         .collect()

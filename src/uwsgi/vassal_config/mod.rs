@@ -235,22 +235,12 @@ impl VassalConfig {
             })
     }
 
-    /// Does this config prove the vassal subscribes by itself the moment
-    /// worker 1 accepts (or earlier)? True without `start-unsubscribed`
-    /// (it announces from its master's start), or with the
-    /// `hook-accepting1-once = writefifo:FIFO S` pattern on its own master
-    /// FIFO. Where it does, the tool may send that announce itself as soon
-    /// as the Emperor shows the vassal accepting (early announce).
-    pub fn subscribes_when_accepting(&self) -> bool {
-        if self.subscriptions.is_empty() {
-            return false;
-        }
-        if !self.start_unsubscribed {
-            return true;
-        }
-        let fifos = self.master_fifo_paths();
-        self.writefifo_hook()
-            .is_some_and(|(path, payload)| payload.trim() == "S" && fifos.contains(&path))
+    /// It subscribes by itself from its master's start, with no hook to
+    /// lose (`start-unsubscribed` is not set): the tool may then send that
+    /// announce itself as soon as the Emperor shows the vassal accepting
+    /// (early announce, on by default for such a vassal).
+    pub fn announces_on_its_own(&self) -> bool {
+        !self.subscriptions.is_empty() && !self.start_unsubscribed
     }
 
     /// `master_fifos`, resolved against the vassal's directory.
