@@ -31,27 +31,35 @@ impl Engine {
 
     /// The availability class of vassal `i` now.
     pub fn availability(&self, i: usize) -> Availability {
+        self.assess(i).0
+    }
+
+    /// The class of vassal `i` with the view it was drawn from, looked up
+    /// once for every question asked of it.
+    fn assess(&self, i: usize) -> (Availability, Seen<'_>) {
         let v = &self.vassals[i];
-        availability::classify(
-            &self.seen(i),
+        let seen = self.seen(i);
+        let class = availability::classify(
+            &seen,
             &v.evidence,
             self.now.mono_ms,
             self.s.announce_window_ms(&v.name),
-        )
+        );
+        (class, seen)
     }
 
-    /// The class of vassal `i` and the evidence, in words.
-    pub(super) fn availability_why(&self, i: usize) -> (Availability, String) {
-        let class = self.availability(i);
-        let seen = self.seen(i);
-        let why = availability::describe(class, &seen, &self.vassals[i].evidence, self.now.mono_ms);
-        (class, why)
-    }
-
-    /// May vassal `i` be reloaded without using the K budget?
-    pub(super) fn proven_down(&self, i: usize) -> bool {
-        let class = self.availability(i);
-        availability::proven_down(class, &self.seen(i), &self.vassals[i].evidence)
+    /// The class of vassal `i`; unless it is serving, whether it is proven
+    /// out of service (may be reloaded without using the K budget) and the
+    /// evidence in words.
+    pub(super) fn availability_why(&self, i: usize) -> (Availability, bool, String) {
+        let (class, seen) = self.assess(i);
+        if class == Availability::Serving {
+            return (class, false, String::new());
+        }
+        let ev = &self.vassals[i].evidence;
+        let down = availability::proven_down(class, &seen, ev);
+        let why = availability::describe(class, &seen, ev, self.now.mono_ms);
+        (class, down, why)
     }
 
     /// Called with every Emperor snapshot, before it is used.

@@ -98,7 +98,7 @@ impl Engine {
         // not evidence against the new release.
         let mut waiting_nodes: BTreeMap<String, usize> = BTreeMap::new();
         for i in 0..self.vassals.len() {
-            let (class, why) = self.availability_why(i);
+            let (class, _, why) = self.availability_why(i);
             if class == Availability::Serving {
                 continue;
             }

@@ -107,7 +107,7 @@ impl Engine {
             if in_flight >= self.s.max_parallel {
                 break;
             }
-            let (class, why) = self.availability_why(i);
+            let (class, proven_down, why) = self.availability_why(i);
             let name = self.vassals[i].name.clone();
             match class {
                 Availability::Serving => {
@@ -130,7 +130,7 @@ impl Engine {
                     }
                     self.vassals[i].wait_why = None;
                 }
-                _ if self.proven_down(i) => {
+                _ if proven_down => {
                     self.vassals[i].was_down = Some(why);
                     self.vassals[i].wait_why = None;
                 }
