@@ -88,18 +88,27 @@ impl Engine {
                 if fr_started < v.drain_sent_ms {
                     return None;
                 }
-                let mut all_gone = true;
+                // Out of rotation: every drained node gone or death-marked.
+                // Its sessions left, summed (the vassal's workers serve them
+                // all): no more than its workers serve at once means none
+                // waits in its listen backlog, and its graceful reload
+                // finishes each (docs/UWSGI.md §19).
+                let mut all_out = true;
+                let mut sessions = 0usize;
                 for d in &v.drained {
                     match self.matcher.find(&d.key, &d.name, fr) {
                         None => {}
-                        Some(n) if n.death_mark != 0 && n.refs == 0 => {}
-                        Some(n) if n.death_mark == 0 && n.last_check > d.last_check => {
+                        Some(n) if n.death_mark != 0 => {
+                            sessions = sessions.saturating_add(n.refs.max(0) as usize)
+                        }
+                        Some(n) if n.last_check > d.last_check => {
                             return Some((Signal::NodeBack, format!("{} announced again", d.name)))
                         }
-                        Some(_) => all_gone = false,
+                        Some(_) => all_out = false,
                     }
                 }
-                if all_gone {
+                let kept = self.s.drain_sessions_kept.get(&v.name).copied();
+                if all_out && sessions <= kept.unwrap_or(0) {
                     return Some((Signal::Drained, String::new()));
                 }
                 None

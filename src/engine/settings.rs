@@ -112,6 +112,12 @@ pub struct Settings {
     /// before its touch (see `Effect::Announce`). Filled by the runtime:
     /// needs a subscription server, never with `--probe`.
     pub early_announce: BTreeSet<String>,
+    /// By config name: how many sessions a drained node of that vassal may
+    /// still hold when the drain touches it, all of them requests its
+    /// workers serve and its graceful reload finishes (docs/UWSGI.md §19;
+    /// `VassalConfig::sessions_a_reload_finishes`). A vassal not listed:
+    /// 0, the drain waits for `ref == 0`.
+    pub drain_sessions_kept: BTreeMap<String, usize>,
 }
 
 impl Default for Settings {
@@ -144,6 +150,7 @@ impl Default for Settings {
             probe_path: None,
             fast_fastrouter_ms: 20,
             early_announce: BTreeSet::new(),
+            drain_sessions_kept: BTreeMap::new(),
         }
     }
 }

@@ -167,6 +167,14 @@ pub fn engine_settings(
         .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))
         .collect();
     s.early_announce = early_announce(cfg, parsed, drain);
+    let drain_s = cfg.drain_timeout_ms.div_ceil(1000);
+    s.drain_sessions_kept = parsed
+        .iter()
+        .filter_map(|(n, p)| {
+            let kept = p.as_ref().ok()?.sessions_a_reload_finishes(drain_s);
+            (kept > 0).then(|| (n.clone(), kept))
+        })
+        .collect();
     s
 }
 

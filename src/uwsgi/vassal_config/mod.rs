@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use super::config_formats::{self, Format};
 
+mod reload_keeps;
 mod subscribe;
 #[cfg(test)]
 mod tests;
