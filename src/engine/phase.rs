@@ -16,7 +16,8 @@ pub enum Phase {
     /// Waiting for the scheduler to grant a slot without breaking K.
     Idle,
     /// Its node was unsubscribed; waiting until the fastrouter has no session
-    /// in flight to it (node gone, or death-marked with `ref == 0`).
+    /// to it that the reload could lose (node gone, or death-marked with
+    /// `ref` at most what its workers finish: docs/UWSGI.md §19).
     Draining,
     /// Its config mtime was moved forward; waiting for the Emperor to send the
     /// reload (`last_mod` reaches the mtime set).
@@ -104,7 +105,8 @@ pub enum Signal {
     Start,
     /// The scheduler granted a slot and the vassal's nodes are to be drained.
     StartDrain,
-    /// Every drained node is gone, or death-marked with `ref == 0`.
+    /// Every drained node is gone or death-marked, their `ref` summed no
+    /// more than `Settings::drain_sessions_kept` (0 by default).
     Drained,
     /// A drained node announced again (its periodic announce re-added it).
     NodeBack,

@@ -47,7 +47,7 @@ pub struct Settings {
     pub max_failures: usize,
     /// At most this many vassals in flight at once.
     pub max_parallel: usize,
-    /// Unsubscribe and wait for `ref == 0` before each touch; the bound on
+    /// Unsubscribe and wait for the sessions a reload could lose (docs/UWSGI.md §19) before each touch; the bound on
     /// that wait. `None`: no drain.
     pub drain_timeout_ms: Option<u64>,
     /// Write `S` to the FIFO of a reloaded vassal that accepts but never
