@@ -5,11 +5,19 @@
 #
 #   bash examples/bench.sh                     # N = 4 8 16 32, 3 runs each, K = 1
 #   NS="8" RUNS=5 bash examples/bench.sh       # other sizes / more runs
-#   DRAIN=on bash examples/bench.sh            # only the default (draining) mode
+#   ORIG=/path/to/uwsgi_reload.py bash examples/bench.sh   # side by side with it
+#   NS=8 KS="1 half" APP_START=2 LAZY=1 MODES="early orig" ORIG=... bash examples/bench.sh
 #
-# Environment: NS (vassal counts), RUNS (rollouts per N and drain mode), K
-# (--minimum-active-vassals, default 1), DRAIN ("on", "off", default both:
-# "off" adds --no-drain),
+# Environment: NS (vassal counts), RUNS (rollouts per N, K and mode), KS
+# (--minimum-active-vassals values, "half" = N/2; default K, itself default
+# 1), MODES (what rolls out, in turn on the same stack: "plain" this tool
+# with --no-early-announce, "early" with --early-announce, "nodrain" with
+# --no-drain, "orig" uwsgi_reload.py; default "plain early", plus "orig"
+# when ORIG is set), ORIG (a python3 copy of uwsgi_reload.py, kept outside
+# this repository, run as its README says: python3 ORIG --emperor-path ...
+# --fastrouter-stats-socket ... --emperor-stats-socket ...
+# --minimum-active-vassals K), APP_START (seconds the app sleeps at import,
+# default 0), LAZY=1 (lazy-apps = true in every vassal),
 # SOLO (hand-timed single reloads per N for the floor, default 3),
 # REQUEST_PATH (default /?sleep=0.01), CONCURRENCY (ab -c, default 10),
 # KEEP_DIR=1 (keep the stack directories and every log), TOOL_PREFIX (a
@@ -48,7 +56,17 @@ set -euo pipefail
 NS=${NS:-"4 8 16 32"}
 RUNS=${RUNS:-3}
 K=${K:-1}
-DRAIN=${DRAIN:-on off}
+KS=${KS:-$K}
+APP_START=${APP_START:-0}
+LAZY=${LAZY:-0}
+ORIG=${ORIG:-}
+if [[ -n $ORIG ]]; then
+    [[ -r $ORIG ]] || { echo "ORIG=$ORIG: not a readable file (a python3 copy of uwsgi_reload.py expected)" >&2; exit 2; }
+    MODES=${MODES:-plain early orig}
+else
+    MODES=${MODES:-plain early}
+fi
+[[ " $MODES " == *" orig "* && -z $ORIG ]] && { echo "MODES has orig: set ORIG to a copy of uwsgi_reload.py" >&2; exit 2; }
 TOOL_PREFIX=${TOOL_PREFIX:-}
 SOLO=${SOLO:-3}
 REQUEST_PATH=${REQUEST_PATH:-/?sleep=0.01}
@@ -77,6 +95,7 @@ RESULTS=$ROOT/results.tsv
 EMPEROR_PID=
 NGINX_PID=
 AB_PID=
+SAMPLER_PID=
 
 stop_ab() {
     if [[ -n $AB_PID ]]; then
@@ -107,6 +126,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
+    [[ -n $SAMPLER_PID ]] && kill -TERM "$SAMPLER_PID" 2>/dev/null
     stop_stack
     if [[ ${KEEP_DIR:-0} == 1 ]]; then
         log "kept $ROOT"
@@ -272,6 +292,38 @@ def cmd_solo(d, name):
                       "repaired": repaired}))
     return 0
 
+def cmd_sample(d, n, out):
+    """Until SIGTERM: read the fastrouter every 20 ms; per vassal, the time its
+    node was out of rotation (missing or death-marked). Writes {stem: ms}."""
+    import signal
+    names = ["app_%02d" % i for i in range(1, n + 1)]
+    out_ms = {x: 0.0 for x in names}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    prev = time.monotonic()
+    while not stop:
+        try:
+            fr = read_stats(os.path.join(d, "fastrouter-stats.sock"), 1.0)
+        except (OSError, ValueError):
+            fr = None
+        now = time.monotonic()
+        if fr is not None:
+            live = set()
+            for sub in fr.get("subscriptions", []):
+                for node in sub.get("nodes", []):
+                    stem = os.path.basename(node["name"])
+                    stem = stem[:-5] if stem.endswith(".sock") else stem
+                    if node["death_mark"] == 0:
+                        live.add(stem)
+            for x in names:
+                if x not in live:
+                    out_ms[x] += (now - prev) * 1000
+        prev = now
+        time.sleep(0.02)
+    with open(out, "w") as f:
+        json.dump(out_ms, f)
+    return 0
+
 def cmd_run(a, cmd):
     """Run cmd under /usr/bin/time; sample the tool's /proc/PID/schedstat (CPU time,
     time spent runnable but waiting for a CPU, switches) every 20 ms. Exit: the tool's."""
@@ -320,6 +372,11 @@ def cmd_analyze(a):
     except (OSError, ValueError, KeyError):
         sched = {}
     n, k = int(a["n"]), int(a["k"])
+    try:
+        out_ms = sorted(json.load(open(a["sample"])).values())
+    except (OSError, ValueError):
+        out_ms = []
+    text = open(a["events"], errors="replace").read()
     waves = math.ceil(n / max(1, n - k))
     floor = float(a["solo_ms"]) / 1000 * waves
     per = {}  # vassal -> {event: first at_ms}
@@ -385,14 +442,20 @@ def cmd_analyze(a):
         crit["tail"] = summary["elapsed_ms"] - done[chain[-1]]
     crit_tool = crit["lead"] + crit["drain"] + crit["touch"] + crit["gap"] + crit["tail"]
     row = {
-        "n": n, "k": k, "run": a["run"], "drain": a["drain"], "wall": wall,
+        "n": n, "k": k, "run": a["run"], "mode": a["mode"], "wall": wall,
+        "app_start": float(a["app_start"]), "lazy": a["lazy"] == "1",
+        "out_med_ms": statistics.median(out_ms) if out_ms else None,
+        "out_max_ms": max(out_ms) if out_ms else None,
+        "solo_accept_ms": float(a["solo_accept_ms"]),
         "floor": floor, "ratio": wall / floor if floor else None,
         "floor_json": floor_json,
         "cpu": user + sys_, "cpu_pct": 100 * (user + sys_) / wall if wall else None, "rss_kb": rss,
         "stats_reads": summary.get("stats_reads"),
         "requests": ab_field(abtxt, "Complete requests"), "failed": ab_field(abtxt, "Failed requests"),
-        "non2xx": ab_field(abtxt, "Non-2xx responses"), "exit": summary.get("exit_code", a.get("rc")),
-        "reloaded": len(summary.get("reloaded", [])) if isinstance(summary.get("reloaded"), list) else summary.get("reloaded"),
+        "non2xx": ab_field(abtxt, "Non-2xx responses"),
+        "exit": summary.get("exit_code", int(a.get("rc", 0))),
+        "reloaded": len(summary["reloaded"]) if isinstance(summary.get("reloaded"), list)
+        else len(re.findall(r": reloaded$", text, re.M)),
         "elapsed_ms": summary.get("elapsed_ms"),
         "first_start_ms": first_start, "last_subscribed_ms": last_sub,
         "gap_ms": gaps, "seen_ms": seen_ms, "reload_ms": reload_ms, "drain_ms": drain_ms,
@@ -405,11 +468,15 @@ def cmd_analyze(a):
     with open(a["out"], "a") as f:
         f.write(json.dumps(row) + "\n")
     st = lambda xs: ("%d..%d (median %d)" % (min(xs), max(xs), statistics.median(xs))) if xs else "-"
-    print("  N=%d run %s drain %s: wall %.2f s, floor %.2f s (%d waves x %.0f ms), wall/floor %.2f; "
+    print("  N=%d K=%d run %s %s: wall %.2f s, floor %.2f s (%d waves x %.0f ms), wall/floor %.2f; "
+          "out of rotation per vassal median %s max %s ms; reloaded %s; "
           "tool cpu %.2f s (%.2f%%), rss %d KiB, stats reads %s; requests %d, failed %d, non-2xx %d; exit %s"
-          % (n, a["run"], a["drain"], wall, floor, waves, float(a["solo_ms"]), row["ratio"] or 0,
-             row["cpu"], row["cpu_pct"] or 0, rss, row["stats_reads"], row["requests"], row["failed"],
-             row["non2xx"], row["exit"]))
+          % (n, k, a["run"], a["mode"], wall, floor, waves, float(a["solo_ms"]), row["ratio"] or 0,
+             "%.0f" % row["out_med_ms"] if out_ms else "-", "%.0f" % row["out_max_ms"] if out_ms else "-",
+             row["reloaded"], row["cpu"], row["cpu_pct"] or 0, rss, row["stats_reads"], row["requests"],
+             row["failed"], row["non2xx"], row["exit"]))
+    if not per:
+        return 0
     print("    start -> first drain/touch %s ms; last subscribed %s ms; summary at %s ms; "
           "the tool ran %s ms on a CPU and waited %s ms for one (runnable, /proc/PID/schedstat)"
           % (first_start, last_sub, summary.get("elapsed_ms"),
@@ -428,21 +495,33 @@ def cmd_analyze(a):
 
 def cmd_table(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
-    h = ("N", "K", "run", "drain", "wall s", "floor s", "wall/floor", "floor(json) s", "cpu s", "cpu %",
-         "rss KiB", "reads", "tool on path ms", "gap ms", "seen max ms", "cpu wait ms", "requests", "failed",
-         "non-2xx", "exit")
-    fmt = "%3s %2s %3s %5s %7s %7s %10s %13s %6s %6s %7s %6s %15s %6s %11s %11s %8s %6s %7s %4s"
+    h = ("N", "K", "start", "lazy", "run", "mode", "wall s", "floor s", "accept ms", "out med ms",
+         "out max ms", "cpu s", "rss KiB", "reads", "requests", "failed", "non-2xx", "reloaded", "exit")
+    fmt = "%3s %3s %5s %4s %3s %6s %7s %7s %9s %10s %10s %6s %7s %6s %8s %6s %7s %8s %4s"
     print(fmt % h)
     f2 = lambda x, p=2: ("%.*f" % (p, x)) if isinstance(x, (int, float)) else "-"
     for r in rows:
-        print(fmt % (r["n"], r["k"], r["run"], r["drain"], f2(r["wall"]), f2(r["floor"]), f2(r["ratio"]),
-                     f2(r["floor_json"]), f2(r["cpu"]), f2(r["cpu_pct"]), r["rss_kb"],
+        print(fmt % (r["n"], r["k"], f2(r["app_start"], 1), "yes" if r["lazy"] else "no", r["run"], r["mode"],
+                     f2(r["wall"]), f2(r["floor"]), f2(r["solo_accept_ms"], 0), f2(r["out_med_ms"], 0),
+                     f2(r["out_max_ms"], 0), f2(r["cpu"]), r["rss_kb"],
                      r["stats_reads"] if r["stats_reads"] is not None else "-",
-                     r["crit_tool_ms"],
-                     "/".join(str(g) for g in r["gap_ms"]) or "-",
-                     max(r["seen_ms"]) if r["seen_ms"] else "-",
-                     "%.0f" % r["rq_wait_ms"] if r.get("rq_wait_ms") is not None else "-",
-                     r["requests"], r["failed"], r["non2xx"], r["exit"]))
+                     r["requests"], r["failed"], r["non2xx"], r["reloaded"], r["exit"]))
+    # Side by side: the median of each mode per setup, and its ratio to orig.
+    print()
+    print("median per setup (wall s; ratio to orig where it ran; failed requests summed):")
+    setups = {}
+    for r in rows:
+        setups.setdefault((r["n"], r["k"], r["app_start"], r["lazy"]), {}).setdefault(r["mode"], []).append(r)
+    for (n, k, st_, lz), modes in setups.items():
+        base = statistics.median(x["wall"] for x in modes["orig"]) if "orig" in modes else None
+        cells = []
+        for m, rs in modes.items():
+            w = statistics.median(x["wall"] for x in rs)
+            cpu = statistics.median(x["cpu"] for x in rs)
+            cells.append("%s %.2f s%s (%d runs, cpu %.2f s, failed %d)" % (
+                m, w, " = %.2f x orig" % (w / base) if base and m != "orig" else "", len(rs), cpu,
+                sum(x["failed"] + x["non2xx"] for x in rs)))
+        print("  N=%d K=%d start %.1f s lazy %s: %s" % (n, k, st_, "yes" if lz else "no", "; ".join(cells)))
     bad = [r for r in rows if r["failed"] or r["non2xx"] or r["exit"] != 0]
     return 1 if bad else 0
 
@@ -452,6 +531,8 @@ if __name__ == "__main__":
         sys.exit(cmd_wait(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
     if cmd == "solo":
         sys.exit(cmd_solo(sys.argv[2], sys.argv[3]))
+    if cmd == "sample":
+        sys.exit(cmd_sample(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
     if cmd == "run":
         i = sys.argv.index("--")
         sys.exit(cmd_run(dict(x.split("=", 1) for x in sys.argv[2:i]), sys.argv[i + 1:]))
@@ -478,12 +559,15 @@ start_stack() { # $1: N
         sed -e "s|@STACK_DIR@|$DIR|g" -e "s|@KEY@|$KEY|g" -e "s|@PORT@|$PORT|g" \
             -e "s|@USER@|$(id -un)|g" "$STACK_SRC/$f" >"$DIR/$f"
     done
+    if [[ $LAZY == 1 ]]; then
+        echo "lazy-apps = true" >>"$DIR/vassal.ini"
+    fi
     for i in $(seq 1 "$n"); do
         name=$(printf 'app_%02d' "$i")
         ln -s ../vassal.ini "$DIR/vassals/$name.ini"
     done
     set -m # own process groups, so stop_stack can kill them whole
-    uwsgi --ini "$DIR/emperor.ini" >"$DIR/logs/emperor.out" 2>&1 &
+    APP_IMPORT_DELAY=$APP_START uwsgi --ini "$DIR/emperor.ini" >"$DIR/logs/emperor.out" 2>&1 &
     EMPEROR_PID=$!
     nginx -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/logs/nginx-error.log" >"$DIR/logs/nginx.out" 2>&1 &
     NGINX_PID=$!
@@ -496,7 +580,7 @@ start_stack() { # $1: N
 MACHINE="$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 log "machine: $MACHINE"
 log "uwsgi $(uwsgi --version), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $("$BIN" --version)"
-log "NS='$NS' RUNS=$RUNS K=$K DRAIN='$DRAIN' SOLO=$SOLO ab -c $CONCURRENCY $REQUEST_PATH"
+log "NS='$NS' RUNS=$RUNS KS='$KS' MODES='$MODES' APP_START=$APP_START LAZY=$LAZY SOLO=$SOLO ab -c $CONCURRENCY $REQUEST_PATH${ORIG:+ ORIG=$ORIG}"
 : >"$RESULTS"
 OVERALL_START=$SECONDS
 
@@ -512,47 +596,69 @@ for N in $NS; do
     start_ab "$DIR/runs/ab-solo.out"
     sleep 1
     solo=()
+    solo_acc=()
     for i in $(seq 1 "$SOLO"); do
         name=$(printf 'app_%02d' $(((i - 1) % N + 1)))
         line=$(python3 "$LIB" solo "$DIR" "$name")
         log "N=$N: by hand: $line"
         ms=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("ms") or "")' "$line")
         [[ -n $ms ]] && solo+=("$ms")
+        acc=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("accepting_ms") or "")' "$line")
+        [[ -n $acc ]] && solo_acc+=("$acc")
         python3 "$LIB" wait "$DIR" "$N" 60
         sleep 0.5
     done
     stop_ab
     ((${#solo[@]})) || { log "N=$N: no single reload could be timed"; exit 1; }
     SOLO_MS=$(printf '%s\n' "${solo[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
-    log "N=$N: T_solo = median of ${solo[*]} ms = $SOLO_MS ms"
+    median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+    SOLO_ACC_MS=$(median "${solo_acc[@]:-0}")
+    log "N=$N: T_solo = median of ${solo[*]} ms = $SOLO_MS ms; touch -> accepting median $SOLO_ACC_MS ms"
 
-    # ---- the rollouts ----
-    for run in $(seq 1 "$RUNS"); do
-        for mode in $DRAIN; do
-            tag=r$run-$mode
-            python3 "$LIB" wait "$DIR" "$N" 60
-            sleep 1
-            start_ab "$DIR/runs/ab-$tag.out"
-            sleep 1
-            # shellcheck disable=SC2206 # TOOL_PREFIX is split on purpose
-            CMD=($TOOL_PREFIX "$BIN" --emperor-path "$DIR/vassals"
-                --fastrouter-stats-socket "$DIR/fastrouter-stats.sock"
-                --emperor-stats-socket "$DIR/emperor-stats.sock"
-                --minimum-active-vassals "$K" --json)
-            [[ $mode == off ]] && CMD+=(--no-drain)
-            rc=0
-            # /usr/bin/time -f '%e %U %S %M' uwsgi-reload ..., its run-queue wait sampled
-            python3 "$LIB" run time="$DIR/runs/time-$tag" events="$DIR/runs/events-$tag.jsonl" \
-                stderr="$DIR/runs/stderr-$tag" sched="$DIR/runs/sched-$tag.json" -- "${CMD[@]}" || rc=$?
-            sleep 1
-            stop_ab
-            python3 "$LIB" analyze events="$DIR/runs/events-$tag.jsonl" time="$DIR/runs/time-$tag" \
-                ab="$DIR/runs/ab-$tag.out" sched="$DIR/runs/sched-$tag.json" n="$N" k="$K" run="$run" drain="$mode" rc="$rc" \
-                solo_ms="$SOLO_MS" out="$RESULTS"
-            if ((rc != 0)); then
-                log "N=$N run $run: uwsgi-reload exited $rc; its stderr:"
-                tail -n 20 "$DIR/runs/stderr-$tag" >&2
-            fi
+    # ---- the rollouts: every K, every mode in turn, RUNS times ----
+    for kk in $KS; do
+        [[ $kk == half ]] && kk=$((N / 2))
+        ((N > kk)) || { log "N=$N: K=$kk skipped (needs N > K)"; continue; }
+        for run in $(seq 1 "$RUNS"); do
+            for mode in $MODES; do
+                tag=k$kk-r$run-$mode
+                python3 "$LIB" wait "$DIR" "$N" 60
+                sleep 1
+                start_ab "$DIR/runs/ab-$tag.out"
+                sleep 1
+                SOCKS=(--emperor-path "$DIR/vassals"
+                    --fastrouter-stats-socket "$DIR/fastrouter-stats.sock"
+                    --emperor-stats-socket "$DIR/emperor-stats.sock"
+                    --minimum-active-vassals "$kk")
+                case $mode in
+                    orig) CMD=(python3 "$ORIG" "${SOCKS[@]}") ;;
+                    # shellcheck disable=SC2206 # TOOL_PREFIX is split on purpose
+                    plain) CMD=($TOOL_PREFIX "$BIN" "${SOCKS[@]}" --json --no-early-announce) ;;
+                    # shellcheck disable=SC2206
+                    early) CMD=($TOOL_PREFIX "$BIN" "${SOCKS[@]}" --json --early-announce) ;;
+                    # shellcheck disable=SC2206
+                    nodrain) CMD=($TOOL_PREFIX "$BIN" "${SOCKS[@]}" --json --no-drain) ;;
+                    *) log "unknown mode $mode (plain, early, nodrain, orig)"; exit 2 ;;
+                esac
+                python3 "$LIB" sample "$DIR" "$N" "$DIR/runs/out-$tag.json" &
+                SAMPLER_PID=$!
+                rc=0
+                # /usr/bin/time -f '%e %U %S %M' CMD (children included), its run-queue wait sampled
+                python3 "$LIB" run time="$DIR/runs/time-$tag" events="$DIR/runs/events-$tag.jsonl" \
+                    stderr="$DIR/runs/stderr-$tag" sched="$DIR/runs/sched-$tag.json" -- "${CMD[@]}" || rc=$?
+                sleep 1
+                kill -TERM "$SAMPLER_PID" 2>/dev/null || true
+                wait "$SAMPLER_PID" 2>/dev/null || true
+                stop_ab
+                python3 "$LIB" analyze events="$DIR/runs/events-$tag.jsonl" time="$DIR/runs/time-$tag" \
+                    ab="$DIR/runs/ab-$tag.out" sched="$DIR/runs/sched-$tag.json" n="$N" k="$kk" run="$run" \
+                    mode="$mode" rc="$rc" solo_ms="$SOLO_MS" solo_accept_ms="$SOLO_ACC_MS" \
+                    sample="$DIR/runs/out-$tag.json" app_start="$APP_START" lazy="$LAZY" out="$RESULTS"
+                if ((rc != 0)); then
+                    log "N=$N K=$kk run $run $mode: exited $rc; its stderr:"
+                    tail -n 20 "$DIR/runs/stderr-$tag" >&2
+                fi
+            done
         done
     done
     stop_stack
@@ -560,7 +666,7 @@ done
 
 echo
 echo "machine: $MACHINE"
-echo "command: NS='$NS' RUNS=$RUNS K=$K DRAIN='$DRAIN' SOLO=$SOLO TOOL_PREFIX='$TOOL_PREFIX' bash examples/bench.sh" \
+echo "command: NS='$NS' RUNS=$RUNS KS='$KS' MODES='$MODES' APP_START=$APP_START LAZY=$LAZY SOLO=$SOLO TOOL_PREFIX='$TOOL_PREFIX'${ORIG:+ ORIG=$ORIG} bash examples/bench.sh" \
     "(ab -l -r -c $CONCURRENCY $REQUEST_PATH; $((SECONDS - OVERALL_START)) s)"
 echo "floor = T_solo x ceil(N / (N - K)); T_solo = median single reload (touch -> accepting and node back)" \
     "timed by hand on the same stack under the same load; floor(json) = same with the fastest" \
