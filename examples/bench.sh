@@ -34,10 +34,14 @@
 #     (SOLO times, a different vassal each time): T_solo. The floor of a
 #     rollout is T_solo x waves, waves = ceil(N / (N - K)) (at most N - K
 #     vassals in flight keeps K live);
-#  3. RUNS times: starts `ab -c CONCURRENCY` on nginx, runs
-#     `/usr/bin/time -f '%e %U %S %M' uwsgi-reload ... --json`, stops ab, and
-#     prints wall, floor, wall/floor, the tool's CPU (user+sys) and peak RSS,
-#     its stats reads, and ab's failed and non-2xx responses;
+#  3. for each K, RUNS times, each mode in turn: starts `ab -c CONCURRENCY`
+#     on nginx and a sampler of the fastrouter (every 20 ms: the time each
+#     vassal's node is out of rotation), runs `/usr/bin/time -f '%e %U %S %M'`
+#     on the tool (uwsgi-reload ... --json, or uwsgi_reload.py), stops ab,
+#     and prints wall, floor, wall/floor, time out of rotation per vassal,
+#     the tool's CPU (user+sys, children included: uwsgi_reload.py's `uwsgi
+#     --connect-and-read` processes count) and peak RSS, its stats reads,
+#     and ab's failed and non-2xx responses;
 #  4. from the tool's JSON events: per-vassal phases (drain, touched ->
 #     reload_seen, -> accepting, -> subscribed) and the tool's own share: the
 #     gap between a `subscribed` and the start (drain_started or touched) of
@@ -60,6 +64,10 @@ KS=${KS:-$K}
 APP_START=${APP_START:-0}
 LAZY=${LAZY:-0}
 ORIG=${ORIG:-}
+# DRAIN ("on", "off"), the older spelling of MODES: on = plain, off = nodrain
+if [[ -n ${DRAIN:-} && -z ${MODES:-} ]]; then
+    MODES=$(sed -e 's/\<on\>/plain/' -e 's/\<off\>/nodrain/' <<<"$DRAIN")
+fi
 if [[ -n $ORIG ]]; then
     [[ -r $ORIG ]] || { echo "ORIG=$ORIG: not a readable file (a python3 copy of uwsgi_reload.py expected)" >&2; exit 2; }
     MODES=${MODES:-plain early orig}
