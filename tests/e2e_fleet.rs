@@ -329,8 +329,9 @@ fn fleet_two_hosts_same_config_names_serial_k4() {
 /// every rollout: `drain_started`, then `drained` with `timed_out: false`,
 /// then `touched`; and in every fastrouter sample from the `drained` event
 /// until its new generation subscribed, its node was absent or death-marked
-/// with `ref == 0` (the drain had emptied it before the touch, and nothing
-/// reached it until the reload was over).
+/// with `ref` at most 1 and never rising (the drain left at most the request
+/// in its one worker, which the reload finishes, docs/UWSGI.md §19, and
+/// nothing reached it until the reload was over).
 fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
     // the version matrix (tests/matrix.sh) runs fewer per uWSGI version
     let rollouts = std::env::var("E2E_DRAIN_ROLLOUTS")
@@ -411,7 +412,10 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
             p.check(d_ms <= t_ms, || {
                 format!("{label} {name}: touched ({t_ms:.0} ms) before drained ({d_ms:.0} ms)")
             });
-            match trace::check_drain_window(&traced, &stack.node_name(name), d_ms, t_ms, 1500.0) {
+            // examples/stack/vassal.ini: processes = 1, so one session may
+            // be left in its worker at the touch (docs/UWSGI.md §19).
+            match trace::check_drain_window(&traced, &stack.node_name(name), d_ms, t_ms, 1500.0, 1)
+            {
                 Ok(c) => {
                     drains_checked += 1;
                     samples_checked += c;

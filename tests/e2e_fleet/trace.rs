@@ -185,8 +185,10 @@ pub fn run_timed(args: Vec<String>, t0: Instant, timeout: Duration) -> TimedRun 
 /// What the fastrouter showed of `node` from just after the tool's `drained`
 /// event of a vassal until its new generation subscribed again (at most
 /// `horizon_ms` after the touch). Ok(number of samples checked) if the node
-/// was, in every one of them, absent or death-marked with `ref == 0`: the
-/// drain emptied it before the touch and nothing reached it until the reload
+/// was, in every one of them, absent or death-marked with at most `kept`
+/// sessions and never more than the sample before: the drain left no more
+/// than the vassal's workers finish through the reload (`kept`: its
+/// `processes`, docs/UWSGI.md §19) and nothing reached it until the reload
 /// was over. Err(what was seen) otherwise.
 pub fn check_drain_window(
     samples: &[Sample],
@@ -194,10 +196,12 @@ pub fn check_drain_window(
     drained_ms: f64,
     touched_ms: f64,
     horizon_ms: f64,
+    kept: i64,
 ) -> Result<usize, String> {
     let end = touched_ms + horizon_ms;
     let mut checked = 0;
     let mut seen_gone = false;
+    let mut last_ref = kept;
     let mut story = String::new();
     for s in samples.iter().filter(|s| s.ms >= drained_ms && s.ms <= end) {
         let v = s.nodes.get(node).copied();
@@ -208,8 +212,14 @@ pub fn check_drain_window(
             v.map_or("gone".to_string(), |(r, d)| format!("ref{r}/dm{d}"))
         );
         match v {
-            None | Some((0, 1)) => {
+            None => {
                 seen_gone = true;
+                last_ref = 0;
+                checked += 1;
+            }
+            Some((r, 1)) if (0..=last_ref).contains(&r) => {
+                seen_gone = true;
+                last_ref = r;
                 checked += 1;
             }
             // the new generation subscribed: the window is over

@@ -193,9 +193,12 @@ pub fn two_address_vassal_charged_per_node(two: &str) {
     ) {
         (Some(d_ms), Some(t_ms)) => {
             for node in &nodes {
-                match trace::check_drain_window(&traced, node, d_ms as f64, t_ms as f64, 1500.0) {
+                // One worker (examples/stack/vassal.ini): at most one
+                // session left at the touch (docs/UWSGI.md §19).
+                match trace::check_drain_window(&traced, node, d_ms as f64, t_ms as f64, 1500.0, 1)
+                {
                     Ok(n) => eprintln!(
-                        "[e2e measured] {node}: empty in {n} samples from `drained` to its return"
+                        "[e2e measured] {node}: out of rotation in {n} samples from `drained` to its return"
                     ),
                     Err(e) => c.fail(format!("{node}: {e}")),
                 }
