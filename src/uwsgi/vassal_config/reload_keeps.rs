@@ -29,7 +29,8 @@ use super::VassalConfig;
 /// Options under which fewer workers than `processes` may be accepting at
 /// a given moment (cheaper, recycled workers), or a worker serves requests
 /// other than one at a time per thread (async cores, greenlets), or the
-/// reload does not re-exec with the sockets (exit-on-reload).
+/// reload does not re-exec with the sockets (exit-on-reload), or a long
+/// reload may be taken for a dead vassal (heartbeat).
 const UNPROVABLE: &[&str] = &[
     "cheaper",
     "cheaper-algo",
@@ -51,6 +52,10 @@ const UNPROVABLE: &[&str] = &[
     "asyncio",
     "tornado",
     "exit-on-reload",
+    // The workers' heartbeat to the Emperor comes from `wsgi_req_accept`
+    // (core/utils.c): a reload that waits for a long request sends none,
+    // and the Emperor may take the vassal for dead.
+    "heartbeat",
 ];
 
 /// uWSGI's default `worker-reload-mercy` (core/init.c).
@@ -145,6 +150,7 @@ mod tests {
             "max-requests = 1000",
             "gevent = 100",
             "exit-on-reload",
+            "heartbeat = 10",
         ] {
             let cfg = format!("{BASE}processes = 4\n{opt}\n");
             assert_eq!(parse(&cfg).sessions_a_reload_finishes(30), 0, "{opt}");
