@@ -72,11 +72,14 @@ impl Engine {
         match effect {
             Effect::None => {
                 if next == Phase::Skipped {
-                    self.vassals[i].skipped_why = "its config was removed before its turn".into();
-                    self.report(Event::Skipped {
-                        vassal: name,
-                        why: "its config was removed before its turn".into(),
-                    });
+                    let why = if sig == Signal::FoundCurrent {
+                        self.vassals[i].found_current = true;
+                        detail
+                    } else {
+                        "its config was removed before its turn".to_string()
+                    };
+                    self.vassals[i].skipped_why = why.clone();
+                    self.report(Event::Skipped { vassal: name, why });
                 }
             }
             Effect::Unsubscribe => self.unsubscribe(i, before == Phase::Idle),

@@ -15,6 +15,7 @@ pub mod emperor_index;
 mod evidence;
 mod finish;
 mod fxhash;
+pub mod generation;
 pub mod io;
 pub mod nodes;
 mod observe;
@@ -30,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use availability::Availability;
 pub use emperor_index::IndexedEmperor;
+pub use generation::Generation;
 pub use io::{Action, ConfigEvent, ConfigFile, Event, Input, Now, Outcome, Report, Status};
 pub use phase::{step, Effect, FailReason, Phase, Signal};
 pub use settings::{NodeMatch, Settings, Unavailable};

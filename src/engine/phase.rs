@@ -40,7 +40,9 @@ pub enum Phase {
     Probing,
     /// Reloaded and back in rotation. Terminal.
     Subscribed,
-    /// Its config disappeared before its turn; never touched. Terminal.
+    /// Its config disappeared before its turn, or (`--stale-since`) it
+    /// already runs a generation started after the release; never touched.
+    /// Terminal.
     Skipped,
     /// Failed with a reason. Terminal.
     Failed,
@@ -146,6 +148,10 @@ pub enum Signal {
     ForeignTouch,
     /// The config file was deleted or renamed away.
     ConfigRemoved,
+    /// With `--stale-since`: its running generation started at or after
+    /// that instant and serves, so there is nothing to reload
+    /// (`engine::generation`).
+    FoundCurrent,
     /// The phase's deadline passed (drain timeout, notice window, per-vassal
     /// timeout, repair wait).
     Deadline,
@@ -155,7 +161,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const ALL: [Signal; 21] = [
+    pub const ALL: [Signal; 22] = [
         Signal::Start,
         Signal::StartDrain,
         Signal::Drained,
@@ -175,6 +181,7 @@ impl Signal {
         Signal::SecondReload,
         Signal::ForeignTouch,
         Signal::ConfigRemoved,
+        Signal::FoundCurrent,
         Signal::Deadline,
         Signal::Stop,
     ];
@@ -200,6 +207,7 @@ impl Signal {
             Signal::SecondReload => "SecondReload",
             Signal::ForeignTouch => "ForeignTouch",
             Signal::ConfigRemoved => "ConfigRemoved",
+            Signal::FoundCurrent => "FoundCurrent",
             Signal::Deadline => "Deadline",
             Signal::Stop => "Stop",
         }
@@ -370,6 +378,8 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Effect)> {
         // it is out of rotation from now on.
         (P::Idle, S::ForeignTouch) => Some((P::Touched, E::Adopt)),
         (P::Idle, S::ConfigRemoved) => Some((P::Skipped, E::None)),
+        // --stale-since: already running the release; never touched.
+        (P::Idle, S::FoundCurrent) => Some((P::Skipped, E::None)),
         (P::Idle, _) => None,
 
         (P::Draining, S::Drained) => Some((P::Touched, E::Touch)),

@@ -39,6 +39,12 @@ impl Engine {
                 });
             }
         }
+        if let Some(t) = self.s.stale_since_s.filter(|t| *t > wall + 1) {
+            self.report(Event::Warning {
+                vassal: None,
+                message: format!("--stale-since {t} is {} s in the future: every vassal is stale, and stays stale after its reload", t - wall),
+            });
+        }
         if self.vassals.is_empty() {
             return self.finish_precondition("no vassal configs to reload".into());
         }

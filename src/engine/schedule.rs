@@ -55,6 +55,10 @@ impl Engine {
                         Phase::Idle => true,
                         // Live again only once it has stayed up for --min-ready.
                         Phase::Subscribed => self.now.mono_ms >= v.done_ms + self.s.min_ready_ms,
+                        // Found current (--stale-since): never out of
+                        // rotation; the stats decide, as for Idle. A removed
+                        // config's vassal is being stopped by the Emperor.
+                        Phase::Skipped => v.found_current,
                         _ => false,
                     },
                 )
@@ -102,6 +106,14 @@ impl Engine {
         let mut blocked: Option<String> = None;
         for i in 0..self.vassals.len() {
             if self.vassals[i].phase != Phase::Idle {
+                continue;
+            }
+            // --stale-since: a vassal already running a generation started
+            // after the release is done without a touch (checked before the
+            // parallel limit: it takes no slot).
+            if self.generation(i) == Some(Generation::Current) {
+                let why = self.current_why(i);
+                self.apply(i, Signal::FoundCurrent, why);
                 continue;
             }
             if in_flight >= self.s.max_parallel {

@@ -112,6 +112,10 @@ pub struct Settings {
     /// before its touch (see `Effect::Announce`). Filled by the runtime:
     /// needs a subscription server, never with `--probe`.
     pub early_announce: BTreeSet<String>,
+    /// `--stale-since`, as the whole wall-clock second uWSGI's timestamps
+    /// are compared with (`engine::generation`): only vassals whose running
+    /// generation started before it are reloaded. `None`: every vassal.
+    pub stale_since_s: Option<i64>,
 }
 
 impl Default for Settings {
@@ -144,6 +148,7 @@ impl Default for Settings {
             probe_path: None,
             fast_fastrouter_ms: 20,
             early_announce: BTreeSet::new(),
+            stale_since_s: None,
         }
     }
 }

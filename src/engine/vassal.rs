@@ -73,6 +73,9 @@ pub struct Vassal {
 
     pub failure: Option<(FailReason, String)>,
     pub skipped_why: String,
+    /// Skipped because it already runs the release (`--stale-since`), not
+    /// because its config went: it stays in service and counts as live.
+    pub found_current: bool,
     pub done_ms: u64,
 }
 
@@ -107,6 +110,7 @@ impl Vassal {
             confirm_ms: 0,
             failure: None,
             skipped_why: String::new(),
+            found_current: false,
             done_ms: 0,
         }
     }
