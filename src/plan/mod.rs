@@ -58,8 +58,11 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
                 rep.event(&r);
             }
             Action::Finish(o) => {
+                // Finished before any action: refused, or nothing to do
+                // (every vassal already current against --stale-since).
                 let code = match o.status {
                     Status::Precondition(_) => exit::PRECONDITION,
+                    Status::Completed => exit::OK,
                     _ => exit::FAILED,
                 };
                 rep.outcome(&o, code, 2);
@@ -78,7 +81,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             let mut left: Vec<String> = o
                 .untouched
                 .iter()
-                .map(|(v, why)| format!("{v} (not reached: {why})"))
+                .map(|(v, why)| format!("{v} (not reloaded: {why})"))
                 .collect();
             left.extend(
                 o.failed
