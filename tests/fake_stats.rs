@@ -731,6 +731,24 @@ fn a_uwsgi_with_a_known_reload_defect_is_refused() {
     assert_eq!(w.mtimes(), before, "{}", r.describe());
 }
 
+/// A version with a defect that does not stop a rollout (2.0.27 to 2.0.30:
+/// a master-FIFO fork reload can hang) is named by the dry run's doctor,
+/// with its evidence, and does not refuse it.
+#[test]
+fn an_advisory_version_defect_is_named_not_refused() {
+    let w = World::new("advisory", 2);
+    let doc = w
+        .emperor_doc()
+        .replace("\"version\":\"2.0.21-debian\"", "\"version\":\"2.0.29\"");
+    let _emp = FakeSocket::fixed(&w.emperor_sock, Answer::Bytes(doc.into_bytes()));
+    let _fr = w.serve_fastrouter(false);
+    let r = run(&mode_args(&w, Mode::DryRun, &[]), BOUND);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("2.0.27 to 2.0.30"), "{}", r.describe());
+    assert!(out.contains("issue 2722"), "{}", r.describe());
+}
+
 // ----- --stale-since -------------------------------------------------------------------
 
 /// Every vassal of the fake fleet runs a generation started at OLD_MTIME.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::cli::Config;
-use crate::engine::{Action, Engine, Event, Input, Now, Status};
+use crate::engine::{Action, Engine, Event, Input, Now};
 use crate::error::{exit, Error};
 use crate::report::info::RunInfo;
 use crate::report::Reporter;
@@ -60,11 +60,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             Action::Finish(o) => {
                 // Finished before any action: refused, or nothing to do
                 // (every vassal already current against --stale-since).
-                let code = match o.status {
-                    Status::Precondition(_) => exit::PRECONDITION,
-                    Status::Completed => exit::OK,
-                    _ => exit::FAILED,
-                };
+                let code = exit::of_outcome(&o.status, None);
                 rep.outcome(&o, code, 2);
                 return Ok(code);
             }
