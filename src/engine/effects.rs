@@ -5,100 +5,55 @@ use super::*;
 use crate::stats::StatsSource;
 
 impl Engine {
-    /// Feeds `sig` to vassal `i`'s machine and carries out the effect.
-    /// Returns whether anything changed.
+    /// Feeds `sig` to vassal `i`'s machine and carries out the effects of
+    /// the row, in order. Returns whether anything changed.
     pub(super) fn apply(&mut self, i: usize, sig: Signal, detail: String) -> bool {
         let before = self.vassals[i].phase;
-        let Some((next, effect)) = step(before, sig) else {
+        if is_impossible(before, sig) {
+            if self.impossible_seen.len() < 16 {
+                let name = self.vassals[i].name.clone();
+                self.impossible_seen.push((name, before, sig));
+            }
+            return false;
+        }
+        let Some((next, effects)) = step(before, sig) else {
             return false;
         };
+        self.vassals[i].phase = next;
+        let mut detail = Some(detail);
+        for effect in effects {
+            match *effect {
+                Effect::Do(task) => self.carry_out(i, task, detail.as_deref().unwrap_or("")),
+                Effect::Fail(reason) => self.fail(i, reason, detail.take().unwrap_or_default()),
+            }
+        }
+        true
+    }
+
+    /// One task of a transition of vassal `i` (now in its new phase);
+    /// `detail` says what was seen.
+    fn carry_out(&mut self, i: usize, task: Task, detail: &str) {
         let now = self.now;
-        // Bookkeeping of the phase entered, before the effect runs.
-        {
-            let v = &mut self.vassals[i];
-            v.phase = next;
-            match (before, next) {
-                (Phase::Touched, Phase::Respawned) => {
-                    let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                    // Running at the touch: one reload request since then
-                    // is respawns0 + 1. More already seen means a second
-                    // request reached it before we saw the first (someone
-                    // else's touch after the Emperor acted on ours), and
-                    // SecondReload follows on the next pass (docs/UWSGI.md §12).
-                    v.reload_respawns = match s {
-                        Some(s) if v.pid0 == 0 => s.respawns,
-                        _ => v.respawns0.saturating_add(1),
-                    };
-                    if v.pid0 == 0 {
-                        // It was not running at the touch: this is its pid now.
-                        v.pid0 = s.map_or(0, |s| s.pid);
-                    }
-                }
-                (_, Phase::Confirming) => {
-                    // The last_check of the announce seen: the next must be
-                    // later.
-                    let pid = self
-                        .emp
-                        .as_ref()
-                        .and_then(|e| e.vassal(&v.name))
-                        .map_or(0, |s| s.pid);
-                    v.first_announce_s = self.fr.as_ref().and_then(|fr| {
-                        self.matcher
-                            .nodes_of(&v.name, pid.max(v.pid0), fr)
-                            .filter(|(_, n)| n.death_mark == 0)
-                            .map(|(_, n)| n.last_check)
-                            .max()
-                    });
-                    v.confirm_ms = now.mono_ms;
-                }
-                (Phase::Respawned, Phase::Accepting) => {
-                    let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                    v.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
-                    v.accepting_ms = now.mono_ms;
-                }
-                _ => {}
-            }
-        }
         let name = self.vassals[i].name.clone();
-        match (before, next) {
-            (Phase::Touched, Phase::Respawned) => self.report(Event::ReloadSeen {
-                vassal: name.clone(),
-            }),
-            (Phase::Respawned, Phase::Accepting) => self.report(Event::Accepting {
-                vassal: name.clone(),
-            }),
-            _ => {}
-        }
-        match effect {
-            Effect::None => {
-                if next == Phase::Skipped {
-                    self.vassals[i].skipped_why = "its config was removed before its turn".into();
-                    self.report(Event::Skipped {
-                        vassal: name,
-                        why: "its config was removed before its turn".into(),
+        match task {
+            Task::Unsubscribe => self.unsubscribe(i, true),
+            Task::UnsubscribeAgain => self.unsubscribe(i, false),
+            Task::ReportDrained | Task::ReportDrainTimedOut => {
+                let timed_out = task == Task::ReportDrainTimedOut;
+                self.report(Event::Drained {
+                    vassal: name.clone(),
+                    waited_ms: now.mono_ms - self.vassals[i].drain_ms,
+                    timed_out,
+                });
+                if timed_out {
+                    self.report(Event::Warning {
+                        vassal: Some(name),
+                        message: "sessions were still in flight at the end of --drain-timeout; touched anyway".into(),
                     });
                 }
             }
-            Effect::Unsubscribe => self.unsubscribe(i, before == Phase::Idle),
-            Effect::Touch => {
-                if before == Phase::Draining {
-                    let v = &self.vassals[i];
-                    let timed_out = sig == Signal::Deadline;
-                    self.report(Event::Drained {
-                        vassal: name.clone(),
-                        waited_ms: now.mono_ms - v.drain_ms,
-                        timed_out,
-                    });
-                    if timed_out {
-                        self.report(Event::Warning {
-                            vassal: Some(name.clone()),
-                            message: "sessions were still in flight at the end of --drain-timeout; touched anyway".into(),
-                        });
-                    }
-                }
-                self.touch(i, None);
-            }
-            Effect::Adopt => {
+            Task::Touch => self.touch(i, None),
+            Task::Adopt | Task::AdoptWhileDraining => {
                 // Seen in the Emperor's record first (while draining): the
                 // reload is under way already; count from before it.
                 let respawns0 = self.vassals[i].respawns0;
@@ -106,7 +61,7 @@ impl Engine {
                     .emp
                     .as_ref()
                     .and_then(|e| e.vassal(&name))
-                    .filter(|s| before == Phase::Draining && s.respawns > respawns0)
+                    .filter(|s| task == Task::AdoptWhileDraining && s.respawns > respawns0)
                     .map(|s| (s.last_mod, s.last_run));
                 let m = self.vassals[i]
                     .known_mtime
@@ -120,13 +75,11 @@ impl Engine {
                 }
                 self.report(Event::ForeignReload { vassal: name });
             }
-            Effect::Resubscribe => {
-                if sig == Signal::BudgetLost {
-                    self.report(Event::Warning {
-                        vassal: Some(name.clone()),
-                        message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
-                    });
-                }
+            Task::WarnBudgetLost => self.report(Event::Warning {
+                vassal: Some(name),
+                message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
+            }),
+            Task::Resubscribe => {
                 let drained = std::mem::take(&mut self.vassals[i].drained);
                 for d in &drained {
                     self.out.push_back(Action::Subscribe {
@@ -140,8 +93,51 @@ impl Engine {
                 self.read(StatsSource::Fastrouter);
                 self.report(Event::Resubscribed { vassal: name });
             }
-            Effect::Announce => self.announce(i),
-            Effect::WriteFifo => {
+            Task::RecordReload => {
+                let v = &mut self.vassals[i];
+                let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
+                // Running at the touch: one reload request since then
+                // is respawns0 + 1. More already seen means a second
+                // request reached it before we saw the first (someone
+                // else's touch after the Emperor acted on ours), and
+                // SecondReload follows on the next pass (docs/UWSGI.md §12).
+                v.reload_respawns = match s {
+                    Some(s) if v.pid0 == 0 => s.respawns,
+                    _ => v.respawns0.saturating_add(1),
+                };
+                if v.pid0 == 0 {
+                    // It was not running at the touch: this is its pid now.
+                    v.pid0 = s.map_or(0, |s| s.pid);
+                }
+                self.report(Event::ReloadSeen { vassal: name });
+            }
+            Task::RecordAccepting => {
+                let v = &mut self.vassals[i];
+                let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
+                v.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
+                v.accepting_ms = now.mono_ms;
+                self.report(Event::Accepting { vassal: name });
+            }
+            Task::Announce => self.announce(i),
+            Task::RecordFirstAnnounce => {
+                // The last_check of the announce seen: the next must be
+                // later.
+                let v = &mut self.vassals[i];
+                let pid = self
+                    .emp
+                    .as_ref()
+                    .and_then(|e| e.vassal(&v.name))
+                    .map_or(0, |s| s.pid);
+                v.first_announce_s = self.fr.as_ref().and_then(|fr| {
+                    self.matcher
+                        .nodes_of(&v.name, pid.max(v.pid0), fr)
+                        .filter(|(_, n)| n.death_mark == 0)
+                        .map(|(_, n)| n.last_check)
+                        .max()
+                });
+                v.confirm_ms = now.mono_ms;
+            }
+            Task::WriteFifo => {
                 let v = &mut self.vassals[i];
                 v.repaired = true;
                 v.repair_ms = now.mono_ms;
@@ -151,8 +147,8 @@ impl Engine {
                 });
                 self.out.push_back(Action::Repair { vassal: name, pid });
             }
-            Effect::Probe => self.probe(i),
-            Effect::Succeed => {
+            Task::Probe => self.probe(i),
+            Task::Succeed => {
                 let v = &mut self.vassals[i];
                 v.done_ms = now.mono_ms;
                 let (took_ms, repaired, foreign) =
@@ -164,49 +160,48 @@ impl Engine {
                     foreign,
                 });
             }
-            Effect::Fail(reason) => {
-                let detail = if detail.is_empty() {
-                    match sig {
-                        Signal::Deadline => format!(
-                            "no progress {} s after the touch, in phase {}",
-                            (now.mono_ms - self.vassals[i].touch_ms) / 1000,
-                            before.as_str()
-                        ),
-                        _ => String::new(),
-                    }
-                } else {
-                    detail
-                };
-                // A vassal that was out of service before its touch failing
-                // again says nothing about the new release: it is reported
-                // (and the run exits 1), but the healthy ones go on.
-                let was_down = self.vassals[i].was_down.clone();
-                let detail = match &was_down {
-                    Some(before) => {
-                        format!("{detail} (it was already down before its touch: {before})")
-                    }
-                    None => detail,
-                };
-                self.vassals[i].failure = Some((reason, detail.clone()));
-                self.vassals[i].done_ms = now.mono_ms;
-                if was_down.is_none() {
-                    self.failures += 1;
-                }
-                self.report(Event::Failed {
+            Task::Skip => {
+                let why = "its config was removed before its turn";
+                self.vassals[i].skipped_why = why.into();
+                self.report(Event::Skipped {
                     vassal: name,
-                    reason,
-                    detail,
+                    why: why.into(),
                 });
-                if was_down.is_none() && self.failures >= self.s.max_failures {
-                    let why = format!(
-                        "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
-                        self.failures
-                    );
-                    self.stop(why);
-                }
             }
         }
-        true
+    }
+
+    /// Vassal `i` failed for `reason`; `detail` says what was seen.
+    fn fail(&mut self, i: usize, reason: FailReason, detail: String) {
+        let now = self.now;
+        let name = self.vassals[i].name.clone();
+        // A vassal that was out of service before its touch failing
+        // again says nothing about the new release: it is reported
+        // (and the run exits 1), but the healthy ones go on.
+        let was_down = self.vassals[i].was_down.clone();
+        let detail = match &was_down {
+            Some(before) => {
+                format!("{detail} (it was already down before its touch: {before})")
+            }
+            None => detail,
+        };
+        self.vassals[i].failure = Some((reason, detail.clone()));
+        self.vassals[i].done_ms = now.mono_ms;
+        if was_down.is_none() {
+            self.failures += 1;
+        }
+        self.report(Event::Failed {
+            vassal: name,
+            reason,
+            detail,
+        });
+        if was_down.is_none() && self.failures >= self.s.max_failures {
+            let why = format!(
+                "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
+                self.failures
+            );
+            self.stop(why);
+        }
     }
 
     /// Early announce: subscribes the nodes vassal `i` had before its touch,

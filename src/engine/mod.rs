@@ -14,6 +14,7 @@ mod effects;
 pub mod emperor_index;
 mod evidence;
 mod finish;
+mod fsm_names;
 mod fxhash;
 pub mod io;
 pub mod nodes;
@@ -31,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub use availability::Availability;
 pub use emperor_index::IndexedEmperor;
 pub use io::{Action, ConfigEvent, ConfigFile, Event, Input, Now, Outcome, Report, Status};
-pub use phase::{step, Effect, FailReason, Phase, Signal};
+pub use phase::{is_impossible, step, why, Effect, FailReason, Phase, Signal, Task};
 pub use settings::{NodeMatch, Settings, Unavailable};
 pub use vassal::Vassal;
 
@@ -104,6 +105,10 @@ pub struct Engine {
     /// Indices of the `--canary` vassals, in the order they were started.
     canaries: Vec<usize>,
     canary_passed: bool,
+    /// Signals met in a phase where the table says they are never raised
+    /// (`is_impossible`): a bug of the engine, changing nothing; the first
+    /// few are kept for the exploration and the fuzz properties to assert.
+    impossible_seen: Vec<(String, Phase, Signal)>,
 }
 
 fn idx(src: StatsSource) -> usize {
@@ -146,6 +151,7 @@ impl Engine {
             unconfirmed: Vec::new(),
             canaries: Vec::new(),
             canary_passed: false,
+            impossible_seen: Vec::new(),
         };
         e.tick();
         e
@@ -157,6 +163,12 @@ impl Engine {
 
     pub fn vassals(&self) -> &[Vassal] {
         &self.vassals
+    }
+
+    /// Signals the engine raised where `fsm/transitions.tsv` says it never
+    /// does (vassal, phase, signal): empty unless the engine has a bug.
+    pub fn impossible_seen(&self) -> &[(String, Phase, Signal)] {
+        &self.impossible_seen
     }
 
     pub fn is_finished(&self) -> bool {

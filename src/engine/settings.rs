@@ -109,7 +109,7 @@ pub struct Settings {
     pub probe_path: Option<String>,
     /// Early announce: the vassals whose new generation the tool announces
     /// to the fastrouter itself as soon as it accepts, with the nodes it had
-    /// before its touch (see `Effect::Announce`). Filled by the runtime:
+    /// before its touch (see `Task::Announce`). Filled by the runtime:
     /// needs a subscription server, never with `--probe`.
     pub early_announce: BTreeSet<String>,
 }

@@ -73,7 +73,15 @@ impl Engine {
                     .deadline(&self.vassals[i])
                     .is_some_and(|d| now.mono_ms >= d)
                 {
-                    self.apply(i, Signal::Deadline, String::new());
+                    // What a failure for want of progress says (a drain's
+                    // deadline touches instead, and says nothing).
+                    let v = &self.vassals[i];
+                    let detail = format!(
+                        "no progress {} s after the touch, in phase {}",
+                        now.mono_ms.saturating_sub(v.touch_ms) / 1000,
+                        v.phase.as_str()
+                    );
+                    self.apply(i, Signal::Deadline, detail);
                 }
             }
             for src in [StatsSource::Emperor, StatsSource::Fastrouter] {

@@ -329,7 +329,6 @@ fn raw_emperor(b: &mut Bytes, n: usize, wall: i64) -> EmperorSnapshot {
         },
         vassals,
         blacklist,
-        ..Default::default()
     }
 }
 
@@ -356,7 +355,6 @@ fn raw_fastrouter(b: &mut Bytes, n: usize, wall: i64) -> FastrouterSnapshot {
         pid: 2,
         version: String::new(),
         subscriptions,
-        ..Default::default()
     }
 }
 
@@ -584,11 +582,7 @@ fn raw_engine(b: &mut Bytes) -> String {
                     e.handle(now, Input::Repaired { vassal: v, result });
                 }
             }
-            8 => {
-                if b.below(8) == 0 {
-                    e.handle(now, Input::Stop);
-                }
-            }
+            8 if b.below(8) == 0 => e.handle(now, Input::Stop),
             9 => {
                 // A spurious wake-up, or a small step of the clocks.
                 now.mono_ms += [0, 1, 250][b.below(3)];
@@ -597,6 +591,9 @@ fn raw_engine(b: &mut Bytes) -> String {
             _ => {}
         }
         d.take(&mut e);
+        if let Some(msg) = impossible(&e) {
+            panic!("raw n{n}, step {steps}: {msg}");
+        }
         if d.finished {
             // Nothing after Finish, whatever comes.
             now.mono_ms += 100_000;
@@ -608,6 +605,16 @@ fn raw_engine(b: &mut Bytes) -> String {
         }
     }
     format!("raw n{n}: unfinished after {steps} steps")
+}
+
+/// The first signal the engine met where `fsm/transitions.tsv` says it is
+/// never raised (an `is_impossible` row), said with the table's why.
+pub fn impossible(e: &Engine) -> Option<String> {
+    let (vassal, phase, signal) = e.impossible_seen().first()?;
+    Some(format!(
+        "{vassal} met {signal:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
+        uwsgi_reload::engine::why(*phase, *signal)
+    ))
 }
 
 // ----- engine: sim mode ----------------------------------------------------------
