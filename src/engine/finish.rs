@@ -28,8 +28,8 @@ impl Engine {
         }
         let idle = self.vassals.iter().any(|v| v.phase == Phase::Idle);
         if idle && self.stopping.is_none() {
-            match self.waiting_since {
-                Some(w) if self.now.mono_ms >= w + self.s.timeout_ms => {
+            match self.give_up_at() {
+                Some(at) if self.now.mono_ms >= at => {
                     let why =
                         if self.s.canary > 0 && !self.canary_passed && !self.canaries.is_empty() {
                             format!(
