@@ -3,20 +3,20 @@
 //! generated code and renders the diagrams). The names come from
 //! `src/engine/fsm_names.rs`, which the including crate puts in scope.
 //!
-//! A row: `phase  signal  next  effects  why`, tab-separated, one per
-//! (phase, signal) pair, in `Phase::ALL` x `Signal::ALL` order.
+//! A row: `phase  fact  next  effects  why`, tab-separated, one per
+//! (phase, fact) pair, in `Phase::ALL` x `Fact::ALL` order.
 //! - `next` is a phase, or `-` when nothing changes (then `effects` is `-`).
 //! - `effects` is `-` (none) or effects joined by `+`, carried out in
 //!   order: a `Task` name, or `Fail(reason)` with a `FailReason` name.
 //! - `why` is never empty. On a `-` row it says why nothing changes: a why
 //!   that starts with `not raised:` claims the engine never raises that
-//!   signal in that phase (`is_impossible()`, which the exploration and the
-//!   fuzz properties assert); any other why is a signal deliberately
+//!   fact in that phase (`is_impossible()`, which the exploration and the
+//!   fuzz properties assert); any other why is a fact deliberately
 //!   ignored there.
 
-use super::{Effect, Phase, Signal};
+use super::{Effect, Fact, Phase};
 
-pub const COLUMNS: [&str; 5] = ["phase", "signal", "next", "effects", "why"];
+pub const COLUMNS: [&str; 5] = ["phase", "fact", "next", "effects", "why"];
 
 /// The prefix of the why of a row that can never happen.
 pub const NOT_RAISED: &str = "not raised:";
@@ -26,14 +26,14 @@ pub struct Row {
     /// 1-based line in the file.
     pub line: usize,
     pub phase: Phase,
-    pub signal: Signal,
+    pub fact: Fact,
     /// `None`: nothing changes (`-` `-`).
     pub to: Option<(Phase, Vec<Effect>)>,
     pub why: String,
 }
 
 impl Row {
-    /// The engine never raises this signal in this phase.
+    /// The engine never raises this fact in this phase.
     pub fn impossible(&self) -> bool {
         self.to.is_none() && self.why.starts_with(NOT_RAISED)
     }
@@ -78,8 +78,8 @@ fn parse_row(line: usize, raw: &str, cols: &[&str]) -> Result<Row, String> {
     }
     let phase =
         Phase::from_name(cols[0]).ok_or(format!("line {line}: unknown phase {:?}", cols[0]))?;
-    let signal =
-        Signal::from_name(cols[1]).ok_or(format!("line {line}: unknown signal {:?}", cols[1]))?;
+    let fact =
+        Fact::from_name(cols[1]).ok_or(format!("line {line}: unknown fact {:?}", cols[1]))?;
     let why = cols[4].trim().to_string();
     if why.is_empty() {
         return Err(format!("line {line}: the why column is empty"));
@@ -104,7 +104,7 @@ fn parse_row(line: usize, raw: &str, cols: &[&str]) -> Result<Row, String> {
     Ok(Row {
         line,
         phase,
-        signal,
+        fact,
         to,
         why,
     })
@@ -123,24 +123,24 @@ fn parse_effects(line: usize, text: &str) -> Result<Vec<Effect>, String> {
         .collect()
 }
 
-/// Every (phase, signal) pair exactly once, in `Phase::ALL` x `Signal::ALL`
+/// Every (phase, fact) pair exactly once, in `Phase::ALL` x `Fact::ALL`
 /// order, so a reader finds a pair where expected.
 fn check_pairs(rows: &[Row]) -> Result<(), String> {
     let mut want = Phase::ALL
         .iter()
-        .flat_map(|p| Signal::ALL.iter().map(move |s| (*p, *s)));
+        .flat_map(|p| Fact::ALL.iter().map(move |s| (*p, *s)));
     let mut last = 0;
     for r in rows {
-        let got = (r.phase, r.signal);
+        let got = (r.phase, r.fact);
         if let Some(first) = rows
             .iter()
-            .find(|o| (o.phase, o.signal) == got && o.line < r.line)
+            .find(|o| (o.phase, o.fact) == got && o.line < r.line)
         {
             return Err(format!(
                 "line {}: ({}, {}) is listed again (first on line {})",
                 r.line,
                 r.phase.as_str(),
-                r.signal.as_str(),
+                r.fact.as_str(),
                 first.line
             ));
         }
@@ -148,12 +148,12 @@ fn check_pairs(rows: &[Row]) -> Result<(), String> {
             Some(w) if w == got => {}
             Some((p, s)) => {
                 return Err(format!(
-                    "line {}: expected the row ({}, {}) here (Phase::ALL x Signal::ALL order), got ({}, {})",
+                    "line {}: expected the row ({}, {}) here (Phase::ALL x Fact::ALL order), got ({}, {})",
                     r.line,
                     p.as_str(),
                     s.as_str(),
                     r.phase.as_str(),
-                    r.signal.as_str()
+                    r.fact.as_str()
                 ))
             }
             None => unreachable!("more rows than pairs without a repeated pair"),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use uwsgi_reload::engine::{is_impossible, step, why, Effect, FailReason, Phase, Signal, Task};
+use uwsgi_reload::engine::{is_impossible, step, why, Effect, Fact, FailReason, Phase, Task};
 
 /// The parser build.rs generates `step()` with.
 #[path = "../build/fsm_table.rs"]
@@ -24,8 +24,8 @@ fn root() -> PathBuf {
 fn disagreements(rows: &[Row]) -> Vec<String> {
     let mut errs = Vec::new();
     for r in rows {
-        let (p, s) = (r.phase.as_str(), r.signal.as_str());
-        let got = step(r.phase, r.signal).map(|(n, e)| (n, e.to_vec()));
+        let (p, s) = (r.phase.as_str(), r.fact.as_str());
+        let got = step(r.phase, r.fact).map(|(n, e)| (n, e.to_vec()));
         if got != r.to {
             errs.push(format!(
                 "line {}: ({p}, {s}): table says {}, step() says {}",
@@ -34,13 +34,13 @@ fn disagreements(rows: &[Row]) -> Vec<String> {
                 show(&got)
             ));
         }
-        if is_impossible(r.phase, r.signal) != r.impossible() {
+        if is_impossible(r.phase, r.fact) != r.impossible() {
             errs.push(format!(
                 "line {}: ({p}, {s}): is_impossible() disagrees",
                 r.line
             ));
         }
-        if why(r.phase, r.signal) != r.why {
+        if why(r.phase, r.fact) != r.why {
             errs.push(format!("line {}: ({p}, {s}): why() disagrees", r.line));
         }
     }
@@ -80,8 +80,8 @@ fn names_cover_every_variant_exactly_once() {
     for p in Phase::ALL {
         assert_eq!(Phase::from_name(p.as_str()), Some(p));
     }
-    for s in Signal::ALL {
-        assert_eq!(Signal::from_name(s.as_str()), Some(s));
+    for s in Fact::ALL {
+        assert_eq!(Fact::from_name(s.as_str()), Some(s));
     }
     let all_effects = Task::ALL
         .into_iter()
@@ -94,8 +94,8 @@ fn names_cover_every_variant_exactly_once() {
     }
     let phases: BTreeSet<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
     assert_eq!(phases.len(), Phase::ALL.len(), "duplicate phase names");
-    let signals: BTreeSet<&str> = Signal::ALL.iter().map(|s| s.as_str()).collect();
-    assert_eq!(signals.len(), Signal::ALL.len(), "duplicate signal names");
+    let facts: BTreeSet<&str> = Fact::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(facts.len(), Fact::ALL.len(), "duplicate fact names");
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn generated_step_agrees_with_the_table() {
         "fsm/transitions.tsv and the generated step() disagree (stale build?):\n{}",
         errs.join("\n")
     );
-    assert_eq!(rows.len(), Phase::ALL.len() * Signal::ALL.len());
+    assert_eq!(rows.len(), Phase::ALL.len() * Fact::ALL.len());
     // Every task is used by some row: a task no row names is dead code.
     let used: BTreeSet<Task> = rows
         .iter()
@@ -142,7 +142,7 @@ fn the_parser_names_the_row_of_a_malformed_table() {
     let dup = lines[first];
     let cases: [(usize, &str, &str); 8] = [
         (first, "Idle\tStart\t-\tTouch\tx", "without a next phase"),
-        (first, "Idle\tBogus\t-\t-\tx", "unknown signal \"Bogus\""),
+        (first, "Idle\tBogus\t-\t-\tx", "unknown fact \"Bogus\""),
         (first, "Idle\tStart\t-\t-\t", "the why column is empty"),
         (
             first,
@@ -187,7 +187,7 @@ fn the_parser_names_the_row_of_a_malformed_table() {
 fn machine_shape() {
     // Terminal phases never move; every non-terminal phase can end.
     for p in Phase::ALL {
-        for s in Signal::ALL {
+        for s in Fact::ALL {
             if p.terminal() {
                 assert_eq!(step(p, s), None, "{p:?} is terminal but moves on {s:?}");
             }
@@ -198,7 +198,7 @@ fn machine_shape() {
         let more: BTreeSet<Phase> = reach
             .iter()
             .flat_map(|p| {
-                Signal::ALL
+                Fact::ALL
                     .iter()
                     .filter_map(move |s| step(*p, *s).map(|(n, _)| n))
             })
@@ -216,7 +216,7 @@ fn machine_shape() {
     // Only Idle and Draining (never touched) may be touched; a touched
     // vassal is never touched again.
     for p in Phase::ALL {
-        for s in Signal::ALL {
+        for s in Fact::ALL {
             if step(p, s).is_some_and(|(_, e)| e.contains(&Effect::Do(Task::Touch))) {
                 assert!(
                     matches!(p, Phase::Idle | Phase::Draining),
@@ -229,15 +229,15 @@ fn machine_shape() {
 
 // ----- diagrams --------------------------------------------------------------
 
-/// Edges of the diagram: (from, to) -> "Signal / Effect" labels.
+/// Edges of the diagram: (from, to) -> "Fact / Effect" labels.
 fn edges(rows: &[Row]) -> BTreeMap<(Phase, Phase), Vec<String>> {
     let mut e: BTreeMap<(Phase, Phase), Vec<String>> = BTreeMap::new();
     for r in rows {
         if let Some((to, eff)) = &r.to {
             let to = *to;
             let label = match eff.is_empty() {
-                true => r.signal.as_str().to_string(),
-                false => format!("{} / {}", r.signal.as_str(), effects(eff)),
+                true => r.fact.as_str().to_string(),
+                false => format!("{} / {}", r.fact.as_str(), effects(eff)),
             };
             e.entry((r.phase, to)).or_default().push(label);
         }

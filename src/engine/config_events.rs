@@ -28,7 +28,7 @@ impl Engine {
                 if let Some(i) = self.find(&name) {
                     self.apply(
                         i,
-                        Signal::ConfigRemoved,
+                        Fact::ConfigRemoved,
                         "config file deleted or renamed".into(),
                     );
                 }
@@ -47,11 +47,7 @@ impl Engine {
                     match files.iter().find(|f| f.name == name) {
                         Some(f) => self.config_mtime(&name, f.mtime),
                         None => {
-                            self.apply(
-                                i,
-                                Signal::ConfigRemoved,
-                                "config file gone (rescan)".into(),
-                            );
+                            self.apply(i, Fact::ConfigRemoved, "config file gone (rescan)".into());
                         }
                     }
                 }
@@ -89,7 +85,7 @@ impl Engine {
         if m > emp_last.max(ours) && m > i64::MIN {
             self.apply(
                 i,
-                Signal::ForeignTouch,
+                Fact::ForeignTouch,
                 format!("mtime set to {m} by someone else"),
             );
         }

@@ -5,18 +5,18 @@ use super::*;
 use crate::stats::StatsSource;
 
 impl Engine {
-    /// Feeds `sig` to vassal `i`'s machine and carries out the effects of
+    /// Feeds `fact` to vassal `i`'s machine and carries out the effects of
     /// the row, in order. Returns whether anything changed.
-    pub(super) fn apply(&mut self, i: usize, sig: Signal, detail: String) -> bool {
+    pub(super) fn apply(&mut self, i: usize, fact: Fact, detail: String) -> bool {
         let before = self.vassals[i].phase;
-        if is_impossible(before, sig) {
+        if is_impossible(before, fact) {
             if self.impossible_seen.len() < 16 {
                 let name = self.vassals[i].name.clone();
-                self.impossible_seen.push((name, before, sig));
+                self.impossible_seen.push((name, before, fact));
             }
             return false;
         }
-        let Some((next, effects)) = step(before, sig) else {
+        let Some((next, effects)) = step(before, fact) else {
             return false;
         };
         self.vassals[i].phase = next;
@@ -79,7 +79,7 @@ impl Engine {
                 vassal: Some(name),
                 message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
             }),
-            Task::Resubscribe => {
+            Task::UndoDrain => {
                 let drained = std::mem::take(&mut self.vassals[i].drained);
                 for d in &drained {
                     self.out.push_back(Action::Subscribe {
@@ -89,7 +89,7 @@ impl Engine {
                         modifier1: d.modifier1,
                     });
                 }
-                self.unconfirmed.push((name.clone(), now.mono_ms, drained));
+                self.undone_drains.push((name.clone(), now.mono_ms, drained));
                 self.read(StatsSource::Fastrouter);
                 self.report(Event::Resubscribed { vassal: name });
             }
@@ -241,7 +241,7 @@ impl Engine {
     pub(super) fn probe(&mut self, i: usize) {
         let name = self.vassals[i].name.clone();
         let Some(path) = self.s.probe_path.clone() else {
-            self.apply(i, Signal::ProbeOk, String::new());
+            self.apply(i, Fact::ProbeOk, String::new());
             return;
         };
         let pid = self.current_pid(&name).max(self.vassals[i].pid0);
@@ -259,11 +259,7 @@ impl Engine {
                 path,
             }),
             None => {
-                self.apply(
-                    i,
-                    Signal::ProbeFailed,
-                    "no node to send the probe to".into(),
-                );
+                self.apply(i, Fact::ProbeFailed, "no node to send the probe to".into());
             }
         }
     }

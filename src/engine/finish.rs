@@ -12,7 +12,7 @@ impl Engine {
             self.report(Event::Stopping { why });
         }
         for i in 0..self.vassals.len() {
-            self.apply(i, Signal::Stop, String::new());
+            self.apply(i, Fact::Stop, String::new());
         }
     }
 
@@ -23,7 +23,7 @@ impl Engine {
         if self.vassals.iter().any(|v| v.phase.in_flight()) {
             return;
         }
-        if !self.resubscriptions_settled() {
+        if !self.undone_drains_settled() {
             return;
         }
         let idle = self.vassals.iter().any(|v| v.phase == Phase::Idle);

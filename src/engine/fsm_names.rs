@@ -1,5 +1,5 @@
-//! The names of the per-vassal machine, listed once: its phases, the signals
-//! (facts about a vassal) it is fed, why a vassal fails, and the effects a
+//! The names of the per-vassal machine, listed once: its phases, the facts
+//! about a vassal it is fed (`Fact`, not to be confused with an OS signal), why a vassal fails, and the effects a
 //! transition carries out.
 //!
 //! Each list is one macro call, which defines the enum, `ALL` in this order,
@@ -82,8 +82,11 @@ named_enum! {
 }
 
 named_enum! {
-    /// A fact about one vassal, derived by the engine.
-    pub enum Signal {
+    /// A fact about one vassal, derived by the engine from the stats, the
+    /// directory watcher, the driver's answers, the clock and the scheduler.
+    /// (Named `Fact`, not `Signal`: SIGINT/SIGTERM are signals, and reach the
+    /// machine as the fact `Stop`.)
+    pub enum Fact {
         /// The scheduler granted a slot; the vassal is not live or has no node
         /// to drain (or draining is off).
         Start = "Start",
@@ -205,10 +208,12 @@ named_enum! {
         /// Warn that a key it drains fell below K (the detail says which),
         /// so the drain is given up.
         WarnBudgetLost = "WarnBudgetLost",
-        /// Send a subscribe for each drained node, read the fastrouter, and
-        /// report `resubscribed`: the drain ended before its touch, and the
-        /// tool must not leave it out of rotation.
-        Resubscribe = "Resubscribe",
+        /// Undo the drain: send a subscribe for each drained node, read the
+        /// fastrouter, and report `resubscribed` (the JSON name): the drain
+        /// ended before its touch, and the tool must not leave it out of
+        /// rotation. (Not to be confused with the vassal's own announce, nor
+        /// with the FIFO repair, `WriteFifo`, which makes a vassal announce.)
+        UndoDrain = "UndoDrain",
         /// The reload was seen: record how many reload requests it has
         /// (and its pid if it was not running at the touch); report
         /// `reload_seen`.

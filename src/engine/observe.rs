@@ -1,12 +1,12 @@
-//! From snapshots to signals: the one fact the current stats raise for an
+//! From snapshots to facts: the one fact the current stats raise for an
 //! in-flight vassal.
 
 use super::*;
 use crate::stats::StatsSource;
 
 impl Engine {
-    /// The one signal the current stats raise for vassal `i`, if any.
-    pub(super) fn observe(&mut self, i: usize) -> Option<(Signal, String)> {
+    /// The one fact the current stats raise for vassal `i`, if any.
+    pub(super) fn observe(&mut self, i: usize) -> Option<(Fact, String)> {
         let now = self.now;
         let fr_started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
         let v = &self.vassals[i];
@@ -25,20 +25,20 @@ impl Engine {
         match emp.vassal(&v.name) {
             None if newly_blacklisted => {
                 return Some((
-                    Signal::Blacklisted,
+                    Fact::Blacklisted,
                     "listed in the Emperor's blacklist".into(),
                 ))
             }
             None if v.pid0 > 0 => {
-                return Some((Signal::Died, "vanished from the Emperor's vassals".into()))
+                return Some((Fact::Died, "vanished from the Emperor's vassals".into()))
             }
             Some(s) if v.pid0 > 0 && s.pid != v.pid0 => {
-                let sig = if newly_blacklisted {
-                    Signal::Blacklisted
+                let fact = if newly_blacklisted {
+                    Fact::Blacklisted
                 } else {
-                    Signal::Died
+                    Fact::Died
                 };
-                return Some((sig, format!("pid {} is now {}", v.pid0, s.pid)));
+                return Some((fact, format!("pid {} is now {}", v.pid0, s.pid)));
             }
             _ => {}
         }
@@ -58,7 +58,7 @@ impl Engine {
                 // now would be a second reload request (docs/UWSGI.md §12).
                 if let Some(s) = st.filter(|s| s.pid == v.pid0 && s.respawns > v.respawns0) {
                     return Some((
-                        Signal::ForeignTouch,
+                        Fact::ForeignTouch,
                         format!(
                             "the Emperor sent it a reload this rollout did not ask for (respawns {} -> {})",
                             v.respawns0, s.respawns
@@ -76,7 +76,7 @@ impl Engine {
                 });
                 if let Some(d) = short {
                     return Some((
-                        Signal::BudgetLost,
+                        Fact::BudgetLost,
                         format!(
                             "key {} fell to {} live, below {}, while it drained",
                             d.key,
@@ -94,20 +94,20 @@ impl Engine {
                         None => {}
                         Some(n) if n.death_mark != 0 && n.refs == 0 => {}
                         Some(n) if n.death_mark == 0 && n.last_check > d.last_check => {
-                            return Some((Signal::NodeBack, format!("{} announced again", d.name)))
+                            return Some((Fact::NodeBack, format!("{} announced again", d.name)))
                         }
                         Some(_) => all_gone = false,
                     }
                 }
                 if all_gone {
-                    return Some((Signal::Drained, String::new()));
+                    return Some((Fact::Drained, String::new()));
                 }
                 None
             }
             Phase::Touched => {
                 let s = st?;
                 if s.last_mod >= v.mtime_set {
-                    return Some((Signal::ReloadSeen, String::new()));
+                    return Some((Fact::ReloadSeen, String::new()));
                 }
                 None
             }
@@ -119,7 +119,7 @@ impl Engine {
                 let s = st?;
                 if s.respawns > v.reload_respawns {
                     return Some((
-                        Signal::SecondReload,
+                        Fact::SecondReload,
                         format!("respawns went from {} to {}", v.reload_respawns, s.respawns),
                     ));
                 }
@@ -129,7 +129,7 @@ impl Engine {
                 }
                 if phase == Phase::Respawned {
                     if s.accepting == 1 && s.last_accepting >= v.touch_wall_s {
-                        return Some((Signal::AcceptingSeen, String::new()));
+                        return Some((Fact::AcceptingSeen, String::new()));
                     }
                     return None;
                 }
@@ -146,13 +146,13 @@ impl Engine {
                     // A reload we did not send may have reached it while it
                     // was starting: one announce is not enough.
                     (Phase::Accepting | Phase::Repairing, Some(_)) if v.foreign => {
-                        return Some((Signal::FirstAnnounceSeen, String::new()))
+                        return Some((Fact::FirstAnnounceSeen, String::new()))
                     }
                     (Phase::Confirming, Some(s)) if v.first_announce_s.is_some_and(|f| s > f) => {
-                        return Some((Signal::AnnounceSeen, String::new()))
+                        return Some((Fact::AnnounceSeen, String::new()))
                     }
                     (Phase::Confirming, _) => return None,
-                    (_, Some(_)) => return Some((Signal::AnnounceSeen, String::new())),
+                    (_, Some(_)) => return Some((Fact::AnnounceSeen, String::new())),
                     _ => {}
                 }
                 if phase == Phase::Accepting
@@ -160,7 +160,7 @@ impl Engine {
                     && mine.iter().all(|(_, n)| n.death_mark != 0)
                 {
                     return Some((
-                        Signal::AnnounceOverdue,
+                        Fact::AnnounceOverdue,
                         format!(
                             "accepting for {} ms with no node in the fastrouter",
                             now.mono_ms - v.accepting_ms

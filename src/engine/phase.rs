@@ -1,6 +1,6 @@
-//! The per-vassal state machine, as a pure function of (phase, signal).
+//! The per-vassal state machine, as a pure function of (phase, fact).
 //!
-//! Phases are named for what the vassal waits for; signals are the facts the
+//! Phases are named for what the vassal waits for; facts are what the
 //! engine derived from the stats, the directory watcher, the clock and the
 //! scheduler. `fsm/transitions.tsv` is the machine: `build.rs` generates
 //! [`step`], [`is_impossible`] and [`why`] from it, and the names come from
@@ -11,7 +11,7 @@
 //! beside the phase in `engine::vassal`; keeping the phase itself fieldless is
 //! what makes the machine finite and enumerable.
 
-pub use super::fsm_names::{Effect, FailReason, Phase, Signal, Task};
+pub use super::fsm_names::{Effect, Fact, FailReason, Phase, Task};
 
 include!(concat!(env!("OUT_DIR"), "/fsm_step.rs"));
 

@@ -141,12 +141,12 @@ impl Engine {
                 }
             }
             let serving = class == Availability::Serving;
-            let sig = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
-                Signal::StartDrain
+            let fact = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
+                Fact::StartDrain
             } else {
-                Signal::Start
+                Fact::Start
             };
-            self.apply(i, sig, String::new());
+            self.apply(i, fact, String::new());
             in_flight += 1;
             started = true;
             // A canary proves the new release; one that was down already

@@ -39,7 +39,7 @@ impl Unavailable {
 pub struct Settings {
     /// K: at least this many live nodes per fastrouter key at every instant.
     pub min_live: usize,
-    /// Per vassal, from its touch to its re-subscription.
+    /// Per vassal, from its touch to its announce back in the fastrouter.
     pub timeout_ms: u64,
     /// Between two reads of each stats socket.
     pub check_interval_ms: u64,

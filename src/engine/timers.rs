@@ -30,7 +30,7 @@ pub(super) struct TimerTable {
     /// [`Engine::give_up_at`]).
     pub give_up_waiting: Option<u64>,
     /// Per in-flight vassal: the phase its deadline belongs to and when it
-    /// passes (a `Deadline` signal).
+    /// passes (a `Deadline` fact).
     pub phase_deadlines: Vec<(usize, Phase, u64)>,
     /// Per accepting vassal not announced yet, while still ahead: when it
     /// counts as blocked. A wake-up only: `observe()` raises
@@ -148,7 +148,7 @@ impl Engine {
                 now.mono_ms.saturating_sub(v.touch_ms) / 1000,
                 v.phase.as_str()
             );
-            self.apply(i, Signal::Deadline, detail);
+            self.apply(i, Fact::Deadline, detail);
         }
         for src in [StatsSource::Emperor, StatsSource::Fastrouter] {
             if due(table.stats_outage[idx(src)]) {
@@ -193,8 +193,8 @@ impl Engine {
     }
 
     /// When the newest wait on the fastrouter began: a drain (its last
-    /// unsubscribe), an announce (accepting, or `S` written), or a
-    /// re-subscription not yet seen back.
+    /// unsubscribe), an announce (accepting, or `S` written), or an undone
+    /// drain not yet seen back.
     fn newest_fastrouter_wait(&self) -> Option<u64> {
         let vassals = self.vassals.iter().filter_map(|v| match v.phase {
             Phase::Draining => Some(v.drain_sent_ms),
@@ -202,8 +202,8 @@ impl Engine {
             Phase::Repairing => Some(v.repair_ms),
             _ => None,
         });
-        let resubscribed = self.unconfirmed.iter().map(|(_, sent, _)| *sent);
-        vassals.chain(resubscribed).max()
+        let undone = self.undone_drains.iter().map(|(_, sent, _)| *sent);
+        vassals.chain(undone).max()
     }
 
     /// Per-phase deadline of vassal `v`, if it is waiting for something.

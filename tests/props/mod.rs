@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use uwsgi_reload::engine::{
     Action, ConfigEvent, ConfigFile, Engine, Input, NodeMatch, Now, Settings,
 };
-use uwsgi_reload::stats::repair::strip_trailing_commas;
+use uwsgi_reload::stats::trailing_commas::strip_trailing_commas;
 use uwsgi_reload::stats::{
     BlacklistEntry, EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription,
     VassalStats,
@@ -90,28 +90,28 @@ pub fn with_trailing_commas(v: &Value) -> String {
 }
 
 /// Neither parser panics; what parses round-trips through JSON, with an
-/// HTTP head and with whitespace around it; the trailing-comma repair only
+/// HTTP head and with whitespace around it; the trailing-comma fix only
 /// ever removes commas and is idempotent.
 pub fn parse_stats(data: &[u8]) {
     let emp = EmperorSnapshot::parse(data);
     let fr = FastrouterSnapshot::parse(data);
 
-    // The repair: a subsequence of the input without some commas, stable.
+    // The fix: a subsequence of the input without some commas, stable.
     let fixed = strip_trailing_commas(data);
     assert!(fixed.len() <= data.len());
     let mut it = data.iter().copied();
     for c in &fixed {
         loop {
-            let d = it.next().expect("the repair added a byte");
+            let d = it.next().expect("the fix added a byte");
             if d == *c {
                 break;
             }
-            assert_eq!(d, b',', "the repair dropped a byte that is not a comma");
+            assert_eq!(d, b',', "the fix dropped a byte that is not a comma");
         }
     }
     assert!(
         it.all(|d| d == b','),
-        "the repair dropped a byte that is not a comma"
+        "the fix dropped a byte that is not a comma"
     );
     // Stable, unless removing a comma made another one trailing (`,,]`,
     // which is a different defect and must still fail to parse).
@@ -123,7 +123,7 @@ pub fn parse_stats(data: &[u8]) {
     if !comma_comma {
         assert!(
             strip_trailing_commas(&fixed) == fixed,
-            "the repair is not idempotent"
+            "the fix is not idempotent"
         );
     }
 
@@ -607,13 +607,13 @@ fn raw_engine(b: &mut Bytes) -> String {
     format!("raw n{n}: unfinished after {steps} steps")
 }
 
-/// The first signal the engine met where `fsm/transitions.tsv` says it is
+/// The first fact the engine met where `fsm/transitions.tsv` says it is
 /// never raised (an `is_impossible` row), said with the table's why.
 pub fn impossible(e: &Engine) -> Option<String> {
-    let (vassal, phase, signal) = e.impossible_seen().first()?;
+    let (vassal, phase, fact) = e.impossible_seen().first()?;
     Some(format!(
-        "{vassal} met {signal:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
-        uwsgi_reload::engine::why(*phase, *signal)
+        "{vassal} met {fact:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
+        uwsgi_reload::engine::why(*phase, *fact)
     ))
 }
 

@@ -250,10 +250,10 @@ impl Sim {
             }
         }
         // The rows of fsm/transitions.tsv that say "not raised".
-        if let Some((vassal, phase, signal)) = self.e.impossible_seen().first() {
+        if let Some((vassal, phase, fact)) = self.e.impossible_seen().first() {
             return Err(format!(
-                "{vassal} met {signal:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
-                uwsgi_reload::engine::why(*phase, *signal)
+                "{vassal} met {fact:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
+                uwsgi_reload::engine::why(*phase, *fact)
             ));
         }
         if !self.finished() && self.e.poll_timeout().is_none() {
