@@ -77,7 +77,7 @@ impl Engine {
             .and_then(|e| e.vassal(name))
             .map_or(i64::MIN, |s| s.last_mod);
         let ours = if v.phase.in_flight() {
-            v.mtime_set
+            v.touch.mtime_set
         } else {
             i64::MIN
         };

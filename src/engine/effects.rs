@@ -42,7 +42,7 @@ impl Engine {
                 let timed_out = task == Task::ReportDrainTimedOut;
                 self.report(Event::Drained {
                     vassal: name.clone(),
-                    waited_ms: now.mono_ms - self.vassals[i].drain_ms,
+                    waited_ms: now.mono_ms - self.vassals[i].drain.started_ms,
                     timed_out,
                 });
                 if timed_out {
@@ -56,7 +56,7 @@ impl Engine {
             Task::Adopt | Task::AdoptWhileDraining => {
                 // Seen in the Emperor's record first (while draining): the
                 // reload is under way already; count from before it.
-                let respawns0 = self.vassals[i].respawns0;
+                let respawns0 = self.vassals[i].baseline.respawns;
                 let under_way = self
                     .emp
                     .as_ref()
@@ -66,12 +66,12 @@ impl Engine {
                 let m = self.vassals[i]
                     .known_mtime
                     .max(under_way.map_or(i64::MIN, |(m, _)| m));
-                self.vassals[i].foreign = true;
+                self.vassals[i].touch.foreign = true;
                 self.touch(i, Some(m));
                 if let Some((_, sent_s)) = under_way {
                     let v = &mut self.vassals[i];
-                    v.respawns0 = respawns0;
-                    v.touch_wall_s = v.touch_wall_s.min(sent_s);
+                    v.baseline.respawns = respawns0;
+                    v.touch.wall_s = v.touch.wall_s.min(sent_s);
                 }
                 self.report(Event::ForeignReload { vassal: name });
             }
@@ -80,7 +80,7 @@ impl Engine {
                 message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
             }),
             Task::UndoDrain => {
-                let drained = std::mem::take(&mut self.vassals[i].drained);
+                let drained = std::mem::take(&mut self.vassals[i].drain.nodes);
                 for d in &drained {
                     self.out.push_back(Action::Subscribe {
                         vassal: name.clone(),
@@ -97,25 +97,25 @@ impl Engine {
                 let v = &mut self.vassals[i];
                 let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
                 // Running at the touch: one reload request since then
-                // is respawns0 + 1. More already seen means a second
+                // is baseline.respawns + 1. More already seen means a second
                 // request reached it before we saw the first (someone
                 // else's touch after the Emperor acted on ours), and
                 // SecondReload follows on the next pass (docs/UWSGI.md §12).
-                v.reload_respawns = match s {
-                    Some(s) if v.pid0 == 0 => s.respawns,
-                    _ => v.respawns0.saturating_add(1),
+                v.reload.respawns = match s {
+                    Some(s) if v.baseline.pid == 0 => s.respawns,
+                    _ => v.baseline.respawns.saturating_add(1),
                 };
-                if v.pid0 == 0 {
+                if v.baseline.pid == 0 {
                     // It was not running at the touch: this is its pid now.
-                    v.pid0 = s.map_or(0, |s| s.pid);
+                    v.baseline.pid = s.map_or(0, |s| s.pid);
                 }
                 self.report(Event::ReloadSeen { vassal: name });
             }
             Task::RecordAccepting => {
                 let v = &mut self.vassals[i];
                 let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                v.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
-                v.accepting_ms = now.mono_ms;
+                v.reload.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
+                v.reload.accepting_ms = now.mono_ms;
                 self.report(Event::Accepting { vassal: name });
             }
             Task::Announce => self.announce(i),
@@ -128,20 +128,20 @@ impl Engine {
                     .as_ref()
                     .and_then(|e| e.vassal(&v.name))
                     .map_or(0, |s| s.pid);
-                v.first_announce_s = self.fr.as_ref().and_then(|fr| {
+                v.reload.first_announce_s = self.fr.as_ref().and_then(|fr| {
                     self.matcher
-                        .nodes_of(&v.name, pid.max(v.pid0), fr)
+                        .nodes_of(&v.name, pid.max(v.baseline.pid), fr)
                         .filter(|(_, n)| n.death_mark == 0)
                         .map(|(_, n)| n.last_check)
                         .max()
                 });
-                v.confirm_ms = now.mono_ms;
+                v.reload.confirm_ms = now.mono_ms;
             }
             Task::WriteFifo => {
                 let v = &mut self.vassals[i];
-                v.repaired = true;
-                v.repair_ms = now.mono_ms;
-                let pid = v.pid0;
+                v.reload.repaired = true;
+                v.reload.repair_ms = now.mono_ms;
+                let pid = v.baseline.pid;
                 self.report(Event::RepairStarted {
                     vassal: name.clone(),
                 });
@@ -152,7 +152,7 @@ impl Engine {
                 let v = &mut self.vassals[i];
                 v.done_ms = now.mono_ms;
                 let (took_ms, repaired, foreign) =
-                    (now.mono_ms - v.touch_ms, v.repaired, v.foreign);
+                    (now.mono_ms - v.touch.at_ms, v.reload.repaired, v.touch.foreign);
                 self.report(Event::Subscribed {
                     vassal: name,
                     took_ms,
@@ -211,16 +211,16 @@ impl Engine {
     /// back as soon as it shows the node.
     pub(super) fn announce(&mut self, i: usize) {
         let v = &self.vassals[i];
-        if v.foreign
+        if v.touch.foreign
             || !self.s.can_unsubscribe
             || self.s.probe_path.is_some()
-            || v.announce_nodes.is_empty()
+            || v.touch.announce_nodes.is_empty()
             || !self.s.early_announce.contains(&v.name)
         {
             return;
         }
         let name = v.name.clone();
-        let nodes = v.announce_nodes.clone();
+        let nodes = v.touch.announce_nodes.clone();
         for d in &nodes {
             self.out.push_back(Action::Subscribe {
                 vassal: name.clone(),
@@ -244,7 +244,7 @@ impl Engine {
             self.apply(i, Fact::ProbeOk, String::new());
             return;
         };
-        let pid = self.current_pid(&name).max(self.vassals[i].pid0);
+        let pid = self.current_pid(&name).max(self.vassals[i].baseline.pid);
         let node = self.fr.as_ref().and_then(|fr| {
             self.matcher
                 .nodes_of(&name, pid, fr)
@@ -276,27 +276,27 @@ impl Engine {
                 .map_or(0, |s| s.respawns);
             let drained = self.routable_nodes(&name, pid);
             let v = &mut self.vassals[i];
-            v.drained = drained;
-            v.drain_ms = now;
-            v.pid0 = pid;
+            v.drain.nodes = drained;
+            v.drain.started_ms = now;
+            v.baseline.pid = pid;
             // A reload request the Emperor sends from now on is not ours.
-            v.respawns0 = respawns;
-            v.blacklist_attempt0 = None;
-            let nodes = v.drained.iter().map(|d| d.name.clone()).collect();
+            v.baseline.respawns = respawns;
+            v.baseline.blacklist_attempt = None;
+            let nodes = v.drain.nodes.iter().map(|d| d.name.clone()).collect();
             self.report(Event::DrainStarted {
                 vassal: name.clone(),
                 nodes,
             });
         } else if let Some(fr) = self.fr.as_ref() {
             // Remember the announce we answer, so it is not answered twice.
-            for d in &mut self.vassals[i].drained {
+            for d in &mut self.vassals[i].drain.nodes {
                 if let Some((_, n)) = fr.nodes().find(|(k, n)| *k == d.key && n.name == d.name) {
                     d.last_check = d.last_check.max(n.last_check);
                 }
             }
         }
-        self.vassals[i].drain_sent_ms = now;
-        for d in self.vassals[i].drained.clone() {
+        self.vassals[i].drain.last_sent_ms = now;
+        for d in self.vassals[i].drain.nodes.clone() {
             self.out.push_back(Action::Unsubscribe {
                 vassal: name.clone(),
                 key: d.key,
@@ -336,26 +336,26 @@ impl Engine {
         let bl = emp.and_then(|e| e.blacklisted(&name)).map(|b| b.attempt);
         // What an early announce will send: the drained nodes, else those
         // live now (the touch takes them out).
-        let announce_nodes: Vec<DrainedNode> = match &self.vassals[i].drained {
+        let announce_nodes: Vec<DrainedNode> = match &self.vassals[i].drain.nodes {
             d if !d.is_empty() => d.clone(),
             _ => self.routable_nodes(&name, st.map_or(0, |s| s.pid)),
         };
         let v = &mut self.vassals[i];
-        v.announce_nodes = announce_nodes;
+        v.touch.announce_nodes = announce_nodes;
         let last_mod = st.map_or(v.known_mtime, |s| s.last_mod);
         let mtime = adopted.unwrap_or_else(|| {
             now.wall_s
                 .max(last_mod.saturating_add(1))
                 .max(v.known_mtime.saturating_add(1))
         });
-        v.pid0 = st.map_or(0, |s| s.pid);
-        v.respawns0 = st.map_or(0, |s| s.respawns);
-        v.blacklist_attempt0 = bl;
-        v.touch_ms = now.mono_ms;
-        v.touch_wall_s = now.wall_s;
-        v.mtime_set = mtime;
+        v.baseline.pid = st.map_or(0, |s| s.pid);
+        v.baseline.respawns = st.map_or(0, |s| s.respawns);
+        v.baseline.blacklist_attempt = bl;
+        v.touch.at_ms = now.mono_ms;
+        v.touch.wall_s = now.wall_s;
+        v.touch.mtime_set = mtime;
         v.known_mtime = mtime;
-        v.node_gone = false;
+        v.reload.node_gone = false;
         if adopted.is_none() {
             self.out.push_back(Action::Touch {
                 vassal: name.clone(),

@@ -7,9 +7,10 @@
 //! one list each in `fsm_names.rs`. `tests/fsm_table.rs` checks the
 //! generated code against the table and keeps the diagrams current.
 //!
-//! The data a phase needs (the pid seen at the touch, the mtime set, ...) lives
-//! beside the phase in `engine::vassal`; keeping the phase itself fieldless is
-//! what makes the machine finite and enumerable.
+//! The data a phase needs lives beside the phase in `engine::vassal`, grouped
+//! by the phase that sets it (`Drain`, `Baseline`, `Touch`, `Reload`);
+//! keeping the phase itself fieldless is what makes the machine finite and
+//! enumerable.
 
 pub use super::fsm_names::{Effect, Fact, FailReason, Phase, Task};
 

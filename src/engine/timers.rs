@@ -145,7 +145,7 @@ impl Engine {
             let v = &self.vassals[i];
             let detail = format!(
                 "no progress {} s after the touch, in phase {}",
-                now.mono_ms.saturating_sub(v.touch_ms) / 1000,
+                now.mono_ms.saturating_sub(v.touch.at_ms) / 1000,
                 v.phase.as_str()
             );
             self.apply(i, Fact::Deadline, detail);
@@ -197,9 +197,9 @@ impl Engine {
     /// drain not yet seen back.
     fn newest_fastrouter_wait(&self) -> Option<u64> {
         let vassals = self.vassals.iter().filter_map(|v| match v.phase {
-            Phase::Draining => Some(v.drain_sent_ms),
-            Phase::Accepting => Some(v.accepting_ms),
-            Phase::Repairing => Some(v.repair_ms),
+            Phase::Draining => Some(v.drain.last_sent_ms),
+            Phase::Accepting => Some(v.reload.accepting_ms),
+            Phase::Repairing => Some(v.reload.repair_ms),
             _ => None,
         });
         let undone = self.undone_drains.iter().map(|(_, sent, _)| *sent);
@@ -210,29 +210,31 @@ impl Engine {
     pub(super) fn deadline(&self, v: &Vassal) -> Option<u64> {
         let s = &self.s;
         match v.phase {
-            Phase::Draining => Some(v.drain_ms + s.drain_timeout_ms.unwrap_or(0)),
+            Phase::Draining => Some(v.drain.started_ms + s.drain_timeout_ms.unwrap_or(0)),
             // Not running at the touch (crash-looping between attempts): the
             // Emperor notices only at its next attempt, when the throttle
             // ends, so the whole --timeout applies.
-            Phase::Touched if v.pid0 == 0 => Some(v.touch_ms + s.timeout_ms),
-            Phase::Touched => Some(v.touch_ms + s.timeout_ms.min(s.notice_window_ms)),
-            Phase::Respawned | Phase::Accepting => Some(v.touch_ms + s.timeout_ms),
-            Phase::Probing => Some(v.touch_ms + s.timeout_ms),
+            Phase::Touched if v.baseline.pid == 0 => Some(v.touch.at_ms + s.timeout_ms),
+            Phase::Touched => Some(v.touch.at_ms + s.timeout_ms.min(s.notice_window_ms)),
+            Phase::Respawned | Phase::Accepting => Some(v.touch.at_ms + s.timeout_ms),
+            Phase::Probing => Some(v.touch.at_ms + s.timeout_ms),
             // Its second announce comes within one subscribe-freq (plus
             // slack) of the first, unless the master is stuck mid-reload.
-            Phase::Confirming => {
-                Some((v.touch_ms + s.timeout_ms).min(v.confirm_ms + s.announce_window_ms(&v.name)))
-            }
-            Phase::Repairing => {
-                Some((v.touch_ms + s.timeout_ms).min(v.repair_ms + s.announce_window_ms(&v.name)))
-            }
+            Phase::Confirming => Some(
+                (v.touch.at_ms + s.timeout_ms)
+                    .min(v.reload.confirm_ms + s.announce_window_ms(&v.name)),
+            ),
+            Phase::Repairing => Some(
+                (v.touch.at_ms + s.timeout_ms)
+                    .min(v.reload.repair_ms + s.announce_window_ms(&v.name)),
+            ),
             _ => None,
         }
     }
 
     /// When an accepting vassal with no announce counts as blocked.
     pub(super) fn overdue_at(&self, v: &Vassal) -> Option<u64> {
-        (v.phase == Phase::Accepting && self.s.repair && !v.repaired)
-            .then(|| v.accepting_ms + self.s.announce_window_ms(&v.name))
+        (v.phase == Phase::Accepting && self.s.repair && !v.reload.repaired)
+            .then(|| v.reload.accepting_ms + self.s.announce_window_ms(&v.name))
     }
 }
