@@ -113,7 +113,7 @@ impl Engine {
             // parallel limit: it takes no slot).
             if self.generation(i) == Some(Generation::Current) {
                 let why = self.current_why(i);
-                self.apply(i, Signal::FoundCurrent, why);
+                self.apply(i, Fact::FoundCurrent, why);
                 continue;
             }
             if in_flight >= self.s.max_parallel {
@@ -153,12 +153,12 @@ impl Engine {
                 }
             }
             let serving = class == Availability::Serving;
-            let sig = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
-                Signal::StartDrain
+            let fact = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
+                Fact::StartDrain
             } else {
-                Signal::Start
+                Fact::Start
             };
-            self.apply(i, sig, String::new());
+            self.apply(i, fact, String::new());
             in_flight += 1;
             started = true;
             // A canary proves the new release; one that was down already

@@ -39,7 +39,7 @@ impl Unavailable {
 pub struct Settings {
     /// K: at least this many live nodes per fastrouter key at every instant.
     pub min_live: usize,
-    /// Per vassal, from its touch to its re-subscription.
+    /// Per vassal, from its touch to its announce back in the fastrouter.
     pub timeout_ms: u64,
     /// Between two reads of each stats socket.
     pub check_interval_ms: u64,
@@ -109,7 +109,7 @@ pub struct Settings {
     pub probe_path: Option<String>,
     /// Early announce: the vassals whose new generation the tool announces
     /// to the fastrouter itself as soon as it accepts, with the nodes it had
-    /// before its touch (see `Effect::Announce`). Filled by the runtime:
+    /// before its touch (see `Task::Announce`). Filled by the runtime:
     /// needs a subscription server, never with `--probe`.
     pub early_announce: BTreeSet<String>,
     /// `--stale-since`, as the whole wall-clock second uWSGI's timestamps
