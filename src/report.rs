@@ -310,9 +310,14 @@ pub fn human(e: &Event) -> String {
             vassal,
             waited_ms,
             timed_out,
+            sessions_left,
         } => {
             if *timed_out {
                 format!("{vassal}: drain timed out after {waited_ms} ms")
+            } else if *sessions_left > 0 {
+                format!(
+                    "{vassal}: drained in {waited_ms} ms ({sessions_left} request(s) left in its workers, finished by the reload)"
+                )
             } else {
                 format!("{vassal}: drained in {waited_ms} ms")
             }
@@ -412,8 +417,10 @@ pub fn event_json(r: &Report) -> Value {
             vassal,
             waited_ms,
             timed_out,
+            sessions_left,
         } => {
-            json!({"event": "drained", "vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out})
+            json!({"event": "drained", "vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out,
+                   "sessions_left": sessions_left})
         }
         Event::Resubscribed { vassal } => json!({"event": "resubscribed", "vassal": vassal}),
         Event::Announced { vassal, nodes } => {

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use uwsgi_reload::engine::{Action, ConfigFile, Engine, Input, NodeMatch, Now, Settings};
+use uwsgi_reload::engine::{
+    Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Report, Settings,
+};
 use uwsgi_reload::stats::{
     EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
 };
@@ -155,8 +157,9 @@ fn fastrouter_reads(log: &[(u64, Action)], from: u64, to: u64) -> usize {
 
 /// The touch time of app_01 when its drained node stays death-marked with
 /// `refs_left(ms since the unsubscribe)` sessions, with `kept` sessions
-/// allowed by its config; `None`: not touched within 10 s.
-fn touch_after_drain(kept: Option<usize>, refs_left: impl Fn(u64) -> i64) -> Option<u64> {
+/// allowed by its config, and the sessions its `drained` event reports;
+/// `None`: not touched within 10 s.
+fn touch_after_drain(kept: Option<usize>, refs_left: impl Fn(u64) -> i64) -> Option<(u64, usize)> {
     let mut s = settings(1);
     if let Some(k) = kept {
         s.drain_sessions_kept = BTreeMap::from([(name(0), k)]);
@@ -178,9 +181,21 @@ fn touch_after_drain(kept: Option<usize>, refs_left: impl Fn(u64) -> i64) -> Opt
         w
     });
     let sent = drain_sent.expect("app_01 drained");
+    let left = log.iter().find_map(|(_, a)| match a {
+        Action::Report(Report {
+            event:
+                Event::Drained {
+                    vassal,
+                    sessions_left,
+                    ..
+                },
+            ..
+        }) if *vassal == name(0) => Some(*sessions_left),
+        _ => None,
+    });
     log.iter()
         .find(|(_, a)| matches!(a, Action::Touch { vassal, .. } if *vassal == name(0)))
-        .map(|(t, _)| *t - sent)
+        .map(|(t, _)| (*t - sent, left.expect("a drained event before the touch")))
 }
 
 /// One request per worker for 3 s, then 3 in the backlog behind a single
@@ -190,11 +205,12 @@ fn touch_after_drain(kept: Option<usize>, refs_left: impl Fn(u64) -> i64) -> Opt
 #[test]
 fn a_drain_touches_once_the_sessions_left_are_in_workers() {
     let refs = |ms: u64| 4 - (ms / 1500).min(3) as i64;
-    let t = touch_after_drain(Some(1), refs).expect("touched with 1 session left");
+    let (t, left) = touch_after_drain(Some(1), refs).expect("touched with 1 session left");
     assert!(
         (4_500..4_600).contains(&t),
         "touched {t} ms after the unsubscribe"
     );
+    assert_eq!(left, 1, "the drained event reports the session left");
 }
 
 /// Without proof from the config (0 sessions kept, or not listed) the

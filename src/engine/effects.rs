@@ -40,10 +40,12 @@ impl Engine {
             Task::UnsubscribeAgain => self.unsubscribe(i, false),
             Task::ReportDrained | Task::ReportDrainTimedOut => {
                 let timed_out = task == Task::ReportDrainTimedOut;
+                let sessions_left = self.drain_sessions_left(i);
                 self.report(Event::Drained {
                     vassal: name.clone(),
                     waited_ms: now.mono_ms - self.vassals[i].drain.started_ms,
                     timed_out,
+                    sessions_left,
                 });
                 if timed_out {
                     self.report(Event::Warning {

@@ -145,6 +145,10 @@ pub enum Event {
         vassal: String,
         waited_ms: u64,
         timed_out: bool,
+        /// Sessions its drained nodes still held at the touch: requests in
+        /// its workers that the graceful reload finishes (docs/UWSGI.md
+        /// §19); more only when the drain timed out.
+        sessions_left: usize,
     },
     Resubscribed {
         vassal: String,

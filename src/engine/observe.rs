@@ -219,4 +219,20 @@ impl Engine {
             }
         }
     }
+
+    /// The sessions vassal `i`'s drained nodes hold in the newest fastrouter
+    /// snapshot (death-marked ones; a node still routed counts as none).
+    pub(super) fn drain_sessions_left(&self, i: usize) -> usize {
+        let Some(fr) = self.fr.as_ref() else {
+            return 0;
+        };
+        self.vassals[i]
+            .drain
+            .nodes
+            .iter()
+            .filter_map(|d| self.matcher.find(&d.key, &d.name, fr))
+            .filter(|n| n.death_mark != 0)
+            .map(|n| n.refs.max(0) as usize)
+            .sum()
+    }
 }
