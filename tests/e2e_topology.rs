@@ -82,7 +82,7 @@ fn e2e_topology_two_fastrouters_ha() {
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_topology -- --ignored --test-threads=1"]
 fn e2e_topology_one_file_per_vassal_tcp_formats() {
-    formats::x();
+    formats::one_file_per_vassal();
 }
 
 #[test]
