@@ -88,11 +88,11 @@ fn e2e_topology_one_file_per_vassal_tcp_formats() {
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_topology -- --ignored --test-threads=1"]
 fn e2e_topology_workers_keys_lazy_emperor_freq_1() {
-    features::x();
+    features::workers_keys_lazy();
 }
 
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_topology -- --ignored --test-threads=1"]
 fn e2e_topology_fastrouter_vassal_safe_form_emperor_freq_10() {
-    router_vassal::x();
+    router_vassal::fastrouter_vassal_safe_form();
 }
