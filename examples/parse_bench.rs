@@ -10,7 +10,7 @@
 //! times with `EmperorSnapshot::parse` / `FastrouterSnapshot::parse`, and
 //! prints the time per parse against the default 100 ms check interval.
 //! Also measured: the fastrouter document with uWSGI's trailing-comma bug
-//! (docs/UWSGI.md §13.6), which takes the strict-then-repair path.
+//! (docs/UWSGI.md §13.6), which takes the strict-then-fix path.
 //!
 //! Timing: each case is run in batches of about 0.2 s after a warm-up; the
 //! median and the best batch are printed (per parse).
@@ -208,7 +208,7 @@ fn main() {
     assert_eq!(e.blacklist.len(), 3);
     let f = FastrouterSnapshot::parse(fastrouter.as_bytes()).expect("fastrouter JSON parses");
     assert_eq!(f.nodes().count(), n);
-    let fb = FastrouterSnapshot::parse(fastrouter_bug.as_bytes()).expect("repaired JSON parses");
+    let fb = FastrouterSnapshot::parse(fastrouter_bug.as_bytes()).expect("the fixed JSON parses");
     assert_eq!(fb, f);
 
     let batch = Duration::from_millis(200);

@@ -69,4 +69,21 @@ pub mod exit {
     pub const SIGINT: u8 = 130;
     /// Interrupted by SIGTERM (128 + 15).
     pub const SIGTERM: u8 = 143;
+
+    /// THE exit code of a rollout or a dry run, from how it ended and the
+    /// stop signal received (if any): the one place that decides it.
+    pub fn of_outcome(status: &crate::engine::Status, stop_signal: Option<i32>) -> u8 {
+        use crate::engine::Status;
+        match status {
+            Status::Completed => OK,
+            Status::Failed => FAILED,
+            Status::Precondition(_) => PRECONDITION,
+            Status::Interrupted if stop_signal == Some(libc_sigterm()) => SIGTERM,
+            Status::Interrupted => SIGINT,
+        }
+    }
+
+    fn libc_sigterm() -> i32 {
+        nix::sys::signal::Signal::SIGTERM as i32
+    }
 }

@@ -38,7 +38,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    let started = std::time::Instant::now();
+    // The run's duration for the metrics file (every clock read goes
+    // through the runtime's Clock).
+    let clock = uwsgi_reload::runtime::clock::Clock::new();
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
         _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),
@@ -47,14 +49,14 @@ fn main() -> ExitCode {
             if let Some(path) = &cfg.metrics_file {
                 // Every rollout leaves its metrics, also one refused before
                 // the engine ran.
-                let took = started.elapsed().as_secs_f64();
+                let took = clock.elapsed_s();
                 let m = match &run {
                     Ok(s) => {
                         RunMetrics::from_outcome(&s.outcome, s.exit_code, &s.uwsgi_versions, took)
                     }
                     Err(e) => RunMetrics::refused(e.exit_code(), took),
                 };
-                if let Err(e) = metrics::write(path, m) {
+                if let Err(e) = metrics::write(path, m, clock.wall_f64()) {
                     eprintln!(
                         "uwsgi-reload: warning: cannot write the metrics file {}: {e}",
                         path.display()

@@ -50,6 +50,13 @@ impl Reporter {
     /// header once a rollout has one, so the report opens with the versions
     /// and settings.
     pub fn note(&mut self, line: &str) {
+        // Machines and the system log get it at once, as every event.
+        if self.json {
+            emit_json(&json!({"event": "note", "message": line}));
+        }
+        if let Some(s) = &self.syslog {
+            s.send(Severity::Info, line);
+        }
         if self.info.is_some() && !self.header_shown {
             self.notes.push(line.to_string());
         } else {

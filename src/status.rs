@@ -107,6 +107,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             "availability": class.as_str(),
             "respawns": st.map_or(0, |v| v.respawns),
             "live": class == Availability::Serving,
+            // With --stale-since: what a rollout would do with it by age
+            // (the engine's own rule, engine::generation).
+            "generation": engine.generation(i).map(|g| g.as_str()),
             "nodes": ns.iter().map(|(k, n)| json!({
                 "key": k, "name": n.name, "age_s": wall - n.last_check,
                 "death_mark": n.death_mark, "ref": n.refs,
@@ -136,10 +139,24 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     } else {
         // First line: this tool's and uWSGI's versions, the settings.
         rep.human_line(&info.human(&k), false);
+        let by_age = s.stale_since_s.is_some();
+        let gen_col = |g: &str| {
+            if by_age {
+                format!("{g:<11}")
+            } else {
+                String::new()
+            }
+        };
         rep.human_line(
             &format!(
-                "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} NODES (key name age death_mark ref)",
-                "VASSAL", "PID", "STATE", "AVAILABILITY", "RESPAWNS", "LIVE"
+                "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}NODES (key name age death_mark ref)",
+                "VASSAL",
+                "PID",
+                "STATE",
+                "AVAILABILITY",
+                "RESPAWNS",
+                "LIVE",
+                gen_col("GENERATION")
             ),
             false,
         );
@@ -163,7 +180,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
                 .unwrap_or_default();
             rep.human_line(
                 &format!(
-                    "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}",
+                    "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}{}",
                     r["vassal"].as_str().unwrap_or(""),
                     r["pid"].as_i64().unwrap_or(0),
                     r["state"].as_str().unwrap_or(""),
@@ -174,6 +191,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
                     } else {
                         "no"
                     },
+                    gen_col(r["generation"].as_str().unwrap_or("-")),
                     if nodes.is_empty() {
                         "-".to_string()
                     } else {
@@ -185,6 +203,18 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         }
         for (k, l) in &live {
             rep.human_line(&format!("key {k}: {l} live (K={})", k_of(k)), false);
+        }
+        if let Some(t) = s.stale_since_s {
+            let count = |g: &str| rows.iter().filter(|r| r["generation"] == g).count();
+            rep.human_line(
+                &format!(
+                    "against --stale-since {t}: {} stale (a rollout reloads them), {} current, {} renewing (waited for, then left alone)",
+                    count("stale"),
+                    count("current"),
+                    count("renewing")
+                ),
+                false,
+            );
         }
         if let Some(p) = &refused {
             rep.human_line(&format!("a rollout now would be refused: {p}"), false);

@@ -55,6 +55,7 @@ const FLAGS: &[&str] = &[
     "--probe",
     "--subscription-tolerance",
     "--metrics-file",
+    "--stale-since",
     "--generate",
 ];
 
@@ -80,6 +81,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--probe", "/health"),
     ("--subscription-tolerance", "30"),
     ("--metrics-file", "/tmp/uwsgi-reload.prom"),
+    ("--stale-since", "2026-12-01T10:00:00Z"),
     ("--generate", "man"),
 ];
 
@@ -350,6 +352,27 @@ fn bad_max_unavailable() {
             &w,
             &with(&w, &["--max-unavailable", v]),
             &["--max-unavailable", v],
+        );
+    }
+}
+
+/// `--stale-since` takes an RFC 3339 time, epoch seconds or an existing
+/// file; anything else is a usage error naming the flag, nothing touched.
+#[test]
+fn bad_stale_since() {
+    let w = world("stale");
+    for v in [
+        "",
+        "yesterday",
+        "2026-12-01",
+        "2026-12-01T10:00:00",
+        "2026-13-01T10:00:00Z",
+        "/no/such/release/dir",
+    ] {
+        expect_usage(
+            &w,
+            &with(&w, &["--stale-since", v]),
+            &["--stale-since expects an RFC 3339 time"],
         );
     }
 }

@@ -11,7 +11,10 @@
 //! 3. `--probe`: a healthy fleet passes; a broken deploy that still accepts
 //!    and subscribes (no `need-app`) is caught, and without `--probe` it is
 //!    not (which is why the probe exists);
-//! 4. `status` and `--dry-run` touch nothing.
+//! 4. `status` and `--dry-run` touch nothing;
+//! 5. `examples/ansible/reload.yml` run by a real `ansible-playbook` against
+//!    two hosts: serial, a broken first host stops the play, and with
+//!    `--stale-since` a host is `changed` only when something was reloaded.
 //!
 //! Same conventions as `tests/e2e.rs` (whose harness, `tests/common/`, this
 //! reuses): every test is `#[ignore]`d for a plain `cargo test`;
@@ -23,10 +26,13 @@
 //! Helpers: `tests/e2e_fleet/hosts.rs` (several Emperors behind one
 //! fastrouter), `trace.rs` (every fastrouter sample and every tool event on
 //! one clock, for the drain check), `direct.rs` (a uwsgi-protocol request
-//! straight to one vassal's socket).
+//! straight to one vassal's socket), `ansible.rs` (ansible-core in a
+//! private venv, the inventory, the play's recap).
 
 mod common;
 
+#[path = "e2e_fleet/ansible.rs"]
+mod ansible;
 #[path = "e2e_fleet/direct.rs"]
 mod direct;
 #[path = "e2e_fleet/hosts.rs"]
@@ -873,5 +879,209 @@ fn fleet_status_and_dry_run_touch_nothing() {
             .all(|e| event_kind(e) != "touched"),
         || "--dry-run reported a touch".into(),
     );
+    p.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 5. The Ansible example, run by a real ansible-playbook
+// ---------------------------------------------------------------------------
+
+/// Replaces host `id`'s config `name` by a broken deploy without the
+/// Emperor noticing (the mtime it has seen is kept): the next touch reloads
+/// into a vassal that fails to start.
+fn break_config_quietly(mh: &MultiHost, id: &str, name: &str) {
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    let h = mh.host(id);
+    let last_mod = h
+        .emperor_stats()
+        .expect("emperor stats")
+        .vassal(&format!("{name}.ini"))
+        .expect("vassal in the Emperor's stats")
+        .last_mod;
+    let mut ini = fs::read_to_string(h.dir.join("vassal.ini")).expect("the host's vassal.ini");
+    ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
+    let tmp = h.vassals_dir().join(format!(".{name}.tmp"));
+    fs::write(&tmp, ini).unwrap();
+    let ts = TimeSpec::new(last_mod, 0);
+    utimensat(None, &tmp, &ts, &ts, UtimensatFlags::NoFollowSymlink).unwrap();
+    fs::rename(&tmp, h.config_path(name)).unwrap();
+}
+
+/// A release marker: a file whose mtime is the release instant, then the
+/// next whole second (uWSGI's clocks have whole seconds).
+fn new_release(mh: &MultiHost, tag: &str) -> String {
+    let p = mh.dir.join(format!("release-{tag}"));
+    fs::write(&p, b"").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    p.display().to_string()
+}
+
+/// `examples/ansible/reload.yml`, run by a real `ansible-playbook`
+/// (ansible-core from PyPI in a private venv) against two inventory hosts:
+/// two Emperors on this machine behind one shared fastrouter,
+/// `connection: local` with per-host variables, under load with K = 4 of 6
+/// nodes. Four plays:
+/// 1. a deploy: both hosts `changed`, host B's first task only after host
+///    A's reload ended, every vassal reloaded once;
+/// 2. the same release again (`release` = --stale-since): both hosts `ok`,
+///    nothing reloaded;
+/// 3. a new release after a deploy that reached host A only (the tool run
+///    there by hand): host A `ok`, untouched; host B `changed`, reloaded;
+/// 4. a broken deploy on host A: the play fails on host A and stops
+///    before host B, whose vassals are untouched.
+///
+/// Throughout: no request failed and the fastrouter never showed fewer
+/// than K live nodes.
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_fleet -- --ignored --test-threads=1"]
+fn fleet_ansible_playbook_two_hosts() {
+    let _g = lock();
+    // Before the stack: the venv install takes a while, and the load would
+    // only run idle meanwhile.
+    ansible::playbook_bin();
+    let k = 4;
+    let ks = k.to_string();
+    let mh = MultiHost::start("fleet.example", &[("a", &[1, 2, 3]), ("b", &[1, 2, 3])]);
+    let key = mh.key.clone();
+    let t0 = Instant::now();
+    let sampler = Sampler::start(mh.fastrouter_stats_path(), vec![key.clone()], t0);
+    let load = Load::start(mh.port, LoadSpec::default(), t0);
+    std::thread::sleep(Duration::from_millis(500));
+    let tool = common::tool::BIN;
+    let play = |release: &str| {
+        ansible::run_play(&mh, &["a", "b"], tool, &[("k", &ks), ("release", release)])
+    };
+    let a = mh.host("a").names.clone();
+    let b = mh.host("b").names.clone();
+    let mut p = Problems::default();
+    let reload_task = "Reload this host's vassals";
+
+    // 1. a deploy
+    let r1 = new_release(&mh, "1");
+    let (a0, b0) = (mh.fleet("a"), mh.fleet("b"));
+    let play1 = play(&r1);
+    let (a1, b1) = (mh.fleet("a"), mh.fleet("b"));
+    p.note("play 1 (deploy)", play1.describe());
+    p.check(play1.code == Some(0), || {
+        format!("play 1 exited with {:?}, expected 0", play1.code)
+    });
+    for h in ["host_a", "host_b"] {
+        p.check(
+            play1.count(h, "changed") == 1 && play1.count(h, "failed") == 0,
+            || {
+                format!(
+                    "play 1: {h} should report changed=1 failed=0, recap {:?}",
+                    play1.recap()
+                )
+            },
+        );
+    }
+    let a_done = play1.first_result_of(reload_task, "host_a");
+    let b_begins = play1.first_result_of("Preflight and plan (touches nothing)", "host_b");
+    p.check(
+        a_done.is_some() && b_begins.is_some() && a_done < b_begins,
+        || format!("play 1: host B began ({b_begins:?}) before host A's reload ended ({a_done:?})"),
+    );
+    for n in &a {
+        p.reloaded_once("play 1: host A", &a0, &a1, n);
+    }
+    for n in &b {
+        p.reloaded_once("play 1: host B", &b0, &b1, n);
+    }
+
+    // 2. the same release again: nothing to do, nothing changed
+    let play2 = play(&r1);
+    let (a2, b2) = (mh.fleet("a"), mh.fleet("b"));
+    p.note("play 2 (the same release again)", play2.describe());
+    p.check(play2.code == Some(0), || {
+        format!("play 2 exited with {:?}, expected 0", play2.code)
+    });
+    for h in ["host_a", "host_b"] {
+        p.check(
+            play2.count(h, "changed") == 0 && play2.count(h, "ok") > 0,
+            || {
+                format!(
+                    "play 2: {h} should report ok and changed=0, recap {:?}",
+                    play2.recap()
+                )
+            },
+        );
+    }
+    for n in &a {
+        p.untouched("play 2: host A", &a1, &a2, n);
+    }
+    for n in &b {
+        p.untouched("play 2: host B", &b1, &b2, n);
+    }
+
+    // 3. a new release that reached host A only, then the play
+    let r3 = new_release(&mh, "3");
+    let by_hand = Tool::spawn(args_with(
+        mh.tool_args("a"),
+        &[
+            "--minimum-active-vassals",
+            ks.as_str(),
+            "--stale-since",
+            r3.as_str(),
+        ],
+    ))
+    .wait(TOOL_TIMEOUT);
+    p.exit("host A by hand", &by_hand, 0);
+    let (a3, b3) = (mh.fleet("a"), mh.fleet("b"));
+    let play3 = play(&r3);
+    let (a4, b4) = (mh.fleet("a"), mh.fleet("b"));
+    p.note("play 3 (after host A was done by hand)", play3.describe());
+    p.check(play3.code == Some(0), || {
+        format!("play 3 exited with {:?}, expected 0", play3.code)
+    });
+    p.check(play3.count("host_a", "changed") == 0, || {
+        format!(
+            "play 3: host A was already on the release, yet changed: {:?}",
+            play3.recap()
+        )
+    });
+    p.check(play3.count("host_b", "changed") == 1, || {
+        format!(
+            "play 3: host B should report changed=1: {:?}",
+            play3.recap()
+        )
+    });
+    for n in &a {
+        p.untouched("play 3: host A", &a3, &a4, n);
+    }
+    for n in &b {
+        p.reloaded_once("play 3: host B", &b3, &b4, n);
+    }
+
+    // 4. a broken deploy on host A stops the play before host B
+    break_config_quietly(&mh, "a", &a[1]);
+    let r5 = new_release(&mh, "5");
+    let play4 = play(&r5);
+    let b5 = mh.fleet("b");
+    p.note("play 4 (broken deploy on host A)", play4.describe());
+    p.check(play4.code.is_some_and(|c| c != 0), || {
+        format!("play 4 exited with {:?}, expected a failure", play4.code)
+    });
+    p.check(play4.count("host_a", "failed") == 1, || {
+        format!("play 4: host A should have failed: {:?}", play4.recap())
+    });
+    p.check(
+        play4
+            .first_result_of("Preflight and plan (touches nothing)", "host_b")
+            .is_none(),
+        || "play 4: host B ran after host A failed".into(),
+    );
+    for n in &b {
+        p.untouched("play 4: host B", &b4, &b5, n);
+    }
+
+    std::thread::sleep(Duration::from_millis(500));
+    let load = load.stop();
+    let samples = sampler.stop();
+    p.note("load", load.describe());
+    p.note("samples", samples.describe());
+    p.no_failed_requests(&load);
+    p.lowest_live(&samples, &key, k);
     p.finish();
 }

@@ -89,7 +89,6 @@ fn emperor(vs: &[V]) -> Input {
             })
             .collect(),
         blacklist: vec![],
-        ..Default::default()
     })
 }
 
@@ -110,7 +109,6 @@ fn fastrouter(nodes: &[(usize, i64)]) -> Input {
                 })
                 .collect(),
         }],
-        ..Default::default()
     })
 }
 
@@ -484,7 +482,6 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
                 ..Node::default()
             }],
         }],
-        ..Default::default()
     });
     e.handle(now(0), busy.clone());
     drain(&mut e);

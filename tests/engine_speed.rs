@@ -369,7 +369,7 @@ fn early(names: &[usize]) -> Settings {
 /// generation accepts, the tool sends the subscribe for the node it had
 /// before its touch (same key, address and modifier1), and the vassal is
 /// back as soon as the fastrouter shows it: 3 s, not its next announce up
-/// to a subscribe-freq later. Without `Effect::Announce` nothing is sent
+/// to a subscribe-freq later. Without `Task::Announce` nothing is sent
 /// and app_01 is still out at 3 s.
 #[test]
 fn early_announce_subscribes_the_nodes_it_had_when_it_accepts() {

@@ -730,3 +730,64 @@ fn a_uwsgi_with_a_known_reload_defect_is_refused() {
     assert_eq!(r.code, Some(0), "{}", r.describe());
     assert_eq!(w.mtimes(), before, "{}", r.describe());
 }
+
+/// A version with a defect that does not stop a rollout (2.0.27 to 2.0.30:
+/// a master-FIFO fork reload can hang) is named by the dry run's doctor,
+/// with its evidence, and does not refuse it.
+#[test]
+fn an_advisory_version_defect_is_named_not_refused() {
+    let w = World::new("advisory", 2);
+    let doc = w
+        .emperor_doc()
+        .replace("\"version\":\"2.0.21-debian\"", "\"version\":\"2.0.29\"");
+    let _emp = FakeSocket::fixed(&w.emperor_sock, Answer::Bytes(doc.into_bytes()));
+    let _fr = w.serve_fastrouter(false);
+    let r = run(&mode_args(&w, Mode::DryRun, &[]), BOUND);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("2.0.27 to 2.0.30"), "{}", r.describe());
+    assert!(out.contains("issue 2722"), "{}", r.describe());
+}
+
+// ----- --stale-since -------------------------------------------------------------------
+
+/// Every vassal of the fake fleet runs a generation started at OLD_MTIME.
+/// Against an earlier instant all are current: the rollout, the dry run
+/// and `status` agree that there is nothing to do (exit 0, nothing
+/// touched). Against a later one all are stale: the dry run plans them.
+/// (The dry run exited 1 when the engine finished before its first action
+/// with nothing to do.)
+#[test]
+fn stale_since_current_fleet_is_nothing_to_do() {
+    let w = World::new("stale", 3);
+    let (_emp, _fr) = w.serve_consistent(false);
+    let before = w.mtimes();
+    let earlier = (fakes::OLD_MTIME - 100).to_string();
+    for mode in [Mode::Reload, Mode::DryRun, Mode::Status] {
+        let r = run(&mode_args(&w, mode, &["--stale-since", &earlier]), BOUND);
+        assert_eq!(r.code, Some(0), "{mode:?}\n{}", r.describe());
+        assert_eq!(w.mtimes(), before, "{mode:?} touched\n{}", r.describe());
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert!(out.contains("current"), "{mode:?}\n{}", r.describe());
+    }
+    let later = (fakes::OLD_MTIME + 100).to_string();
+    let r = run(
+        &mode_args(&w, Mode::DryRun, &["--stale-since", &later]),
+        BOUND,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    for n in &w.names {
+        assert!(
+            r.stdout.contains(n.as_str()),
+            "{n} not planned\n{}",
+            r.describe()
+        );
+    }
+    assert!(!r.stdout.contains("already current"), "{}", r.describe());
+    let r = run(
+        &mode_args(&w, Mode::Status, &["--stale-since", &later]),
+        BOUND,
+    );
+    assert!(r.stdout.contains("3 stale"), "{}", r.describe());
+    assert_eq!(w.mtimes(), before);
+}

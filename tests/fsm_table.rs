@@ -1,238 +1,185 @@
-//! `fsm/transitions.tsv` is `engine::step` written out as data. These tests
-//! hold the two together in both directions, and keep the diagrams rendered
-//! from the table (`fsm/diagram.dot`, the mermaid block in `fsm/README.md`)
+//! `fsm/transitions.tsv` is the per-vassal machine; `build.rs` generates
+//! `engine::step` (and `is_impossible`, `why`) from it. These tests check
+//! the generated code against the table, that a malformed table is refused
+//! naming its row, the machine's shape, and keep the diagrams rendered from
+//! the table (`fsm/diagram.dot`, the mermaid block in `fsm/README.md`)
 //! current. `UPDATE_FSM=1 cargo test --test fsm_table` rewrites the diagrams.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use uwsgi_reload::engine::{step, Effect, FailReason, Phase, Signal};
+use uwsgi_reload::engine::{is_impossible, step, why, Effect, Fact, FailReason, Phase, Task};
 
-const COLUMNS: [&str; 5] = ["phase", "signal", "next", "effect", "why"];
+/// The parser build.rs generates `step()` with.
+#[path = "../build/fsm_table.rs"]
+mod fsm_table;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Row {
-    line: usize,
-    phase: Phase,
-    signal: Signal,
-    /// `None`: `step` returns `None` (the row says `-` and `-`).
-    to: Option<(Phase, Effect)>,
-    why: String,
-}
+use fsm_table::{parse, Row};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn phase(s: &str) -> Option<Phase> {
-    Phase::ALL.into_iter().find(|p| p.as_str() == s)
-}
-
-fn signal(s: &str) -> Option<Signal> {
-    Signal::ALL.into_iter().find(|g| g.as_str() == s)
-}
-
-fn effect(s: &str) -> Option<Effect> {
-    let plain = [
-        Effect::None,
-        Effect::Unsubscribe,
-        Effect::Touch,
-        Effect::Resubscribe,
-        Effect::Announce,
-        Effect::WriteFifo,
-        Effect::Probe,
-        Effect::Adopt,
-        Effect::Succeed,
-    ];
-    plain
-        .into_iter()
-        .chain(FailReason::ALL.into_iter().map(Effect::Fail))
-        .find(|e| e.as_string() == s)
-}
-
-/// Parses the table, failing with the line number on anything malformed.
-fn parse(text: &str) -> Result<Vec<Row>, String> {
-    let mut rows = Vec::new();
-    let mut header = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() || raw.starts_with('#') {
-            continue;
-        }
-        let cols: Vec<&str> = raw.split('\t').collect();
-        if !header {
-            if cols != COLUMNS {
-                return Err(format!(
-                    "line {line}: expected the header {COLUMNS:?}, got {cols:?}"
-                ));
-            }
-            header = true;
-            continue;
-        }
-        if cols.len() != COLUMNS.len() {
-            return Err(format!(
-                "line {line}: expected {} tab-separated columns, got {}: {raw:?}",
-                COLUMNS.len(),
-                cols.len()
-            ));
-        }
-        let p = phase(cols[0]).ok_or(format!("line {line}: unknown phase {:?}", cols[0]))?;
-        let s = signal(cols[1]).ok_or(format!("line {line}: unknown signal {:?}", cols[1]))?;
-        let to = match (cols[2], cols[3]) {
-            ("-", "-") => None,
-            ("-", e) => {
-                return Err(format!(
-                    "line {line}: effect {e:?} without a next phase (write the phase even when it stays the same)"
-                ))
-            }
-            (n, e) => {
-                let n = phase(n).ok_or(format!("line {line}: unknown next phase {n:?}"))?;
-                let e = effect(e).ok_or(format!("line {line}: unknown effect {e:?}"))?;
-                Some((n, e))
-            }
-        };
-        let why = cols[4].trim().to_string();
-        if why.is_empty() {
-            return Err(format!("line {line}: the why column is empty"));
-        }
-        rows.push(Row {
-            line,
-            phase: p,
-            signal: s,
-            to,
-            why,
-        });
-    }
-    if !header {
-        return Err("no header row".into());
-    }
-    Ok(rows)
-}
-
-/// Every disagreement between the table and `step`, both directions.
+/// Every disagreement between the rows and the generated functions.
 fn disagreements(rows: &[Row]) -> Vec<String> {
     let mut errs = Vec::new();
-    let mut seen: BTreeMap<(Phase, Signal), usize> = BTreeMap::new();
     for r in rows {
-        if let Some(first) = seen.insert((r.phase, r.signal), r.line) {
-            errs.push(format!(
-                "line {}: ({}, {}) is listed again (first on line {first})",
-                r.line,
-                r.phase.as_str(),
-                r.signal.as_str()
-            ));
-            continue;
-        }
-        let got = step(r.phase, r.signal);
+        let (p, s) = (r.phase.as_str(), r.fact.as_str());
+        let got = step(r.phase, r.fact).map(|(n, e)| (n, e.to_vec()));
         if got != r.to {
             errs.push(format!(
-                "line {}: ({}, {}): table says {}, step() says {}",
+                "line {}: ({p}, {s}): table says {}, step() says {}",
                 r.line,
-                r.phase.as_str(),
-                r.signal.as_str(),
-                show(r.to),
-                show(got)
+                show(&r.to),
+                show(&got)
             ));
         }
-    }
-    for p in Phase::ALL {
-        for s in Signal::ALL {
-            if !seen.contains_key(&(p, s)) {
-                errs.push(format!(
-                    "({}, {}) is missing from the table; step() says {}",
-                    p.as_str(),
-                    s.as_str(),
-                    show(step(p, s))
-                ));
-            }
+        if is_impossible(r.phase, r.fact) != r.impossible() {
+            errs.push(format!(
+                "line {}: ({p}, {s}): is_impossible() disagrees",
+                r.line
+            ));
+        }
+        if why(r.phase, r.fact) != r.why {
+            errs.push(format!("line {}: ({p}, {s}): why() disagrees", r.line));
         }
     }
     errs
 }
 
-fn show(t: Option<(Phase, Effect)>) -> String {
+fn show(t: &Option<(Phase, Vec<Effect>)>) -> String {
     match t {
         None => "- -".into(),
-        Some((p, e)) => format!("{} {}", p.as_str(), e.as_string()),
+        Some((p, e)) => format!("{} {}", p.as_str(), effects(e)),
     }
 }
 
-fn table() -> Vec<Row> {
+fn effects(e: &[Effect]) -> String {
+    if e.is_empty() {
+        return "-".into();
+    }
+    e.iter()
+        .map(|e| e.as_string())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+fn table_text() -> String {
     let path = root().join("fsm/transitions.tsv");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    parse(&text).unwrap_or_else(|e| panic!("fsm/transitions.tsv: {e}"))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn table() -> Vec<Row> {
+    parse(&table_text()).unwrap_or_else(|e| panic!("fsm/transitions.tsv: {e}"))
 }
 
 #[test]
 fn names_cover_every_variant_exactly_once() {
-    // ALL lists each variant once, and as_str names are unique, so a name in
-    // the table means exactly one variant.
+    // ALL lists each variant once, and the names are unique and round-trip,
+    // so a name in the table means exactly one variant.
+    for p in Phase::ALL {
+        assert_eq!(Phase::from_name(p.as_str()), Some(p));
+    }
+    for s in Fact::ALL {
+        assert_eq!(Fact::from_name(s.as_str()), Some(s));
+    }
+    let all_effects = Task::ALL
+        .into_iter()
+        .map(Effect::Do)
+        .chain(FailReason::ALL.into_iter().map(Effect::Fail));
+    let mut names = BTreeSet::new();
+    for e in all_effects {
+        assert_eq!(Effect::from_name(&e.as_string()), Some(e));
+        assert!(names.insert(e.as_string()), "{e:?}: duplicate name");
+    }
     let phases: BTreeSet<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
     assert_eq!(phases.len(), Phase::ALL.len(), "duplicate phase names");
-    let signals: BTreeSet<&str> = Signal::ALL.iter().map(|s| s.as_str()).collect();
-    assert_eq!(signals.len(), Signal::ALL.len(), "duplicate signal names");
-    let effects: BTreeSet<String> = FailReason::ALL
-        .iter()
-        .map(|r| Effect::Fail(*r).as_string())
-        .collect();
-    assert_eq!(
-        effects.len(),
-        FailReason::ALL.len(),
-        "duplicate fail reason names"
-    );
-    // A variant missing from ALL would never be checked: every phase and
-    // signal step() can produce or is fed must be in ALL.
-    for p in Phase::ALL {
-        for s in Signal::ALL {
-            if let Some((n, e)) = step(p, s) {
-                assert!(Phase::ALL.contains(&n), "{n:?} is not in Phase::ALL");
-                assert!(
-                    effect(&e.as_string()) == Some(e),
-                    "{e:?} does not round-trip by name"
-                );
-            }
-        }
-    }
+    let facts: BTreeSet<&str> = Fact::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(facts.len(), Fact::ALL.len(), "duplicate fact names");
 }
 
 #[test]
-fn table_agrees_with_step_in_both_directions() {
+fn generated_step_agrees_with_the_table() {
     let rows = table();
     let errs = disagreements(&rows);
     assert!(
         errs.is_empty(),
-        "fsm/transitions.tsv and step() disagree:\n{}",
+        "fsm/transitions.tsv and the generated step() disagree (stale build?):\n{}",
         errs.join("\n")
     );
-    assert_eq!(rows.len(), Phase::ALL.len() * Signal::ALL.len());
-    // The table lists pairs in Phase::ALL x Signal::ALL order, so a reader
-    // finds a pair where expected.
-    let order: Vec<(Phase, Signal)> = rows.iter().map(|r| (r.phase, r.signal)).collect();
-    let want: Vec<(Phase, Signal)> = Phase::ALL
+    assert_eq!(rows.len(), Phase::ALL.len() * Fact::ALL.len());
+    // Every task is used by some row: a task no row names is dead code.
+    let used: BTreeSet<Task> = rows
         .iter()
-        .flat_map(|p| Signal::ALL.iter().map(move |s| (*p, *s)))
+        .filter_map(|r| r.to.as_ref())
+        .flat_map(|(_, e)| e.iter())
+        .filter_map(|e| match e {
+            Effect::Do(t) => Some(*t),
+            Effect::Fail(_) => None,
+        })
         .collect();
-    assert_eq!(
-        order, want,
-        "rows are not in Phase::ALL x Signal::ALL order"
-    );
+    assert_eq!(used, Task::ALL.into_iter().collect(), "a Task no row names");
 }
 
 #[test]
-fn the_checker_catches_a_changed_missing_or_duplicated_row() {
-    let rows = table();
-    let mut changed = rows.clone();
-    changed[0].to = None;
-    assert_eq!(disagreements(&changed).len(), 1);
-    let mut missing = rows.clone();
-    missing.remove(5);
-    assert_eq!(disagreements(&missing).len(), 1);
-    let mut dup = rows.clone();
-    dup.push(rows[7].clone());
-    assert_eq!(disagreements(&dup).len(), 1);
-    assert!(parse("phase\tsignal\tnext\teffect\twhy\nIdle\tStart\t-\tTouch\tx\n").is_err());
-    assert!(parse("phase\tsignal\tnext\teffect\twhy\nIdle\tBogus\t-\t-\tx\n").is_err());
-    assert!(parse("phase\tsignal\tnext\teffect\twhy\nIdle\tStart\t-\t-\t\n").is_err());
+fn the_parser_names_the_row_of_a_malformed_table() {
+    let text = table_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("Idle\tStart\t"))
+        .unwrap();
+    let with = |n: usize, row: Option<&str>| -> String {
+        let mut l = lines.clone();
+        match row {
+            Some(r) => l[n] = r,
+            None => {
+                l.remove(n);
+            }
+        }
+        l.join("\n")
+    };
+    let dup = lines[first];
+    let cases: [(usize, &str, &str); 8] = [
+        (first, "Idle\tStart\t-\tTouch\tx", "without a next phase"),
+        (first, "Idle\tBogus\t-\t-\tx", "unknown fact \"Bogus\""),
+        (first, "Idle\tStart\t-\t-\t", "the why column is empty"),
+        (
+            first,
+            "Idle\tStart\tTouched\tTouch+Bogus\tx",
+            "unknown effect \"Bogus\"",
+        ),
+        (
+            first,
+            "Idle\tStart\tTouched\tFail(bogus)\tx",
+            "unknown effect",
+        ),
+        (
+            first,
+            "Idle\tStart\tTouched\tTouch\tnot raised: x",
+            "cannot say",
+        ),
+        (
+            first,
+            "Idle\tStart\tTouched",
+            "expected 5 tab-separated columns",
+        ),
+        (first + 1, dup, "is listed again"),
+    ];
+    for (n, row, want) in cases {
+        let err = parse(&with(n, Some(row))).expect_err(want);
+        assert!(!err.contains('\n'), "not one line: {err}");
+        assert!(err.contains(want), "{err:?} does not say {want:?}");
+        assert!(
+            err.starts_with(&format!("line {}:", n + 1)),
+            "{err:?} does not name line {}",
+            n + 1
+        );
+    }
+    let err = parse(&with(first, None)).unwrap_err();
+    assert!(err.contains("(Idle, Start)"), "{err}");
+    let err = parse(&with(lines.len() - 1, None)).unwrap_err();
+    assert!(err.contains("is missing"), "{err}");
     assert!(parse("Idle\tStart\t-\t-\tx\n").is_err());
 }
 
@@ -240,7 +187,7 @@ fn the_checker_catches_a_changed_missing_or_duplicated_row() {
 fn machine_shape() {
     // Terminal phases never move; every non-terminal phase can end.
     for p in Phase::ALL {
-        for s in Signal::ALL {
+        for s in Fact::ALL {
             if p.terminal() {
                 assert_eq!(step(p, s), None, "{p:?} is terminal but moves on {s:?}");
             }
@@ -251,7 +198,7 @@ fn machine_shape() {
         let more: BTreeSet<Phase> = reach
             .iter()
             .flat_map(|p| {
-                Signal::ALL
+                Fact::ALL
                     .iter()
                     .filter_map(move |s| step(*p, *s).map(|(n, _)| n))
             })
@@ -269,8 +216,8 @@ fn machine_shape() {
     // Only Idle and Draining (never touched) may be touched; a touched
     // vassal is never touched again.
     for p in Phase::ALL {
-        for s in Signal::ALL {
-            if let Some((_, Effect::Touch)) = step(p, s) {
+        for s in Fact::ALL {
+            if step(p, s).is_some_and(|(_, e)| e.contains(&Effect::Do(Task::Touch))) {
                 assert!(
                     matches!(p, Phase::Idle | Phase::Draining),
                     "{p:?} + {s:?} touches"
@@ -282,14 +229,15 @@ fn machine_shape() {
 
 // ----- diagrams --------------------------------------------------------------
 
-/// Edges of the diagram: (from, to) -> "Signal / Effect" labels.
+/// Edges of the diagram: (from, to) -> "Fact / Effect" labels.
 fn edges(rows: &[Row]) -> BTreeMap<(Phase, Phase), Vec<String>> {
     let mut e: BTreeMap<(Phase, Phase), Vec<String>> = BTreeMap::new();
     for r in rows {
-        if let Some((to, eff)) = r.to {
-            let label = match eff {
-                Effect::None => r.signal.as_str().to_string(),
-                _ => format!("{} / {}", r.signal.as_str(), eff.as_string()),
+        if let Some((to, eff)) = &r.to {
+            let to = *to;
+            let label = match eff.is_empty() {
+                true => r.fact.as_str().to_string(),
+                false => format!("{} / {}", r.fact.as_str(), effects(eff)),
             };
             e.entry((r.phase, to)).or_default().push(label);
         }

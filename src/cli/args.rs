@@ -47,6 +47,7 @@ pub struct RawArgs {
     pub probe: Option<String>,
     pub subscription_tolerance: Option<String>,
     pub metrics_file: Option<OsString>,
+    pub stale_since: Option<String>,
     pub generate: Option<String>,
     pub help: bool,
     pub version: bool,

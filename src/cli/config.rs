@@ -114,6 +114,9 @@ pub struct Config {
     /// `--early-announce` (true) / `--no-early-announce` (false); `None`:
     /// where each vassal's config proves it subscribes when accepting.
     pub early_announce: Option<bool>,
+    /// `--stale-since`, as given (seconds since the epoch, fractional): only
+    /// vassals whose running generation started before it are reloaded.
+    pub stale_since: Option<f64>,
     pub settings: Settings,
 }
 
@@ -241,6 +244,7 @@ impl Config {
                 exclude: Vec::new(),
                 metrics_file: None,
                 early_announce: None,
+                stale_since: None,
                 settings: s,
             });
         }
@@ -390,6 +394,11 @@ impl Config {
             s.node_tolerance_s = ms.div_ceil(1000) as i64;
             s.node_tolerance_known = true;
         }
+        let stale_since = match &r.stale_since {
+            Some(v) => Some(super::instant::parse("--stale-since", v)?),
+            None => None,
+        };
+        s.stale_since_s = stale_since.map(crate::engine::generation::stale_since_second);
         s.repair = !r.no_repair;
         s.allow_downtime = r.allow_downtime;
         s.accept_uwsgi_defect = r.accept_uwsgi_defect;
@@ -417,6 +426,7 @@ impl Config {
             exclude: r.exclude.clone(),
             metrics_file: metrics_file(&r)?,
             early_announce: early_announce(&r)?,
+            stale_since,
             settings: s,
         })
     }

@@ -184,6 +184,8 @@ pub static FLAGS: &[Flag] = &[
         "touch nothing new after this long; in-flight vassals finish"),
     flag!("probe", None, "PATH", Text(probe), Extra, Nothing, None,
         "count a reloaded vassal as live only once GET PATH, sent straight to its socket (uwsgi protocol, the key as host), answers 2xx/3xx"),
+    flag!("stale-since", None, "TIME|FILE", Text(stale_since), Extra, File, None,
+        "reload only vassals whose running generation started before TIME (RFC 3339, or seconds since the epoch) or FILE's mtime; a rerun after an interrupted deploy finishes it without reloading what is already new (status shows which are stale)"),
     flag!("only", None, "GLOB", Many(only), Extra, Nothing, None,
         "reload only configs matching GLOB (repeatable)"),
     flag!("exclude", None, "GLOB", Many(exclude), Extra, Nothing, None,

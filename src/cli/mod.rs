@@ -7,6 +7,7 @@ pub mod complete;
 pub mod config;
 pub mod flags;
 pub mod help;
+pub mod instant;
 pub mod man;
 
 pub use config::{Command, Config, Generate, Output, SocketSpec};

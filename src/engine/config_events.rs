@@ -28,7 +28,7 @@ impl Engine {
                 if let Some(i) = self.find(&name) {
                     self.apply(
                         i,
-                        Signal::ConfigRemoved,
+                        Fact::ConfigRemoved,
                         "config file deleted or renamed".into(),
                     );
                 }
@@ -47,11 +47,7 @@ impl Engine {
                     match files.iter().find(|f| f.name == name) {
                         Some(f) => self.config_mtime(&name, f.mtime),
                         None => {
-                            self.apply(
-                                i,
-                                Signal::ConfigRemoved,
-                                "config file gone (rescan)".into(),
-                            );
+                            self.apply(i, Fact::ConfigRemoved, "config file gone (rescan)".into());
                         }
                     }
                 }
@@ -81,7 +77,7 @@ impl Engine {
             .and_then(|e| e.vassal(name))
             .map_or(i64::MIN, |s| s.last_mod);
         let ours = if v.phase.in_flight() {
-            v.mtime_set
+            v.touch.mtime_set
         } else {
             i64::MIN
         };
@@ -89,7 +85,7 @@ impl Engine {
         if m > emp_last.max(ours) && m > i64::MIN {
             self.apply(
                 i,
-                Signal::ForeignTouch,
+                Fact::ForeignTouch,
                 format!("mtime set to {m} by someone else"),
             );
         }

@@ -5,129 +5,82 @@ use super::*;
 use crate::stats::StatsSource;
 
 impl Engine {
-    /// Feeds `sig` to vassal `i`'s machine and carries out the effect.
-    /// Returns whether anything changed.
-    pub(super) fn apply(&mut self, i: usize, sig: Signal, detail: String) -> bool {
+    /// Feeds `fact` to vassal `i`'s machine and carries out the effects of
+    /// the row, in order. Returns whether anything changed.
+    pub(super) fn apply(&mut self, i: usize, fact: Fact, detail: String) -> bool {
         let before = self.vassals[i].phase;
-        let Some((next, effect)) = step(before, sig) else {
+        if is_impossible(before, fact) {
+            if self.impossible_seen.len() < 16 {
+                let name = self.vassals[i].name.clone();
+                self.impossible_seen.push((name, before, fact));
+            }
+            return false;
+        }
+        let Some((next, effects)) = step(before, fact) else {
             return false;
         };
+        self.vassals[i].phase = next;
+        let mut detail = Some(detail);
+        for effect in effects {
+            match *effect {
+                Effect::Do(task) => self.carry_out(i, task, detail.as_deref().unwrap_or("")),
+                Effect::Fail(reason) => self.fail(i, reason, detail.take().unwrap_or_default()),
+            }
+        }
+        true
+    }
+
+    /// One task of a transition of vassal `i` (now in its new phase);
+    /// `detail` says what was seen.
+    fn carry_out(&mut self, i: usize, task: Task, detail: &str) {
         let now = self.now;
-        // Bookkeeping of the phase entered, before the effect runs.
-        {
-            let v = &mut self.vassals[i];
-            v.phase = next;
-            match (before, next) {
-                (Phase::Touched, Phase::Respawned) => {
-                    let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                    // Running at the touch: one reload request since then
-                    // is respawns0 + 1. More already seen means a second
-                    // request reached it before we saw the first (someone
-                    // else's touch after the Emperor acted on ours), and
-                    // SecondReload follows on the next pass (docs/UWSGI.md §12).
-                    v.reload_respawns = match s {
-                        Some(s) if v.pid0 == 0 => s.respawns,
-                        _ => v.respawns0.saturating_add(1),
-                    };
-                    if v.pid0 == 0 {
-                        // It was not running at the touch: this is its pid now.
-                        v.pid0 = s.map_or(0, |s| s.pid);
-                    }
-                }
-                (_, Phase::Confirming) => {
-                    // The last_check of the announce seen: the next must be
-                    // later.
-                    let pid = self
-                        .emp
-                        .as_ref()
-                        .and_then(|e| e.vassal(&v.name))
-                        .map_or(0, |s| s.pid);
-                    v.first_announce_s = self.fr.as_ref().and_then(|fr| {
-                        self.matcher
-                            .nodes_of(&v.name, pid.max(v.pid0), fr)
-                            .filter(|(_, n)| n.death_mark == 0)
-                            .map(|(_, n)| n.last_check)
-                            .max()
-                    });
-                    v.confirm_ms = now.mono_ms;
-                }
-                (Phase::Respawned, Phase::Accepting) => {
-                    let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                    v.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
-                    v.accepting_ms = now.mono_ms;
-                }
-                _ => {}
-            }
-        }
         let name = self.vassals[i].name.clone();
-        match (before, next) {
-            (Phase::Touched, Phase::Respawned) => self.report(Event::ReloadSeen {
-                vassal: name.clone(),
-            }),
-            (Phase::Respawned, Phase::Accepting) => self.report(Event::Accepting {
-                vassal: name.clone(),
-            }),
-            _ => {}
-        }
-        match effect {
-            Effect::None => {
-                if next == Phase::Skipped {
-                    self.vassals[i].skipped_why = "its config was removed before its turn".into();
-                    self.report(Event::Skipped {
-                        vassal: name,
-                        why: "its config was removed before its turn".into(),
+        match task {
+            Task::Unsubscribe => self.unsubscribe(i, true),
+            Task::UnsubscribeAgain => self.unsubscribe(i, false),
+            Task::ReportDrained | Task::ReportDrainTimedOut => {
+                let timed_out = task == Task::ReportDrainTimedOut;
+                self.report(Event::Drained {
+                    vassal: name.clone(),
+                    waited_ms: now.mono_ms - self.vassals[i].drain.started_ms,
+                    timed_out,
+                });
+                if timed_out {
+                    self.report(Event::Warning {
+                        vassal: Some(name),
+                        message: "sessions were still in flight at the end of --drain-timeout; touched anyway".into(),
                     });
                 }
             }
-            Effect::Unsubscribe => self.unsubscribe(i, before == Phase::Idle),
-            Effect::Touch => {
-                if before == Phase::Draining {
-                    let v = &self.vassals[i];
-                    let timed_out = sig == Signal::Deadline;
-                    self.report(Event::Drained {
-                        vassal: name.clone(),
-                        waited_ms: now.mono_ms - v.drain_ms,
-                        timed_out,
-                    });
-                    if timed_out {
-                        self.report(Event::Warning {
-                            vassal: Some(name.clone()),
-                            message: "sessions were still in flight at the end of --drain-timeout; touched anyway".into(),
-                        });
-                    }
-                }
-                self.touch(i, None);
-            }
-            Effect::Adopt => {
+            Task::Touch => self.touch(i, None),
+            Task::Adopt | Task::AdoptWhileDraining => {
                 // Seen in the Emperor's record first (while draining): the
                 // reload is under way already; count from before it.
-                let respawns0 = self.vassals[i].respawns0;
+                let respawns0 = self.vassals[i].baseline.respawns;
                 let under_way = self
                     .emp
                     .as_ref()
                     .and_then(|e| e.vassal(&name))
-                    .filter(|s| before == Phase::Draining && s.respawns > respawns0)
+                    .filter(|s| task == Task::AdoptWhileDraining && s.respawns > respawns0)
                     .map(|s| (s.last_mod, s.last_run));
                 let m = self.vassals[i]
                     .known_mtime
                     .max(under_way.map_or(i64::MIN, |(m, _)| m));
-                self.vassals[i].foreign = true;
+                self.vassals[i].touch.foreign = true;
                 self.touch(i, Some(m));
                 if let Some((_, sent_s)) = under_way {
                     let v = &mut self.vassals[i];
-                    v.respawns0 = respawns0;
-                    v.touch_wall_s = v.touch_wall_s.min(sent_s);
+                    v.baseline.respawns = respawns0;
+                    v.touch.wall_s = v.touch.wall_s.min(sent_s);
                 }
                 self.report(Event::ForeignReload { vassal: name });
             }
-            Effect::Resubscribe => {
-                if sig == Signal::BudgetLost {
-                    self.report(Event::Warning {
-                        vassal: Some(name.clone()),
-                        message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
-                    });
-                }
-                let drained = std::mem::take(&mut self.vassals[i].drained);
+            Task::WarnBudgetLost => self.report(Event::Warning {
+                vassal: Some(name),
+                message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
+            }),
+            Task::UndoDrain => {
+                let drained = std::mem::take(&mut self.vassals[i].drain.nodes);
                 for d in &drained {
                     self.out.push_back(Action::Subscribe {
                         vassal: name.clone(),
@@ -136,27 +89,70 @@ impl Engine {
                         modifier1: d.modifier1,
                     });
                 }
-                self.unconfirmed.push((name.clone(), now.mono_ms, drained));
+                self.undone_drains.push((name.clone(), now.mono_ms, drained));
                 self.read(StatsSource::Fastrouter);
                 self.report(Event::Resubscribed { vassal: name });
             }
-            Effect::Announce => self.announce(i),
-            Effect::WriteFifo => {
+            Task::RecordReload => {
                 let v = &mut self.vassals[i];
-                v.repaired = true;
-                v.repair_ms = now.mono_ms;
-                let pid = v.pid0;
+                let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
+                // Running at the touch: one reload request since then
+                // is baseline.respawns + 1. More already seen means a second
+                // request reached it before we saw the first (someone
+                // else's touch after the Emperor acted on ours), and
+                // SecondReload follows on the next pass (docs/UWSGI.md §12).
+                v.reload.respawns = match s {
+                    Some(s) if v.baseline.pid == 0 => s.respawns,
+                    _ => v.baseline.respawns.saturating_add(1),
+                };
+                if v.baseline.pid == 0 {
+                    // It was not running at the touch: this is its pid now.
+                    v.baseline.pid = s.map_or(0, |s| s.pid);
+                }
+                self.report(Event::ReloadSeen { vassal: name });
+            }
+            Task::RecordAccepting => {
+                let v = &mut self.vassals[i];
+                let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
+                v.reload.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
+                v.reload.accepting_ms = now.mono_ms;
+                self.report(Event::Accepting { vassal: name });
+            }
+            Task::Announce => self.announce(i),
+            Task::RecordFirstAnnounce => {
+                // The last_check of the announce seen: the next must be
+                // later.
+                let v = &mut self.vassals[i];
+                let pid = self
+                    .emp
+                    .as_ref()
+                    .and_then(|e| e.vassal(&v.name))
+                    .map_or(0, |s| s.pid);
+                v.reload.first_announce_s = self.fr.as_ref().and_then(|fr| {
+                    self.matcher
+                        .nodes_of(&v.name, pid.max(v.baseline.pid), fr)
+                        .filter(|(_, n)| n.death_mark == 0)
+                        .map(|(_, n)| n.last_check)
+                        .max()
+                });
+                v.reload.confirm_ms = now.mono_ms;
+            }
+            Task::WriteFifo => {
+                let v = &mut self.vassals[i];
+                v.reload.repaired = true;
+                v.reload.repair_ms = now.mono_ms;
+                let pid = v.baseline.pid;
                 self.report(Event::RepairStarted {
                     vassal: name.clone(),
                 });
                 self.out.push_back(Action::Repair { vassal: name, pid });
             }
-            Effect::Probe => self.probe(i),
-            Effect::Succeed => {
+            Task::Probe => self.probe(i),
+            Task::Succeed => {
                 let v = &mut self.vassals[i];
                 v.done_ms = now.mono_ms;
                 let (took_ms, repaired, foreign) =
-                    (now.mono_ms - v.touch_ms, v.repaired, v.foreign);
+                    (now.mono_ms - v.touch.at_ms, v.reload.repaired, v.touch.foreign);
                 self.report(Event::Subscribed {
                     vassal: name,
                     took_ms,
@@ -164,49 +160,57 @@ impl Engine {
                     foreign,
                 });
             }
-            Effect::Fail(reason) => {
-                let detail = if detail.is_empty() {
-                    match sig {
-                        Signal::Deadline => format!(
-                            "no progress {} s after the touch, in phase {}",
-                            (now.mono_ms - self.vassals[i].touch_ms) / 1000,
-                            before.as_str()
-                        ),
-                        _ => String::new(),
-                    }
-                } else {
-                    detail
-                };
-                // A vassal that was out of service before its touch failing
-                // again says nothing about the new release: it is reported
-                // (and the run exits 1), but the healthy ones go on.
-                let was_down = self.vassals[i].was_down.clone();
-                let detail = match &was_down {
-                    Some(before) => {
-                        format!("{detail} (it was already down before its touch: {before})")
-                    }
-                    None => detail,
-                };
-                self.vassals[i].failure = Some((reason, detail.clone()));
-                self.vassals[i].done_ms = now.mono_ms;
-                if was_down.is_none() {
-                    self.failures += 1;
-                }
-                self.report(Event::Failed {
+            Task::SkipCurrent => {
+                // --stale-since: `detail` is the evidence (engine::generation).
+                self.vassals[i].found_current = true;
+                self.vassals[i].skipped_why = detail.to_string();
+                self.report(Event::Skipped {
                     vassal: name,
-                    reason,
-                    detail,
+                    why: detail.to_string(),
                 });
-                if was_down.is_none() && self.failures >= self.s.max_failures {
-                    let why = format!(
-                        "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
-                        self.failures
-                    );
-                    self.stop(why);
-                }
+            }
+            Task::Skip => {
+                let why = "its config was removed before its turn";
+                self.vassals[i].skipped_why = why.into();
+                self.report(Event::Skipped {
+                    vassal: name,
+                    why: why.into(),
+                });
             }
         }
-        true
+    }
+
+    /// Vassal `i` failed for `reason`; `detail` says what was seen.
+    fn fail(&mut self, i: usize, reason: FailReason, detail: String) {
+        let now = self.now;
+        let name = self.vassals[i].name.clone();
+        // A vassal that was out of service before its touch failing
+        // again says nothing about the new release: it is reported
+        // (and the run exits 1), but the healthy ones go on.
+        let was_down = self.vassals[i].was_down.clone();
+        let detail = match &was_down {
+            Some(before) => {
+                format!("{detail} (it was already down before its touch: {before})")
+            }
+            None => detail,
+        };
+        self.vassals[i].failure = Some((reason, detail.clone()));
+        self.vassals[i].done_ms = now.mono_ms;
+        if was_down.is_none() {
+            self.failures += 1;
+        }
+        self.report(Event::Failed {
+            vassal: name,
+            reason,
+            detail,
+        });
+        if was_down.is_none() && self.failures >= self.s.max_failures {
+            let why = format!(
+                "{} vassal(s) failed; nothing new is touched (--keep-going or --max-failures to continue)",
+                self.failures
+            );
+            self.stop(why);
+        }
     }
 
     /// Early announce: subscribes the nodes vassal `i` had before its touch,
@@ -216,16 +220,16 @@ impl Engine {
     /// back as soon as it shows the node.
     pub(super) fn announce(&mut self, i: usize) {
         let v = &self.vassals[i];
-        if v.foreign
+        if v.touch.foreign
             || !self.s.can_unsubscribe
             || self.s.probe_path.is_some()
-            || v.announce_nodes.is_empty()
+            || v.touch.announce_nodes.is_empty()
             || !self.s.early_announce.contains(&v.name)
         {
             return;
         }
         let name = v.name.clone();
-        let nodes = v.announce_nodes.clone();
+        let nodes = v.touch.announce_nodes.clone();
         for d in &nodes {
             self.out.push_back(Action::Subscribe {
                 vassal: name.clone(),
@@ -246,10 +250,10 @@ impl Engine {
     pub(super) fn probe(&mut self, i: usize) {
         let name = self.vassals[i].name.clone();
         let Some(path) = self.s.probe_path.clone() else {
-            self.apply(i, Signal::ProbeOk, String::new());
+            self.apply(i, Fact::ProbeOk, String::new());
             return;
         };
-        let pid = self.current_pid(&name).max(self.vassals[i].pid0);
+        let pid = self.current_pid(&name).max(self.vassals[i].baseline.pid);
         let node = self.fr.as_ref().and_then(|fr| {
             self.matcher
                 .nodes_of(&name, pid, fr)
@@ -264,11 +268,7 @@ impl Engine {
                 path,
             }),
             None => {
-                self.apply(
-                    i,
-                    Signal::ProbeFailed,
-                    "no node to send the probe to".into(),
-                );
+                self.apply(i, Fact::ProbeFailed, "no node to send the probe to".into());
             }
         }
     }
@@ -285,27 +285,27 @@ impl Engine {
                 .map_or(0, |s| s.respawns);
             let drained = self.routable_nodes(&name, pid);
             let v = &mut self.vassals[i];
-            v.drained = drained;
-            v.drain_ms = now;
-            v.pid0 = pid;
+            v.drain.nodes = drained;
+            v.drain.started_ms = now;
+            v.baseline.pid = pid;
             // A reload request the Emperor sends from now on is not ours.
-            v.respawns0 = respawns;
-            v.blacklist_attempt0 = None;
-            let nodes = v.drained.iter().map(|d| d.name.clone()).collect();
+            v.baseline.respawns = respawns;
+            v.baseline.blacklist_attempt = None;
+            let nodes = v.drain.nodes.iter().map(|d| d.name.clone()).collect();
             self.report(Event::DrainStarted {
                 vassal: name.clone(),
                 nodes,
             });
         } else if let Some(fr) = self.fr.as_ref() {
             // Remember the announce we answer, so it is not answered twice.
-            for d in &mut self.vassals[i].drained {
+            for d in &mut self.vassals[i].drain.nodes {
                 if let Some((_, n)) = fr.nodes().find(|(k, n)| *k == d.key && n.name == d.name) {
                     d.last_check = d.last_check.max(n.last_check);
                 }
             }
         }
-        self.vassals[i].drain_sent_ms = now;
-        for d in self.vassals[i].drained.clone() {
+        self.vassals[i].drain.last_sent_ms = now;
+        for d in self.vassals[i].drain.nodes.clone() {
             self.out.push_back(Action::Unsubscribe {
                 vassal: name.clone(),
                 key: d.key,
@@ -345,26 +345,26 @@ impl Engine {
         let bl = emp.and_then(|e| e.blacklisted(&name)).map(|b| b.attempt);
         // What an early announce will send: the drained nodes, else those
         // live now (the touch takes them out).
-        let announce_nodes: Vec<DrainedNode> = match &self.vassals[i].drained {
+        let announce_nodes: Vec<DrainedNode> = match &self.vassals[i].drain.nodes {
             d if !d.is_empty() => d.clone(),
             _ => self.routable_nodes(&name, st.map_or(0, |s| s.pid)),
         };
         let v = &mut self.vassals[i];
-        v.announce_nodes = announce_nodes;
+        v.touch.announce_nodes = announce_nodes;
         let last_mod = st.map_or(v.known_mtime, |s| s.last_mod);
         let mtime = adopted.unwrap_or_else(|| {
             now.wall_s
                 .max(last_mod.saturating_add(1))
                 .max(v.known_mtime.saturating_add(1))
         });
-        v.pid0 = st.map_or(0, |s| s.pid);
-        v.respawns0 = st.map_or(0, |s| s.respawns);
-        v.blacklist_attempt0 = bl;
-        v.touch_ms = now.mono_ms;
-        v.touch_wall_s = now.wall_s;
-        v.mtime_set = mtime;
+        v.baseline.pid = st.map_or(0, |s| s.pid);
+        v.baseline.respawns = st.map_or(0, |s| s.respawns);
+        v.baseline.blacklist_attempt = bl;
+        v.touch.at_ms = now.mono_ms;
+        v.touch.wall_s = now.wall_s;
+        v.touch.mtime_set = mtime;
         v.known_mtime = mtime;
-        v.node_gone = false;
+        v.reload.node_gone = false;
         if adopted.is_none() {
             self.out.push_back(Action::Touch {
                 vassal: name.clone(),

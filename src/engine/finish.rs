@@ -12,7 +12,7 @@ impl Engine {
             self.report(Event::Stopping { why });
         }
         for i in 0..self.vassals.len() {
-            self.apply(i, Signal::Stop, String::new());
+            self.apply(i, Fact::Stop, String::new());
         }
     }
 
@@ -23,13 +23,13 @@ impl Engine {
         if self.vassals.iter().any(|v| v.phase.in_flight()) {
             return;
         }
-        if !self.resubscriptions_settled() {
+        if !self.undone_drains_settled() {
             return;
         }
         let idle = self.vassals.iter().any(|v| v.phase == Phase::Idle);
         if idle && self.stopping.is_none() {
-            match self.waiting_since {
-                Some(w) if self.now.mono_ms >= w + self.s.timeout_ms => {
+            match self.give_up_at() {
+                Some(at) if self.now.mono_ms >= at => {
                     let why =
                         if self.s.canary > 0 && !self.canary_passed && !self.canaries.is_empty() {
                             format!(

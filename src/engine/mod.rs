@@ -5,7 +5,7 @@
 //! and sleeps until [`Engine::poll_timeout`]. "Mutate, then drain to timeout."
 //!
 //! Per vassal, the phase machine in [`phase`] decides; this module derives the
-//! signals it is fed from the stats (docs/UWSGI.md §17), carries out the effects it
+//! facts it is fed from the stats (docs/UWSGI.md §17), carries out the effects it
 //! returns, and runs the scheduler that keeps at least K live per key.
 
 pub mod availability;
@@ -14,7 +14,9 @@ mod effects;
 pub mod emperor_index;
 mod evidence;
 mod finish;
+mod fsm_names;
 mod fxhash;
+pub mod generation;
 pub mod io;
 pub mod nodes;
 mod observe;
@@ -30,8 +32,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use availability::Availability;
 pub use emperor_index::IndexedEmperor;
+pub use generation::Generation;
 pub use io::{Action, ConfigEvent, ConfigFile, Event, Input, Now, Outcome, Report, Status};
-pub use phase::{step, Effect, FailReason, Phase, Signal};
+pub use phase::{is_impossible, step, why, Effect, Fact, FailReason, Phase, Task};
 pub use settings::{NodeMatch, Settings, Unavailable};
 pub use vassal::Vassal;
 
@@ -98,12 +101,16 @@ pub struct Engine {
     waiting_since: Option<u64>,
     warned_created: BTreeSet<String>,
     precondition: Option<String>,
-    /// Re-subscriptions sent (vassal, when, nodes) not yet seen back in the
-    /// fastrouter.
-    unconfirmed: Vec<(String, u64, Vec<DrainedNode>)>,
+    /// Drains undone (`Task::UndoDrain`: vassal, when, nodes) whose nodes
+    /// the fastrouter has not shown back yet.
+    undone_drains: Vec<(String, u64, Vec<DrainedNode>)>,
     /// Indices of the `--canary` vassals, in the order they were started.
     canaries: Vec<usize>,
     canary_passed: bool,
+    /// Facts met in a phase where the table says they are never raised
+    /// (`is_impossible`): a bug of the engine, changing nothing; the first
+    /// few are kept for the exploration and the fuzz properties to assert.
+    impossible_seen: Vec<(String, Phase, Fact)>,
 }
 
 fn idx(src: StatsSource) -> usize {
@@ -143,9 +150,10 @@ impl Engine {
             waiting_since: None,
             warned_created: BTreeSet::new(),
             precondition: None,
-            unconfirmed: Vec::new(),
+            undone_drains: Vec::new(),
             canaries: Vec::new(),
             canary_passed: false,
+            impossible_seen: Vec::new(),
         };
         e.tick();
         e
@@ -157,6 +165,12 @@ impl Engine {
 
     pub fn vassals(&self) -> &[Vassal] {
         &self.vassals
+    }
+
+    /// Facts the engine raised where `fsm/transitions.tsv` says it never
+    /// does (vassal, phase, fact): empty unless the engine has a bug.
+    pub fn impossible_seen(&self) -> &[(String, Phase, Fact)] {
+        &self.impossible_seen
     }
 
     pub fn is_finished(&self) -> bool {
@@ -201,7 +215,7 @@ impl Engine {
             Input::Config(ev) => self.config_event(ev),
             Input::Touched { vassal, error } => {
                 if let (Some(i), Some(e)) = (self.find(&vassal), error) {
-                    self.apply(i, Signal::TouchFailed, e);
+                    self.apply(i, Fact::TouchFailed, e);
                 }
             }
             Input::Repaired { vassal, result } => {
@@ -209,7 +223,7 @@ impl Engine {
                     match result {
                         Ok(fifo) => self.report(Event::RepairWritten { vassal, fifo }),
                         Err(e) => {
-                            self.apply(i, Signal::RepairFailed, e);
+                            self.apply(i, Fact::RepairFailed, e);
                         }
                     }
                 }
@@ -219,10 +233,10 @@ impl Engine {
                     match result {
                         Ok(detail) => {
                             self.report(Event::ProbeOk { vassal, detail });
-                            self.apply(i, Signal::ProbeOk, String::new());
+                            self.apply(i, Fact::ProbeOk, String::new());
                         }
                         Err(e) => {
-                            self.apply(i, Signal::ProbeFailed, e);
+                            self.apply(i, Fact::ProbeFailed, e);
                         }
                     }
                 }
@@ -252,7 +266,7 @@ impl Engine {
         }
     }
 
-    /// Re-derives every vassal's signals from what is known now, schedules,
+    /// Re-derives every vassal's facts from what is known now, schedules,
     /// and finishes when nothing is left. Idempotent.
     fn progress(&mut self) {
         if self.stage == Stage::Preflight {
@@ -269,13 +283,13 @@ impl Engine {
         self.update_evidence();
         self.sweep_dead_nodes();
         self.note_nodes_gone();
-        // Signals can cascade (ReloadSeen, AcceptingSeen and AnnounceSeen
+        // Facts can cascade (ReloadSeen, AcceptingSeen and AnnounceSeen
         // in one snapshot); each pass moves a vassal at most one step.
         for _ in 0..8 {
             let mut changed = false;
             for i in 0..self.vassals.len() {
-                if let Some((sig, detail)) = self.observe(i) {
-                    changed |= self.apply(i, sig, detail);
+                if let Some((fact, detail)) = self.observe(i) {
+                    changed |= self.apply(i, fact, detail);
                 }
             }
             if !changed {

@@ -35,7 +35,7 @@ pub fn matches(rule: &NodeMatch, config: &str, pid: i64, node: &Node) -> bool {
         // only: the stem rule would also take another host's node of the
         // same file name (two hosts, one fastrouter).
         NodeMatch::Names(names) => match names.get(config) {
-            Some(ns) => ns.iter().any(|n| *n == node.name),
+            Some(ns) => ns.contains(&node.name),
             None => matches(&NodeMatch::Stem, config, pid, node),
         },
     }

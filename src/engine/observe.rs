@@ -1,12 +1,12 @@
-//! From snapshots to signals: the one fact the current stats raise for an
+//! From snapshots to facts: the one fact the current stats raise for an
 //! in-flight vassal.
 
 use super::*;
 use crate::stats::StatsSource;
 
 impl Engine {
-    /// The one signal the current stats raise for vassal `i`, if any.
-    pub(super) fn observe(&mut self, i: usize) -> Option<(Signal, String)> {
+    /// The one fact the current stats raise for vassal `i`, if any.
+    pub(super) fn observe(&mut self, i: usize) -> Option<(Fact, String)> {
         let now = self.now;
         let fr_started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
         let v = &self.vassals[i];
@@ -20,25 +20,28 @@ impl Engine {
 
         // Death and crash loops, in every in-flight phase.
         let bl = emp.blacklisted(&v.name);
-        let newly_blacklisted =
-            bl.is_some_and(|b| v.blacklist_attempt0.map_or(true, |a0| b.attempt > a0));
+        let newly_blacklisted = bl.is_some_and(|b| {
+            v.baseline
+                .blacklist_attempt
+                .map_or(true, |a0| b.attempt > a0)
+        });
         match emp.vassal(&v.name) {
             None if newly_blacklisted => {
                 return Some((
-                    Signal::Blacklisted,
+                    Fact::Blacklisted,
                     "listed in the Emperor's blacklist".into(),
                 ))
             }
-            None if v.pid0 > 0 => {
-                return Some((Signal::Died, "vanished from the Emperor's vassals".into()))
+            None if v.baseline.pid > 0 => {
+                return Some((Fact::Died, "vanished from the Emperor's vassals".into()))
             }
-            Some(s) if v.pid0 > 0 && s.pid != v.pid0 => {
-                let sig = if newly_blacklisted {
-                    Signal::Blacklisted
+            Some(s) if v.baseline.pid > 0 && s.pid != v.baseline.pid => {
+                let fact = if newly_blacklisted {
+                    Fact::Blacklisted
                 } else {
-                    Signal::Died
+                    Fact::Died
                 };
-                return Some((sig, format!("pid {} is now {}", v.pid0, s.pid)));
+                return Some((fact, format!("pid {} is now {}", v.baseline.pid, s.pid)));
             }
             _ => {}
         }
@@ -48,7 +51,7 @@ impl Engine {
         let current_pid = st.map_or(0, |s| s.pid);
         let mine: Vec<(&str, &crate::stats::Node)> = self
             .matcher
-            .nodes_of(&v.name, current_pid.max(v.pid0), fr)
+            .nodes_of(&v.name, current_pid.max(v.baseline.pid), fr)
             .collect();
 
         match phase {
@@ -56,12 +59,14 @@ impl Engine {
                 // Someone else's touch the Emperor acted on before its
                 // inotify event came (or without one): follow it; touching
                 // now would be a second reload request (docs/UWSGI.md §12).
-                if let Some(s) = st.filter(|s| s.pid == v.pid0 && s.respawns > v.respawns0) {
+                if let Some(s) =
+                    st.filter(|s| s.pid == v.baseline.pid && s.respawns > v.baseline.respawns)
+                {
                     return Some((
-                        Signal::ForeignTouch,
+                        Fact::ForeignTouch,
                         format!(
                             "the Emperor sent it a reload this rollout did not ask for (respawns {} -> {})",
-                            v.respawns0, s.respawns
+                            v.baseline.respawns, s.respawns
                         ),
                     ));
                 }
@@ -70,13 +75,13 @@ impl Engine {
                 // give them back (re-unsubscribing a node that announced again
                 // would take a key below K).
                 let live = self.live_now();
-                let short = v.drained.iter().find(|d| {
+                let short = v.drain.nodes.iter().find(|d| {
                     live.get(&d.key).copied().unwrap_or(0) < self.k_for(&d.key)
                         && self.min_live.contains_key(&d.key)
                 });
                 if let Some(d) = short {
                     return Some((
-                        Signal::BudgetLost,
+                        Fact::BudgetLost,
                         format!(
                             "key {} fell to {} live, below {}, while it drained",
                             d.key,
@@ -85,29 +90,29 @@ impl Engine {
                         ),
                     ));
                 }
-                if fr_started < v.drain_sent_ms {
+                if fr_started < v.drain.last_sent_ms {
                     return None;
                 }
                 let mut all_gone = true;
-                for d in &v.drained {
+                for d in &v.drain.nodes {
                     match self.matcher.find(&d.key, &d.name, fr) {
                         None => {}
                         Some(n) if n.death_mark != 0 && n.refs == 0 => {}
                         Some(n) if n.death_mark == 0 && n.last_check > d.last_check => {
-                            return Some((Signal::NodeBack, format!("{} announced again", d.name)))
+                            return Some((Fact::NodeBack, format!("{} announced again", d.name)))
                         }
                         Some(_) => all_gone = false,
                     }
                 }
                 if all_gone {
-                    return Some((Signal::Drained, String::new()));
+                    return Some((Fact::Drained, String::new()));
                 }
                 None
             }
             Phase::Touched => {
                 let s = st?;
-                if s.last_mod >= v.mtime_set {
-                    return Some((Signal::ReloadSeen, String::new()));
+                if s.last_mod >= v.touch.mtime_set {
+                    return Some((Fact::ReloadSeen, String::new()));
                 }
                 None
             }
@@ -117,10 +122,10 @@ impl Engine {
             | Phase::Confirming
             | Phase::Probing => {
                 let s = st?;
-                if s.respawns > v.reload_respawns {
+                if s.respawns > v.reload.respawns {
                     return Some((
-                        Signal::SecondReload,
-                        format!("respawns went from {} to {}", v.reload_respawns, s.respawns),
+                        Fact::SecondReload,
+                        format!("respawns went from {} to {}", v.reload.respawns, s.respawns),
                     ));
                 }
                 if phase == Phase::Probing {
@@ -128,8 +133,8 @@ impl Engine {
                     return None;
                 }
                 if phase == Phase::Respawned {
-                    if s.accepting == 1 && s.last_accepting >= v.touch_wall_s {
-                        return Some((Signal::AcceptingSeen, String::new()));
+                    if s.accepting == 1 && s.last_accepting >= v.touch.wall_s {
+                        return Some((Fact::AcceptingSeen, String::new()));
                     }
                     return None;
                 }
@@ -137,22 +142,24 @@ impl Engine {
                     .iter()
                     .filter(|(_, n)| {
                         nodes::node_fresh(n, now.wall_s, tol)
-                            && (n.last_check >= v.accepted_s || v.node_gone)
-                            && fr_started >= v.touch_ms
+                            && (n.last_check >= v.reload.accepted_s || v.reload.node_gone)
+                            && fr_started >= v.touch.at_ms
                     })
                     .map(|(_, n)| n.last_check)
                     .max();
                 match (phase, announced) {
                     // A reload we did not send may have reached it while it
                     // was starting: one announce is not enough.
-                    (Phase::Accepting | Phase::Repairing, Some(_)) if v.foreign => {
-                        return Some((Signal::FirstAnnounceSeen, String::new()))
+                    (Phase::Accepting | Phase::Repairing, Some(_)) if v.touch.foreign => {
+                        return Some((Fact::FirstAnnounceSeen, String::new()))
                     }
-                    (Phase::Confirming, Some(s)) if v.first_announce_s.is_some_and(|f| s > f) => {
-                        return Some((Signal::AnnounceSeen, String::new()))
+                    (Phase::Confirming, Some(s))
+                        if v.reload.first_announce_s.is_some_and(|f| s > f) =>
+                    {
+                        return Some((Fact::AnnounceSeen, String::new()))
                     }
                     (Phase::Confirming, _) => return None,
-                    (_, Some(_)) => return Some((Signal::AnnounceSeen, String::new())),
+                    (_, Some(_)) => return Some((Fact::AnnounceSeen, String::new())),
                     _ => {}
                 }
                 if phase == Phase::Accepting
@@ -160,10 +167,10 @@ impl Engine {
                     && mine.iter().all(|(_, n)| n.death_mark != 0)
                 {
                     return Some((
-                        Signal::AnnounceOverdue,
+                        Fact::AnnounceOverdue,
                         format!(
                             "accepting for {} ms with no node in the fastrouter",
-                            now.mono_ms - v.accepting_ms
+                            now.mono_ms - v.reload.accepting_ms
                         ),
                     ));
                 }
@@ -184,22 +191,22 @@ impl Engine {
             return;
         };
         for v in &mut self.vassals {
-            if v.node_gone
+            if v.reload.node_gone
                 || !matches!(
                     v.phase,
                     Phase::Touched | Phase::Respawned | Phase::Accepting | Phase::Repairing
                 )
-                || started < v.touch_ms
+                || started < v.touch.at_ms
             {
                 continue;
             }
-            let pid = emp.vassal(&v.name).map_or(0, |s| s.pid).max(v.pid0);
+            let pid = emp.vassal(&v.name).map_or(0, |s| s.pid).max(v.baseline.pid);
             if self
                 .matcher
                 .nodes_of(&v.name, pid, fr)
                 .all(|(_, n)| n.death_mark != 0)
             {
-                v.node_gone = true;
+                v.reload.node_gone = true;
             }
         }
     }

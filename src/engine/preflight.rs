@@ -39,6 +39,30 @@ impl Engine {
                 });
             }
         }
+        // What differs by version and does not stop a rollout is named
+        // once per version (docs/VERSIONS.md): the operator sees it where
+        // the doctor's other findings are.
+        let mut seen = Vec::new();
+        for v in [&emp.snap.version, &fr.version] {
+            if seen.contains(v) {
+                continue;
+            }
+            seen.push(v.clone());
+            for d in crate::uwsgi_version::defects_of(v) {
+                if d.impact == crate::uwsgi_version::Impact::Advisory {
+                    self.report(Event::Warning {
+                        vassal: None,
+                        message: format!("{} ({})", d.summary, d.evidence),
+                    });
+                }
+            }
+        }
+        if let Some(t) = self.s.stale_since_s.filter(|t| *t > wall + 1) {
+            self.report(Event::Warning {
+                vassal: None,
+                message: format!("--stale-since {t} is {} s in the future: every vassal is stale, and stays stale after its reload", t - wall),
+            });
+        }
         if self.vassals.is_empty() {
             return self.finish_precondition("no vassal configs to reload".into());
         }

@@ -4,8 +4,8 @@
 use super::*;
 use crate::stats::StatsSource;
 
-/// How long the fastrouter may take to show a re-subscribed node.
-const RESUBSCRIBE_CONFIRM_MS: u64 = 2_000;
+/// How long the fastrouter may take to show the nodes of an undone drain.
+const UNDONE_DRAIN_CONFIRM_MS: u64 = 2_000;
 
 impl Engine {
     pub(super) fn tick(&mut self) {
@@ -43,25 +43,25 @@ impl Engine {
         }
     }
 
-    /// Drops the re-subscriptions a fastrouter read (started after they were
-    /// sent) shows back in rotation; past [`RESUBSCRIBE_CONFIRM_MS`] the rest
+    /// Drops the undone drains a fastrouter read (started after their
+    /// subscribes were sent) shows back in rotation; past [`UNDONE_DRAIN_CONFIRM_MS`] the rest
     /// are reported and given up on. True when none is left to wait for: the
     /// tool does not exit claiming a node is back before the fastrouter says
     /// so.
-    pub(super) fn resubscriptions_settled(&mut self) -> bool {
+    pub(super) fn undone_drains_settled(&mut self) -> bool {
         let started = self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms;
         let now = self.now.mono_ms;
         let mut late = Vec::new();
         if let Some(fr) = self.fr.as_ref() {
             let matcher = &self.matcher;
-            self.unconfirmed.retain(|(vassal, sent, nodes)| {
+            self.undone_drains.retain(|(vassal, sent, nodes)| {
                 let back = started >= *sent
                     && nodes.iter().all(|d| {
                         matcher
                             .named(&d.key, &d.name, fr)
                             .any(|n| n.death_mark == 0)
                     });
-                if !back && now >= sent + RESUBSCRIBE_CONFIRM_MS {
+                if !back && now >= sent + UNDONE_DRAIN_CONFIRM_MS {
                     late.push(vassal.clone());
                     return false;
                 }
@@ -73,11 +73,11 @@ impl Engine {
                 vassal: Some(vassal),
                 message: format!(
                     "the fastrouter did not show its re-subscribed node within {} ms; its own next announce (subscribe-freq) restores it",
-                    RESUBSCRIBE_CONFIRM_MS
+                    UNDONE_DRAIN_CONFIRM_MS
                 ),
             });
         }
-        self.unconfirmed.is_empty()
+        self.undone_drains.is_empty()
     }
 
     /// After a touch, read the Emperor twice at once: the first connection

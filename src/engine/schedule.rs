@@ -55,6 +55,10 @@ impl Engine {
                         Phase::Idle => true,
                         // Live again only once it has stayed up for --min-ready.
                         Phase::Subscribed => self.now.mono_ms >= v.done_ms + self.s.min_ready_ms,
+                        // Found current (--stale-since): never out of
+                        // rotation; the stats decide, as for Idle. A removed
+                        // config's vassal is being stopped by the Emperor.
+                        Phase::Skipped => v.found_current,
                         _ => false,
                     },
                 )
@@ -104,6 +108,14 @@ impl Engine {
             if self.vassals[i].phase != Phase::Idle {
                 continue;
             }
+            // --stale-since: a vassal already running a generation started
+            // after the release is done without a touch (checked before the
+            // parallel limit: it takes no slot).
+            if self.generation(i) == Some(Generation::Current) {
+                let why = self.current_why(i);
+                self.apply(i, Fact::FoundCurrent, why);
+                continue;
+            }
             if in_flight >= self.s.max_parallel {
                 break;
             }
@@ -141,12 +153,12 @@ impl Engine {
                 }
             }
             let serving = class == Availability::Serving;
-            let sig = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
-                Signal::StartDrain
+            let fact = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
+                Fact::StartDrain
             } else {
-                Signal::Start
+                Fact::Start
             };
-            self.apply(i, sig, String::new());
+            self.apply(i, fact, String::new());
             in_flight += 1;
             started = true;
             // A canary proves the new release; one that was down already

@@ -39,7 +39,7 @@ impl Unavailable {
 pub struct Settings {
     /// K: at least this many live nodes per fastrouter key at every instant.
     pub min_live: usize,
-    /// Per vassal, from its touch to its re-subscription.
+    /// Per vassal, from its touch to its announce back in the fastrouter.
     pub timeout_ms: u64,
     /// Between two reads of each stats socket.
     pub check_interval_ms: u64,
@@ -109,9 +109,13 @@ pub struct Settings {
     pub probe_path: Option<String>,
     /// Early announce: the vassals whose new generation the tool announces
     /// to the fastrouter itself as soon as it accepts, with the nodes it had
-    /// before its touch (see `Effect::Announce`). Filled by the runtime:
+    /// before its touch (see `Task::Announce`). Filled by the runtime:
     /// needs a subscription server, never with `--probe`.
     pub early_announce: BTreeSet<String>,
+    /// `--stale-since`, as the whole wall-clock second uWSGI's timestamps
+    /// are compared with (`engine::generation`): only vassals whose running
+    /// generation started before it are reloaded. `None`: every vassal.
+    pub stale_since_s: Option<i64>,
 }
 
 impl Default for Settings {
@@ -144,6 +148,7 @@ impl Default for Settings {
             probe_path: None,
             fast_fastrouter_ms: 20,
             early_announce: BTreeSet::new(),
+            stale_since_s: None,
         }
     }
 }

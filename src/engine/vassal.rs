@@ -1,4 +1,9 @@
-//! What the engine remembers about one vassal besides its phase.
+//! What the engine remembers about one vassal besides its phase, grouped by
+//! the phase that sets it: the drain (`Draining`), the baseline and the
+//! touch (`Touched`, ours or adopted), the reload (`Respawned` to
+//! `Probing`), then the outcome. The phase itself stays fieldless so the
+//! machine stays finite (`fsm/transitions.tsv`); each group says which
+//! phases read it.
 
 use super::availability::Evidence;
 use super::phase::{FailReason, Phase};
@@ -13,47 +18,78 @@ pub struct DrainedNode {
     pub last_check: i64,
 }
 
+/// Set when the drain starts (`Task::Unsubscribe`); read while `Draining`
+/// and by an undone drain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drain {
+    /// When the drain started (its `--drain-timeout` counts from here).
+    pub started_ms: u64,
+    /// When its unsubscribes were last sent (again after `NodeBack`).
+    pub last_sent_ms: u64,
+    pub nodes: Vec<DrainedNode>,
+}
+
+/// What the Emperor showed of it when this rollout first acted on it (the
+/// drain or the touch): what later records are compared with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Baseline {
+    /// Its master's pid (0: not running; set when the reload is seen then).
+    pub pid: i64,
+    /// Its `respawns`: a reload request the Emperor sends from here on is
+    /// counted from this.
+    pub respawns: i64,
+    /// Its blacklist attempt count, if it was blacklisted.
+    pub blacklist_attempt: Option<i64>,
+}
+
+/// Set at the touch, ours or adopted (`Task::Touch`, `Task::Adopt`); read
+/// from `Touched` on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touch {
+    pub at_ms: u64,
+    pub wall_s: i64,
+    pub mtime_set: i64,
+    /// Its nodes before the touch (the drained ones, else those fresh at
+    /// the touch): what an early announce sends.
+    pub announce_nodes: Vec<DrainedNode>,
+    /// Reloaded by someone else's touch, followed but never touched.
+    pub foreign: bool,
+}
+
+/// Set from the reload on (`Respawned` to `Probing`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    /// The `respawns` one reload request makes (`Task::RecordReload`): more
+    /// is a second request.
+    pub respawns: i64,
+    /// When the new generation accepted (`Task::RecordAccepting`): the
+    /// Emperor's `last_accepting` and our clock.
+    pub accepted_s: i64,
+    pub accepting_ms: u64,
+    /// Since the touch, a fastrouter read showed none of its nodes alive: any
+    /// node seen later was announced by the new generation.
+    pub node_gone: bool,
+    /// `S` was written to its FIFO (`Task::WriteFifo`), and when.
+    pub repaired: bool,
+    pub repair_ms: u64,
+    /// The `last_check` of the first announce seen of a reload it was not
+    /// asked for by us, and when `Confirming` began: a second one must
+    /// follow (see `Phase::Confirming`).
+    pub first_announce_s: Option<i64>,
+    pub confirm_ms: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vassal {
     pub name: String,
     pub phase: Phase,
     /// The config mtime as last seen or set by us.
     pub known_mtime: i64,
-    /// Reloaded by someone else's touch, followed but never touched.
-    pub foreign: bool,
-    /// `S` was written to its FIFO.
-    pub repaired: bool,
 
-    // Set when the drain starts.
-    pub drain_ms: u64,
-    pub drain_sent_ms: u64,
-    pub drained: Vec<DrainedNode>,
-    /// The pid at the start of the drain or touch (0: not running).
-    pub pid0: i64,
-
-    // Set at the touch (ours or adopted).
-    pub touch_ms: u64,
-    pub touch_wall_s: i64,
-    pub mtime_set: i64,
-    /// Its nodes before the touch (the drained ones, else those fresh at
-    /// the touch): what an early announce sends.
-    pub announce_nodes: Vec<DrainedNode>,
-    pub respawns0: i64,
-    /// Its blacklist attempt count at the touch, if it was blacklisted.
-    pub blacklist_attempt0: Option<i64>,
-
-    // Set when the reload is seen.
-    pub reload_respawns: i64,
-
-    // Set when the new generation accepts.
-    pub accepted_s: i64,
-    pub accepting_ms: u64,
-
-    /// Since the touch, a fastrouter read showed none of its nodes alive: any
-    /// node seen later was announced by the new generation.
-    pub node_gone: bool,
-
-    pub repair_ms: u64,
+    pub drain: Drain,
+    pub baseline: Baseline,
+    pub touch: Touch,
+    pub reload: Reload,
 
     /// What was seen of it over time (whatever its phase).
     pub evidence: Evidence,
@@ -65,14 +101,13 @@ pub struct Vassal {
     pub wait_why: Option<String>,
     /// Nodes of a dead generation unsubscribed: (name, `last_check`).
     pub swept: Vec<(String, i64)>,
-    /// The `last_check` of the first announce seen of a reload it was not
-    /// asked for by us: a second one must follow (see `Phase::Confirming`).
-    pub first_announce_s: Option<i64>,
-    /// When `Confirming` began.
-    pub confirm_ms: u64,
 
+    // The outcome (terminal phases).
     pub failure: Option<(FailReason, String)>,
     pub skipped_why: String,
+    /// Skipped because it already runs the release (`--stale-since`), not
+    /// because its config went: it stays in service and counts as live.
+    pub found_current: bool,
     pub done_ms: u64,
 }
 
@@ -82,31 +117,17 @@ impl Vassal {
             name,
             phase: Phase::Idle,
             known_mtime: mtime,
-            foreign: false,
-            repaired: false,
-            drain_ms: 0,
-            drain_sent_ms: 0,
-            drained: Vec::new(),
-            pid0: 0,
-            touch_ms: 0,
-            touch_wall_s: 0,
-            mtime_set: 0,
-            announce_nodes: Vec::new(),
-            respawns0: 0,
-            blacklist_attempt0: None,
-            reload_respawns: 0,
-            accepted_s: 0,
-            accepting_ms: 0,
-            node_gone: false,
-            repair_ms: 0,
+            drain: Drain::default(),
+            baseline: Baseline::default(),
+            touch: Touch::default(),
+            reload: Reload::default(),
             evidence: Evidence::default(),
             was_down: None,
             wait_why: None,
             swept: Vec::new(),
-            first_announce_s: None,
-            confirm_ms: 0,
             failure: None,
             skipped_why: String::new(),
+            found_current: false,
             done_ms: 0,
         }
     }

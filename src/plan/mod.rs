@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::cli::Config;
-use crate::engine::{Action, Engine, Event, Input, Now, Status};
+use crate::engine::{Action, Engine, Event, Input, Now};
 use crate::error::{exit, Error};
 use crate::report::info::RunInfo;
 use crate::report::Reporter;
@@ -58,10 +58,9 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
                 rep.event(&r);
             }
             Action::Finish(o) => {
-                let code = match o.status {
-                    Status::Precondition(_) => exit::PRECONDITION,
-                    _ => exit::FAILED,
-                };
+                // Finished before any action: refused, or nothing to do
+                // (every vassal already current against --stale-since).
+                let code = exit::of_outcome(&o.status, None);
                 rep.outcome(&o, code, 2);
                 return Ok(code);
             }
@@ -78,7 +77,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             let mut left: Vec<String> = o
                 .untouched
                 .iter()
-                .map(|(v, why)| format!("{v} (not reached: {why})"))
+                .map(|(v, why)| format!("{v} (not reloaded: {why})"))
                 .collect();
             left.extend(
                 o.failed

@@ -27,6 +27,8 @@ pub struct RunInfo {
     pub drain: Option<(String, u64)>,
     pub max_parallel: usize,
     pub timeout_ms: u64,
+    /// `--stale-since`, as the whole second compared with uWSGI's clocks.
+    pub stale_since_s: Option<i64>,
 }
 
 impl RunInfo {
@@ -42,6 +44,7 @@ impl RunInfo {
                 .map(|(srv, t)| (srv.to_string(), t)),
             max_parallel: s.max_parallel,
             timeout_ms: s.timeout_ms,
+            stale_since_s: s.stale_since_s,
         }
     }
 
@@ -88,7 +91,10 @@ impl RunInfo {
             if self.tolerance_given { "" } else { " (default)" },
             self.timeout_ms as f64 / 1000.0,
             if self.max_parallel == usize::MAX { "unbounded".into() } else { self.max_parallel.to_string() },
-        )
+        ) + &self
+            .stale_since_s
+            .map(|t| format!("; only generations started before {t} (--stale-since)"))
+            .unwrap_or_default()
     }
 
     /// Adds `version`, `uwsgi_version` and `settings` to a JSON summary.
@@ -102,6 +108,7 @@ impl RunInfo {
             "drain": self.drain.as_ref().map(|(srv, t)| json!({"server": srv, "timeout_ms": t})),
             "timeout_ms": self.timeout_ms,
             "max_parallel": (self.max_parallel != usize::MAX).then_some(self.max_parallel),
+            "stale_since_s": self.stale_since_s,
         });
     }
 }

@@ -201,11 +201,10 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     result
 }
 
-/// Stamps the end time and writes the file.
-pub fn write(path: &Path, mut m: RunMetrics) -> std::io::Result<()> {
-    m.ended_unix_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+/// Stamps the end time (wall-clock seconds, read by the caller's clock)
+/// and writes the file.
+pub fn write(path: &Path, mut m: RunMetrics, ended_unix_s: f64) -> std::io::Result<()> {
+    m.ended_unix_s = ended_unix_s;
     write_atomic(path, &render(&m))
 }
 

@@ -26,6 +26,25 @@ impl Clock {
         }
     }
 
+    /// Monotonic now, for the driver's IO deadlines (stats reads, probes,
+    /// the datagram retry queue, the timerfd).
+    pub fn instant_now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Wall-clock seconds since the epoch, fractional (the metrics file's
+    /// timestamp).
+    pub fn wall_f64(&self) -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+
+    /// Seconds since this clock was made (a run's duration).
+    pub fn elapsed_s(&self) -> f64 {
+        self.base.elapsed().as_secs_f64()
+    }
+
     /// The monotonic instant of engine time `mono_ms`.
     pub fn instant(&self, mono_ms: u64) -> Instant {
         self.base + std::time::Duration::from_millis(mono_ms)

@@ -228,7 +228,7 @@ impl Driver<'_> {
                     _ => {}
                 }
             }
-            let inst = Instant::now();
+            let inst = self.clock.instant_now();
             for (vassal, result) in self.prober.expire(self.poll.registry(), inst) {
                 self.inputs.push_back(Input::Probed { vassal, result });
             }
@@ -290,13 +290,19 @@ impl Driver<'_> {
     fn execute(&mut self, a: Action) {
         match a {
             Action::ReadStats(StatsSource::Emperor) => {
-                if let Some(r) = self.emperor.start(self.poll.registry(), Instant::now()) {
+                if let Some(r) = self
+                    .emperor
+                    .start(self.poll.registry(), self.clock.instant_now())
+                {
                     self.inputs
                         .push_back(to_input(StatsSource::Emperor, &self.emperor.spec, r));
                 }
             }
             Action::ReadStats(StatsSource::Fastrouter) => {
-                if let Some(input) = self.fastrouter.start(self.poll.registry(), Instant::now()) {
+                if let Some(input) = self
+                    .fastrouter
+                    .start(self.poll.registry(), self.clock.instant_now())
+                {
                     self.inputs.push_back(input);
                 }
             }
@@ -355,7 +361,7 @@ impl Driver<'_> {
                     node,
                     &path,
                     &key,
-                    Instant::now(),
+                    self.clock.instant_now(),
                 ) {
                     self.inputs.push_back(Input::Probed { vassal, result });
                 }
@@ -364,9 +370,7 @@ impl Driver<'_> {
                 Ok(files) => self
                     .inputs
                     .push_back(Input::Config(ConfigEvent::Rescanned(files))),
-                Err(e) => self
-                    .rep
-                    .human_line(&format!("warning: rescan failed: {e}"), true),
+                Err(e) => self.warn(None, format!("rescan of the Emperor directory failed: {e}")),
             },
             Action::Report(r) => self.rep.event(&r),
             Action::Finish(o) => self.outcome = Some(o),
@@ -400,14 +404,14 @@ impl Driver<'_> {
                         vassal: vassal.to_string(),
                         server,
                         pkt: pkt.clone(),
-                        since: Instant::now(),
+                        since: self.clock.instant_now(),
                     });
                 }
                 self.flush_unsent();
             }
-            Err(e) => self.rep.human_line(
-                &format!("warning: {vassal}: cannot encode a subscription packet for {node}: {e}"),
-                true,
+            Err(e) => self.warn(
+                Some(vassal.to_string()),
+                format!("cannot encode a subscription packet for {node}: {e}"),
             ),
         }
     }
@@ -422,18 +426,23 @@ impl Driver<'_> {
                 Ok(true) => {
                     self.unsent.pop_front();
                 }
-                Ok(false) if u.since.elapsed() < UNSENT_GIVE_UP => return,
+                Ok(false) if self.clock.instant_now().duration_since(u.since) < UNSENT_GIVE_UP => {
+                    return
+                }
                 Ok(false) => {
                     let u = self.unsent.pop_front().expect("front() was Some");
-                    self.rep.human_line(
-                        &format!("warning: {}: the subscription server {} stayed full for {} ms; packet dropped", u.vassal, u.server, UNSENT_GIVE_UP.as_millis()),
-                        true,
+                    self.warn(
+                        Some(u.vassal),
+                        format!(
+                            "the subscription server {} stayed full for {} ms; packet dropped",
+                            u.server,
+                            UNSENT_GIVE_UP.as_millis()
+                        ),
                     );
                 }
                 Err(e) => {
                     let u = self.unsent.pop_front().expect("front() was Some");
-                    self.rep
-                        .human_line(&format!("warning: {}: {e}", u.vassal), true);
+                    self.warn(Some(u.vassal), e.to_string());
                 }
             }
         }
@@ -471,7 +480,7 @@ impl Driver<'_> {
                 }
                 SIGINT | SIGTERM => {
                     if self.stop_signal.is_some() {
-                        let code = signal_exit(s);
+                        let code = exit::of_outcome(&Status::Interrupted, Some(s));
                         let p = self.engine.progress_info();
                         let names: Vec<String> = p
                             .in_flight
@@ -517,19 +526,23 @@ impl Driver<'_> {
         }
     }
 
+    /// A runtime warning, as an event: human, `--json` and syslog alike.
+    fn warn(&mut self, vassal: Option<String>, message: String) {
+        let at_ms = self.clock.now().mono_ms;
+        self.rep.event(&crate::engine::Report {
+            at_ms,
+            event: crate::engine::Event::Warning { vassal, message },
+        });
+    }
+
     fn exit_code(&self, o: &Outcome) -> u8 {
-        match o.status {
-            Status::Completed => exit::OK,
-            Status::Failed => exit::FAILED,
-            Status::Precondition(_) => exit::PRECONDITION,
-            Status::Interrupted => self.stop_signal.map_or(exit::SIGINT, signal_exit),
-        }
+        exit::of_outcome(&o.status, self.stop_signal)
     }
 
     /// Arms the timerfd at the earliest of the engine's deadline and the
     /// stats reads' deadlines.
     fn arm_timer(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.instant_now();
         let mut at: Option<Instant> = self.engine.poll_timeout().map(|ms| self.clock.instant(ms));
         for d in [
             self.emperor.deadline(),
@@ -557,13 +570,5 @@ impl Driver<'_> {
             Expiration::OneShot(TimeSpec::from_duration(wait)),
             TimerSetTimeFlags::empty(),
         );
-    }
-}
-
-fn signal_exit(sig: i32) -> u8 {
-    if sig == SIGTERM {
-        exit::SIGTERM
-    } else {
-        exit::SIGINT
     }
 }

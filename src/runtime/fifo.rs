@@ -1,6 +1,6 @@
 //! Finding a vassal's master FIFO and writing one command byte to it.
 //!
-//! Used for repair: a vassal that accepts again but never re-subscribed
+//! Used for the FIFO repair: a vassal that accepts again but never announced
 //! (docs/UWSGI.md §9.6: its `hook-accepting1-once = writefifo:... S` ran before the
 //! FIFO existed) is unblocked by writing `S` to its master FIFO.
 //!

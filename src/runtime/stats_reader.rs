@@ -174,12 +174,13 @@ pub fn read_once(source: StatsSource, spec: &SocketSpec, timeout: Duration) -> R
     let mut poll = mio::Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
     let mut reader =
         StatsReader::new(source, spec.clone(), Token(0), timeout).map_err(|e| e.to_string())?;
-    if let Some(r) = reader.start(poll.registry(), Instant::now()) {
+    let clock = super::clock::Clock::new();
+    if let Some(r) = reader.start(poll.registry(), clock.instant_now()) {
         return r;
     }
     let mut events = mio::Events::with_capacity(4);
     loop {
-        let now = Instant::now();
+        let now = clock.instant_now();
         if let Some(r) = reader.check_deadline(poll.registry(), now) {
             return r;
         }

@@ -1,8 +1,10 @@
 //! Encoding and decoding of uWSGI subscription packets (sans-IO).
 //!
 //! The tool sends these to the fastrouter's subscription server to drain a
-//! vassal before touching it (unsubscribe) and to repair a vassal that came
-//! back accepting but never announced itself (subscribe). Sending is done by
+//! vassal before touching it (unsubscribe), to undo a drain that ended
+//! before its touch and to announce a reloaded vassal early (subscribe). A
+//! vassal that accepts but never announces is repaired through its master
+//! FIFO instead (`runtime::fifo`), not with these packets. Sending is done by
 //! `runtime::dgram`; this module only builds and reads bytes.
 //!
 //! Wire format (uWSGI 2.0, `core/subscription.c` `uwsgi_subscription_ub`):

@@ -453,7 +453,7 @@ impl World {
             let p = dir.join(f);
             std::fs::write(
                 &p,
-                format!("[uwsgi]\nmaster = true\nsocket = /run/fake/%n.sock\nprocesses = 1\n"),
+                "[uwsgi]\nmaster = true\nsocket = /run/fake/%n.sock\nprocesses = 1\n",
             )
             .expect("write config");
             set_mtime(&p, OLD_MTIME);

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use uwsgi_reload::engine::{
     Action, ConfigEvent, ConfigFile, Engine, Input, NodeMatch, Now, Settings,
 };
-use uwsgi_reload::stats::repair::strip_trailing_commas;
+use uwsgi_reload::stats::trailing_commas::strip_trailing_commas;
 use uwsgi_reload::stats::{
     BlacklistEntry, EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription,
     VassalStats,
@@ -90,28 +90,28 @@ pub fn with_trailing_commas(v: &Value) -> String {
 }
 
 /// Neither parser panics; what parses round-trips through JSON, with an
-/// HTTP head and with whitespace around it; the trailing-comma repair only
+/// HTTP head and with whitespace around it; the trailing-comma fix only
 /// ever removes commas and is idempotent.
 pub fn parse_stats(data: &[u8]) {
     let emp = EmperorSnapshot::parse(data);
     let fr = FastrouterSnapshot::parse(data);
 
-    // The repair: a subsequence of the input without some commas, stable.
+    // The fix: a subsequence of the input without some commas, stable.
     let fixed = strip_trailing_commas(data);
     assert!(fixed.len() <= data.len());
     let mut it = data.iter().copied();
     for c in &fixed {
         loop {
-            let d = it.next().expect("the repair added a byte");
+            let d = it.next().expect("the fix added a byte");
             if d == *c {
                 break;
             }
-            assert_eq!(d, b',', "the repair dropped a byte that is not a comma");
+            assert_eq!(d, b',', "the fix dropped a byte that is not a comma");
         }
     }
     assert!(
         it.all(|d| d == b','),
-        "the repair dropped a byte that is not a comma"
+        "the fix dropped a byte that is not a comma"
     );
     // Stable, unless removing a comma made another one trailing (`,,]`,
     // which is a different defect and must still fail to parse).
@@ -123,7 +123,7 @@ pub fn parse_stats(data: &[u8]) {
     if !comma_comma {
         assert!(
             strip_trailing_commas(&fixed) == fixed,
-            "the repair is not idempotent"
+            "the fix is not idempotent"
         );
     }
 
@@ -329,7 +329,6 @@ fn raw_emperor(b: &mut Bytes, n: usize, wall: i64) -> EmperorSnapshot {
         },
         vassals,
         blacklist,
-        ..Default::default()
     }
 }
 
@@ -356,7 +355,6 @@ fn raw_fastrouter(b: &mut Bytes, n: usize, wall: i64) -> FastrouterSnapshot {
         pid: 2,
         version: String::new(),
         subscriptions,
-        ..Default::default()
     }
 }
 
@@ -584,11 +582,7 @@ fn raw_engine(b: &mut Bytes) -> String {
                     e.handle(now, Input::Repaired { vassal: v, result });
                 }
             }
-            8 => {
-                if b.below(8) == 0 {
-                    e.handle(now, Input::Stop);
-                }
-            }
+            8 if b.below(8) == 0 => e.handle(now, Input::Stop),
             9 => {
                 // A spurious wake-up, or a small step of the clocks.
                 now.mono_ms += [0, 1, 250][b.below(3)];
@@ -597,6 +591,9 @@ fn raw_engine(b: &mut Bytes) -> String {
             _ => {}
         }
         d.take(&mut e);
+        if let Some(msg) = impossible(&e) {
+            panic!("raw n{n}, step {steps}: {msg}");
+        }
         if d.finished {
             // Nothing after Finish, whatever comes.
             now.mono_ms += 100_000;
@@ -608,6 +605,16 @@ fn raw_engine(b: &mut Bytes) -> String {
         }
     }
     format!("raw n{n}: unfinished after {steps} steps")
+}
+
+/// The first fact the engine met where `fsm/transitions.tsv` says it is
+/// never raised (an `is_impossible` row), said with the table's why.
+pub fn impossible(e: &Engine) -> Option<String> {
+    let (vassal, phase, fact) = e.impossible_seen().first()?;
+    Some(format!(
+        "{vassal} met {fact:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
+        uwsgi_reload::engine::why(*phase, *fact)
+    ))
 }
 
 // ----- engine: sim mode ----------------------------------------------------------

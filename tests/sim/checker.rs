@@ -249,6 +249,13 @@ impl Sim {
                 ));
             }
         }
+        // The rows of fsm/transitions.tsv that say "not raised".
+        if let Some((vassal, phase, fact)) = self.e.impossible_seen().first() {
+            return Err(format!(
+                "{vassal} met {fact:?} in {phase:?}, which fsm/transitions.tsv says cannot happen ({})",
+                uwsgi_reload::engine::why(*phase, *fact)
+            ));
+        }
         if !self.finished() && self.e.poll_timeout().is_none() {
             return Err("not finished, and poll_timeout() is None: deadlock".into());
         }

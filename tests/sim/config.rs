@@ -22,7 +22,7 @@ pub enum FaultKind {
     Crash,
     /// Its config fails to start: gone from vassals[], in blacklist[].
     CrashLoop,
-    /// It never re-subscribes after its reload; a repair fixes
+    /// It never announces after its reload; a FIFO repair fixes
     /// it, does not, or finds no FIFO.
     MissingAnnounce,
     /// Someone else moves its config's mtime.

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{body, repair, ParseError};
+use super::{body, trailing_commas, ParseError};
 
 /// One read of the fastrouter stats socket.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl FastrouterSnapshot {
         match serde_json::from_slice(b) {
             Ok(s) => Ok(s),
             Err(first) => {
-                let fixed = repair::strip_trailing_commas(b);
+                let fixed = trailing_commas::strip_trailing_commas(b);
                 if fixed.len() == b.len() {
                     return Err(ParseError::Invalid {
                         detail: first.to_string(),

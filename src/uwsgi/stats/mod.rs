@@ -5,11 +5,11 @@
 //! must be present with the right type, so a changed or truncated document is
 //! an error that names the field, never a silently wrong decision. The single
 //! exception is the trailing comma that uWSGI's fastrouter emits when another
-//! router shares the instance (docs/UWSGI.md §13.6), repaired in [`repair`].
+//! router shares the instance (docs/UWSGI.md §13.6), fixed in [`trailing_commas`].
 
 pub mod emperor;
 pub mod fastrouter;
-pub mod repair;
+pub mod trailing_commas;
 
 pub use emperor::{BlacklistEntry, EmperorSnapshot, VassalStats};
 pub use fastrouter::{router_key, split_router_key, FastrouterSnapshot, Node, Subscription};

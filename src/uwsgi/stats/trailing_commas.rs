@@ -1,4 +1,4 @@
-//! The one lenient repair uWSGI's fastrouter stats need (docs/UWSGI.md §13.6).
+//! The one leniency uWSGI's fastrouter stats need, the trailing-comma fix (docs/UWSGI.md §13.6).
 //!
 //! `corerouter_send_stats` emits a comma after the last gateway socket when
 //! another router follows in the same instance: `["a","b",\n\t]`. Only a
