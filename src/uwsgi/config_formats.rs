@@ -126,6 +126,9 @@ fn unquote(v: &str) -> String {
 }
 
 fn xml(text: &str) -> Result<Vec<(String, String)>, String> {
+    // a comment may mention `<uwsgi>` or `</uwsgi>` (libxml2 skips it): out
+    // before looking for the element
+    let text = &strip_xml_comments(text);
     let start = find_open(text, "uwsgi").ok_or("expected an <uwsgi> element")?;
     let end = text[start..]
         .find("</uwsgi>")
@@ -169,6 +172,22 @@ fn xml(text: &str) -> Result<Vec<(String, String)>, String> {
         body = &body[c + close.len()..];
     }
     Ok(out)
+}
+
+/// `text` without its `<!-- ... -->` comments (an unterminated one runs to
+/// the end, as for an XML parser).
+fn strip_xml_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("<!--") {
+        out.push_str(&rest[..i]);
+        match rest[i + 4..].find("-->") {
+            Some(e) => rest = &rest[i + 4 + e + 3..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The position right after `<name ...>`.
@@ -244,6 +263,19 @@ mod tests {
         assert_eq!(get(&o, "master"), ["1"]);
         assert_eq!(get(&o, "subscribe2"), ["server=/r/sub.sock,key=a&b"]);
         assert!(options(Format::Xml, "<x/>").is_err());
+    }
+
+    /// tests/e2e_topology.rs found it with examples/one-file-per-vassal/app_02.xml:
+    /// a comment naming `<uwsgi>` before the element was taken for it.
+    #[test]
+    fn xml_comments_naming_the_element_are_skipped() {
+        let o = options(
+            Format::Xml,
+            "<!-- reads the children of <uwsgi> -->\n<uwsgi>\n  <!-- not </uwsgi> yet -->\n  <socket>127.0.0.1:9002</socket>\n</uwsgi>\n",
+        )
+        .unwrap();
+        assert_eq!(get(&o, "socket"), ["127.0.0.1:9002"]);
+        assert_eq!(strip_xml_comments("a<!-- b -->c<!-- d"), "ac");
     }
 
     #[test]

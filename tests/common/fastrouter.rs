@@ -56,31 +56,49 @@ pub fn split_emperor_ini(text: &str, dir: &Path) -> (String, String) {
 impl Stack {
     /// Starts `fastrouter.ini` and waits until its stats socket answers.
     pub fn start_fastrouter(&self) -> Result<(), String> {
-        let mut slot = self.fastrouter.lock().unwrap();
-        assert!(slot.is_none(), "the fastrouter is running already");
+        self.start_router(&self.fastrouter, "fastrouter", self.fastrouter_stats_path())
+    }
+
+    /// Starts `fastrouter-b.ini`, the second router of
+    /// `StackSpec::two_fastrouters` (nothing otherwise).
+    pub fn start_fastrouter_b(&self) -> Result<(), String> {
+        match self.fastrouter_stats_paths().get(1) {
+            Some(stats) => self.start_router(&self.fastrouter_b, "fastrouter-b", stats.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts `<name>.ini` into `slot` and waits until `stats` answers.
+    fn start_router(
+        &self,
+        slot: &std::sync::Mutex<Option<std::process::Child>>,
+        name: &str,
+        stats: std::path::PathBuf,
+    ) -> Result<(), String> {
+        let mut slot = slot.lock().unwrap();
+        assert!(slot.is_none(), "{name} is running already");
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("logs/fastrouter.out"))
+            .open(self.dir.join(format!("logs/{name}.out")))
             .unwrap();
         let child = Command::new(super::uwsgi_under_test::bin())
             .arg("--ini")
-            .arg(self.dir.join("fastrouter.ini"))
+            .arg(self.dir.join(format!("{name}.ini")))
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("start the fastrouter: {e}"))?;
+            .map_err(|e| format!("start {name}: {e}"))?;
         *slot = Some(child);
         drop(slot);
-        let path = self.fastrouter_stats_path();
         super::poll(Duration::from_secs(20), Duration::from_millis(20), || {
-            read_stats(&path).ok()
+            read_stats(&stats).ok()
         })
         .map(|_| ())
-        .ok_or_else(|| "the standalone fastrouter's stats socket did not answer within 20 s".into())
+        .ok_or_else(|| format!("{name}'s stats socket did not answer within 20 s"))
     }
 
     /// SIGKILLs the standalone fastrouter (its whole process group) and
@@ -111,12 +129,17 @@ impl Stack {
 
     /// SIGINT, then SIGKILL of its group. Idempotent; nothing if embedded.
     pub(super) fn stop_fastrouter(&mut self) {
-        let child = self
+        let a = self
             .fastrouter
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(mut c) = child {
+        let b = self
+            .fastrouter_b
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        for mut c in a.into_iter().chain(b) {
             let pg = Pid::from_raw(-(c.id() as i32));
             let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGINT);
             if !wait_child(&mut c, Duration::from_secs(3)) {

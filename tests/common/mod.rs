@@ -18,6 +18,8 @@
 //!   restart (`StackSpec::standalone_fastrouter`).
 //! - [`faults`]: a vassal's master killed, a slow next start, waits on the
 //!   Emperor's blacklist and on node ages.
+//! - [`topology`]: two fastrouters for HA (`examples/ha/`), the fastrouter
+//!   as a vassal, vassal configs in every format the Emperor loads.
 //! - [`uwsgi_under_test`]: which uwsgi binary (`UWSGI_BIN`) and how vassals
 //!   serve (`UWSGI_APP`), so the version matrix (tests/matrix.sh) runs these
 //!   same tests on other uWSGI versions.
@@ -32,6 +34,7 @@ pub mod record;
 pub mod sampler;
 pub mod stack;
 pub mod tool;
+pub mod topology;
 pub mod uwsgi_under_test;
 
 use std::fmt::Write as _;
@@ -51,6 +54,10 @@ pub struct Rollout {
     pub run: ToolRun,
     pub load: LoadReport,
     pub samples: SampleReport,
+    /// The same sampling of every other fastrouter
+    /// (`StackSpec::two_fastrouters`), in the order of
+    /// `Stack::fastrouter_stats_paths`.
+    pub other_routers: Vec<SampleReport>,
     /// When the tool was started, in ms after the load and the sampler started
     /// (all three share one clock, so failure times line up with samples).
     pub tool_started_ms: u128,
@@ -141,6 +148,12 @@ impl Stack {
     {
         let t0 = Instant::now();
         let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
+        let others: Vec<Sampler> = self
+            .fastrouter_stats_paths()
+            .into_iter()
+            .skip(1)
+            .map(|p| Sampler::start(p, vec![self.key.clone()], t0))
+            .collect();
         let load = Load::start(self.port, load, t0);
         // let the load reach steady state before anything changes
         std::thread::sleep(Duration::from_millis(500));
@@ -168,12 +181,14 @@ impl Stack {
         std::thread::sleep(Duration::from_millis(500));
         let load = load.stop();
         let samples = sampler.stop();
+        let other_routers = others.into_iter().map(Sampler::stop).collect();
         Rollout {
             before,
             after,
             run,
             load,
             samples,
+            other_routers,
             tool_started_ms,
             notes,
         }
@@ -196,6 +211,9 @@ impl Rollout {
         let _ = writeln!(s, "{}", self.run.describe());
         let _ = writeln!(s, "{}", self.load.describe());
         let _ = writeln!(s, "{}", self.samples.describe());
+        for (i, o) in self.other_routers.iter().enumerate() {
+            let _ = writeln!(s, "router {}: {}", i + 2, o.describe());
+        }
         let _ = writeln!(s, "fleet before:\n{}", self.before.describe());
         let _ = writeln!(s, "fleet after:\n{}", self.after.describe());
         s
@@ -267,6 +285,35 @@ impl Checks<'_> {
         self.check(lowest >= k, || {
             format!(
                 "key {key}: only {lowest} live node(s) at {} ms, K = {k}",
+                s.lowest_live_at.get(key).copied().unwrap_or(0)
+            )
+        });
+    }
+
+    /// Router number `router` (1 = the first) never showed fewer than `k`
+    /// live nodes for `key`; prints what it measured.
+    pub fn lowest_live_on(&mut self, router: usize, key: &str, k: usize) {
+        let s = match router {
+            1 => &self.r.samples,
+            n => match self.r.other_routers.get(n - 2) {
+                Some(s) => s,
+                None => return self.fail(format!("router {n} was not sampled")),
+            },
+        };
+        let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
+        eprintln!(
+            "[e2e measured] router {router}: {} samples, key {key}: lowest live {lowest}, K = {k}",
+            s.samples
+        );
+        self.check(s.samples > 10, || {
+            format!(
+                "router {router}: the sampler took only {} samples",
+                s.samples
+            )
+        });
+        self.check(lowest >= k, || {
+            format!(
+                "router {router}, key {key}: only {lowest} live node(s) at {} ms, K = {k}",
                 s.lowest_live_at.get(key).copied().unwrap_or(0)
             )
         });

@@ -68,6 +68,22 @@ pub struct StackSpec {
     /// inside the Emperor's master, so that a test can restart it
     /// (`tests/common/fastrouter.rs`).
     pub standalone_fastrouter: bool,
+    /// Two standalone fastrouters for HA (`tests/common/topology.rs`): the
+    /// router configs, the vassal config and nginx.conf come from
+    /// `examples/ha/`; every vassal subscribes to both, nginx balances over
+    /// both, the tool is given both stats sockets.
+    pub two_fastrouters: bool,
+    /// The fastrouter runs as a vassal of the Emperor (`vassals/fastrouter.ini`,
+    /// the fastrouter lines of `emperor.ini`), not an app vassal.
+    pub fastrouter_vassal: bool,
+    /// Lines appended to `emperor.ini` (e.g. `emperor-freq = 10`).
+    pub emperor_extra: Vec<String>,
+    /// Per vassal: its whole config, as (file name, text), instead of a link
+    /// to vassal.ini (another format, its own TCP socket, ...).
+    pub vassal_files: BTreeMap<String, (String, String)>,
+    /// Per vassal: the node name the fastrouter shows for it, when it is
+    /// not `@STACK_DIR@/<name>.sock` (a TCP socket).
+    pub node_names: BTreeMap<String, String>,
 }
 
 impl StackSpec {
@@ -81,6 +97,11 @@ impl StackSpec {
             vassal_own_drop: BTreeMap::new(),
             fastrouter_extra: Vec::new(),
             standalone_fastrouter: false,
+            two_fastrouters: false,
+            fastrouter_vassal: false,
+            emperor_extra: Vec::new(),
+            vassal_files: BTreeMap::new(),
+            node_names: BTreeMap::new(),
         }
     }
 
@@ -124,6 +145,37 @@ impl StackSpec {
         self.standalone_fastrouter = true;
         self
     }
+
+    pub fn two_fastrouters(mut self) -> Self {
+        self.standalone_fastrouter = true;
+        self.two_fastrouters = true;
+        self
+    }
+
+    pub fn fastrouter_vassal(mut self) -> Self {
+        self.fastrouter_vassal = true;
+        self
+    }
+
+    /// Appends `line` to `emperor.ini`.
+    pub fn emperor_line(mut self, line: &str) -> Self {
+        self.emperor_extra.push(line.to_string());
+        self
+    }
+
+    /// Vassal `name`'s config is the file `file` (in the Emperor's
+    /// directory) holding `text` (placeholders as in examples/stack).
+    pub fn own_file(mut self, name: &str, file: &str, text: &str) -> Self {
+        self.vassal_files
+            .insert(name.to_string(), (file.to_string(), text.to_string()));
+        self
+    }
+
+    /// The fastrouter shows vassal `name`'s node as `node`.
+    pub fn own_node(mut self, name: &str, node: &str) -> Self {
+        self.node_names.insert(name.to_string(), node.to_string());
+        self
+    }
 }
 
 pub fn vassal_name(i: usize) -> String {
@@ -145,6 +197,8 @@ pub struct Stack {
     nginx: Option<Child>,
     /// The standalone fastrouter (`StackSpec::standalone_fastrouter`).
     pub(super) fastrouter: Mutex<Option<Child>>,
+    /// The second one (`StackSpec::two_fastrouters`).
+    pub(super) fastrouter_b: Mutex<Option<Child>>,
     // last: released after everything above is stopped
     _lock: MutexGuard<'static, ()>,
 }
@@ -181,7 +235,7 @@ fn current_user() -> String {
 }
 
 /// A port on 127.0.0.1 that nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().unwrap().port()
 }
@@ -248,6 +302,7 @@ impl Stack {
             emperor: None,
             nginx: None,
             fastrouter: Mutex::new(None),
+            fastrouter_b: Mutex::new(None),
             _lock: lock,
         };
         let src = repo_root().join("examples/stack");
@@ -263,8 +318,9 @@ impl Stack {
             }
         };
         for f in ["emperor.ini", "vassal.ini", "app.py"] {
-            let t = fs::read_to_string(src.join(f))
-                .unwrap_or_else(|e| panic!("read examples/stack/{f}: {e}"));
+            let from = super::topology::template_path(&spec, f);
+            let t = fs::read_to_string(&from)
+                .unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
             let mut text = sub(&t);
             if f == "vassal.ini" {
                 // UWSGI_APP: Debian's plugin, a built-in Python, or no language
@@ -272,19 +328,24 @@ impl Stack {
                 append(&mut text, &spec.vassal_extra);
             }
             if f == "emperor.ini" {
-                if spec.standalone_fastrouter {
+                if spec.standalone_fastrouter || spec.fastrouter_vassal {
                     let (emperor, mut router) = super::fastrouter::split_emperor_ini(&text, &dir);
                     append(&mut router, &spec.fastrouter_extra);
-                    fs::write(dir.join("fastrouter.ini"), router).unwrap();
+                    super::topology::write_routers(&spec, &dir, router, &sub);
                     text = emperor;
                 } else {
                     append(&mut text, &spec.fastrouter_extra);
                 }
+                append(&mut text, &spec.emperor_extra);
             }
             fs::write(dir.join(f), text).unwrap();
         }
         let vassal_ini = fs::read_to_string(dir.join("vassal.ini")).unwrap();
         for name in &stack.names {
+            if let Some((file, text)) = spec.vassal_files.get(name) {
+                fs::write(dir.join("vassals").join(file), sub(text)).unwrap();
+                continue;
+            }
             let path = dir.join("vassals").join(format!("{name}.ini"));
             let lines = spec.vassal_own_lines.get(name);
             let drop = spec.vassal_own_drop.get(name);
@@ -305,7 +366,10 @@ impl Stack {
             fs::write(path, text).unwrap();
         }
         if spec.standalone_fastrouter {
-            if let Err(e) = stack.start_fastrouter() {
+            if let Err(e) = stack
+                .start_fastrouter()
+                .and_then(|()| stack.start_fastrouter_b())
+            {
                 panic!("{e}\n{}", stack.diagnostics());
             }
         }
@@ -339,8 +403,11 @@ impl Stack {
     }
 
     fn start_nginx(&mut self, src: &Path, user: &str) {
+        let _ = src;
+        let from = super::topology::template_path(&self.spec, "nginx.conf");
         let template =
-            fs::read_to_string(src.join("nginx.conf")).expect("read examples/stack/nginx.conf");
+            fs::read_to_string(&from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+        let template = super::topology::adapt_nginx(&self.spec, template);
         let mut last_err = String::new();
         for _attempt in 0..5 {
             let port = free_port();
@@ -412,18 +479,30 @@ impl Stack {
     pub fn emperor_stats_path(&self) -> PathBuf {
         self.dir.join("emperor-stats.sock")
     }
+    /// The (first) fastrouter's stats socket.
     pub fn fastrouter_stats_path(&self) -> PathBuf {
-        self.dir.join("fastrouter-stats.sock")
+        self.fastrouter_stats_paths().remove(0)
     }
+    /// The (first) fastrouter's subscription server.
     pub fn subscription_path(&self) -> PathBuf {
-        self.dir.join("subscription.sock")
+        self.subscription_paths().remove(0)
+    }
+    /// The config file name of vassal `name` (what the Emperor calls it).
+    pub fn config_file(&self, name: &str) -> String {
+        match self.spec.vassal_files.get(name) {
+            Some((file, _)) => file.clone(),
+            None => format!("{name}.ini"),
+        }
     }
     pub fn config_path(&self, name: &str) -> PathBuf {
-        self.vassals_dir().join(format!("{name}.ini"))
+        self.vassals_dir().join(self.config_file(name))
     }
     /// The node name the fastrouter shows for `name`.
     pub fn node_name(&self, name: &str) -> String {
-        format!("{}/{name}.sock", self.dir.display())
+        match self.spec.node_names.get(name) {
+            Some(n) => n.clone(),
+            None => format!("{}/{name}.sock", self.dir.display()),
+        }
     }
     pub fn fifo_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.fifo"))
@@ -438,8 +517,12 @@ impl Stack {
         EmperorSnapshot::parse(&b).map_err(|e| format!("emperor stats: {e:?}"))
     }
     pub fn fastrouter_stats(&self) -> Result<FastrouterSnapshot, String> {
-        let b = read_stats(&self.fastrouter_stats_path())?;
-        FastrouterSnapshot::parse(&b).map_err(|e| format!("fastrouter stats: {e:?}"))
+        self.fastrouter_stats_at(&self.fastrouter_stats_path())
+    }
+    pub fn fastrouter_stats_at(&self, path: &Path) -> Result<FastrouterSnapshot, String> {
+        let b = read_stats(path)?;
+        FastrouterSnapshot::parse(&b)
+            .map_err(|e| format!("fastrouter stats {}: {e:?}", path.display()))
     }
     fn both_stats(&self) -> Result<(EmperorSnapshot, FastrouterSnapshot), String> {
         let mut last = String::new();
@@ -453,7 +536,8 @@ impl Stack {
         Err(last)
     }
 
-    /// The vassal configs present in the directory (stems).
+    /// The app vassal configs present in the directory (stems), in every
+    /// format the Emperor loads; not a fastrouter vassal's.
     pub fn config_names(&self) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(self.vassals_dir())
             .map(|rd| {
@@ -461,8 +545,8 @@ impl Stack {
                     .filter_map(|e| {
                         e.file_name()
                             .to_str()
-                            .and_then(|n| n.strip_suffix(".ini"))
-                            .map(str::to_string)
+                            .and_then(super::topology::config_stem)
+                            .filter(|s| !(self.spec.fastrouter_vassal && s == "fastrouter"))
                     })
                     .collect()
             })
@@ -513,12 +597,13 @@ impl Stack {
                 Err(e) => pending.push(e),
                 Ok((emp, fr)) => {
                     for name in &names {
-                        let v = emp.vassal(&format!("{name}.ini"));
+                        let v = emp.vassal(&self.config_file(name));
                         let accepting = v.is_some_and(|v| v.accepting == 1 && v.cursed == 0);
                         let node = self.node_name(name);
                         let live = fr
                             .nodes()
-                            .any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0);
+                            .any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0)
+                            && self.live_on_other_routers(name);
                         if accepting && live {
                             accepting_since.remove(name);
                             continue;
@@ -589,13 +674,13 @@ impl Stack {
             Err(e) => panic!("cannot read the stack's stats: {e}\n{}", self.diagnostics()),
         };
         for v in &emp.vassals {
-            if let Some(stem) = v.id.strip_suffix(".ini") {
-                names.insert(stem.to_string());
+            if let Some(stem) = super::topology::config_stem(&v.id) {
+                names.insert(stem);
             }
         }
         let mut vassals = BTreeMap::new();
         for name in names {
-            let id = format!("{name}.ini");
+            let id = self.config_file(&name);
             let v = emp.vassal(&id);
             let node_name = self.node_name(&name);
             let node = fr
@@ -643,7 +728,7 @@ impl Stack {
                 .vassals
                 .values()
                 .filter(|b| b.in_emperor)
-                .filter(|b| match emp.vassal(&format!("{}.ini", b.name)) {
+                .filter(|b| match emp.vassal(&self.config_file(&b.name)) {
                     None => true,
                     Some(v) => {
                         v.last_mod != b.last_mod || v.respawns != b.respawns || v.pid != b.pid
@@ -679,7 +764,7 @@ impl Stack {
     pub fn replace_config_quietly(&self, name: &str, content: &str) {
         let emp = self.emperor_stats().expect("emperor stats");
         let last_mod = emp
-            .vassal(&format!("{name}.ini"))
+            .vassal(&self.config_file(name))
             .expect("vassal in emperor stats")
             .last_mod;
         let tmp = self.vassals_dir().join(format!(".{name}.tmp"));
@@ -746,6 +831,7 @@ impl Stack {
         let mut files = vec![
             self.dir.join("logs/emperor.log"),
             self.dir.join("logs/fastrouter.log"),
+            self.dir.join("logs/fastrouter-b.log"),
             self.dir.join("logs/nginx-error.log"),
         ];
         for n in self.config_names() {

@@ -43,7 +43,7 @@ pub fn event_vassal(e: &Value) -> Option<String> {
     ["vassal", "id", "name", "config"]
         .iter()
         .find_map(|k| e.get(*k).and_then(Value::as_str))
-        .map(|s| s.strip_suffix(".ini").unwrap_or(s).to_string())
+        .map(|s| super::topology::config_stem(s).unwrap_or_else(|| s.to_string()))
 }
 
 pub fn event_kind(e: &Value) -> &str {
@@ -75,7 +75,7 @@ impl ToolRun {
                 Value::Object(_) => event_vassal(x),
                 _ => None,
             })
-            .map(|s| s.strip_suffix(".ini").unwrap_or(&s).to_string())
+            .map(|s| super::topology::config_stem(&s).unwrap_or(s))
             .collect();
         v.sort();
         Some(v)
@@ -124,15 +124,19 @@ fn pump<R: Read + Send + 'static>(r: R, into: Arc<Mutex<String>>) -> JoinHandle<
 
 impl Stack {
     /// The three arguments every run needs (the uwsgi_reload.py ones).
+    /// With several fastrouters, `--fastrouter-stats-socket` once per router.
     pub fn base_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--emperor-path".into(),
             self.vassals_dir().display().to_string(),
-            "--fastrouter-stats-socket".into(),
-            self.fastrouter_stats_path().display().to_string(),
-            "--emperor-stats-socket".into(),
-            self.emperor_stats_path().display().to_string(),
-        ]
+        ];
+        for p in self.fastrouter_stats_paths() {
+            args.push("--fastrouter-stats-socket".into());
+            args.push(p.display().to_string());
+        }
+        args.push("--emperor-stats-socket".into());
+        args.push(self.emperor_stats_path().display().to_string());
+        args
     }
 
     /// Starts `uwsgi-reload` with the base arguments and `extra`, then the
