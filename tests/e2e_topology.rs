@@ -18,7 +18,9 @@
 //! 4. `e2e_topology_fastrouter_vassal_safe_form_emperor_freq_10`: the
 //!    fastrouter as a vassal of the Emperor (never counted nor touched
 //!    unless `--only` names it), the "safe form" (no `start-unsubscribed`,
-//!    no writefifo hook), `emperor-freq = 10`.
+//!    no writefifo hook), `emperor-freq = 10`;
+//! 5. `e2e_topology_fastrouter_cheap`: a standalone fastrouter with
+//!    `fastrouter-cheap` (the doctor warns, K ≥ 1 keeps it from going cheap).
 //!
 //! `#[ignore]`d like the rest of the e2e suite (tests/run.sh runs them):
 //!   flock /tmp/uwsgi-reload-realstack.lock \
@@ -27,6 +29,8 @@
 
 mod common;
 
+#[path = "e2e_topology/cheap.rs"]
+mod cheap;
 #[path = "e2e_topology/features.rs"]
 mod features;
 #[path = "e2e_topology/formats.rs"]
@@ -95,4 +99,10 @@ fn e2e_topology_workers_keys_lazy_emperor_freq_1() {
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_topology -- --ignored --test-threads=1"]
 fn e2e_topology_fastrouter_vassal_safe_form_emperor_freq_10() {
     router_vassal::fastrouter_vassal_safe_form();
+}
+
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_topology -- --ignored --test-threads=1"]
+fn e2e_topology_fastrouter_cheap() {
+    cheap::fastrouter_cheap();
 }
