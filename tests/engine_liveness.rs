@@ -59,7 +59,7 @@ fn a_starting_vassal_is_never_touched_whatever_its_age() {
         r.first_run = T0 - 11;
         r.last_run = T0 - 11;
     }
-    let mut all = Vec::new();
+    let mut all = Outputs::default();
     for s in 0..120 {
         // Refresh the serving nodes' announces.
         for v in &mut fleet.vs[..2] {
@@ -228,8 +228,9 @@ fn a_dead_vassals_node_is_unsubscribed_once() {
         throttle_level: 1,
         attempt: 0,
     });
-    let unsubs = |a: &[Action]| -> Vec<String> {
-        a.iter()
+    let unsubs = |a: &Outputs| -> Vec<String> {
+        a.actions
+            .iter()
             .filter_map(|a| match a {
                 Action::Unsubscribe { node, .. } => Some(node.clone()),
                 _ => None,
