@@ -115,8 +115,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             })).collect::<Vec<_>>(),
         }));
     }
-    let ours: Vec<(&str, bool)> = configs.iter().map(|c| (c.name.as_str(), true)).collect();
-    let live = nodes::live_per_key(&matcher, &ours, &emp, &fr, wall, |c| s.tolerance_s(c));
+    // Counted by the engine's scheduler, as a rollout would start from.
+    let live = engine.preflight_live().clone();
     let k_of = |key: &str| min_live.get(key).copied().unwrap_or(s.min_live);
     let below: Vec<&String> = live
         .iter()

@@ -102,6 +102,8 @@ pub struct Engine {
     /// Effective K per key (lowered only with `allow_downtime`).
     min_live: BTreeMap<String, usize>,
     live: BTreeMap<String, usize>,
+    /// `live` as preflight counted it, before anything was decided.
+    preflight_live: BTreeMap<String, usize>,
     lowest: BTreeMap<String, usize>,
     waiting_since: Option<u64>,
     warned_created: BTreeSet<String>,
@@ -152,6 +154,7 @@ impl Engine {
             events: VecDeque::new(),
             min_live: BTreeMap::new(),
             live: BTreeMap::new(),
+            preflight_live: BTreeMap::new(),
             lowest: BTreeMap::new(),
             waiting_since: None,
             warned_created: BTreeSet::new(),
@@ -192,6 +195,14 @@ impl Engine {
     /// the actions: `Finish` comes after every report.
     pub fn poll_event(&mut self) -> Option<Report> {
         self.events.pop_front()
+    }
+
+    /// Live nodes per key as preflight counted them, with the scheduler's
+    /// own rule (`live_now`: every vassal counts, nothing touched yet), also
+    /// when preflight refused. The `Plan` report carries the same counts;
+    /// `status` shows them. Empty until both stats sockets answered.
+    pub fn preflight_live(&self) -> &BTreeMap<String, usize> {
+        &self.preflight_live
     }
 
     pub fn handle(&mut self, now: Now, input: Input) {
