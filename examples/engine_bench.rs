@@ -108,6 +108,7 @@ fn setup(n: usize, drain: bool, max_parallel: usize) -> (Engine, Input, Input) {
     let mut e = Engine::new(s, configs, now(0));
     e.handle(now(0), Input::Emperor(emperor(n)));
     e.handle(now(0), Input::Fastrouter(fastrouter(n, false)));
+    while e.poll_event().is_some() {}
     while e.poll_action().is_some() {}
     let emp = Input::Emperor(emperor(n));
     let fr = Input::Fastrouter(fastrouter(n, drain));
@@ -135,6 +136,7 @@ fn measure(n: usize, drain: bool, max_parallel: usize) -> (Duration, Duration, u
         for (a, b) in inputs {
             e.handle(now(t), a);
             e.handle(now(t), b);
+            while e.poll_event().is_some() {}
             while e.poll_action().is_some() {}
             t += 1;
         }

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::cli::{Config, SocketSpec};
 use std::collections::BTreeMap;
 
-use crate::engine::{nodes, Action, Availability, Engine, Event, Input, Now, Status};
+use crate::engine::{nodes, Action, Availability, Engine, Event, Input, Now, Outcome, Status};
 use crate::error::{exit, Error};
 use crate::report::info::RunInfo;
 use crate::report::Reporter;
@@ -67,20 +67,19 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     engine.handle(now, Input::Emperor(emp.clone()));
     engine.handle(now, Input::Fastrouter(fr.clone()));
     let mut min_live: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(r) = engine.poll_event() {
+        if let Event::Plan { min_live: m, .. } = r.event {
+            min_live = m;
+        }
+    }
     let mut refused = None;
     while let Some(a) = engine.poll_action() {
-        match a {
-            Action::Report(r) => {
-                if let Event::Plan { min_live: m, .. } = r.event {
-                    min_live = m;
-                }
-            }
-            Action::Finish(o) => {
-                if let Status::Precondition(p) = o.status {
-                    refused = Some(p);
-                }
-            }
-            _ => {}
+        if let Action::Finish(Outcome {
+            status: Status::Precondition(p),
+            ..
+        }) = a
+        {
+            refused = Some(p);
         }
     }
     let s = &settings;
@@ -116,8 +115,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             })).collect::<Vec<_>>(),
         }));
     }
-    let ours: Vec<(&str, bool)> = configs.iter().map(|c| (c.name.as_str(), true)).collect();
-    let live = nodes::live_per_key(&matcher, &ours, &emp, &fr, wall, |c| s.tolerance_s(c));
+    // Counted by the engine's scheduler, as a rollout would start from.
+    let live = engine.preflight_live().clone();
     let k_of = |key: &str| min_live.get(key).copied().unwrap_or(s.min_live);
     let below: Vec<&String> = live
         .iter()

@@ -111,27 +111,31 @@ fn engine(s: Settings, n: usize) -> Engine {
 
 /// The runtime's loop until `until_ms`: sleep to `poll_timeout()`, wake the
 /// engine, answer each read from `world(t)` at once. Returns every action
-/// with the time (ms since the start) it came out.
+/// with the time (ms since the start) it came out, and every report (the
+/// engine's second queue, for the operator).
 fn run(
     e: &mut Engine,
     until_ms: u64,
     mut world: impl FnMut(u64, &[Action]) -> World,
-) -> Vec<(u64, Action)> {
+) -> (Vec<(u64, Action)>, Vec<Report>) {
     let mut log: Vec<(u64, Action)> = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
     let mut t = 0;
     let mut seen: Vec<Action> = Vec::new();
     loop {
+        reports.extend(std::iter::from_fn(|| e.poll_event()));
         let mut queue: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
         while let Some(a) = (!queue.is_empty()).then(|| queue.remove(0)) {
             seen.push(a.clone());
             log.push((t, a.clone()));
             if let Action::ReadStats(src) = a {
                 e.handle(at(t), world(t, &seen).answer(src));
+                reports.extend(std::iter::from_fn(|| e.poll_event()));
                 queue.extend(std::iter::from_fn(|| e.poll_action()));
             }
         }
         if e.is_finished() {
-            return log;
+            return (log, reports);
         }
         let next = e.poll_timeout().expect("a timeout while not finished") - MONO0;
         assert!(
@@ -140,7 +144,7 @@ fn run(
         );
         t = next.max(t);
         if t > until_ms {
-            return log;
+            return (log, reports);
         }
         e.handle_timeout(at(t));
     }
@@ -166,7 +170,7 @@ fn touch_after_drain(kept: Option<usize>, refs_left: impl Fn(u64) -> i64) -> Opt
     }
     let mut e = engine(s, 2);
     let mut drain_sent: Option<u64> = None;
-    let log = run(&mut e, 10_000, |t, seen| {
+    let (log, reports) = run(&mut e, 10_000, |t, seen| {
         let mut w = World::serving(2);
         for n in w.nodes.iter_mut().flatten() {
             n.last_check = T0 + (t / 1000) as i64;
@@ -181,16 +185,12 @@ fn touch_after_drain(kept: Option<usize>, refs_left: impl Fn(u64) -> i64) -> Opt
         w
     });
     let sent = drain_sent.expect("app_01 drained");
-    let left = log.iter().find_map(|(_, a)| match a {
-        Action::Report(Report {
-            event:
-                Event::Drained {
-                    vassal,
-                    sessions_left,
-                    ..
-                },
+    let left = reports.iter().find_map(|r| match &r.event {
+        Event::Drained {
+            vassal,
+            sessions_left,
             ..
-        }) if *vassal == name(0) => Some(*sessions_left),
+        } if *vassal == name(0) => Some(*sessions_left),
         _ => None,
     });
     log.iter()
@@ -231,7 +231,7 @@ fn a_node_still_routed_is_not_drained() {
     let mut s = settings(1);
     s.drain_sessions_kept = BTreeMap::from([(name(0), 4)]);
     let mut e = engine(s, 2);
-    let log = run(&mut e, 3_000, |t, _| {
+    let (log, _) = run(&mut e, 3_000, |t, _| {
         let mut w = World::serving(2);
         for n in w.nodes.iter_mut().flatten() {
             n.last_check = T0;

@@ -59,7 +59,7 @@ fn a_starting_vassal_is_never_touched_whatever_its_age() {
         r.first_run = T0 - 11;
         r.last_run = T0 - 11;
     }
-    let mut all = Vec::new();
+    let mut all = Outputs::default();
     for s in 0..120 {
         // Refresh the serving nodes' announces.
         for v in &mut fleet.vs[..2] {
@@ -228,8 +228,9 @@ fn a_dead_vassals_node_is_unsubscribed_once() {
         throttle_level: 1,
         attempt: 0,
     });
-    let unsubs = |a: &[Action]| -> Vec<String> {
-        a.iter()
+    let unsubs = |a: &Outputs| -> Vec<String> {
+        a.actions
+            .iter()
             .filter_map(|a| match a {
                 Action::Unsubscribe { node, .. } => Some(node.clone()),
                 _ => None,
@@ -328,4 +329,48 @@ fn a_foreign_reload_that_announces_once_is_reported_wedged() {
         }
     }
     panic!("no outcome: {:?}", events(&all));
+}
+
+/// `status` shows the engine's own preflight count (one rule, one place):
+/// the counts the `Plan` report carries, a stale node not counted, and the
+/// counts kept when preflight refuses. Counting anywhere else (the
+/// scheduler's count after it started a vassal, or nothing on a refusal)
+/// fails this test.
+#[test]
+fn status_reads_the_schedulers_preflight_count() {
+    let n = 4;
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    // app_04's node is an hour old: not live.
+    fleet.vs[3].nodes[0].2 = T0 - 3600;
+    let mut e = engine(settings(1), n);
+    let a = look(&mut e, &fleet, 0);
+    assert!(outcome(&a).is_none(), "refused: {:?}", outcome(&a));
+    // K = 1 of 3 live: two started; the scheduler's count now leaves
+    // them out, the preflight count does not.
+    assert_eq!(started(&a).len(), 2, "{:?}", started(&a));
+    assert_eq!(e.progress_info().live.get(KEY), Some(&1));
+    let plan = events(&a)
+        .into_iter()
+        .find_map(|ev| match ev {
+            Event::Plan { live, .. } => Some(live.clone()),
+            _ => None,
+        })
+        .expect("a plan");
+    assert_eq!(plan.get(KEY), Some(&3), "{plan:?}");
+    assert_eq!(e.preflight_live(), &plan);
+    // K = 4 of 4 nodes cannot be kept: refused, the count still there.
+    let mut e = engine(settings(4), n);
+    let a = look(&mut e, &fleet, 0);
+    assert!(
+        matches!(
+            outcome(&a).map(|o| &o.status),
+            Some(Status::Precondition(_))
+        ),
+        "{:?}",
+        outcome(&a)
+    );
+    assert_eq!(e.preflight_live().get(KEY), Some(&3));
 }

@@ -1,6 +1,9 @@
 //! Engine bugs found by tests/explore.rs and the fuzzers, each as the
 //! shortest scenario that showed it, driven through the public sans-IO API.
 
+#[path = "support/engine_kit.rs"]
+mod engine_kit;
+use engine_kit::Outputs;
 use uwsgi_reload::engine::{
     Action, ConfigEvent, ConfigFile, Engine, FailReason, Input, NodeMatch, Now, Outcome, Settings,
     Status,
@@ -112,19 +115,19 @@ fn fastrouter(nodes: &[(usize, i64)]) -> Input {
     })
 }
 
-fn drain(e: &mut Engine) -> Vec<Action> {
-    std::iter::from_fn(|| e.poll_action()).collect()
+fn drain(e: &mut Engine) -> Outputs {
+    Outputs::take(e)
 }
 
-fn finish(actions: &[Action]) -> Option<&Outcome> {
-    actions.iter().find_map(|a| match a {
+fn finish(out: &Outputs) -> Option<&Outcome> {
+    out.actions.iter().find_map(|a| match a {
         Action::Finish(o) => Some(o),
         _ => None,
     })
 }
 
-fn touches(actions: &[Action]) -> Vec<(String, i64)> {
-    actions
+fn touches(out: &Outputs) -> Vec<(String, i64)> {
+    out.actions
         .iter()
         .filter_map(|a| match a {
             Action::Touch { vassal, mtime } => Some((vassal.clone(), *mtime)),
@@ -177,7 +180,7 @@ fn second_reload_hidden_behind_the_first_is_caught() {
         }),
     );
     drain(&mut e);
-    let mut all = Vec::new();
+    let mut all = Outputs::default();
     e.handle_timeout(now(1));
     all.extend(drain(&mut e));
     v.last_mod = WALL0 + 1;
@@ -324,12 +327,10 @@ fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
     e.handle(now(0), fastrouter(&[(0, i64::MIN), (1, WALL0 - 1)]));
     let a = drain(&mut e);
     let plan = a
+        .events
         .iter()
-        .find_map(|a| match a {
-            Action::Report(r) => match &r.event {
-                uwsgi_reload::engine::Event::Plan { live, .. } => Some(live.clone()),
-                _ => None,
-            },
+        .find_map(|r| match &r.event {
+            uwsgi_reload::engine::Event::Plan { live, .. } => Some(live.clone()),
             _ => None,
         })
         .expect("a plan");
@@ -342,7 +343,7 @@ fn extreme_stats_values_neither_panic_nor_count_as_fresh() {
         "{:?}",
         touches(&a)
     );
-    let mut a = Vec::new();
+    let mut a = Outputs::default();
     for s in 1..=5 {
         e.handle_timeout(now(s));
         e.handle(now(s), emperor(&[odd.clone(), V::up(1001)]));
@@ -464,7 +465,9 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
     e.handle(now(0), fastrouter(&[(0, WALL0 - 1)]));
     let a = drain(&mut e);
     assert!(
-        a.iter().any(|a| matches!(a, Action::Unsubscribe { .. })),
+        a.actions
+            .iter()
+            .any(|a| matches!(a, Action::Unsubscribe { .. })),
         "{a:?}"
     );
     // Sessions still in flight: the node stays death-marked.
@@ -490,7 +493,7 @@ fn a_draining_vassal_reloaded_by_someone_else_is_followed_not_touched() {
     v.respawns = 1;
     v.accepting = 0;
     v.last_run = WALL0 + 1;
-    let mut all = Vec::new();
+    let mut all = Outputs::default();
     for s in 1..4 {
         e.handle_timeout(now(s));
         all.extend(drain(&mut e));
@@ -555,7 +558,8 @@ fn a_skipped_canary_is_replaced_not_waited_for() {
     e.handle(now(0), fastrouter(&nodes));
     let a = drain(&mut e);
     assert_eq!(
-        a.iter()
+        a.actions
+            .iter()
             .filter(|a| matches!(a, Action::Unsubscribe { .. }))
             .count(),
         1,
@@ -578,7 +582,8 @@ fn a_skipped_canary_is_replaced_not_waited_for() {
         }
     }
     assert!(
-        all.iter()
+        all.actions
+            .iter()
             .any(|a| matches!(a, Action::Unsubscribe { vassal, .. } if *vassal == name(1))),
         "the other vassal never started"
     );
@@ -629,7 +634,10 @@ fn a_canary_that_never_becomes_live_ends_the_rollout_after_the_timeout() {
     e.handle(now(1), emperor(&[c.clone(), V::up(1001)]));
     e.handle(now(1), fastrouter(&[(0, WALL0 + 1), (1, WALL0 - 1)]));
     all.extend(drain(&mut e));
-    assert!(all.iter().any(|a| matches!(a, Action::Report(r) if matches!(&r.event, uwsgi_reload::engine::Event::Subscribed { .. }))));
+    assert!(all
+        .events
+        .iter()
+        .any(|r| matches!(&r.event, uwsgi_reload::engine::Event::Subscribed { .. })));
     // Then it goes (not accepting, no node) and stays gone.
     c.accepting = 0;
     for s in 2..40 {

@@ -1,6 +1,9 @@
 //! Hand-written engine scenarios for facts the exhaustive model does not
 //! single out: each drives the sans-IO engine with literal snapshots.
 
+#[path = "support/engine_kit.rs"]
+mod engine_kit;
+use engine_kit::Outputs;
 use uwsgi_reload::engine::{Action, ConfigFile, Engine, Input, Now, Settings};
 use uwsgi_reload::stats::{EmperorSnapshot, FastrouterSnapshot, Node, Subscription, VassalStats};
 
@@ -73,12 +76,12 @@ fn look(e: &mut Engine, now: Now, emperor: Input, fastrouter: Input) {
     e.handle(now, fastrouter);
 }
 
-fn drain(e: &mut Engine) -> Vec<Action> {
-    std::iter::from_fn(|| e.poll_action()).collect()
+fn drain(e: &mut Engine) -> Outputs {
+    Outputs::take(e)
 }
 
-fn touched(actions: &[Action]) -> Vec<String> {
-    actions
+fn touched(out: &Outputs) -> Vec<String> {
+    out.actions
         .iter()
         .filter_map(|a| match a {
             Action::Touch { vassal, .. } => Some(vassal.clone()),
@@ -87,10 +90,10 @@ fn touched(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
-fn subscribed(actions: &[Action], who: &str) -> bool {
-    actions.iter().any(|a| {
-        matches!(a, Action::Report(r) if matches!(&r.event,
-            uwsgi_reload::engine::Event::Subscribed { vassal, .. } if vassal == who))
+fn subscribed(out: &Outputs, who: &str) -> bool {
+    out.events.iter().any(|r| {
+        matches!(&r.event,
+            uwsgi_reload::engine::Event::Subscribed { vassal, .. } if vassal == who)
     })
 }
 
@@ -186,6 +189,7 @@ fn stale_node_is_not_a_resubscription_but_a_returning_node_is() {
         "node came back after being gone: {acts:?}"
     );
     assert!(acts
+        .actions
         .iter()
         .any(|a| matches!(a, Action::Finish(o) if o.reloaded.len() == 2)));
 }
@@ -229,11 +233,8 @@ fn a_recovered_vassal_still_in_the_blacklist_counts_as_live() {
         fr(vec![node("/r/a.sock", t0 - 1), node("/r/b.sock", t0 - 1)]),
     );
     let acts = drain(&mut e);
-    let live = acts.iter().find_map(|a| match a {
-        Action::Report(r) => match &r.event {
-            uwsgi_reload::engine::Event::Plan { live, .. } => live.get("k").copied(),
-            _ => None,
-        },
+    let live = acts.events.iter().find_map(|r| match &r.event {
+        uwsgi_reload::engine::Event::Plan { live, .. } => live.get("k").copied(),
         _ => None,
     });
     assert_eq!(live, Some(2), "{acts:?}");
@@ -274,7 +275,7 @@ fn an_emperor_that_follows_links_is_refused_before_any_touch() {
     );
     let acts = drain(&mut e);
     assert!(touched(&acts).is_empty());
-    assert!(acts.iter().any(|a| matches!(a, Action::Finish(o)
+    assert!(acts.actions.iter().any(|a| matches!(a, Action::Finish(o)
         if matches!(&o.status, uwsgi_reload::engine::Status::Precondition(p) if p.contains("--emperor-nofollow")))), "{acts:?}");
 
     // The same links with an Emperor that lstat()s them: last_mod is the
@@ -342,6 +343,7 @@ fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
     );
     let acts = drain(&mut e);
     assert!(acts
+        .actions
         .iter()
         .any(|a| matches!(a, Action::Unsubscribe { vassal, .. } if vassal == "a.ini")));
     look(
@@ -363,12 +365,13 @@ fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
     );
     let acts = drain(&mut e);
     assert!(
-        acts.iter()
+        acts.actions
+            .iter()
             .any(|a| matches!(a, Action::Subscribe { vassal, .. } if vassal == "a.ini")),
         "{acts:?}"
     );
     assert!(
-        !acts.iter().any(|a| matches!(a, Action::Finish(_))),
+        !acts.actions.iter().any(|a| matches!(a, Action::Finish(_))),
         "finished before the node was seen back"
     );
     // A read that still shows it dead does not end the rollout either.
@@ -381,7 +384,10 @@ fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
         up(),
         busy(),
     );
-    assert!(!drain(&mut e).iter().any(|a| matches!(a, Action::Finish(_))));
+    assert!(!drain(&mut e)
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Finish(_))));
     // Back: the rollout ends, interrupted, a untouched.
     look(
         &mut e,
@@ -393,7 +399,7 @@ fn a_stop_during_a_drain_waits_for_the_node_to_be_back() {
         fr(vec![node("/r/a.sock", t0), node("/r/b.sock", t0 - 1)]),
     );
     let acts = drain(&mut e);
-    assert!(acts.iter().any(|a| matches!(a, Action::Finish(o) if o.status == uwsgi_reload::engine::Status::Interrupted)), "{acts:?}");
+    assert!(acts.actions.iter().any(|a| matches!(a, Action::Finish(o) if o.status == uwsgi_reload::engine::Status::Interrupted)), "{acts:?}");
     assert!(touched(&acts).is_empty());
 }
 
@@ -442,6 +448,7 @@ fn the_repair_waits_a_subscribe_freq_before_writing_s() {
             fr(vec![node("/r/b.sock", t0 + (ms / 1000) as i64)]),
         );
         if drain(&mut e)
+            .actions
             .iter()
             .any(|a| matches!(a, Action::Repair { .. }))
         {

@@ -54,8 +54,8 @@ impl World {
     }
 
     /// Runs until the engine finishes (or 120 s); every action seen.
-    fn run(&mut self, e: &mut Engine) -> Vec<Action> {
-        let mut all = Vec::new();
+    fn run(&mut self, e: &mut Engine) -> Outputs {
+        let mut all = Outputs::default();
         for s in 0..120 {
             self.advance(s);
             let a = look(e, &self.fleet, s);
@@ -66,6 +66,7 @@ impl World {
                     .iter()
                     .position(|v| v.rec.as_ref().unwrap().id == t);
                 let mtime = a
+                    .actions
                     .iter()
                     .find_map(|x| match x {
                         Action::Touch { vassal, mtime } if *vassal == t => Some(*mtime),
@@ -103,8 +104,8 @@ fn with_stale_since(k: usize, instant: i64) -> Settings {
     }
 }
 
-fn skipped_as_current(actions: &[Action]) -> Vec<String> {
-    events(actions)
+fn skipped_as_current(out: &Outputs) -> Vec<String> {
+    events(out)
         .into_iter()
         .filter_map(|ev| match ev {
             Event::Skipped { vassal, why } if why.starts_with("already current") => {

@@ -1,4 +1,5 @@
-//! The values that cross the engine's boundary: inputs in, actions out.
+//! The values that cross the engine's boundary: inputs in; out, on two
+//! queues, actions for the driver to carry out and reports for the operator.
 
 use std::collections::BTreeMap;
 
@@ -70,7 +71,8 @@ pub enum Input {
     Stop,
 }
 
-/// What the engine asks the driver to do.
+/// What the engine asks the driver to do (IO, and the end). What it tells
+/// the operator is a [`Report`], on its own queue.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Connect to a stats socket and read one document. The engine never has
@@ -78,10 +80,7 @@ pub enum Action {
     ReadStats(StatsSource),
     /// Set the config's mtime (atime too) to `mtime` whole seconds, then
     /// answer with [`Input::Touched`].
-    Touch {
-        vassal: String,
-        mtime: i64,
-    },
+    Touch { vassal: String, mtime: i64 },
     /// Send the fastrouter subscription server an unsubscribe for `node`.
     Unsubscribe {
         vassal: String,
@@ -98,10 +97,7 @@ pub enum Action {
     },
     /// Find the master FIFO of the vassal with master pid `pid` and write `S`
     /// once; answer with [`Input::Repaired`].
-    Repair {
-        vassal: String,
-        pid: i64,
-    },
+    Repair { vassal: String, pid: i64 },
     /// Send `GET path` (uwsgi protocol, `key` as host) straight to `node`
     /// and answer with [`Input::Probed`].
     Probe {
@@ -112,12 +108,16 @@ pub enum Action {
     },
     /// List the config files again and answer with [`ConfigEvent::Rescanned`].
     RescanConfigs,
-    Report(Report),
-    /// The rollout is over; nothing else will come.
+    /// The rollout is over; nothing else will come. Every report came
+    /// before it: a driver that drains [`Engine::poll_event`] before acting
+    /// on the actions it polled prints its summary after the last report.
+    ///
+    /// [`Engine::poll_event`]: super::Engine::poll_event
     Finish(Outcome),
 }
 
-/// An event for the operator, with its time since the rollout started.
+/// An event for the operator, with its time since the rollout started:
+/// human lines, `--json` and syslog (`report`), never an IO request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub at_ms: u64,

@@ -1,8 +1,10 @@
 //! The sans-IO rollout engine.
 //!
 //! No syscalls, no clock, no threads: the driver feeds [`Input`]s with the
-//! time it read ([`Now`]), then drains [`Action`]s with [`Engine::poll_action`]
-//! and sleeps until [`Engine::poll_timeout`]. "Mutate, then drain to timeout."
+//! time it read ([`Now`]), then drains two queues, the operator's
+//! [`Report`]s with [`Engine::poll_event`] and then the [`Action`]s it must
+//! carry out with [`Engine::poll_action`], and sleeps until
+//! [`Engine::poll_timeout`]. "Mutate, then drain to timeout."
 //!
 //! Per vassal, the phase machine in [`phase`] decides; this module derives the
 //! facts it is fed from the stats (docs/UWSGI.md §17), carries out the effects it
@@ -93,10 +95,15 @@ pub struct Engine {
     stopping: Option<String>,
     interrupted: bool,
     failures: usize,
+    /// What the driver must do: IO, then `Finish`.
     out: VecDeque<Action>,
+    /// What the operator is told, in order; never read by the driver's IO.
+    events: VecDeque<Report>,
     /// Effective K per key (lowered only with `allow_downtime`).
     min_live: BTreeMap<String, usize>,
     live: BTreeMap<String, usize>,
+    /// `live` as preflight counted it, before anything was decided.
+    preflight_live: BTreeMap<String, usize>,
     lowest: BTreeMap<String, usize>,
     waiting_since: Option<u64>,
     warned_created: BTreeSet<String>,
@@ -144,8 +151,10 @@ impl Engine {
             interrupted: false,
             failures: 0,
             out: VecDeque::new(),
+            events: VecDeque::new(),
             min_live: BTreeMap::new(),
             live: BTreeMap::new(),
+            preflight_live: BTreeMap::new(),
             lowest: BTreeMap::new(),
             waiting_since: None,
             warned_created: BTreeSet::new(),
@@ -177,9 +186,23 @@ impl Engine {
         self.stage == Stage::Finished
     }
 
-    /// The next action for the driver, in order.
+    /// The next thing the driver must do (IO, or `Finish`), in order.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.out.pop_front()
+    }
+
+    /// The next report for the operator, in order. Drain it before acting on
+    /// the actions: `Finish` comes after every report.
+    pub fn poll_event(&mut self) -> Option<Report> {
+        self.events.pop_front()
+    }
+
+    /// Live nodes per key as preflight counted them, with the scheduler's
+    /// own rule (`live_now`: every vassal counts, nothing touched yet), also
+    /// when preflight refused. The `Plan` report carries the same counts;
+    /// `status` shows them. Empty until both stats sockets answered.
+    pub fn preflight_live(&self) -> &BTreeMap<String, usize> {
+        &self.preflight_live
     }
 
     pub fn handle(&mut self, now: Now, input: Input) {
@@ -322,6 +345,6 @@ impl Engine {
 
     fn report(&mut self, event: Event) {
         let at_ms = self.elapsed();
-        self.out.push_back(Action::Report(Report { at_ms, event }));
+        self.events.push_back(Report { at_ms, event });
     }
 }

@@ -244,8 +244,10 @@ pub fn emperor_healthy(emp: &IndexedEmperor, config: &str) -> bool {
 ///
 /// `ours` lists every vassal of this Emperor with whether this rollout lets
 /// it count (not in flight, not failed). A node that matches none of ours is
-/// another host's and counts on its own freshness.
-pub fn live_per_key(
+/// another host's and counts on its own freshness. Only the scheduler calls
+/// it (`Engine::live_now`): the rollout, the dry run and `status` all read
+/// its counts from the engine.
+pub(super) fn live_per_key(
     matcher: &Matcher,
     ours: &[(&str, bool)],
     emp: &IndexedEmperor,

@@ -13,6 +13,9 @@ impl Engine {
             return;
         };
         let wall = self.now.wall_s;
+        // Nothing is in flight yet: every vassal counts. Kept for `status`
+        // even if a check below refuses.
+        self.preflight_live = self.live_now();
         if let Some(dir) = &self.s.emperor_dir {
             let norm = |d: &str| d.trim_end_matches('/').to_string();
             if !emp.snap.emperor.is_empty()
@@ -168,7 +171,7 @@ impl Engine {
                 unowned_fresh.join(", ")
             ));
         }
-        let live = self.live_now();
+        let live = self.preflight_live.clone();
         let our_keys: BTreeSet<String> = self
             .vassals
             .iter()

@@ -159,6 +159,8 @@ pub fn plan(
         e.handle(now, Input::Fastrouter(w.fr.clone()));
         let mut wave = Vec::new();
         let mut answers = Vec::new();
+        // The reports are the real rollout's narration: not the plan's.
+        while e.poll_event().is_some() {}
         while let Some(a) = e.poll_action() {
             match a {
                 Action::Touch { vassal, mtime } => {
@@ -203,7 +205,7 @@ pub fn plan(
                         outcome: Some(o),
                     };
                 }
-                Action::ReadStats(_) | Action::RescanConfigs | Action::Report(_) => {}
+                Action::ReadStats(_) | Action::RescanConfigs => {}
             }
         }
         for a in answers {

@@ -47,26 +47,33 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let mut engine = Engine::new(settings.clone(), configs.clone(), now);
     engine.handle(now, Input::Emperor(emp.clone()));
     engine.handle(now, Input::Fastrouter(fr.clone()));
-    // Everything the engine says up to its first real action is preflight.
+    // Finished before any action: refused, or nothing to do (every vassal
+    // already current against --stale-since). Then every report is shown,
+    // then the outcome.
+    let finished = std::iter::from_fn(|| engine.poll_action()).find_map(|a| match a {
+        Action::Finish(o) => Some(o),
+        _ => None,
+    });
+    // Otherwise only preflight's reports, up to its `Plan`: the steps after
+    // it (drains, touches) are the real rollout's, which a dry run does not
+    // take; the waves below show them.
     let mut min_live = BTreeMap::new();
-    while let Some(a) = engine.poll_action() {
-        match a {
-            Action::Report(r) => {
-                if let Event::Plan { min_live: m, .. } = &r.event {
-                    min_live = m.clone();
-                }
-                rep.event(&r);
-            }
-            Action::Finish(o) => {
-                // Finished before any action: refused, or nothing to do
-                // (every vassal already current against --stale-since).
-                let code = exit::of_outcome(&o.status, None);
-                rep.outcome(&o, code, 2);
-                return Ok(code);
-            }
-            Action::ReadStats(_) => {}
-            _ => break,
+    while let Some(r) = engine.poll_event() {
+        let plan = if let Event::Plan { min_live: m, .. } = &r.event {
+            min_live = m.clone();
+            true
+        } else {
+            false
+        };
+        rep.event(&r);
+        if plan && finished.is_none() {
+            break;
         }
+    }
+    if let Some(o) = finished {
+        let code = exit::of_outcome(&o.status, None);
+        rep.outcome(&o, code, 2);
+        return Ok(code);
     }
     let ideal = ideal::plan(settings, configs, emp, fr, wall_s);
     let mut plan = ideal.waves;

@@ -251,9 +251,7 @@ impl Driver<'_> {
     /// engine has nothing more to say.
     fn drain_engine(&mut self) {
         loop {
-            while let Some(a) = self.engine.poll_action() {
-                self.execute(a);
-            }
+            self.take_outputs();
             if self.inputs.is_empty() {
                 break;
             }
@@ -266,9 +264,19 @@ impl Driver<'_> {
             self.note_version(&i);
             let now = self.clock.now();
             self.engine.handle(now, i);
-            while let Some(a) = self.engine.poll_action() {
-                self.execute(a);
-            }
+            self.take_outputs();
+        }
+    }
+
+    /// The engine's two queues: its reports to the operator first, then the
+    /// actions, so that `Finish` (whose summary is printed last) and any
+    /// runtime warning an action raises come after what the engine said.
+    fn take_outputs(&mut self) {
+        while let Some(r) = self.engine.poll_event() {
+            self.rep.event(&r);
+        }
+        while let Some(a) = self.engine.poll_action() {
+            self.execute(a);
         }
     }
 
@@ -372,7 +380,6 @@ impl Driver<'_> {
                     .push_back(Input::Config(ConfigEvent::Rescanned(files))),
                 Err(e) => self.warn(None, format!("rescan of the Emperor directory failed: {e}")),
             },
-            Action::Report(r) => self.rep.event(&r),
             Action::Finish(o) => self.outcome = Some(o),
         }
     }

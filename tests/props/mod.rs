@@ -399,6 +399,9 @@ struct Driver {
 
 impl Driver {
     fn take(&mut self, e: &mut Engine) {
+        while let Some(r) = e.poll_event() {
+            assert!(!self.finished, "a report after Finish: {r:?}");
+        }
         while let Some(a) = e.poll_action() {
             assert!(!self.finished, "an action after Finish: {a:?}");
             match a {
@@ -445,7 +448,7 @@ impl Driver {
                         );
                     }
                 }
-                Action::Unsubscribe { .. } | Action::Subscribe { .. } | Action::Report(_) => {}
+                Action::Unsubscribe { .. } | Action::Subscribe { .. } => {}
                 #[allow(unreachable_patterns)]
                 _ => {}
             }

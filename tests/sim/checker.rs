@@ -3,8 +3,15 @@
 use super::*;
 
 impl Sim {
-    /// Takes the engine's actions, checking what every action must satisfy.
+    /// Takes the engine's reports, then its actions, checking what every
+    /// action must satisfy.
     pub fn drain(&mut self) -> Result<(), String> {
+        while let Some(r) = self.e.poll_event() {
+            if self.outcome.is_some() {
+                return Err(format!("a report after Finish: {r:?}"));
+            }
+            self.note(|| format!("    <- {:?}", r.event));
+        }
         while let Some(a) = self.e.poll_action() {
             if self.outcome.is_some() {
                 return Err(format!("an action after Finish: {a:?}"));
@@ -88,7 +95,6 @@ impl Sim {
                     }
                     self.w.answers.push(Answer::Probe { v });
                 }
-                Action::Report(r) => self.note(|| format!("    <- {:?}", r.event)),
                 Action::Finish(o) => {
                     self.note(|| format!("    <- Finish {:?} {}", o.status, o.summary));
                     self.check_outcome(&o)?;
@@ -286,6 +292,9 @@ impl Sim {
             e.handle(now, input);
             if let Some(a) = e.poll_action() {
                 return Err(format!("an action after Finish: {a:?}"));
+            }
+            if let Some(r) = e.poll_event() {
+                return Err(format!("a report after Finish: {r:?}"));
             }
             if e.poll_timeout().is_some() {
                 return Err("poll_timeout() is Some after Finish".into());

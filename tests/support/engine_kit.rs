@@ -2,12 +2,12 @@
 //! sockets show it, built from literal records, and one check interval of
 //! the sans-IO engine against it. Included with `#[path]` by the crates
 //! that drive the engine with literal snapshots.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 
 pub use uwsgi_reload::engine::{
-    Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Outcome, Settings, Status,
+    Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Outcome, Report, Settings, Status,
 };
 pub use uwsgi_reload::stats::{
     BlacklistEntry, EmperorSnapshot, FastrouterSnapshot, Node, Subscription, VassalStats,
@@ -122,16 +122,44 @@ pub fn engine(s: Settings, n: usize) -> Engine {
     Engine::new(s, configs, now(0))
 }
 
+/// What the engine put out, from its two queues: the actions the driver
+/// must carry out and the reports for the operator, each in order. (The
+/// engine keeps no order between the two: nor does this.)
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub actions: Vec<Action>,
+    pub events: Vec<Report>,
+}
+
+impl Outputs {
+    /// Drains both of the engine's queues.
+    pub fn take(e: &mut Engine) -> Outputs {
+        Outputs {
+            events: std::iter::from_fn(|| e.poll_event()).collect(),
+            actions: std::iter::from_fn(|| e.poll_action()).collect(),
+        }
+    }
+
+    pub fn extend(&mut self, more: Outputs) {
+        self.actions.extend(more.actions);
+        self.events.extend(more.events);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.events.is_empty()
+    }
+}
+
 /// One check interval at second `s`: both reads answer from `fleet`.
-pub fn look(e: &mut Engine, fleet: &Fleet, s: u64) -> Vec<Action> {
+pub fn look(e: &mut Engine, fleet: &Fleet, s: u64) -> Outputs {
     e.handle_timeout(now(s));
     e.handle(now(s), fleet.emperor());
     e.handle(now(s), fleet.fastrouter());
-    std::iter::from_fn(|| e.poll_action()).collect()
+    Outputs::take(e)
 }
 
-pub fn touched(actions: &[Action]) -> Vec<String> {
-    actions
+pub fn touched(out: &Outputs) -> Vec<String> {
+    out.actions
         .iter()
         .filter_map(|a| match a {
             Action::Touch { vassal, .. } => Some(vassal.clone()),
@@ -140,33 +168,22 @@ pub fn touched(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
-pub fn started(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Touch { vassal, .. } => Some(vassal.clone()),
-            Action::Report(r) => match &r.event {
-                Event::DrainStarted { vassal, .. } => Some(vassal.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
+/// The vassals started: touched, or their drain begun.
+pub fn started(out: &Outputs) -> Vec<String> {
+    let drains = events(out).into_iter().filter_map(|ev| match ev {
+        Event::DrainStarted { vassal, .. } => Some(vassal.clone()),
+        _ => None,
+    });
+    touched(out).into_iter().chain(drains).collect()
 }
 
-pub fn outcome(actions: &[Action]) -> Option<&Outcome> {
-    actions.iter().find_map(|a| match a {
+pub fn outcome(out: &Outputs) -> Option<&Outcome> {
+    out.actions.iter().find_map(|a| match a {
         Action::Finish(o) => Some(o),
         _ => None,
     })
 }
 
-pub fn events(actions: &[Action]) -> Vec<&Event> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Report(r) => Some(&r.event),
-            _ => None,
-        })
-        .collect()
+pub fn events(out: &Outputs) -> Vec<&Event> {
+    out.events.iter().map(|r| &r.event).collect()
 }
