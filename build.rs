@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[path = "src/engine/fsm_names.rs"]
 #[allow(dead_code)]
 mod fsm_names;
-#[path = "build/fsm_table.rs"]
+#[path = "fsm/parse.rs"]
 #[allow(dead_code)]
 mod fsm_table;
 
@@ -23,7 +23,7 @@ fn main() {
     for input in [
         TABLE,
         "build.rs",
-        "build/fsm_table.rs",
+        "fsm/parse.rs",
         "src/engine/fsm_names.rs",
     ] {
         println!("cargo:rerun-if-changed={input}");

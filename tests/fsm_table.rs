@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use uwsgi_reload::engine::{is_impossible, step, why, Effect, Fact, FailReason, Phase, Task};
 
 /// The parser build.rs generates `step()` with.
-#[path = "../build/fsm_table.rs"]
+#[path = "../fsm/parse.rs"]
 mod fsm_table;
 
 use fsm_table::{parse, Row};
