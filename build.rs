@@ -20,12 +20,7 @@ use fsm_table::Row;
 const TABLE: &str = "fsm/transitions.tsv";
 
 fn main() {
-    for input in [
-        TABLE,
-        "build.rs",
-        "fsm/parse.rs",
-        "src/engine/fsm_names.rs",
-    ] {
+    for input in [TABLE, "build.rs", "fsm/parse.rs", "src/engine/fsm_names.rs"] {
         println!("cargo:rerun-if-changed={input}");
     }
     let text = std::fs::read_to_string(TABLE).unwrap_or_else(|e| fail(&format!("{e}")));

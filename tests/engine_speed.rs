@@ -5,154 +5,9 @@
 #[path = "support/engine_kit.rs"]
 mod engine_kit;
 use engine_kit::Outputs;
-use uwsgi_reload::engine::{Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Settings};
-use uwsgi_reload::stats::{
-    EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
-};
-
-const T0: i64 = 1_795_637_000;
-const MONO0: u64 = 10_000_000;
-const KEY: &str = "app.example.com";
-
-fn at(ms: u64) -> Now {
-    Now {
-        mono_ms: MONO0 + ms,
-        wall_s: T0 + (ms / 1000) as i64,
-    }
-}
-
-fn name(i: usize) -> String {
-    format!("app_{:02}.ini", i + 1)
-}
-
-fn sock(i: usize) -> String {
-    format!("/run/app_{:02}.sock", i + 1)
-}
-
-/// The world the two stats sockets show: records and nodes by vassal.
-#[derive(Clone, Debug)]
-struct World {
-    recs: Vec<VassalStats>,
-    /// Per vassal: its node, if the fastrouter lists it.
-    nodes: Vec<Option<Node>>,
-}
-
-impl World {
-    fn serving(n: usize) -> World {
-        World {
-            recs: (0..n)
-                .map(|i| VassalStats {
-                    id: name(i),
-                    pid: 100 + i as i64,
-                    last_mod: T0 - 3600,
-                    accepting: 1,
-                    last_accepting: T0 - 3600,
-                    first_run: T0 - 3600,
-                    last_run: T0 - 3600,
-                    ..Default::default()
-                })
-                .collect(),
-            nodes: (0..n)
-                .map(|i| {
-                    Some(Node {
-                        name: sock(i),
-                        last_check: T0,
-                        modifier1: 0,
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-        }
-    }
-
-    fn answer(&self, src: StatsSource) -> Input {
-        match src {
-            StatsSource::Emperor => Input::Emperor(EmperorSnapshot {
-                pid: 1,
-                vassals: self.recs.clone(),
-                ..Default::default()
-            }),
-            StatsSource::Fastrouter => Input::Fastrouter(FastrouterSnapshot {
-                pid: 7,
-                subscriptions: vec![Subscription {
-                    key: KEY.into(),
-                    nodes: self.nodes.iter().flatten().cloned().collect(),
-                }],
-                ..Default::default()
-            }),
-        }
-    }
-}
-
-fn settings(k: usize) -> Settings {
-    let names = (0..8).map(|i| (name(i), vec![sock(i)])).collect();
-    Settings {
-        min_live: k,
-        node_match: NodeMatch::Names(names),
-        can_unsubscribe: true,
-        drain_timeout_ms: Some(60_000),
-        stats_outage_ms: 600_000,
-        ..Settings::default()
-    }
-}
-
-fn engine(s: Settings, n: usize) -> Engine {
-    let configs = (0..n)
-        .map(|i| ConfigFile {
-            name: name(i),
-            mtime: T0 - 3600,
-        })
-        .collect();
-    Engine::new(s, configs, at(0))
-}
-
-/// The runtime's loop until `until_ms`: sleep to `poll_timeout()`, wake the
-/// engine, answer each read from `world(t)` at once. Returns every action
-/// with the time (ms since the start) it came out.
-fn run(
-    e: &mut Engine,
-    until_ms: u64,
-    mut world: impl FnMut(u64, &[Action]) -> World,
-) -> Vec<(u64, Action)> {
-    let mut log: Vec<(u64, Action)> = Vec::new();
-    let mut t = 0;
-    let mut seen: Vec<Action> = Vec::new();
-    loop {
-        // Only what the driver must do; the reports are not looked at.
-        while e.poll_event().is_some() {}
-        let mut queue: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
-        while let Some(a) = (!queue.is_empty()).then(|| queue.remove(0)) {
-            seen.push(a.clone());
-            log.push((t, a.clone()));
-            if let Action::ReadStats(src) = a {
-                e.handle(at(t), world(t, &seen).answer(src));
-                while e.poll_event().is_some() {}
-                queue.extend(std::iter::from_fn(|| e.poll_action()));
-            }
-        }
-        if e.is_finished() {
-            return log;
-        }
-        let next = e.poll_timeout().expect("a timeout while not finished") - MONO0;
-        assert!(
-            next > t || t == 0,
-            "poll_timeout {next} not after {t}: a spin"
-        );
-        t = next.max(t);
-        if t > until_ms {
-            return log;
-        }
-        e.handle_timeout(at(t));
-    }
-}
-
-fn fastrouter_reads(log: &[(u64, Action)], from: u64, to: u64) -> usize {
-    log.iter()
-        .filter(|(t, a)| {
-            *t >= from && *t < to && matches!(a, Action::ReadStats(StatsSource::Fastrouter))
-        })
-        .count()
-}
+#[path = "support/timed_world.rs"]
+mod timed_world;
+use timed_world::*;
 
 /// A drain that never ends (a request in flight for 20 s): the fastrouter
 /// is read every 20 ms for the first second only, then less and less often
@@ -161,7 +16,7 @@ fn fastrouter_reads(log: &[(u64, Action)], from: u64, to: u64) -> usize {
 #[test]
 fn a_long_wait_backs_off_to_the_check_interval() {
     let mut e = engine(settings(1), 2);
-    let log = run(&mut e, 20_000, |t, seen| {
+    let (log, _) = run(&mut e, 20_000, |t, seen| {
         let mut w = World::serving(2);
         // Serving vassals keep announcing.
         for n in w.nodes.iter_mut().flatten() {
@@ -199,7 +54,7 @@ fn a_long_wait_backs_off_to_the_check_interval() {
 fn a_short_wait_is_still_read_every_20_ms() {
     let mut e = engine(settings(1), 2);
     let mut drain_sent: Option<u64> = None;
-    let log = run(&mut e, 3_000, |t, seen| {
+    let (log, _) = run(&mut e, 3_000, |t, seen| {
         let mut w = World::serving(2);
         if seen.iter().any(|a| matches!(a, Action::Unsubscribe { .. })) {
             let sent = *drain_sent.get_or_insert(t);
@@ -266,7 +121,7 @@ fn a_thousand_vassals_roll_out() {
         ..Settings::default()
     };
     let mut e = engine(s, n);
-    let log = run(&mut e, 60_000, reloading_world(n));
+    let (log, _) = run(&mut e, 60_000, reloading_world(n));
     let outcome = log
         .iter()
         .find_map(|(_, a)| match a {

@@ -1,0 +1,158 @@
+//! A millisecond-driven world for the engine tests about timing (issue 13:
+//! what waiting costs, when a drain touches): a fleet as the two stats
+//! sockets show it, built from literal records, and the runtime's loop
+//! (sleep to `poll_timeout()`, answer every read at once). Included with
+//! `#[path]` by `tests/engine_speed.rs` and `tests/engine_drain.rs`.
+#![allow(dead_code)]
+
+pub use uwsgi_reload::engine::{
+    Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Report, Settings,
+};
+pub use uwsgi_reload::stats::{
+    EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
+};
+
+pub const T0: i64 = 1_795_637_000;
+pub const MONO0: u64 = 10_000_000;
+pub const KEY: &str = "app.example.com";
+
+pub fn at(ms: u64) -> Now {
+    Now {
+        mono_ms: MONO0 + ms,
+        wall_s: T0 + (ms / 1000) as i64,
+    }
+}
+
+pub fn name(i: usize) -> String {
+    format!("app_{:02}.ini", i + 1)
+}
+
+pub fn sock(i: usize) -> String {
+    format!("/run/app_{:02}.sock", i + 1)
+}
+
+/// The world the two stats sockets show: records and nodes by vassal.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub recs: Vec<VassalStats>,
+    /// Per vassal: its node, if the fastrouter lists it.
+    pub nodes: Vec<Option<Node>>,
+}
+
+impl World {
+    pub fn serving(n: usize) -> World {
+        World {
+            recs: (0..n)
+                .map(|i| VassalStats {
+                    id: name(i),
+                    pid: 100 + i as i64,
+                    last_mod: T0 - 3600,
+                    accepting: 1,
+                    last_accepting: T0 - 3600,
+                    first_run: T0 - 3600,
+                    last_run: T0 - 3600,
+                    ..Default::default()
+                })
+                .collect(),
+            nodes: (0..n)
+                .map(|i| {
+                    Some(Node {
+                        name: sock(i),
+                        last_check: T0,
+                        modifier1: 0,
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub fn answer(&self, src: StatsSource) -> Input {
+        match src {
+            StatsSource::Emperor => Input::Emperor(EmperorSnapshot {
+                pid: 1,
+                vassals: self.recs.clone(),
+                ..Default::default()
+            }),
+            StatsSource::Fastrouter => Input::Fastrouter(FastrouterSnapshot {
+                pid: 7,
+                subscriptions: vec![Subscription {
+                    key: KEY.into(),
+                    nodes: self.nodes.iter().flatten().cloned().collect(),
+                }],
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+pub fn settings(k: usize) -> Settings {
+    let names = (0..8).map(|i| (name(i), vec![sock(i)])).collect();
+    Settings {
+        min_live: k,
+        node_match: NodeMatch::Names(names),
+        can_unsubscribe: true,
+        drain_timeout_ms: Some(60_000),
+        stats_outage_ms: 600_000,
+        ..Settings::default()
+    }
+}
+
+pub fn engine(s: Settings, n: usize) -> Engine {
+    let configs = (0..n)
+        .map(|i| ConfigFile {
+            name: name(i),
+            mtime: T0 - 3600,
+        })
+        .collect();
+    Engine::new(s, configs, at(0))
+}
+
+/// The runtime's loop until `until_ms`: sleep to `poll_timeout()`, wake the
+/// engine, answer each read from `world(t)` at once. Returns every action
+/// with the time (ms since the start) it came out, and every report (the
+/// engine's second queue, for the operator).
+pub fn run(
+    e: &mut Engine,
+    until_ms: u64,
+    mut world: impl FnMut(u64, &[Action]) -> World,
+) -> (Vec<(u64, Action)>, Vec<Report>) {
+    let mut log: Vec<(u64, Action)> = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
+    let mut t = 0;
+    let mut seen: Vec<Action> = Vec::new();
+    loop {
+        reports.extend(std::iter::from_fn(|| e.poll_event()));
+        let mut queue: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
+        while let Some(a) = (!queue.is_empty()).then(|| queue.remove(0)) {
+            seen.push(a.clone());
+            log.push((t, a.clone()));
+            if let Action::ReadStats(src) = a {
+                e.handle(at(t), world(t, &seen).answer(src));
+                reports.extend(std::iter::from_fn(|| e.poll_event()));
+                queue.extend(std::iter::from_fn(|| e.poll_action()));
+            }
+        }
+        if e.is_finished() {
+            return (log, reports);
+        }
+        let next = e.poll_timeout().expect("a timeout while not finished") - MONO0;
+        assert!(
+            next > t || t == 0,
+            "poll_timeout {next} not after {t}: a spin"
+        );
+        t = next.max(t);
+        if t > until_ms {
+            return (log, reports);
+        }
+        e.handle_timeout(at(t));
+    }
+}
+
+pub fn fastrouter_reads(log: &[(u64, Action)], from: u64, to: u64) -> usize {
+    log.iter()
+        .filter(|(t, a)| {
+            *t >= from && *t < to && matches!(a, Action::ReadStats(StatsSource::Fastrouter))
+        })
+        .count()
+}
