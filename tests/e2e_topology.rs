@@ -67,6 +67,20 @@ pub fn print_summary(what: &str, r: &Rollout) {
     );
 }
 
+/// A rollout with K = `k` and `--json` under the default load, its
+/// measurements printed as `what`.
+pub fn rollout_k(stack: &common::Stack, k: usize, what: &str) -> Rollout {
+    let ks = k.to_string();
+    let r = stack.rollout(
+        &["--minimum-active-vassals", &ks, "--json"],
+        common::LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
+    print_summary(what, &r);
+    r
+}
+
 /// The `--json` events of `kind`, as (vassal stem, event).
 pub fn events_of(r: &Rollout, kind: &str) -> Vec<(String, serde_json::Value)> {
     r.run

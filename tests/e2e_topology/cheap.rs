@@ -4,8 +4,7 @@
 //! as without it; the doctor says so, with the fix.
 
 use crate::common::tool::event_kind;
-use crate::common::{LoadSpec, Stack, StackSpec};
-use crate::{print_summary, TOOL_TIMEOUT};
+use crate::common::{Stack, StackSpec};
 
 /// N = 3, K = 1: zero failed requests, K held, every vassal reloaded once,
 /// exit 0, and the fastrouter-cheap warning (read from the router's own
@@ -17,14 +16,7 @@ pub fn fastrouter_cheap() {
             .standalone_fastrouter()
             .fastrouter_line("fastrouter-cheap = true"),
     );
-    let ks = k.to_string();
-    let r = stack.rollout(
-        &["--minimum-active-vassals", &ks, "--json"],
-        LoadSpec::default(),
-        TOOL_TIMEOUT,
-        |_| {},
-    );
-    print_summary("standalone fastrouter with fastrouter-cheap", &r);
+    let r = crate::rollout_k(&stack, k, "standalone fastrouter with fastrouter-cheap");
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();

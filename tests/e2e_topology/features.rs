@@ -10,8 +10,8 @@
 //!   under the second key, so that it has 2 nodes and K = 1 holds there.
 
 use crate::common::stack::VassalState;
-use crate::common::{LoadSpec, Stack, StackSpec};
-use crate::{events_of, print_summary, TOOL_TIMEOUT};
+use crate::common::{Stack, StackSpec};
+use crate::events_of;
 
 const SECOND_KEY: &str = "second.example";
 
@@ -74,14 +74,11 @@ pub fn workers_keys_lazy() {
             .contains("emperor-freq = 1"),
         "emperor.ini has no emperor-freq = 1"
     );
-    let ks = k.to_string();
-    let r = stack.rollout(
-        &["--minimum-active-vassals", &ks, "--json"],
-        LoadSpec::default(),
-        TOOL_TIMEOUT,
-        |_| {},
+    let r = crate::rollout_k(
+        &stack,
+        k,
+        "processes/cheaper/two keys/lazy-apps, emperor-freq 1",
     );
-    print_summary("processes/cheaper/two keys/lazy-apps, emperor-freq 1", &r);
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();

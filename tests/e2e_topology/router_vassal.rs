@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::common::{LoadSpec, Stack, StackSpec};
-use crate::{events_of, print_summary, TOOL_TIMEOUT};
+use crate::common::{Stack, StackSpec};
+use crate::events_of;
 
 /// N = 3, K = 1: zero failed requests, K held, every app vassal reloaded
 /// once, exit 0; the fastrouter vassal is not in the plan nor the summary
@@ -31,14 +31,7 @@ pub fn fastrouter_vassal_safe_form() {
             && !vassal_text.contains("hook-accepting1-once"),
         "not the safe form:\n{vassal_text}"
     );
-    let ks = k.to_string();
-    let r = stack.rollout(
-        &["--minimum-active-vassals", &ks, "--json"],
-        LoadSpec::default(),
-        TOOL_TIMEOUT,
-        |_| {},
-    );
-    print_summary("fastrouter vassal, safe form, emperor-freq 10", &r);
+    let r = crate::rollout_k(&stack, k, "fastrouter vassal, safe form, emperor-freq 10");
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();
