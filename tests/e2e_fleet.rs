@@ -894,8 +894,6 @@ fn fleet_status_and_dry_run_touch_nothing() {
 /// Emperor noticing (the mtime it has seen is kept): the next touch reloads
 /// into a vassal that fails to start.
 fn break_config_quietly(mh: &MultiHost, id: &str, name: &str) {
-    use nix::sys::stat::{utimensat, UtimensatFlags};
-    use nix::sys::time::TimeSpec;
     let h = mh.host(id);
     let last_mod = h
         .emperor_stats()
@@ -905,11 +903,7 @@ fn break_config_quietly(mh: &MultiHost, id: &str, name: &str) {
         .last_mod;
     let mut ini = fs::read_to_string(h.dir.join("vassal.ini")).expect("the host's vassal.ini");
     ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
-    let tmp = h.vassals_dir().join(format!(".{name}.tmp"));
-    fs::write(&tmp, ini).unwrap();
-    let ts = TimeSpec::new(last_mod, 0);
-    utimensat(None, &tmp, &ts, &ts, UtimensatFlags::NoFollowSymlink).unwrap();
-    fs::rename(&tmp, h.config_path(name)).unwrap();
+    common::stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
 }
 
 /// A release marker: a file whose mtime is the release instant, then the

@@ -260,6 +260,18 @@ pub(super) fn wait_child(child: &mut Child, timeout: Duration) -> bool {
 }
 
 /// Connect + read to EOF with a timeout.
+/// Replaces the file at `path` by `content` whose mtime is `mtime` (a
+/// temporary file beside it, then rename): a config the Emperor, which has
+/// seen `mtime` already, does not notice until the next touch.
+pub fn replace_keeping_mtime(path: &Path, content: &str, mtime: i64) {
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, content).unwrap();
+    let ts = TimeSpec::new(mtime, 0);
+    utimensat(None, &tmp, &ts, &ts, UtimensatFlags::NoFollowSymlink).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
 pub fn read_stats(path: &Path) -> Result<Vec<u8>, String> {
     let mut s =
         UnixStream::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
@@ -767,11 +779,7 @@ impl Stack {
             .vassal(&self.config_file(name))
             .expect("vassal in emperor stats")
             .last_mod;
-        let tmp = self.vassals_dir().join(format!(".{name}.tmp"));
-        fs::write(&tmp, content).unwrap();
-        let ts = TimeSpec::new(last_mod, 0);
-        utimensat(None, &tmp, &ts, &ts, UtimensatFlags::NoFollowSymlink).unwrap();
-        fs::rename(&tmp, self.config_path(name)).unwrap();
+        replace_keeping_mtime(&self.config_path(name), content, last_mod);
     }
 
     /// vassal.ini as written for this stack.
