@@ -333,9 +333,16 @@ pub fn human(e: &Event) -> String {
         Event::ReloadSeen { vassal } => format!("{vassal}: reload seen"),
         Event::Accepting { vassal } => format!("{vassal}: accepting"),
         Event::ProbeOk { vassal, detail } => format!("{vassal}: probe answered {detail}"),
-        Event::RepairStarted { vassal } => {
-            format!("{vassal}: accepts but never announced; writing S to its master FIFO")
-        }
+        Event::RepairStarted {
+            vassal,
+            evidence: None,
+        } => format!("{vassal}: accepts but never announced; writing S to its master FIFO"),
+        Event::RepairStarted {
+            vassal,
+            evidence: Some(line),
+        } => format!(
+            "{vassal}: its accepting hook lost its S (log: {line}); writing S to its master FIFO"
+        ),
         Event::RepairWritten { vassal, fifo } => format!("{vassal}: wrote S to {fifo}"),
         Event::Subscribed {
             vassal,
@@ -435,7 +442,9 @@ pub fn event_json(r: &Report) -> Value {
         Event::ProbeOk { vassal, detail } => {
             json!({"event": "probe_ok", "vassal": vassal, "detail": detail})
         }
-        Event::RepairStarted { vassal } => json!({"event": "repair_started", "vassal": vassal}),
+        Event::RepairStarted { vassal, evidence } => {
+            json!({"event": "repair_started", "vassal": vassal, "evidence": evidence})
+        }
         Event::RepairWritten { vassal, fifo } => {
             json!({"event": "repair_written", "vassal": vassal, "fifo": fifo})
         }

@@ -20,6 +20,10 @@ impl Engine {
             return false;
         };
         self.vassals[i].phase = next;
+        if self.vassals[i].touch.log_watched && !next.in_flight() && before.in_flight() {
+            let vassal = self.vassals[i].name.clone();
+            self.out.push_back(Action::UnwatchHookLog { vassal });
+        }
         let mut detail = Some(detail);
         for effect in effects {
             match *effect {
@@ -144,11 +148,15 @@ impl Engine {
                 v.reload.repaired = true;
                 v.reload.repair_ms = now.mono_ms;
                 let pid = v.baseline.pid;
+                let evidence = v.reload.hook_lost.clone();
                 self.report(Event::RepairStarted {
                     vassal: name.clone(),
+                    evidence,
                 });
                 self.out.push_back(Action::Repair { vassal: name, pid });
             }
+            Task::AnnounceRepaired => self.announce_repaired(i),
+            Task::AnnounceUnblocked => self.announce_unblocked(i),
             Task::Probe => self.probe(i),
             Task::Succeed => {
                 let v = &mut self.vassals[i];
@@ -230,8 +238,53 @@ impl Engine {
         {
             return;
         }
-        let name = v.name.clone();
-        let nodes = v.touch.announce_nodes.clone();
+        self.send_announce(i);
+    }
+
+    /// After `S` was written to a vassal whose log proved its hook lost
+    /// (`Fact::HookLost`), it is unblocked and announces at its next
+    /// `subscribe-freq` tick: the tool sends that announce now, as the early
+    /// announce does, unless early announces are off (`--no-early-announce`,
+    /// `--probe`, no subscription server) or the reload is not ours. After a
+    /// repair without that proof nothing is sent: its silence may have been
+    /// a dropped announce, which `S` then blocked (docs/BENCHMARK.md §4).
+    fn announce_repaired(&mut self, i: usize) {
+        let v = &self.vassals[i];
+        if v.reload.hook_lost.is_none()
+            || v.touch.foreign
+            || !self.s.announce_after_repair
+            || !self.s.can_unsubscribe
+            || self.s.probe_path.is_some()
+            || v.touch.announce_nodes.is_empty()
+        {
+            return;
+        }
+        self.send_announce(i);
+    }
+
+    /// Early announce of a `start-unsubscribed` + hook vassal whose own log
+    /// proved its subscriptions on; the same conditions as [`Self::announce`].
+    fn announce_unblocked(&mut self, i: usize) {
+        let v = &self.vassals[i];
+        if v.touch.foreign
+            || !self.s.can_unsubscribe
+            || self.s.probe_path.is_some()
+            || v.touch.announce_nodes.is_empty()
+            || !self.s.announce_when_on.contains(&v.name)
+        {
+            return;
+        }
+        self.send_announce(i);
+    }
+
+    /// Sends the subscribe for each node vassal `i` had before its touch,
+    /// reports it, and reads the fastrouter at once. Once per reload.
+    fn send_announce(&mut self, i: usize) {
+        if std::mem::replace(&mut self.vassals[i].reload.announced, true) {
+            return;
+        }
+        let name = self.vassals[i].name.clone();
+        let nodes = self.vassals[i].touch.announce_nodes.clone();
         for d in &nodes {
             self.out.push_back(Action::Subscribe {
                 vassal: name.clone(),
@@ -351,6 +404,7 @@ impl Engine {
             d if !d.is_empty() => d.clone(),
             _ => self.routable_nodes(&name, st.map_or(0, |s| s.pid)),
         };
+        let watch_log = self.s.watch_hook_log.contains(&name);
         let v = &mut self.vassals[i];
         v.touch.announce_nodes = announce_nodes;
         let last_mod = st.map_or(v.known_mtime, |s| s.last_mod);
@@ -367,6 +421,15 @@ impl Engine {
         v.touch.mtime_set = mtime;
         v.known_mtime = mtime;
         v.reload.node_gone = false;
+        if watch_log && !v.touch.log_watched {
+            // Before the touch: the log's end now is where the evidence of
+            // this reload starts.
+            v.touch.log_watched = true;
+            self.out.push_back(Action::WatchHookLog {
+                vassal: name.clone(),
+                pid: v.baseline.pid,
+            });
+        }
         if adopted.is_none() {
             self.out.push_back(Action::Touch {
                 vassal: name.clone(),

@@ -119,6 +119,18 @@ named_enum! {
         /// gone or dead: the subscription is blocked (docs/UWSGI.md §9.6). Only
         /// raised when repair is on and possible.
         AnnounceOverdue = "AnnounceOverdue",
+        /// Its log shows that its accepting hook's `writefifo` found no
+        /// reader, so the `S` that unblocks its subscriptions was lost and it
+        /// will never announce (docs/UWSGI.md §9.6, `uwsgi::hook_log`): the
+        /// proof `AnnounceOverdue` waits a whole announce window for. Raised
+        /// in `Accepting` only, when repair is on.
+        HookLost = "HookLost",
+        /// The driver wrote `S` to its master FIFO (the answer to the repair).
+        FifoWritten = "FifoWritten",
+        /// Its own log shows its master turned subscriptions on after the
+        /// touch: the hook's `S` arrived. Raised in `Accepting` only, for a
+        /// vassal of `Settings::announce_when_on` not yet announced.
+        SubscriptionsOn = "SubscriptionsOn",
         /// The driver found no master FIFO, or could not write it.
         RepairFailed = "RepairFailed",
         /// The `--probe` request was answered with 2xx or 3xx.
@@ -240,6 +252,16 @@ named_enum! {
         RecordFirstAnnounce = "RecordFirstAnnounce",
         /// Write `S` to its master FIFO, once.
         WriteFifo = "WriteFifo",
+        /// After a repair its log proved needed (`HookLost`): the `S` now
+        /// written unblocked it, so its subscriptions are on and the tool
+        /// sends the announce its next `subscribe-freq` tick would (early
+        /// announce, unless `--no-early-announce`, `--probe` or no
+        /// subscription server). Otherwise nothing: its own announce is
+        /// waited for.
+        AnnounceRepaired = "AnnounceRepaired",
+        /// Early announce of a `start-unsubscribed` + hook vassal, now that
+        /// its own log proves subscriptions on (`Fact::SubscriptionsOn`).
+        AnnounceUnblocked = "AnnounceUnblocked",
         /// Send the `--probe` request to its socket.
         Probe = "Probe",
         /// Report it reloaded.

@@ -62,6 +62,18 @@ pub enum Input {
         vassal: String,
         result: Result<String, String>,
     },
+    /// Evidence from [`Action::WatchHookLog`]: the vassal's log gained the
+    /// line (given) that its accepting hook lost its `S`.
+    HookLost {
+        vassal: String,
+        line: String,
+    },
+    /// Evidence from [`Action::WatchHookLog`], in a log no other vassal
+    /// writes: its master turned subscriptions on after the touch (the
+    /// accepting hook's `S` arrived), so it announces by itself from now on.
+    SubscriptionsOn {
+        vassal: String,
+    },
     /// The result of [`Action::Probe`]: the status seen, or why it failed.
     Probed {
         vassal: String,
@@ -98,6 +110,14 @@ pub enum Action {
     /// Find the master FIFO of the vassal with master pid `pid` and write `S`
     /// once; answer with [`Input::Repaired`].
     Repair { vassal: String, pid: i64 },
+    /// Watch the log of the vassal with master pid `pid` from its end now
+    /// (before its touch) for the line of a lost accepting hook
+    /// (`uwsgi::hook_log`); answer with [`Input::HookLost`] if it comes.
+    /// A driver that cannot find the log answers nothing: the engine then
+    /// waits for the announce window as without evidence.
+    WatchHookLog { vassal: String, pid: i64 },
+    /// Stop watching its log: it is no longer in flight.
+    UnwatchHookLog { vassal: String },
     /// Send `GET path` (uwsgi protocol, `key` as host) straight to `node`
     /// and answer with [`Input::Probed`].
     Probe {
@@ -177,8 +197,12 @@ pub enum Event {
         vassal: String,
         detail: String,
     },
+    /// `S` is being written to its master FIFO: after a whole announce
+    /// window of silence, or at once where its log proved the accepting
+    /// hook lost (`evidence` is that line).
     RepairStarted {
         vassal: String,
+        evidence: Option<String>,
     },
     RepairWritten {
         vassal: String,

@@ -244,10 +244,31 @@ impl Engine {
             Input::Repaired { vassal, result } => {
                 if let Some(i) = self.find(&vassal) {
                     match result {
-                        Ok(fifo) => self.report(Event::RepairWritten { vassal, fifo }),
+                        Ok(fifo) => {
+                            self.report(Event::RepairWritten { vassal, fifo });
+                            self.apply(i, Fact::FifoWritten, String::new());
+                        }
                         Err(e) => {
                             self.apply(i, Fact::RepairFailed, e);
                         }
+                    }
+                }
+            }
+            Input::SubscriptionsOn { vassal } => {
+                if let Some(i) = self.find(&vassal) {
+                    let v = &mut self.vassals[i];
+                    if v.phase.in_flight() {
+                        v.reload.subscriptions_on = true;
+                    }
+                }
+            }
+            Input::HookLost { vassal, line } => {
+                // Kept as evidence; `Accepting` raises the fact (the line can
+                // come before the Emperor shows the vassal accepting).
+                if let Some(i) = self.find(&vassal) {
+                    let v = &mut self.vassals[i];
+                    if v.phase.in_flight() && v.reload.hook_lost.is_none() {
+                        v.reload.hook_lost = Some(line);
                     }
                 }
             }

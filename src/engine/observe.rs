@@ -171,6 +171,18 @@ impl Engine {
                     (_, Some(_)) => return Some((Fact::AnnounceSeen, String::new())),
                     _ => {}
                 }
+                if phase == Phase::Accepting && self.s.repair && !v.reload.repaired {
+                    if let Some(line) = &v.reload.hook_lost {
+                        return Some((Fact::HookLost, line.clone()));
+                    }
+                }
+                if phase == Phase::Accepting
+                    && v.reload.subscriptions_on
+                    && !v.reload.announced
+                    && self.s.announce_when_on.contains(&v.name)
+                {
+                    return Some((Fact::SubscriptionsOn, String::new()));
+                }
                 if phase == Phase::Accepting
                     && self.overdue_at(v).is_some_and(|t| now.mono_ms >= t)
                     && mine.iter().all(|(_, n)| n.death_mark != 0)

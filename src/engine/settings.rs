@@ -53,6 +53,19 @@ pub struct Settings {
     /// Write `S` to the FIFO of a reloaded vassal that accepts but never
     /// announces.
     pub repair: bool,
+    /// Vassals whose log the driver watches, from their touch on, for the
+    /// line of a lost accepting hook (`Fact::HookLost`): those with the
+    /// `start-unsubscribed` + writefifo `S` pattern, when repair is on.
+    pub watch_hook_log: BTreeSet<String>,
+    /// After a repair the log proved needed, the tool announces the
+    /// unblocked vassal itself (`Task::AnnounceRepaired`); off with
+    /// `--no-early-announce`.
+    pub announce_after_repair: bool,
+    /// Vassals with the `start-unsubscribed` + writefifo `S` pattern that
+    /// the tool announces itself once their own log proves the hook's `S`
+    /// arrived (`Fact::SubscriptionsOn`): the early announce's default for
+    /// that pattern, which may lose its `S` (docs/UWSGI.md §9.6).
+    pub announce_when_on: BTreeSet<String>,
     /// Proceed when a key has fewer than K+1 nodes, taking it down to K-1.
     pub allow_downtime: bool,
     /// Reload even when the stats name a uWSGI version with a known reload
@@ -134,6 +147,9 @@ impl Default for Settings {
             max_parallel: usize::MAX,
             drain_timeout_ms: None,
             repair: true,
+            watch_hook_log: BTreeSet::new(),
+            announce_after_repair: true,
+            announce_when_on: BTreeSet::new(),
             allow_downtime: false,
             accept_uwsgi_defect: false,
             node_match: NodeMatch::Stem,

@@ -54,6 +54,9 @@ pub struct Touch {
     pub announce_nodes: Vec<DrainedNode>,
     /// Reloaded by someone else's touch, followed but never touched.
     pub foreign: bool,
+    /// Its log is watched for a lost accepting hook (`Action::WatchHookLog`)
+    /// until it leaves flight (`Action::UnwatchHookLog`).
+    pub log_watched: bool,
 }
 
 /// Set from the reload on (`Respawned` to `Probing`).
@@ -69,6 +72,14 @@ pub struct Reload {
     /// Since the touch, a fastrouter read showed none of its nodes alive: any
     /// node seen later was announced by the new generation.
     pub node_gone: bool,
+    /// The line of its log that proves its accepting hook lost the `S`
+    /// (`Input::HookLost`), kept until `Accepting` raises `Fact::HookLost`.
+    pub hook_lost: Option<String>,
+    /// Its own log shows its master turned subscriptions on after the
+    /// touch (`Input::SubscriptionsOn`).
+    pub subscriptions_on: bool,
+    /// The tool announced it itself (`Task::Announce` and its kin): once.
+    pub announced: bool,
     /// `S` was written to its FIFO (`Task::WriteFifo`), and when.
     pub repaired: bool,
     pub repair_ms: u64,

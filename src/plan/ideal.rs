@@ -205,7 +205,11 @@ pub fn plan(
                         outcome: Some(o),
                     };
                 }
-                Action::ReadStats(_) | Action::RescanConfigs => {}
+                // In the ideal world no hook loses its race.
+                Action::ReadStats(_)
+                | Action::RescanConfigs
+                | Action::WatchHookLog { .. }
+                | Action::UnwatchHookLog { .. } => {}
             }
         }
         for a in answers {

@@ -17,11 +17,12 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use super::clock::Clock;
+use super::hook_log::{self, Evidence, HookLogs, PendingRepair};
 use super::prober::Prober;
 use super::routers::Routers;
 use super::setup::{engine_settings, learn_fastrouter_options, prepare, servers_line, Prepared};
 use super::stats_reader::{to_input, StatsReader};
-use super::{dgram, fifo, touch};
+use super::{dgram, touch};
 use crate::cli::Config;
 use crate::engine::{Action, ConfigEvent, Engine, Input, Outcome, Status};
 use crate::error::{exit, Error};
@@ -49,6 +50,9 @@ struct Unsent {
 /// How often a full subscription queue is retried, and for how long.
 const UNSENT_RETRY: Duration = Duration::from_millis(2);
 const UNSENT_GIVE_UP: Duration = Duration::from_secs(5);
+/// How often a repair whose master FIFO has no reader yet is tried again
+/// (the engine's repair deadline bounds how long).
+const REPAIR_RETRY: Duration = Duration::from_millis(10);
 
 /// What a run ended with, for `main` and the benchmark.
 pub struct RunSummary {
@@ -76,6 +80,14 @@ struct Driver<'a> {
     outcome: Option<Outcome>,
     stop_signal: Option<i32>,
     uwsgi_versions: BTreeMap<String, String>,
+    /// Logs watched for a lost accepting hook, and repairs waiting for
+    /// their FIFO's reader.
+    hook_logs: HookLogs,
+    pending_repairs: Vec<PendingRepair>,
+    /// The one warning that a log could not be watched was given.
+    hook_log_warned: bool,
+    /// `logto` files more than one vassal config names.
+    shared_logs: std::collections::BTreeSet<std::path::PathBuf>,
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
@@ -135,6 +147,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
 
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
+    let shared_logs = hook_log::shared_logs(&prep.parsed);
     let mut d = Driver {
         rep,
         clock,
@@ -151,6 +164,10 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         outcome: None,
         stop_signal: None,
         uwsgi_versions: BTreeMap::new(),
+        hook_logs: HookLogs::default(),
+        pending_repairs: Vec::new(),
+        hook_log_warned: false,
+        shared_logs,
     };
     d.run_loop()
 }
@@ -239,6 +256,7 @@ impl Driver<'_> {
             if let Some(input) = self.fastrouter.check_deadline(self.poll.registry(), inst) {
                 self.inputs.push_back(input);
             }
+            self.check_hook_logs();
             self.feed_inputs();
             let now = self.clock.now();
             if self.engine.poll_timeout().is_some_and(|t| now.mono_ms >= t) {
@@ -256,6 +274,26 @@ impl Driver<'_> {
                 break;
             }
             self.feed_inputs();
+        }
+    }
+
+    /// New lines of the watched logs, and repairs waiting for their FIFO's
+    /// reader (`runtime::hook_log`).
+    fn check_hook_logs(&mut self) {
+        for (vassal, ev) in self.hook_logs.scan() {
+            self.inputs.push_back(match ev {
+                Evidence::HookLost(line) => Input::HookLost { vassal, line },
+                Evidence::SubscriptionsOn => Input::SubscriptionsOn { vassal },
+            });
+        }
+        for r in std::mem::take(&mut self.pending_repairs) {
+            match hook_log::write_repair(r.pid, config_of(&self.prep, &r.vassal), true) {
+                Some(result) => self.inputs.push_back(Input::Repaired {
+                    vassal: r.vassal,
+                    result,
+                }),
+                None => self.pending_repairs.push(r),
+            }
         }
     }
 
@@ -343,16 +381,33 @@ impl Driver<'_> {
                 modifier1,
             ),
             Action::Repair { vassal, pid } => {
-                let parsed = self
-                    .prep
-                    .parsed
-                    .iter()
-                    .find(|(n, _)| *n == vassal)
-                    .and_then(|(_, p)| p.as_ref().ok());
-                let result = fifo::find_master_fifo(pid as i32, parsed).and_then(|path| {
-                    fifo::write_fifo_command(&path, b'S').map(|()| path.display().to_string())
-                });
-                self.inputs.push_back(Input::Repaired { vassal, result });
+                // Only a repair the log proved needed can come before the
+                // master opened its FIFO; it waits for the reader while the
+                // engine keeps the vassal in flight.
+                let retry = self.hook_logs.is_watched(&vassal);
+                match hook_log::write_repair(pid, config_of(&self.prep, &vassal), retry) {
+                    Some(result) => self.inputs.push_back(Input::Repaired { vassal, result }),
+                    None => self.pending_repairs.push(PendingRepair { vassal, pid }),
+                }
+            }
+            Action::WatchHookLog { vassal, pid } => {
+                let config = config_of(&self.prep, &vassal);
+                if let Err(why) = self
+                    .hook_logs
+                    .watch(&vassal, pid, config, &self.shared_logs)
+                {
+                    if !self.hook_log_warned {
+                        self.hook_log_warned = true;
+                        self.warn(
+                            Some(vassal),
+                            format!("cannot watch its log ({why}): a lost accepting hook (docs/UWSGI.md §9.6) is repaired only after its announce window"),
+                        );
+                    }
+                }
+            }
+            Action::UnwatchHookLog { vassal } => {
+                self.hook_logs.unwatch(&vassal);
+                self.pending_repairs.retain(|r| r.vassal != vassal);
             }
             Action::Probe {
                 vassal,
@@ -561,6 +616,10 @@ impl Driver<'_> {
         {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
+        if !self.pending_repairs.is_empty() {
+            let retry = now + REPAIR_RETRY;
+            at = Some(at.map_or(retry, |a| a.min(retry)));
+        }
         if !self.unsent.is_empty() {
             let retry = now + UNSENT_RETRY;
             at = Some(at.map_or(retry, |a| a.min(retry)));
@@ -578,4 +637,15 @@ impl Driver<'_> {
             TimerSetTimeFlags::empty(),
         );
     }
+}
+
+/// The parsed config of `vassal`, when it parsed.
+fn config_of<'p>(
+    prep: &'p Prepared,
+    vassal: &str,
+) -> Option<&'p crate::vassal_config::VassalConfig> {
+    prep.parsed
+        .iter()
+        .find(|(n, _)| n == vassal)
+        .and_then(|(_, p)| p.as_ref().ok())
 }

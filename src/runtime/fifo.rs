@@ -180,6 +180,14 @@ fn held_fifos(pid: i32) -> Result<Vec<Held>, String> {
     Ok(held)
 }
 
+const NO_READER: &str = "no process has the FIFO open for reading";
+
+/// The error of [`write_fifo_command`] says no process had the FIFO open
+/// for reading: a master that has not entered its loop yet, or none.
+pub fn found_no_reader(error: &str) -> bool {
+    error.contains(NO_READER)
+}
+
 /// Write the single command byte `byte` to the FIFO at `path`.
 ///
 /// Non-blocking open: with no reader it fails with ENXIO at once instead of
@@ -209,9 +217,7 @@ pub fn write_fifo_command(path: &Path, byte: u8) -> Result<(), String> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENXIO) => format!(
-                "{shown}: no process has the FIFO open for reading (is the vassal master running?)"
-            ),
+            Some(libc::ENXIO) => format!("{shown}: {NO_READER} (is the vassal master running?)"),
             Some(libc::ENOENT) => {
                 format!("{shown}: expected the master FIFO, it disappeared (being recreated?)")
             }

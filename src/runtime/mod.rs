@@ -7,6 +7,7 @@ pub mod dgram;
 pub mod driver;
 pub mod fastrouter_setup;
 pub mod fifo;
+pub mod hook_log;
 pub mod lock;
 pub mod prober;
 pub mod routers;

@@ -167,6 +167,27 @@ pub fn engine_settings(
         .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))
         .collect();
     s.early_announce = early_announce(cfg, parsed, drain);
+    // The start-unsubscribed + writefifo S pattern: only its log proves at
+    // once whether the hook's S was lost or arrived (uwsgi::hook_log).
+    let hook_pattern: std::collections::BTreeSet<String> = parsed
+        .iter()
+        .filter(|(_, p)| p.as_ref().is_ok_and(|c| c.lost_hook_marker().is_some()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    s.announce_when_on = if cfg.early_announce.is_none() && drain && s.probe_path.is_none() {
+        hook_pattern
+            .difference(&s.early_announce)
+            .cloned()
+            .collect()
+    } else {
+        Default::default()
+    };
+    s.watch_hook_log = if s.repair {
+        hook_pattern
+    } else {
+        s.announce_when_on.clone()
+    };
+    s.announce_after_repair = cfg.early_announce != Some(false);
     let drain_s = cfg.drain_timeout_ms.div_ceil(1000);
     s.drain_sessions_kept = parsed
         .iter()

@@ -1,8 +1,9 @@
 //! uWSGI's formats, pure: the two stats documents, vassal configs (ini and
-//! the other formats the Emperor loads), subscription packets, and the uwsgi
-//! request of `--probe`. Nothing here does IO; `runtime` reads and sends.
+//! the other formats the Emperor loads), subscription packets, the uwsgi
+//! request of `--probe`, and the log line of a lost accepting hook. Nothing here does IO; `runtime` reads and sends.
 
 pub mod config_formats;
+pub mod hook_log;
 pub mod probe;
 pub mod stats;
 pub mod subscription;

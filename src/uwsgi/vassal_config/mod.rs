@@ -222,6 +222,13 @@ impl VassalConfig {
     /// against the vassal's directory. PAYLOAD is everything after the first
     /// space, as `uwsgi_hook_writefifo` writes it.
     pub fn writefifo_hook(&self) -> Option<(PathBuf, String)> {
+        self.writefifo_hook_as_written()
+            .map(|(path, payload)| (self.resolve_path(path), payload.to_string()))
+    }
+
+    /// The same hook with its path as written (after `%` magic), which is
+    /// how uWSGI names it in the log.
+    fn writefifo_hook_as_written(&self) -> Option<(&str, &str)> {
         self.options
             .iter()
             .filter(|(k, _)| ACCEPTING_HOOKS.contains(&k.as_str()))
@@ -231,9 +238,32 @@ impl VassalConfig {
                 if action.strip_prefix('!').unwrap_or(action) != "writefifo" {
                     return None;
                 }
-                let (path, payload) = arg.split_once(' ')?;
-                Some((self.resolve_path(path), payload.to_string()))
+                arg.split_once(' ')
             })
+    }
+
+    /// With the pattern `start-unsubscribed` + a writefifo `S` accepting
+    /// hook, the line its log gains when that hook loses its race and the
+    /// vassal stays blocked (`uwsgi::hook_log`, docs/UWSGI.md §9.6).
+    pub fn lost_hook_marker(&self) -> Option<String> {
+        if !self.start_unsubscribed {
+            return None;
+        }
+        let (path, payload) = self.writefifo_hook_as_written()?;
+        (payload.trim() == "S").then(|| crate::uwsgi::hook_log::lost_marker(path))
+    }
+
+    /// Where the vassal logs, from `logto` (or `logto2`): a file path
+    /// resolved against its directory; `None` for a UDP address (`host:port`)
+    /// or when it logs to the stderr it inherited.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "logto" || k == "logto2")
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty() && !v.contains(':'))
+            .map(|v| self.resolve_path(v))
     }
 
     /// It subscribes by itself from its master's start, with no hook to

@@ -469,3 +469,42 @@ fn announces_on_its_own_follows_the_config() {
     let none = "[uwsgi]\nsocket = /r/%n.sock\n";
     assert!(!parse(none).announces_on_its_own());
 }
+
+#[test]
+fn lost_hook_marker_names_the_hook_path_as_written() {
+    let c = parse(SEED_INI);
+    assert_eq!(
+        c.lost_hook_marker().as_deref(),
+        Some("open(\"/srv/vassals/app_01.fifo\"): No such device")
+    );
+    // Relative: uWSGI logs the path it opened, as written.
+    let rel = SEED_INI.replace("writefifo:/srv/vassals/%n.fifo", "writefifo:%n.fifo");
+    assert_eq!(
+        parse(&rel).lost_hook_marker().as_deref(),
+        Some("open(\"app_01.fifo\"): No such device")
+    );
+    // Without start-unsubscribed nothing is blocked; another payload is not S.
+    assert_eq!(
+        parse(&SEED_INI.replace("start-unsubscribed\n", "")).lost_hook_marker(),
+        None
+    );
+    assert_eq!(
+        parse(&SEED_INI.replace("%n.fifo S", "%n.fifo q")).lost_hook_marker(),
+        None
+    );
+    assert_eq!(parse(APP1_GOOD).lost_hook_marker(), None);
+}
+
+#[test]
+fn log_file_from_logto_but_not_a_udp_address() {
+    assert_eq!(
+        parse(APP1_GOOD).log_file(),
+        Some(PathBuf::from("/tmp/uwsgi-lab/logs/app_01.log"))
+    );
+    assert_eq!(
+        parse("[uwsgi]\nlogto = logs/%n.log\n").log_file(),
+        Some(PathBuf::from("/srv/vassals/logs/app_01.log"))
+    );
+    assert_eq!(parse("[uwsgi]\nlogto = 127.0.0.1:5140\n").log_file(), None);
+    assert_eq!(parse(SEED_INI).log_file(), None);
+}
