@@ -78,7 +78,7 @@ impl LineScanner {
         let mut seen = Vec::new();
         let mut start = 0;
         while let Some(end) = data[start..].iter().position(|&b| b == b'\n') {
-            let line = data[start..start + end].trim_ascii_end();
+            let line = trim_end(&data[start..start + end]);
             if contains(line, marker.as_bytes()) {
                 seen.push(Seen::Lost(String::from_utf8_lossy(line).to_string()));
             } else if line.ends_with(ON.as_bytes()) {
@@ -94,6 +94,17 @@ impl LineScanner {
         }
         seen
     }
+}
+
+/// Without trailing whitespace (`\r` of a CRLF log, spaces).
+fn trim_end(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b] = line {
+        if !b.is_ascii_whitespace() {
+            break;
+        }
+        line = rest;
+    }
+    line
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
