@@ -11,7 +11,9 @@
 # Environment: NS (vassal counts), RUNS (rollouts per N, K and mode), KS
 # (--minimum-active-vassals values, "half" = N/2; default K, itself default
 # 1), MODES (what rolls out, in turn on the same stack: "plain" this tool
-# with --no-early-announce, "early" with --early-announce, "nodrain" with
+# with --no-early-announce, "early" with --early-announce, "default" with
+# neither (for the example stack's hook pattern: announced once its own log
+# shows subscriptions on, docs/UWSGI.md §9.6.1), "nodrain" with
 # --no-drain, "orig" uwsgi_reload.py; default "plain early", plus "orig"
 # when ORIG is set), ORIG (a python3 copy of uwsgi_reload.py, kept outside
 # this repository, run as its README says: python3 ORIG --emperor-path ...
@@ -646,7 +648,9 @@ for N in $NS; do
                     early) CMD=($TOOL_PREFIX "$BIN" "${SOCKS[@]}" --json --early-announce) ;;
                     # shellcheck disable=SC2206
                     nodrain) CMD=($TOOL_PREFIX "$BIN" "${SOCKS[@]}" --json --no-drain) ;;
-                    *) log "unknown mode $mode (plain, early, nodrain, orig)"; exit 2 ;;
+                    # shellcheck disable=SC2206
+                    default) CMD=($TOOL_PREFIX "$BIN" "${SOCKS[@]}" --json) ;;
+                    *) log "unknown mode $mode (plain, early, default, nodrain, orig)"; exit 2 ;;
                 esac
                 python3 "$LIB" sample "$DIR" "$N" "$DIR/runs/out-$tag.json" &
                 SAMPLER_PID=$!

@@ -163,7 +163,7 @@ pub static FLAGS: &[Flag] = &[
     flag!("no-repair", None, "", Switch(no_repair), Extra, Nothing, None,
         "never write S to a vassal's master FIFO"),
     flag!("early-announce", None, "", Switch(early_announce), Extra, Nothing, None,
-        "announce a reloaded vassal to the fastrouter as soon as it accepts (default: on where its config subscribes by itself, without start-unsubscribed; refused with a probe)"),
+        "announce a reloaded vassal to the fastrouter as soon as it accepts (default: on where its config subscribes by itself, without start-unsubscribed, and, for the start-unsubscribed + writefifo S hook, once its own log shows subscriptions on; refused with a probe)"),
     flag!("no-early-announce", None, "", Switch(no_early_announce), Extra, Nothing, None,
         "wait for each vassal's own announce"),
     flag!("allow-downtime", None, "", Switch(allow_downtime), Extra, Nothing, None,
