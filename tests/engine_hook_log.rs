@@ -252,7 +252,10 @@ fn subscriptions_on_before_accepting_and_not_named() {
     look(&mut e, &f, 0);
     reloaded(&mut f, None);
     look(&mut e, &f, 1);
-    assert!(subscribes(&on(&mut e, 1)).is_empty(), "announced before accepting");
+    assert!(
+        subscribes(&on(&mut e, 1)).is_empty(),
+        "announced before accepting"
+    );
     reloaded(&mut f, Some(T0 + 2));
     assert_eq!(subscribes(&look(&mut e, &f, 2)), [sock(0, 0)]);
 

@@ -534,6 +534,49 @@ fn explore_issue11_fastrouter_restart() {
     }
 }
 
+/// The vassal's log as evidence (docs/UWSGI.md §9.6.1): each vassal's log
+/// is watched from its touch; when it accepts, the log proves its hook's
+/// `S` lost (it stays blocked until a repair) or arrived. The engine writes
+/// `S` only on that proof or after the announce window, announces a
+/// repaired vassal and one whose subscriptions are on, and K holds under
+/// every interleaving of those lines with the stats, with and without the
+/// missing-announce fault (repair fixes, does not help, finds no FIFO),
+/// drain, lazy-apps and subscribe-freq 10 s.
+#[test]
+fn explore_log_evidence() {
+    for (n, k, keys) in [(2, 1, Keys::One), (2, 0, Keys::One), (3, 2, Keys::Both)] {
+        let mut c = Config::new(n, k, keys);
+        c.log_evidence = true;
+        c.can_unsubscribe = true;
+        run(&format!("n{n} k{k} {keys:?} log evidence"), c.clone(), 400);
+        c.faults = vec![FaultKind::MissingAnnounce];
+        c.max_faults = 1;
+        run(
+            &format!("n{n} k{k} {keys:?} log evidence MissingAnnounce"),
+            c,
+            400,
+        );
+    }
+    let mut c = Config::new(2, 1, Keys::One);
+    c.log_evidence = true;
+    c.can_unsubscribe = true;
+    c.drain = true;
+    c.faults = vec![FaultKind::MissingAnnounce, FaultKind::Crash];
+    c.max_faults = 1;
+    run("n2 k1 One log evidence drain MissingAnnounce|Crash", c, 400);
+    let mut c = Config::new(2, 1, Keys::One).freq(&[10], 17);
+    c.log_evidence = true;
+    c.can_unsubscribe = true;
+    c.lazy_apps = true;
+    c.faults = vec![FaultKind::MissingAnnounce];
+    c.max_faults = 1;
+    run(
+        "n2 k1 One log evidence lazy-apps freq 10 MissingAnnounce",
+        c,
+        1_500,
+    );
+}
+
 /// Small fleets, two faults per run.
 #[test]
 fn explore_two_faults() {

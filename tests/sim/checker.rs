@@ -87,6 +87,24 @@ impl Sim {
                     self.w.answers.push(Answer::Repair { v, pid });
                 }
                 Action::RescanConfigs => self.w.answers.push(Answer::Rescan),
+                Action::WatchHookLog { vassal, pid } => {
+                    // The pid is the one the engine last saw (a crash it has
+                    // not seen yet makes it stale; the driver then finds the
+                    // log through the config): not checked.
+                    self.note(|| format!("    <- WatchHookLog {vassal} pid {pid}"));
+                    let v = index(&vassal)?;
+                    if self.w.vassals[v].watched {
+                        return Err(format!("WatchHookLog of {vassal} twice"));
+                    }
+                    self.w.vassals[v].watched = true;
+                }
+                Action::UnwatchHookLog { vassal } => {
+                    let v = index(&vassal)?;
+                    if !self.w.vassals[v].watched {
+                        return Err(format!("UnwatchHookLog of {vassal}, never watched"));
+                    }
+                    self.w.vassals[v].watched = false;
+                }
                 Action::Probe { vassal, node, .. } => {
                     self.note(|| format!("    <- Probe {vassal} via {node}"));
                     let v = index(&vassal)?;

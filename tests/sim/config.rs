@@ -163,6 +163,10 @@ pub struct Config {
     pub min_ready_ms: u64,
     /// `--probe /health`.
     pub probe: bool,
+    /// The `start-unsubscribed` + writefifo `S` pattern with each vassal's
+    /// own log readable (docs/UWSGI.md §9.6.1): the engine watches it, a
+    /// lost hook is proven by its line and an arrived `S` by the master's.
+    pub log_evidence: bool,
 }
 
 impl Config {
@@ -199,6 +203,7 @@ impl Config {
             canary: 0,
             min_ready_ms: 0,
             probe: false,
+            log_evidence: false,
         }
     }
 
@@ -287,8 +292,18 @@ impl Config {
             // multiply the time steps explored.
             fast_fastrouter_ms: self.tick_ms,
             probe_path: self.probe.then(|| "/health".to_string()),
+            watch_hook_log: self.hook_pattern(),
+            announce_when_on: self.hook_pattern(),
             ..Settings::default()
         }
+    }
+
+    /// The vassals whose log the engine watches: all, with `log_evidence`.
+    fn hook_pattern(&self) -> std::collections::BTreeSet<String> {
+        (0..self.n)
+            .filter(|_| self.log_evidence)
+            .map(vassal_name)
+            .collect()
     }
 
     pub(crate) fn keys_of(&self, i: usize) -> u8 {

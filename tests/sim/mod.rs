@@ -217,6 +217,7 @@ impl Sim {
                 reloaded: false,
                 touches: 0,
                 announced_early: false,
+                watched: false,
                 announce_again: None,
                 gone_last_mod: 0,
                 keys,

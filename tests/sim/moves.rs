@@ -198,6 +198,13 @@ impl Sim {
                     RepairOutcome::DoesNotHelp,
                     RepairOutcome::NoFifo,
                 ] {
+                    // With its log watched, a block is the hook's lost `S`
+                    // (before accepting; the log proves it): one that
+                    // begins after the log said subscriptions on is not
+                    // the race of docs/UWSGI.md §9.6.
+                    if vw.watched && matches!(vw.proc_, Proc::Accepted { .. }) {
+                        continue;
+                    }
                     m.push(Move::Fault(Fault::MissingAnnounce(v, o)));
                 }
             }
@@ -289,6 +296,16 @@ impl Sim {
                     }
                     Answer::Subscribe { v, key, addr } => {
                         w.subscribe(v, key, addr);
+                        // The tool's announce of a vassal that accepts with
+                        // its subscriptions on stands for its own: it keeps
+                        // announcing by itself from now on.
+                        let vw = &w.vassals[v];
+                        if matches!(vw.proc_, Proc::Accepted { .. })
+                            && vw.blocked.is_none()
+                            && !vw.wedged
+                        {
+                            w.announced(v);
+                        }
                         None
                     }
                     Answer::Repair { v, pid } => {
@@ -336,6 +353,16 @@ impl Sim {
                             result,
                         })
                     }
+                    Answer::Log { v, lost: true } => Some(Input::HookLost {
+                        vassal: vassal_name(v),
+                        line: format!(
+                            "open(\"/run/uwsgi/app_{:02}.fifo\"): No such device or address",
+                            v + 1
+                        ),
+                    }),
+                    Answer::Log { v, lost: false } => Some(Input::SubscriptionsOn {
+                        vassal: vassal_name(v),
+                    }),
                     Answer::Rescan => Some(Input::Config(ConfigEvent::Rescanned(
                         w.vassals
                             .iter()
@@ -361,6 +388,20 @@ impl Sim {
                         vw.blacklist_attempt = None;
                     }
                 }
+                if vw.watched && vw.new_gen {
+                    // Worker 1 runs its hook right after telling the
+                    // Emperor: the log says which way it went. A vassal
+                    // whose announce fails for another reason (the repair
+                    // does not help) shows neither line.
+                    match vw.blocked {
+                        None => w.answers.push(Answer::Log { v: *v, lost: false }),
+                        Some(RepairOutcome::Fixes | RepairOutcome::NoFifo) => {
+                            w.answers.push(Answer::Log { v: *v, lost: true })
+                        }
+                        Some(RepairOutcome::DoesNotHelp) => {}
+                    }
+                }
+                let vw = &mut w.vassals[*v];
                 let early = vw.announced_early;
                 vw.announced_early = false;
                 if early {

@@ -82,6 +82,10 @@ pub struct VassalW {
     pub touches: u8,
     /// The new generation announced before accepting.
     pub announced_early: bool,
+    /// The engine watches its log (`Action::WatchHookLog` until
+    /// `UnwatchHookLog`): when it accepts, the log tells whether its
+    /// accepting hook's `S` was lost or arrived (`Config::log_evidence`).
+    pub watched: bool,
     /// The wall second of the announce at `master_cycles == 1`.
     pub announce_again: Option<i64>,
     /// `last_mod` when it went into the blacklist.
@@ -158,6 +162,12 @@ pub enum Answer {
         v: usize,
     },
     Rescan,
+    /// A line of a watched vassal's log (docs/UWSGI.md §9.6.1): its hook's
+    /// `S` lost, or its master's subscriptions re-enabled.
+    Log {
+        v: usize,
+        lost: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
