@@ -240,6 +240,7 @@ pub fn write_repair(
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
 
     fn config(dir: &Path, logto: &Path) -> VassalConfig {
         let text = format!(
@@ -357,6 +358,39 @@ mod tests {
         );
         fs::write(&log, &line).unwrap();
         assert_eq!(logs.scan().len(), 1);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// The race's other side: the master opens its FIFO moments after the
+    /// hook found none, so a repair written at once may meet no reader. It
+    /// is kept for a retry (only when asked), and succeeds once a reader
+    /// has the FIFO open.
+    #[test]
+    fn a_repair_waits_for_the_fifos_reader_only_when_asked() {
+        let d = tmp("repair");
+        let fifo = d.join("app_01.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let text = format!("[uwsgi]\nmaster-fifo = {}\n", fifo.display());
+        let cfg = VassalConfig::parse(&text, "app_01.ini", d.to_str().unwrap());
+        // pid 0: no /proc to look at; the config's master-fifo is used.
+        assert_eq!(write_repair(0, Some(&cfg), true), None);
+        match write_repair(0, Some(&cfg), false) {
+            Some(Err(e)) => assert!(fifo::found_no_reader(&e), "{e}"),
+            other => panic!("expected no reader, got {other:?}"),
+        }
+        // A reader (as the master's non-blocking open): the write goes through.
+        let reader = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        assert_eq!(
+            write_repair(0, Some(&cfg), true),
+            Some(Ok(fifo.display().to_string()))
+        );
+        let mut byte = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut &reader, &mut byte).unwrap(), 1);
+        assert_eq!(&byte, b"S");
         let _ = fs::remove_dir_all(&d);
     }
 
