@@ -1,12 +1,13 @@
 //! Linking Emperor vassals to fastrouter nodes, and deciding who is live.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::emperor_index::IndexedEmperor;
 use super::fxhash::FxMap;
 use super::settings::NodeMatch;
-use crate::stats::{FastrouterSnapshot, Node};
+use crate::stats::{FastrouterSnapshot, Node, VassalStats};
 
 /// A config file name without its last extension: `app_01.ini` -> `app_01`.
 pub fn stem(name: &str) -> &str {
@@ -123,29 +124,31 @@ impl Matcher {
     ) -> Matcher {
         let mut m = Matcher::shared(rule.clone(), fr);
         let by_config = configs
-            .map(|c| (c.to_string(), m.flat_of(c, 0, fr)))
+            .map(|c| (c.to_string(), m.flat_of(c, 0, fr).into_owned()))
             .collect();
         m.by_config = by_config;
         m
     }
 
     /// Flat numbers of the nodes of `config` (master pid `pid`, 0 if
-    /// unknown), in document order.
-    fn flat_of(&self, config: &str, pid: i64, fr: &FastrouterSnapshot) -> Vec<usize> {
+    /// unknown), in document order. Borrowed when the name rule's part,
+    /// resolved at construction, is the whole answer (the common case: it
+    /// is asked for every vassal several times per snapshot).
+    fn flat_of(&self, config: &str, pid: i64, fr: &FastrouterSnapshot) -> Cow<'_, [usize]> {
         let Some(rule) = self.rule.as_deref() else {
-            return Vec::new();
+            return Cow::Borrowed(&[]);
         };
         if let Some(named) = self.by_config.get(config) {
             // `matches` is "same credential pid, or the name rule": the
             // name rule's part is `named`, the pid's part is by_pid.
             let by_pid = (pid > 0).then(|| self.by_pid.get(&pid)).flatten();
             let Some(by_pid) = by_pid else {
-                return named.clone();
+                return Cow::Borrowed(named);
             };
             let mut all: Vec<usize> = named.iter().chain(by_pid).copied().collect();
             all.sort_unstable();
             all.dedup();
-            return all;
+            return Cow::Owned(all);
         }
         let mut cands: Vec<usize> = Vec::new();
         let mut add = |v: Option<&Vec<usize>>| cands.extend(v.into_iter().flatten().copied());
@@ -166,7 +169,7 @@ impl Matcher {
             self.node(*f, fr)
                 .is_some_and(|(_, n)| matches(rule, config, pid, n))
         });
-        cands
+        Cow::Owned(cands)
     }
 
     fn node<'a>(&self, f: usize, fr: &'a FastrouterSnapshot) -> Option<(&'a str, &'a Node)> {
@@ -211,9 +214,8 @@ impl Matcher {
         pid: i64,
         fr: &'a FastrouterSnapshot,
     ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
-        self.flat_of(config, pid, fr)
-            .into_iter()
-            .filter_map(move |f| self.node(f, fr))
+        let flat = self.flat_of(config, pid, fr);
+        (0..flat.len()).filter_map(move |i| self.node(flat[i], fr))
     }
 }
 
@@ -236,8 +238,12 @@ pub fn nodes_of<'a>(
 /// vassal came back and accepts (docs/UWSGI.md §7.3). Treating such a vassal as
 /// down would let the scheduler touch it without budget.
 pub fn emperor_healthy(emp: &IndexedEmperor, config: &str) -> bool {
-    emp.vassal(config)
-        .is_some_and(|v| v.accepting == 1 && v.cursed == 0 && v.pid > 0)
+    emp.vassal(config).is_some_and(record_healthy)
+}
+
+/// [`emperor_healthy`] of a record already looked up.
+fn record_healthy(v: &VassalStats) -> bool {
+    v.accepting == 1 && v.cursed == 0 && v.pid > 0
 }
 
 /// Live counts per key.
@@ -255,14 +261,20 @@ pub(super) fn live_per_key(
     wall_s: i64,
     tolerance_s: impl Fn(Option<&str>) -> i64,
 ) -> BTreeMap<String, usize> {
-    // The first of ours that a node matches owns it.
+    // The first of ours that a node matches owns it. Each vassal's record
+    // and tolerance are looked up once, not once per node.
     let mut owner: Vec<Option<usize>> = vec![None; matcher.flat.len()];
-    for (i, (c, _)) in ours.iter().enumerate() {
-        let pid = emp.vassal(c).map_or(0, |v| v.pid);
-        for f in matcher.flat_of(c, pid, fr) {
+    let mut counts_and_tolerance = Vec::with_capacity(ours.len());
+    for (i, (c, may_count)) in ours.iter().enumerate() {
+        let rec = emp.vassal(c);
+        let healthy = rec.is_some_and(record_healthy);
+        counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(c))));
+        let pid = rec.map_or(0, |v| v.pid);
+        for &f in matcher.flat_of(c, pid, fr).iter() {
             owner[f].get_or_insert(i);
         }
     }
+    let others_tolerance = tolerance_s(None);
     let mut live: BTreeMap<String, usize> = BTreeMap::new();
     for (f, o) in owner.iter().enumerate() {
         let Some((key, node)) = matcher.node(f, fr) else {
@@ -270,11 +282,8 @@ pub(super) fn live_per_key(
         };
         let entry = live.entry(key.to_string()).or_default();
         let (counts, tolerance) = match o {
-            Some(i) => (
-                ours[*i].1 && emperor_healthy(emp, ours[*i].0),
-                tolerance_s(Some(ours[*i].0)),
-            ),
-            None => (true, tolerance_s(None)),
+            Some(i) => counts_and_tolerance[*i],
+            None => (true, others_tolerance),
         };
         if counts && node_fresh(node, wall_s, tolerance) {
             *entry += 1;
