@@ -124,7 +124,7 @@ impl Matcher {
     ) -> Matcher {
         let mut m = Matcher::shared(rule.clone(), fr);
         let by_config = configs
-            .map(|c| (c.to_string(), m.flat_of(c, 0, fr).into_owned()))
+            .map(|c| (c.to_string(), m.flat_of(c, 0).into_owned()))
             .collect();
         m.by_config = by_config;
         m
@@ -134,7 +134,7 @@ impl Matcher {
     /// unknown), in document order. Borrowed when the name rule's part,
     /// resolved at construction, is the whole answer (the common case: it
     /// is asked for every vassal several times per snapshot).
-    fn flat_of(&self, config: &str, pid: i64, fr: &FastrouterSnapshot) -> Cow<'_, [usize]> {
+    fn flat_of(&self, config: &str, pid: i64) -> Cow<'_, [usize]> {
         let Some(rule) = self.rule.as_deref() else {
             return Cow::Borrowed(&[]);
         };
@@ -163,12 +163,11 @@ impl Matcher {
                 None => add(self.by_stem.get(stem(config))),
             },
         }
+        // Each index holds exactly what `matches` accepts for its part
+        // (`matcher_agrees_with_a_full_scan` holds it to that), so the
+        // candidates need no second check.
         cands.sort_unstable();
         cands.dedup();
-        cands.retain(|f| {
-            self.node(*f, fr)
-                .is_some_and(|(_, n)| matches(rule, config, pid, n))
-        });
         Cow::Owned(cands)
     }
 
@@ -214,7 +213,7 @@ impl Matcher {
         pid: i64,
         fr: &'a FastrouterSnapshot,
     ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
-        let flat = self.flat_of(config, pid, fr);
+        let flat = self.flat_of(config, pid);
         (0..flat.len()).filter_map(move |i| self.node(flat[i], fr))
     }
 }
@@ -270,7 +269,7 @@ pub(super) fn live_per_key(
         let healthy = rec.is_some_and(record_healthy);
         counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(c))));
         let pid = rec.map_or(0, |v| v.pid);
-        for &f in matcher.flat_of(c, pid, fr).iter() {
+        for &f in matcher.flat_of(c, pid).iter() {
             owner[f].get_or_insert(i);
         }
     }
@@ -280,7 +279,11 @@ pub(super) fn live_per_key(
         let Some((key, node)) = matcher.node(f, fr) else {
             continue;
         };
-        let entry = live.entry(key.to_string()).or_default();
+        // One String per key, not one per node.
+        let entry = match live.get_mut(key) {
+            Some(e) => e,
+            None => live.entry(key.to_string()).or_default(),
+        };
         let (counts, tolerance) = match o {
             Some(i) => counts_and_tolerance[*i],
             None => (true, others_tolerance),
