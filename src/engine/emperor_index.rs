@@ -12,6 +12,10 @@ pub struct IndexedEmperor {
     pub snap: EmperorSnapshot,
     vassals: FxMap<String, usize>,
     blacklist: FxMap<String, usize>,
+    /// The record of the engine's vassal number i, resolved once per
+    /// snapshot ([`IndexedEmperor::for_vassals`]): the hottest lookups
+    /// then hash no name.
+    at: Vec<Option<usize>>,
 }
 
 impl IndexedEmperor {
@@ -31,6 +35,28 @@ impl IndexedEmperor {
             snap,
             vassals,
             blacklist,
+            at: Vec::new(),
+        }
+    }
+
+    /// [`IndexedEmperor::new`], with the records of `names` (the engine's
+    /// vassals, in order) resolved at once.
+    pub fn for_vassals<'n>(
+        snap: EmperorSnapshot,
+        names: impl Iterator<Item = &'n str>,
+    ) -> IndexedEmperor {
+        let mut e = IndexedEmperor::new(snap);
+        e.at = names.map(|n| e.vassals.get(n).copied()).collect();
+        e
+    }
+
+    /// The record of the engine's vassal number `i`, called `id`: the same
+    /// as [`IndexedEmperor::vassal`]`(id)`, without hashing when `i` was
+    /// resolved (a vassal added after this snapshot was not).
+    pub fn vassal_at(&self, i: usize, id: &str) -> Option<&VassalStats> {
+        match self.at.get(i) {
+            Some(pos) => self.snap.vassals.get((*pos)?),
+            None => self.vassal(id),
         }
     }
 
@@ -72,6 +98,12 @@ mod tests {
         for id in ["a.ini", "b.ini", "c.ini", "d.ini", ""] {
             assert_eq!(idx.vassal(id), snap.vassal(id), "{id}");
             assert_eq!(idx.blacklisted(id), snap.blacklisted(id), "{id}");
+        }
+        // By position: resolved ones, and one added after the snapshot.
+        let ids = ["b.ini", "a.ini", "d.ini"];
+        let at = IndexedEmperor::for_vassals(snap.clone(), ids.into_iter());
+        for (i, id) in ids.iter().chain(&["c.ini", "a.ini"]).enumerate() {
+            assert_eq!(at.vassal_at(i, id), snap.vassal(id), "{i} {id}");
         }
     }
 }

@@ -10,14 +10,14 @@ impl Engine {
     pub(super) fn seen(&self, i: usize) -> Seen<'_> {
         let v = &self.vassals[i];
         let emp = self.emp.as_ref();
-        let record = emp.and_then(|e| e.vassal(&v.name));
+        let record = emp.and_then(|e| e.vassal_at(i, &v.name));
         let blacklisted = emp.and_then(|e| e.blacklisted(&v.name));
         let tolerance = self.s.tolerance_s(Some(&v.name));
         let fresh_node = match self.fr.as_ref() {
             Some(fr) => {
                 let pid = record.map_or(0, |r| r.pid);
                 self.matcher
-                    .nodes_of(&v.name, pid, fr)
+                    .nodes_of_at(i, &v.name, pid, fr)
                     .any(|(_, n)| nodes::node_fresh(n, self.now.wall_s, tolerance))
             }
             None => false,

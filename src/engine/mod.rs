@@ -212,7 +212,10 @@ impl Engine {
         }
         match input {
             Input::Emperor(s) => {
-                self.emp = Some(IndexedEmperor::new(s));
+                self.emp = Some(IndexedEmperor::for_vassals(
+                    s,
+                    self.vassals.iter().map(|v| v.name.as_str()),
+                ));
                 self.note_emperor_read();
                 self.read_done(StatsSource::Emperor, None);
             }

@@ -80,10 +80,12 @@ pub struct Matcher {
     by_name: FxMap<String, Vec<usize>>,
     by_stem: FxMap<String, Vec<usize>>,
     by_pid: FxMap<i64, Vec<usize>>,
-    /// Per config given to [`Matcher::for_configs`]: the nodes its name
-    /// rule matches (what a lookup with pid 0 answers). A lookup adds the
-    /// nodes of the pid, which only credentials match.
-    by_config: FxMap<String, Vec<usize>>,
+    /// Per config given to [`Matcher::for_configs`], in that order: the
+    /// nodes its name rule matches (what a lookup with pid 0 answers). A
+    /// lookup adds the nodes of the pid, which only credentials match.
+    resolved: Vec<Vec<usize>>,
+    /// Config name -> its position in `resolved`.
+    by_config: FxMap<String, usize>,
 }
 
 impl Matcher {
@@ -123,9 +125,13 @@ impl Matcher {
         configs: impl Iterator<Item = &'c str>,
     ) -> Matcher {
         let mut m = Matcher::shared(rule.clone(), fr);
-        let by_config = configs
-            .map(|c| (c.to_string(), m.flat_of(c, 0).into_owned()))
-            .collect();
+        let mut resolved = Vec::new();
+        let mut by_config = FxMap::default();
+        for (i, c) in configs.enumerate() {
+            resolved.push(m.flat_of(c, 0).into_owned());
+            by_config.entry(c.to_string()).or_insert(i);
+        }
+        m.resolved = resolved;
         m.by_config = by_config;
         m
     }
@@ -135,10 +141,17 @@ impl Matcher {
     /// resolved at construction, is the whole answer (the common case: it
     /// is asked for every vassal several times per snapshot).
     fn flat_of(&self, config: &str, pid: i64) -> Cow<'_, [usize]> {
+        let at = self.by_config.get(config).copied();
+        self.flat_at(at, config, pid)
+    }
+
+    /// [`Matcher::flat_of`] for the config at position `at` of those given
+    /// to [`Matcher::for_configs`] (no name hashed), if it is one of them.
+    fn flat_at(&self, at: Option<usize>, config: &str, pid: i64) -> Cow<'_, [usize]> {
         let Some(rule) = self.rule.as_deref() else {
             return Cow::Borrowed(&[]);
         };
-        if let Some(named) = self.by_config.get(config) {
+        if let Some(named) = at.and_then(|i| self.resolved.get(i)) {
             // `matches` is "same credential pid, or the name rule": the
             // name rule's part is `named`, the pid's part is by_pid.
             let by_pid = (pid > 0).then(|| self.by_pid.get(&pid)).flatten();
@@ -216,6 +229,27 @@ impl Matcher {
         let flat = self.flat_of(config, pid);
         (0..flat.len()).filter_map(move |i| self.node(flat[i], fr))
     }
+
+    /// [`Matcher::nodes_of`] for the engine's vassal number `i`, called
+    /// `config`. Only for a matcher the engine built with its vassals in
+    /// order (`for_configs`; the engine only ever appends vassals), so the
+    /// position finds them without hashing; one added since is looked up by
+    /// name.
+    pub fn nodes_of_at<'a>(
+        &'a self,
+        i: usize,
+        config: &str,
+        pid: i64,
+        fr: &'a FastrouterSnapshot,
+    ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
+        let at = if i < self.resolved.len() {
+            Some(i)
+        } else {
+            self.by_config.get(config).copied()
+        };
+        let flat = self.flat_at(at, config, pid);
+        (0..flat.len()).filter_map(move |i| self.node(flat[i], fr))
+    }
 }
 
 /// The nodes of one vassal: (key, node). A full scan; see [`Matcher`] for
@@ -247,8 +281,10 @@ fn record_healthy(v: &VassalStats) -> bool {
 
 /// Live counts per key.
 ///
-/// `ours` lists every vassal of this Emperor with whether this rollout lets
-/// it count (not in flight, not failed). A node that matches none of ours is
+/// `ours` lists every vassal of this Emperor, in the engine's order (its
+/// position finds its record and nodes: `IndexedEmperor::vassal_at`,
+/// `Matcher::nodes_of_at`), with whether this rollout lets it count (not in
+/// flight, not failed). A node that matches none of ours is
 /// another host's and counts on its own freshness. Only the scheduler calls
 /// it (`Engine::live_now`): the rollout, the dry run and `status` all read
 /// its counts from the engine.
@@ -265,11 +301,12 @@ pub(super) fn live_per_key(
     let mut owner: Vec<Option<usize>> = vec![None; matcher.flat.len()];
     let mut counts_and_tolerance = Vec::with_capacity(ours.len());
     for (i, (c, may_count)) in ours.iter().enumerate() {
-        let rec = emp.vassal(c);
+        let rec = emp.vassal_at(i, c);
         let healthy = rec.is_some_and(record_healthy);
         counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(c))));
         let pid = rec.map_or(0, |v| v.pid);
-        for &f in matcher.flat_of(c, pid).iter() {
+        let at = (i < matcher.resolved.len()).then_some(i);
+        for &f in matcher.flat_at(at, c, pid).iter() {
             owner[f].get_or_insert(i);
         }
     }
@@ -363,6 +400,15 @@ mod tests {
                     assert_eq!(fast, full, "{rule:?} {config} {pid}");
                     let pre: Vec<_> = mc.nodes_of(config, pid, &fr).collect();
                     assert_eq!(pre, full, "for_configs: {rule:?} {config} {pid}");
+                }
+            }
+            // By the position in for_configs' order; past its end (a vassal
+            // added since), by name.
+            for (i, config) in configs.iter().chain(&["app_02.ini"]).enumerate() {
+                for pid in [0, 100, 200, 300] {
+                    let full: Vec<_> = nodes_of(rule, config, pid, &fr).collect();
+                    let at: Vec<_> = mc.nodes_of_at(i, config, pid, &fr).collect();
+                    assert_eq!(at, full, "nodes_of_at: {rule:?} {i} {config} {pid}");
                 }
             }
             for key in ["a.com", "b.com", "c.com"] {
