@@ -17,8 +17,8 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use super::clock::Clock;
-use super::hook_log::{self, Evidence, HookLogs, PendingRepair};
 use super::prober::Prober;
+use super::repairs::Repairs;
 use super::routers::Routers;
 use super::setup::{engine_settings, learn_fastrouter_options, prepare, servers_line, Prepared};
 use super::stats_reader::{to_input, StatsReader};
@@ -80,14 +80,9 @@ struct Driver<'a> {
     outcome: Option<Outcome>,
     stop_signal: Option<i32>,
     uwsgi_versions: BTreeMap<String, String>,
-    /// Logs watched for a lost accepting hook, and repairs waiting for
+    /// The vassal logs watched for evidence, and repairs waiting for
     /// their FIFO's reader.
-    hook_logs: HookLogs,
-    pending_repairs: Vec<PendingRepair>,
-    /// The one warning that a log could not be watched was given.
-    hook_log_warned: bool,
-    /// `logto` files more than one vassal config names.
-    shared_logs: std::collections::BTreeSet<std::path::PathBuf>,
+    repairs: Repairs,
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
@@ -147,7 +142,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
 
     let clock = Clock::new();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
-    let shared_logs = hook_log::shared_logs(&prep.parsed);
+    let repairs = Repairs::new(&prep.parsed);
     let mut d = Driver {
         rep,
         clock,
@@ -164,10 +159,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         outcome: None,
         stop_signal: None,
         uwsgi_versions: BTreeMap::new(),
-        hook_logs: HookLogs::default(),
-        pending_repairs: Vec::new(),
-        hook_log_warned: false,
-        shared_logs,
+        repairs,
     };
     d.run_loop()
 }
@@ -256,7 +248,9 @@ impl Driver<'_> {
             if let Some(input) = self.fastrouter.check_deadline(self.poll.registry(), inst) {
                 self.inputs.push_back(input);
             }
-            self.check_hook_logs();
+            let prep = &self.prep;
+            let evidence = self.repairs.poll(|v| prep.config_of(v));
+            self.inputs.extend(evidence);
             self.feed_inputs();
             let now = self.clock.now();
             if self.engine.poll_timeout().is_some_and(|t| now.mono_ms >= t) {
@@ -274,26 +268,6 @@ impl Driver<'_> {
                 break;
             }
             self.feed_inputs();
-        }
-    }
-
-    /// New lines of the watched logs, and repairs waiting for their FIFO's
-    /// reader (`runtime::hook_log`).
-    fn check_hook_logs(&mut self) {
-        for (vassal, ev) in self.hook_logs.scan() {
-            self.inputs.push_back(match ev {
-                Evidence::HookLost(line) => Input::HookLost { vassal, line },
-                Evidence::SubscriptionsOn => Input::SubscriptionsOn { vassal },
-            });
-        }
-        for r in std::mem::take(&mut self.pending_repairs) {
-            match hook_log::write_repair(r.pid, config_of(&self.prep, &r.vassal), true) {
-                Some(result) => self.inputs.push_back(Input::Repaired {
-                    vassal: r.vassal,
-                    result,
-                }),
-                None => self.pending_repairs.push(r),
-            }
         }
     }
 
@@ -381,34 +355,18 @@ impl Driver<'_> {
                 modifier1,
             ),
             Action::Repair { vassal, pid } => {
-                // Only a repair the log proved needed can come before the
-                // master opened its FIFO; it waits for the reader while the
-                // engine keeps the vassal in flight.
-                let retry = self.hook_logs.is_watched(&vassal);
-                match hook_log::write_repair(pid, config_of(&self.prep, &vassal), retry) {
-                    Some(result) => self.inputs.push_back(Input::Repaired { vassal, result }),
-                    None => self.pending_repairs.push(PendingRepair { vassal, pid }),
+                let config = self.prep.config_of(&vassal);
+                if let Some(answer) = self.repairs.repair(vassal, pid, config) {
+                    self.inputs.push_back(answer);
                 }
             }
             Action::WatchHookLog { vassal, pid } => {
-                let config = config_of(&self.prep, &vassal);
-                if let Err(why) = self
-                    .hook_logs
-                    .watch(&vassal, pid, config, &self.shared_logs)
-                {
-                    if !self.hook_log_warned {
-                        self.hook_log_warned = true;
-                        self.warn(
-                            Some(vassal),
-                            format!("cannot watch its log ({why}): a lost accepting hook (docs/UWSGI.md §9.6) is repaired only after its announce window"),
-                        );
-                    }
+                let config = self.prep.config_of(&vassal);
+                if let Some(warning) = self.repairs.watch(&vassal, pid, config) {
+                    self.warn(Some(vassal), warning);
                 }
             }
-            Action::UnwatchHookLog { vassal } => {
-                self.hook_logs.unwatch(&vassal);
-                self.pending_repairs.retain(|r| r.vassal != vassal);
-            }
+            Action::UnwatchHookLog { vassal } => self.repairs.unwatch(&vassal),
             Action::Probe {
                 vassal,
                 key,
@@ -616,7 +574,7 @@ impl Driver<'_> {
         {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
-        if !self.pending_repairs.is_empty() {
+        if self.repairs.waiting() {
             let retry = now + REPAIR_RETRY;
             at = Some(at.map_or(retry, |a| a.min(retry)));
         }
@@ -637,15 +595,4 @@ impl Driver<'_> {
             TimerSetTimeFlags::empty(),
         );
     }
-}
-
-/// The parsed config of `vassal`, when it parsed.
-fn config_of<'p>(
-    prep: &'p Prepared,
-    vassal: &str,
-) -> Option<&'p crate::vassal_config::VassalConfig> {
-    prep.parsed
-        .iter()
-        .find(|(n, _)| n == vassal)
-        .and_then(|(_, p)| p.as_ref().ok())
 }

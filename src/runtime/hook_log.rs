@@ -1,6 +1,6 @@
-//! Watching vassals' logs for the line that proves an accepting hook lost
-//! its `S` (`uwsgi::hook_log` judges the bytes; docs/UWSGI.md §9.6), and
-//! writing the repair's `S` once the master reads its FIFO.
+//! Watching vassals' logs for the lines that prove an accepting hook lost
+//! its `S` or that it arrived (`uwsgi::hook_log` judges the bytes;
+//! docs/UWSGI.md §9.6.1). The driver's side of the repair is `repairs.rs`.
 //!
 //! Which log: the file the vassal master's stderr is (`/proc/<pid>/fd/2`),
 //! which is where uWSGI writes both with `logto` (it `dup2`s the file onto
@@ -16,7 +16,6 @@ use std::fs::{self, File};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::fifo;
 use crate::uwsgi::hook_log::{LineScanner, Seen};
 use crate::vassal_config::VassalConfig;
 
@@ -211,36 +210,10 @@ fn open_file(p: &Path) -> Result<File, String> {
     }
 }
 
-/// A repair whose master FIFO had no reader yet: in the race of
-/// docs/UWSGI.md §9.6 the master opens its FIFO moments after worker 1's
-/// hook found none, and the evidence can reach the tool first.
-pub struct PendingRepair {
-    pub vassal: String,
-    pub pid: i64,
-}
-
-/// Writes `S` to the master FIFO of the vassal master `pid`. `None` when the
-/// FIFO has no reader yet and `retry` allows waiting for one (the caller
-/// keeps it pending); otherwise the answer for the engine.
-pub fn write_repair(
-    pid: i64,
-    config: Option<&VassalConfig>,
-    retry: bool,
-) -> Option<Result<String, String>> {
-    let result = fifo::find_master_fifo(pid as i32, config).and_then(|path| {
-        fifo::write_fifo_command(&path, b'S').map(|()| path.display().to_string())
-    });
-    match result {
-        Err(e) if retry && fifo::found_no_reader(&e) => None,
-        r => Some(r),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
 
     fn config(dir: &Path, logto: &Path) -> VassalConfig {
         let text = format!(
@@ -358,39 +331,6 @@ mod tests {
         );
         fs::write(&log, &line).unwrap();
         assert_eq!(logs.scan().len(), 1);
-        let _ = fs::remove_dir_all(&d);
-    }
-
-    /// The race's other side: the master opens its FIFO moments after the
-    /// hook found none, so a repair written at once may meet no reader. It
-    /// is kept for a retry (only when asked), and succeeds once a reader
-    /// has the FIFO open.
-    #[test]
-    fn a_repair_waits_for_the_fifos_reader_only_when_asked() {
-        let d = tmp("repair");
-        let fifo = d.join("app_01.fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let text = format!("[uwsgi]\nmaster-fifo = {}\n", fifo.display());
-        let cfg = VassalConfig::parse(&text, "app_01.ini", d.to_str().unwrap());
-        // pid 0: no /proc to look at; the config's master-fifo is used.
-        assert_eq!(write_repair(0, Some(&cfg), true), None);
-        match write_repair(0, Some(&cfg), false) {
-            Some(Err(e)) => assert!(fifo::found_no_reader(&e), "{e}"),
-            other => panic!("expected no reader, got {other:?}"),
-        }
-        // A reader (as the master's non-blocking open): the write goes through.
-        let reader = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(&fifo)
-            .unwrap();
-        assert_eq!(
-            write_repair(0, Some(&cfg), true),
-            Some(Ok(fifo.display().to_string()))
-        );
-        let mut byte = [0u8; 1];
-        assert_eq!(std::io::Read::read(&mut &reader, &mut byte).unwrap(), 1);
-        assert_eq!(&byte, b"S");
         let _ = fs::remove_dir_all(&d);
     }
 

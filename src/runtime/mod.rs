@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod hook_log;
 pub mod lock;
 pub mod prober;
+pub mod repairs;
 pub mod routers;
 pub mod setup;
 pub mod stats_reader;

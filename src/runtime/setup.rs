@@ -27,6 +27,16 @@ pub struct Prepared {
     pub notes: Vec<String>,
 }
 
+impl Prepared {
+    /// The parsed config of `vassal`, when it parsed.
+    pub fn config_of(&self, vassal: &str) -> Option<&VassalConfig> {
+        self.parsed
+            .iter()
+            .find(|(n, _)| n == vassal)
+            .and_then(|(_, p)| p.as_ref().ok())
+    }
+}
+
 /// Opens and checks everything that needs no socket: usage errors (exit 2)
 /// and the lock (exit 3) come out of here, before anything is read.
 pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
