@@ -229,16 +229,9 @@ impl Engine {
     /// `Phase::Confirming`). The fastrouter is read at once: the vassal is
     /// back as soon as it shows the node.
     pub(super) fn announce(&mut self, i: usize) {
-        let v = &self.vassals[i];
-        if v.touch.foreign
-            || !self.s.can_unsubscribe
-            || self.s.probe_path.is_some()
-            || v.touch.announce_nodes.is_empty()
-            || !self.s.early_announce.contains(&v.name)
-        {
-            return;
+        if self.s.early_announce.contains(&self.vassals[i].name) {
+            self.send_announce(i);
         }
-        self.send_announce(i);
     }
 
     /// After `S` was written to a vassal whose log proved its hook lost
@@ -249,40 +242,35 @@ impl Engine {
     /// repair without that proof nothing is sent: its silence may have been
     /// a dropped announce, which `S` then blocked (docs/BENCHMARK.md §4).
     fn announce_repaired(&mut self, i: usize) {
-        let v = &self.vassals[i];
-        if v.reload.hook_lost.is_none()
-            || v.touch.foreign
-            || !self.s.announce_after_repair
-            || !self.s.can_unsubscribe
-            || self.s.probe_path.is_some()
-            || v.touch.announce_nodes.is_empty()
-        {
-            return;
+        if self.vassals[i].reload.hook_lost.is_some() && self.s.announce_after_repair {
+            self.send_announce(i);
         }
-        self.send_announce(i);
     }
 
     /// Early announce of a `start-unsubscribed` + hook vassal whose own log
-    /// proved its subscriptions on; the same conditions as [`Self::announce`].
+    /// proved its subscriptions on.
     fn announce_unblocked(&mut self, i: usize) {
-        let v = &self.vassals[i];
-        if v.touch.foreign
-            || !self.s.can_unsubscribe
-            || self.s.probe_path.is_some()
-            || v.touch.announce_nodes.is_empty()
-            || !self.s.announce_when_on.contains(&v.name)
-        {
-            return;
+        if self.s.announce_when_on.contains(&self.vassals[i].name) {
+            self.send_announce(i);
         }
-        self.send_announce(i);
     }
 
     /// Sends the subscribe for each node vassal `i` had before its touch,
-    /// reports it, and reads the fastrouter at once. Once per reload.
+    /// reports it, and reads the fastrouter at once; once per reload, and
+    /// never for a reload that is not ours (it must show two announces of
+    /// its own, `Phase::Confirming`), with `--probe` (the probe decides when
+    /// it is back), without a subscription server, or without nodes known.
     fn send_announce(&mut self, i: usize) {
-        if std::mem::replace(&mut self.vassals[i].reload.announced, true) {
+        let v = &self.vassals[i];
+        if v.reload.announced
+            || v.touch.foreign
+            || !self.s.can_unsubscribe
+            || self.s.probe_path.is_some()
+            || v.touch.announce_nodes.is_empty()
+        {
             return;
         }
+        self.vassals[i].reload.announced = true;
         let name = self.vassals[i].name.clone();
         let nodes = self.vassals[i].touch.announce_nodes.clone();
         for d in &nodes {
