@@ -4,6 +4,7 @@
 //! directory. Also `--help` (every flag the parser accepts is listed) and
 //! `--version`.
 
+#[path = "support/fakes.rs"]
 mod fakes;
 
 use std::collections::BTreeSet;

@@ -16,7 +16,7 @@
 //!    two hosts: serial, a broken first host stops the play, and with
 //!    `--stale-since` a host is `changed` only when something was reloaded.
 //!
-//! Same conventions as `tests/e2e.rs` (whose harness, `tests/common/`, this
+//! Same conventions as `tests/e2e.rs` (whose harness, `tests/support/stack/`, this
 //! reuses): every test is `#[ignore]`d for a plain `cargo test`;
 //! `bash tests/run.sh` runs them with
 //!   cargo test --release --test e2e_fleet -- --ignored --test-threads=1
@@ -29,7 +29,8 @@
 //! straight to one vassal's socket), `ansible.rs` (ansible-core in a
 //! private venv, the inventory, the play's recap).
 
-mod common;
+#[path = "support/stack/mod.rs"]
+mod stack;
 
 #[path = "e2e_fleet/ansible.rs"]
 mod ansible;
@@ -37,8 +38,6 @@ mod ansible;
 mod direct;
 #[path = "e2e_fleet/hosts.rs"]
 mod hosts;
-#[path = "e2e_fleet/trace.rs"]
-mod trace;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,11 +47,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
-use common::tool::{event_kind, event_vassal, ToolRun};
-use common::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
 use hosts::MultiHost;
 use serde_json::Value;
+use stack::stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
+use stack::tool::{event_kind, event_vassal, ToolRun};
+use stack::trace;
+use stack::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -455,7 +455,7 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
         load.failures.len()
     );
     let last_exit = runs.last().and_then(|(_, tr, _)| tr.run.code);
-    common::record::outcome(&load, &samples, last_exit, p.list.is_empty());
+    stack::record::outcome(&load, &samples, last_exit, p.list.is_empty());
     p.finish();
 }
 
@@ -902,8 +902,8 @@ fn break_config_quietly(mh: &MultiHost, id: &str, name: &str) {
         .expect("vassal in the Emperor's stats")
         .last_mod;
     let mut ini = fs::read_to_string(h.dir.join("vassal.ini")).expect("the host's vassal.ini");
-    ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
-    common::stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
+    ini.push_str(stack::uwsgi_under_test::broken_deploy_lines());
+    stack::stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
 }
 
 /// A release marker: a file whose mtime is the release instant, then the
@@ -946,7 +946,7 @@ fn fleet_ansible_playbook_two_hosts() {
     let sampler = Sampler::start(mh.fastrouter_stats_path(), vec![key.clone()], t0);
     let load = Load::start(mh.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
-    let tool = common::tool::BIN;
+    let tool = stack::tool::BIN;
     let play = |release: &str| {
         ansible::run_play(&mh, &["a", "b"], tool, &[("k", &ks), ("release", release)])
     };

@@ -8,11 +8,12 @@
 //!   flock /tmp/uwsgi-reload-realstack.lock \
 //!     cargo test --release --test e2e_speed -- --ignored --nocapture
 
-mod common;
+#[path = "support/stack/mod.rs"]
+mod stack;
 
 use std::time::Duration;
 
-use common::{LoadSpec, Stack, StackSpec};
+use stack::{LoadSpec, Stack, StackSpec};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 

@@ -6,6 +6,7 @@
 //! refused, `status` and `--dry-run` touch nothing, the directory lock keeps
 //! a second instance out, and a stalled run sleeps instead of spinning.
 
+#[path = "support/fakes.rs"]
 mod fakes;
 
 use std::process::{Child, Command, Stdio};

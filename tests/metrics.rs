@@ -6,6 +6,7 @@
 //! `prometheus_client` package from PyPI, installed by this test into a
 //! private venv under the target directory) reads back with the right values.
 
+#[path = "support/fakes.rs"]
 mod fakes;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@
 //! names on every host, as a fleet deployed by Ansible has.
 //!
 //! Built from the files of `examples/stack/` (the same ones the single-host
-//! harness in `tests/common/stack.rs` uses): the Emperor config minus its
+//! harness in `tests/support/stack/stack.rs` uses): the Emperor config minus its
 //! fastrouter lines, the fastrouter lines alone in a config of their own, the
 //! vassal config with its `subscribe2 server=` pointed at the shared
 //! subscription server.
@@ -27,8 +27,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use uwsgi_reload::stats::{EmperorSnapshot, FastrouterSnapshot};
 
-use crate::common::stack::{read_stats, repo_root, vassal_name, Fleet, NodeState, VassalState};
-use crate::common::tail;
+use crate::stack::stack::{read_stats, repo_root, vassal_name, Fleet, NodeState, VassalState};
+use crate::stack::tail;
 
 /// One host: an Emperor and its vassals.
 pub struct Host {
@@ -187,14 +187,14 @@ impl MultiHost {
         );
         fs::write(dir.join("fastrouter.ini"), &fr_ini).unwrap();
         let fr = spawn_logged(
-            Command::new(crate::common::uwsgi_under_test::bin())
+            Command::new(crate::stack::uwsgi_under_test::bin())
                 .arg("--ini")
                 .arg(dir.join("fastrouter.ini"))
                 .current_dir(&dir),
             &dir.join("logs/fastrouter.out"),
         );
         mh.fastrouter = Some(fr);
-        let ok = crate::common::poll(Duration::from_secs(20), Duration::from_millis(50), || {
+        let ok = crate::stack::poll(Duration::from_secs(20), Duration::from_millis(50), || {
             read_stats(&mh.fastrouter_stats_path()).ok()
         });
         if ok.is_none() {
@@ -202,7 +202,7 @@ impl MultiHost {
         }
 
         // ---- the hosts ----
-        let vassal_t = crate::common::uwsgi_under_test::adapt_vassal_ini(&template("vassal.ini"));
+        let vassal_t = crate::stack::uwsgi_under_test::adapt_vassal_ini(&template("vassal.ini"));
         let app = template("app.py");
         for (id, numbers) in hosts {
             let hdir = dir.join(format!("host-{id}"));
@@ -241,7 +241,7 @@ impl MultiHost {
                 .unwrap();
             }
             let emperor = spawn_logged(
-                Command::new(crate::common::uwsgi_under_test::bin())
+                Command::new(crate::stack::uwsgi_under_test::bin())
                     .arg("--ini")
                     .arg(hdir.join("emperor.ini"))
                     .current_dir(&hdir)
@@ -279,15 +279,14 @@ impl MultiHost {
                 &dir.join("logs/nginx.out"),
             );
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let up =
-                crate::common::poll(Duration::from_secs(10), Duration::from_millis(50), || {
-                    if let Ok(Some(st)) = child.try_wait() {
-                        return Some(Err(format!("nginx exited with {st}")));
-                    }
-                    TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-                        .is_ok()
-                        .then_some(Ok(()))
-                });
+            let up = crate::stack::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Some(Err(format!("nginx exited with {st}")));
+                }
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                    .is_ok()
+                    .then_some(Ok(()))
+            });
             match up {
                 Some(Ok(())) => {
                     mh.port = port;
@@ -311,8 +310,8 @@ impl MultiHost {
                 mh.diagnostics()
             );
         }
-        let http = crate::common::poll(Duration::from_secs(20), Duration::from_millis(100), || {
-            crate::common::load::get(mh.port, "/", Duration::from_secs(5)).ok()
+        let http = crate::stack::poll(Duration::from_secs(20), Duration::from_millis(100), || {
+            crate::stack::load::get(mh.port, "/", Duration::from_secs(5)).ok()
         });
         if http.is_none() {
             panic!("nginx does not answer 200\n{}", mh.diagnostics());

@@ -66,9 +66,9 @@ pub struct StackSpec {
     /// Run the fastrouter as its own uWSGI process (`fastrouter.ini`: the
     /// fastrouter lines of `emperor.ini`) on the same sockets, instead of
     /// inside the Emperor's master, so that a test can restart it
-    /// (`tests/common/fastrouter.rs`).
+    /// (`tests/support/stack/fastrouter.rs`).
     pub standalone_fastrouter: bool,
-    /// Two standalone fastrouters for HA (`tests/common/topology.rs`): the
+    /// Two standalone fastrouters for HA (`tests/support/stack/topology.rs`): the
     /// router configs, the vassal config and nginx.conf come from
     /// `examples/ha/`; every vassal subscribes to both, nginx balances over
     /// both, the tool is given both stats sockets.

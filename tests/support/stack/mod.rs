@@ -35,6 +35,7 @@ pub mod sampler;
 pub mod stack;
 pub mod tool;
 pub mod topology;
+pub mod trace;
 pub mod uwsgi_under_test;
 
 use std::fmt::Write as _;

@@ -2,7 +2,7 @@
 //! the time its read started, and every `--json` event of the tool with the
 //! time its line arrived, all on one clock (`t0`).
 //!
-//! The harness's sampler (`tests/common/sampler.rs`) keeps only changes and
+//! The harness's sampler (`tests/support/stack/sampler.rs`) keeps only changes and
 //! the tool's `at_ms` counts from its own start, which comes after an
 //! unknown start-up delay. Here each event's time is bounded from above:
 //! the tool's stdout is line-buffered, so an event happened no later than its
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uwsgi_reload::stats::FastrouterSnapshot;
 
-use crate::common::stack::read_stats;
-use crate::common::tool::{event_kind, event_vassal, ToolRun, BIN};
+use super::stack::read_stats;
+use super::tool::{event_kind, event_vassal, ToolRun, BIN};
 
 /// One node in one sample: (ref, death_mark).
 pub type NodeView = (i64, i64);
