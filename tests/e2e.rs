@@ -28,8 +28,8 @@ mod stack;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use stack::stack::vassal_name;
 use stack::tool::{event_kind, event_vassal};
+use stack::vassal_name;
 use stack::{LoadSpec, Stack, StackSpec};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
@@ -492,7 +492,7 @@ fn e2e_stats_socket_missing_or_wrong() {
     }
     let after = stack.fleet();
     for name in &stack.names {
-        if let Err(e) = stack::stack::check_untouched(before.get(name), after.get(name)) {
+        if let Err(e) = stack::check_untouched(before.get(name), after.get(name)) {
             problems.push(format!("{name}: {e}"));
         }
     }
@@ -615,18 +615,17 @@ fn e2e_harness_sees_a_manual_drained_reload() {
         Some(2),
         "lowest live{ctx}"
     );
-    stack::stack::check_reloaded_once(before.get(&name), after.get(&name))
+    stack::check_reloaded_once(before.get(&name), after.get(&name))
         .unwrap_or_else(|e| panic!("{e}{ctx}"));
     for other in stack.names.iter().filter(|n| **n != name) {
-        stack::stack::check_untouched(before.get(other), after.get(other))
+        stack::check_untouched(before.get(other), after.get(other))
             .unwrap_or_else(|e| panic!("{other}: {e}{ctx}"));
     }
     // and the checks do catch a vassal that was not reloaded
-    assert!(stack::stack::check_reloaded_once(
-        before.get(&vassal_name(1)),
-        after.get(&vassal_name(1))
-    )
-    .is_err());
+    assert!(
+        stack::check_reloaded_once(before.get(&vassal_name(1)), after.get(&vassal_name(1)))
+            .is_err()
+    );
 }
 
 /// Waits for the first `--json` event of `kind` and returns its vassal.

@@ -49,9 +49,9 @@ use std::time::{Duration, Instant};
 
 use hosts::MultiHost;
 use serde_json::Value;
-use stack::stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
 use stack::tool::{event_kind, event_vassal, ToolRun};
 use stack::trace;
+use stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
 use stack::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
@@ -903,7 +903,7 @@ fn break_config_quietly(mh: &MultiHost, id: &str, name: &str) {
         .last_mod;
     let mut ini = fs::read_to_string(h.dir.join("vassal.ini")).expect("the host's vassal.ini");
     ini.push_str(stack::uwsgi_under_test::broken_deploy_lines());
-    stack::stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
+    stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
 }
 
 /// A release marker: a file whose mtime is the release instant, then the

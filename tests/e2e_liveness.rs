@@ -44,8 +44,8 @@ mod vassal_faults;
 
 use std::time::Duration;
 
-use stack::stack::vassal_name;
 use stack::tool::{event_kind, event_vassal};
+use stack::vassal_name;
 use stack::{LoadSpec, Rollout, Stack, StackSpec};
 
 /// Well under 2 minutes per test, stack start included.

@@ -27,8 +27,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use uwsgi_reload::stats::{EmperorSnapshot, FastrouterSnapshot};
 
-use crate::stack::stack::{read_stats, repo_root, vassal_name, Fleet, NodeState, VassalState};
 use crate::stack::tail;
+use crate::stack::{read_stats, repo_root, vassal_name, Fleet, NodeState, VassalState};
 
 /// One host: an Emperor and its vassals.
 pub struct Host {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::stack::stack::now_secs;
+use crate::stack::now_secs;
 use crate::stack::{ArrivedEvents, LoadSpec, Rollout, Stack, StackSpec};
 use crate::vassal_faults::deploy_broken_config;
 use crate::{expect_event, print_summary, TOOL_TIMEOUT};

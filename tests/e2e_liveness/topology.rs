@@ -208,7 +208,7 @@ pub fn two_address_vassal_charged_per_node(two: &str) {
     match stack.fastrouter_stats() {
         Err(e) => c.fail(format!("fastrouter stats after the rollout: {e}")),
         Ok(fr) => {
-            let now = crate::stack::stack::now_secs();
+            let now = crate::stack::now_secs();
             for node in &nodes {
                 let ok = fr.nodes().any(|(key, n)| {
                     *key == stack.key

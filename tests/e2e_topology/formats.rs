@@ -6,7 +6,7 @@
 
 use std::fs;
 
-use crate::stack::stack::{free_port, repo_root};
+use crate::stack::{free_port, repo_root};
 use crate::stack::{LoadSpec, Stack, StackSpec};
 use crate::{events_of, print_summary, TOOL_TIMEOUT};
 

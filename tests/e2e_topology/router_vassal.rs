@@ -19,7 +19,7 @@ pub fn fastrouter_vassal_safe_form() {
         .fastrouter_vassal()
         .emperor_line("emperor-freq = 10");
     for i in 1..=3 {
-        let name = crate::stack::stack::vassal_name(i);
+        let name = crate::stack::vassal_name(i);
         spec = spec
             .own_drop(&name, "start-unsubscribed")
             .own_drop(&name, "hook-accepting1-once");

@@ -2,12 +2,18 @@
 //! test (the files of `examples/stack/`), a load generator, a fastrouter stats
 //! sampler, and a runner for the `uwsgi-reload` binary.
 //!
-//! - [`stack`]: starts a stack in its own temporary directory (unix sockets,
+//! - [`spec`]: what to start ([`StackSpec`]).
+//! - [`start`]: starts a stack in its own temporary directory (unix sockets,
 //!   nginx on a free 127.0.0.1 port), waits until every vassal accepts and is
-//!   subscribed (repairing the race of docs/UWSGI.md §9.6 at start), reads
-//!   the real state, and stops everything it started when dropped, also when
-//!   a test panics.
+//!   subscribed (repairing the race of docs/UWSGI.md §9.6 at start), and
+//!   stops everything it started when dropped, also when a test panics.
 //!   Stacks are serialized by a global lock: one stack at a time per process.
+//! - [`stats`]: where the sockets and configs are; reading the stats sockets.
+//! - [`fleet`]: the real state of every vassal ([`Fleet`]) and the checks
+//!   "reloaded exactly once" and "untouched".
+//! - [`change`]: touch, add, replace quietly, remove drained.
+//! - [`rollout`]: the tool run under load and sampling ([`Rollout`]);
+//!   [`checks`]: its expectations, every violation reported at once.
 //! - [`load`]: HTTP/1.0 GETs to nginx from N threads; every connection error,
 //!   timeout and non-2xx answer is a failure.
 //! - [`sampler`]: reads the fastrouter stats every ~30 ms, records the lowest
@@ -23,510 +29,53 @@
 //! - [`uwsgi_under_test`]: which uwsgi binary (`UWSGI_BIN`) and how vassals
 //!   serve (`UWSGI_APP`), so the version matrix (tests/matrix.sh) runs these
 //!   same tests on other uWSGI versions.
+//! - [`trace`]: every fastrouter sample and every tool event on one clock
+//!   (the drain checks of tests/e2e_fleet.rs and tests/e2e_liveness.rs).
 //! - [`record`]: with `E2E_RECORD` set, one line per finished scenario
 //!   (requests, failed, lowest live, exit) for the matrix's table.
 #![allow(dead_code, unused_imports)]
 
+pub mod change;
+pub mod checks;
 pub mod fastrouter;
 pub mod faults;
+pub mod fleet;
 pub mod load;
 pub mod record;
+pub mod rollout;
 pub mod sampler;
-pub mod stack;
+pub mod spec;
+pub mod start;
+pub mod stats;
 pub mod tool;
 pub mod topology;
 pub mod trace;
 pub mod uwsgi_under_test;
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use change::replace_keeping_mtime;
+pub use checks::{ArrivedEvents, Checks};
+pub use fleet::{check_reloaded_once, check_untouched, Fleet, NodeState, VassalState};
 pub use load::{Load, LoadReport, LoadSpec};
+pub use rollout::{During, LeadIn, Rollout};
 pub use sampler::{SampleReport, Sampler};
-pub use stack::{Fleet, Stack, StackSpec, VassalState};
+pub use spec::{vassal_name, StackSpec};
+pub use start::{free_port, Stack};
+pub use stats::read_stats;
 pub use tool::{Tool, ToolRun};
 
-/// Everything observed during one rollout under load.
-pub struct Rollout {
-    /// The stack's state before the tool started.
-    pub before: Fleet,
-    /// The stack's state read right after the tool exited.
-    pub after: Fleet,
-    pub run: ToolRun,
-    pub load: LoadReport,
-    pub samples: SampleReport,
-    /// The same sampling of every other fastrouter
-    /// (`StackSpec::two_fastrouters`), in the order of
-    /// `Stack::fastrouter_stats_paths`.
-    pub other_routers: Vec<SampleReport>,
-    /// When the tool was started, in ms after the load and the sampler started
-    /// (all three share one clock, so failure times line up with samples).
-    pub tool_started_ms: u128,
-    /// Notes written by the scenario's mid-rollout action, with their times.
-    pub notes: Vec<String>,
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What a scenario can do under load before the tool starts.
-pub struct LeadIn<'a> {
-    pub stack: &'a Stack,
-    pub t0: Instant,
-    pub notes: Vec<String>,
-}
-
-impl LeadIn<'_> {
-    /// Records a timestamped note; returns its time (ms after t0).
-    pub fn note(&mut self, what: impl Into<String>) -> u128 {
-        let ms = self.t0.elapsed().as_millis();
-        let what = what.into();
-        eprintln!("[e2e {ms:>6} ms] {what}");
-        self.notes.push(format!("{ms:>6} ms  {what}"));
-        ms
-    }
-}
-
-/// What a scenario can do while the tool runs.
-pub struct During<'a> {
-    pub stack: &'a Stack,
-    pub tool: &'a mut Tool,
-    pub before: &'a Fleet,
-    pub t0: Instant,
-    pub notes: Vec<String>,
-}
-
-impl During<'_> {
-    /// ms after t0 (the clock of the load's failures and the samples).
-    pub fn ms(&self) -> u128 {
-        self.t0.elapsed().as_millis()
-    }
-
-    /// Records a timestamped note that ends up in the failure report.
-    pub fn note(&mut self, what: impl Into<String>) {
-        self.note_at(what);
-    }
-
-    /// [`During::note`], returning the note's time (ms after t0).
-    pub fn note_at(&mut self, what: impl Into<String>) -> u128 {
-        let ms = self.t0.elapsed().as_millis();
-        let what = what.into();
-        eprintln!("[e2e {ms:>6} ms] {what}");
-        self.notes.push(format!("{ms:>6} ms  {what}"));
-        ms
-    }
-}
-
-impl Stack {
-    /// Starts the sampler and the load, runs the tool with `args` (after the
-    /// three socket/dir arguments), calls `during` while it runs, waits for
-    /// it (at most `tool_timeout`), reads the stack's state at once, lets the
-    /// load run a little longer, and returns everything observed.
-    pub fn rollout<F>(
-        &self,
-        args: &[&str],
-        load: LoadSpec,
-        tool_timeout: Duration,
-        during: F,
-    ) -> Rollout
-    where
-        F: FnOnce(&mut During<'_>),
-    {
-        self.rollout_with(args, load, tool_timeout, |_| {}, during)
-    }
-
-    /// [`Stack::rollout`] with a `lead_in` that runs under load and sampling
-    /// before the tool starts (a fault injected then, from t0 + 500 ms). The
-    /// fleet state `before` is read after it.
-    pub fn rollout_with<L, F>(
-        &self,
-        args: &[&str],
-        load: LoadSpec,
-        tool_timeout: Duration,
-        lead_in: L,
-        during: F,
-    ) -> Rollout
-    where
-        L: FnOnce(&mut LeadIn<'_>),
-        F: FnOnce(&mut During<'_>),
-    {
-        let t0 = Instant::now();
-        let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
-        let others: Vec<Sampler> = self
-            .fastrouter_stats_paths()
-            .into_iter()
-            .skip(1)
-            .map(|p| Sampler::start(p, vec![self.key.clone()], t0))
-            .collect();
-        let load = Load::start(self.port, load, t0);
-        // let the load reach steady state before anything changes
-        std::thread::sleep(Duration::from_millis(500));
-        let mut li = LeadIn {
-            stack: self,
-            t0,
-            notes: Vec::new(),
-        };
-        lead_in(&mut li);
-        let lead_notes = li.notes;
-        let before = self.fleet();
-        let tool_started_ms = t0.elapsed().as_millis();
-        let mut tool = self.spawn_tool(args);
-        let mut d = During {
-            stack: self,
-            tool: &mut tool,
-            before: &before,
-            t0,
-            notes: lead_notes,
-        };
-        during(&mut d);
-        let notes = d.notes;
-        let run = tool.wait(tool_timeout);
-        let after = self.fleet();
-        std::thread::sleep(Duration::from_millis(500));
-        let load = load.stop();
-        let samples = sampler.stop();
-        let other_routers = others.into_iter().map(Sampler::stop).collect();
-        Rollout {
-            before,
-            after,
-            run,
-            load,
-            samples,
-            other_routers,
-            tool_started_ms,
-            notes,
-        }
-    }
-}
-
-impl Rollout {
-    /// The full story, for assertion messages.
-    pub fn context(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "\n======== rollout report ========");
-        let _ = writeln!(
-            s,
-            "tool started at {} ms (t0 = load/sampler start)",
-            self.tool_started_ms
-        );
-        for n in &self.notes {
-            let _ = writeln!(s, "note: {n}");
-        }
-        let _ = writeln!(s, "{}", self.run.describe());
-        let _ = writeln!(s, "{}", self.load.describe());
-        let _ = writeln!(s, "{}", self.samples.describe());
-        for (i, o) in self.other_routers.iter().enumerate() {
-            let _ = writeln!(s, "router {}: {}", i + 2, o.describe());
-        }
-        let _ = writeln!(s, "fleet before:\n{}", self.before.describe());
-        let _ = writeln!(s, "fleet after:\n{}", self.after.describe());
-        s
-    }
-
-    /// Starts collecting checks; `finish()` panics with every violation and
-    /// the full report.
-    pub fn checks(&self) -> Checks<'_> {
-        Checks {
-            r: self,
-            problems: Vec::new(),
-        }
-    }
-}
-
-/// Collects every violated expectation of a rollout, so that one failure
-/// report lists them all.
-pub struct Checks<'a> {
-    pub r: &'a Rollout,
-    pub problems: Vec<String>,
-}
-
-impl Checks<'_> {
-    pub fn fail(&mut self, what: impl Into<String>) {
-        self.problems.push(what.into());
-    }
-
-    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
-        if !ok {
-            self.problems.push(what());
-        }
-    }
-
-    pub fn exit(&mut self, code: i32) {
-        let r = self.r;
-        self.check(r.run.code == Some(code), || {
-            format!(
-                "uwsgi-reload exited with {:?} (signal {:?}, killed by the test {}), expected {code}",
-                r.run.code, r.run.signal, r.run.timed_out
-            )
-        });
-    }
-
-    /// No request failed, and the load really ran.
-    pub fn no_failed_requests(&mut self) {
-        let l = &self.r.load;
-        self.check(l.ok > 0, || {
-            "the load generator got no answer at all".into()
-        });
-        self.check(l.failures.is_empty(), || {
-            let first = &l.failures[0];
-            format!(
-                "{} of {} requests failed (first at {} ms: {})",
-                l.failures.len(),
-                l.sent,
-                first.at_ms,
-                first.what
-            )
-        });
-    }
-
-    /// The fastrouter never showed fewer than `k` live nodes for `key`.
-    pub fn lowest_live(&mut self, key: &str, k: usize) {
-        let s = &self.r.samples;
-        self.check(s.samples > 10, || {
-            format!("the sampler took only {} samples", s.samples)
-        });
-        let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
-        self.check(lowest >= k, || {
-            format!(
-                "key {key}: only {lowest} live node(s) at {} ms, K = {k}",
-                s.lowest_live_at.get(key).copied().unwrap_or(0)
-            )
-        });
-    }
-
-    /// Router number `router` (1 = the first) never showed fewer than `k`
-    /// live nodes for `key`; prints what it measured.
-    pub fn lowest_live_on(&mut self, router: usize, key: &str, k: usize) {
-        let s = match router {
-            1 => &self.r.samples,
-            n => match self.r.other_routers.get(n - 2) {
-                Some(s) => s,
-                None => return self.fail(format!("router {n} was not sampled")),
-            },
-        };
-        let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
-        eprintln!(
-            "[e2e measured] router {router}: {} samples, key {key}: lowest live {lowest}, K = {k}",
-            s.samples
-        );
-        self.check(s.samples > 10, || {
-            format!(
-                "router {router}: the sampler took only {} samples",
-                s.samples
-            )
-        });
-        self.check(lowest >= k, || {
-            format!(
-                "router {router}, key {key}: only {lowest} live node(s) at {} ms, K = {k}",
-                s.lowest_live_at.get(key).copied().unwrap_or(0)
-            )
-        });
-    }
-
-    /// The fastrouter never showed fewer than `k` live nodes for `key` from
-    /// `from_ms` (after t0) to the end of the sampling, outside `excluded`
-    /// windows. Prints what it measured.
-    pub fn lowest_live_since(
-        &mut self,
-        key: &str,
-        k: usize,
-        from_ms: u128,
-        excluded: &[(u128, u128)],
-    ) {
-        let s = &self.r.samples;
-        let low = s.lowest_live_between(key, from_ms, u128::MAX, excluded);
-        eprintln!(
-            "[e2e measured] key {key}: lowest live from {from_ms} ms (excluding {excluded:?}): {low:?}, K = {k}"
-        );
-        match low {
-            None => self.fail(format!("key {key}: no sample after {from_ms} ms")),
-            Some((n, at)) => self.check(n >= k, || {
-                format!("key {key}: only {n} live node(s) at {at} ms (after {from_ms} ms), K = {k}")
-            }),
-        }
-    }
-
-    /// No request failed except those whose run [start, end] overlaps an
-    /// `excused` window (a fault that is not the tool's: a router down, a
-    /// killed vassal before the tool started); those are counted and printed
-    /// apart. Returns (the tool's failures, excused ones).
-    pub fn no_failed_requests_outside(
-        &mut self,
-        excused: &[(u128, u128)],
-        why: &str,
-    ) -> (usize, usize) {
-        let l = &self.r.load;
-        let (exc, mine): (Vec<_>, Vec<_>) = l.failures.iter().partition(|f| {
-            let (a, b) = (f.at_ms, f.at_ms + f.took_ms);
-            excused.iter().any(|(s, e)| a <= *e && b >= *s)
-        });
-        eprintln!(
-            "[e2e measured] requests: {} sent, {} ok, {} failed: {} in the excused windows {excused:?} ({why}), {} \
-             outside them",
-            l.sent,
-            l.ok,
-            l.failures.len(),
-            exc.len(),
-            mine.len()
-        );
-        self.check(l.ok > 0, || {
-            "the load generator got no answer at all".into()
-        });
-        if let Some(first) = mine.first() {
-            self.fail(format!(
-                "{} of {} requests failed outside the excused windows (first started at {} ms, took {} ms: {})",
-                mine.len(),
-                l.sent,
-                first.at_ms,
-                first.took_ms,
-                first.what
-            ));
-        }
-        (mine.len(), exc.len())
-    }
-
-    /// `name`'s node (`node` if given, else its first) is in the fastrouter
-    /// after the rollout, not death-marked, announced within `tolerance` s.
-    pub fn node_fresh(&mut self, name: &str, tolerance: i64) {
-        match &self.r.after.get(name).node {
-            None => self.fail(format!(
-                "{name}: no node in the fastrouter after the rollout"
-            )),
-            Some(n) => {
-                let age = stack::now_secs() - n.last_check;
-                self.check(n.death_mark == 0 && age <= tolerance + 1, || {
-                    format!(
-                        "{name}: node death_mark {}, last announce {age} s ago (tolerance {tolerance} s)",
-                        n.death_mark
-                    )
-                });
-            }
-        }
-    }
-
-    /// Reloaded exactly once, gracefully, and live again.
-    pub fn reloaded_once(&mut self, name: &str) {
-        if let Err(e) = stack::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))
-        {
-            self.fail(format!("{name}: {e}"));
-        }
-    }
-
-    /// Not touched, and live.
-    pub fn untouched(&mut self, name: &str) {
-        if let Err(e) = stack::check_untouched(self.r.before.get(name), self.r.after.get(name)) {
-            self.fail(format!("{name} should be untouched: {e}"));
-        }
-    }
-
-    /// Each of `names` ended reloaded exactly once or untouched (none
-    /// half-reloaded, none twice). Returns (reloaded, untouched).
-    pub fn each_reloaded_or_untouched(&mut self, names: &[String]) -> (Vec<String>, Vec<String>) {
-        let mut reloaded = Vec::new();
-        let mut untouched = Vec::new();
-        for name in names {
-            let b = self.r.before.get(name);
-            let a = self.r.after.get(name);
-            match (
-                stack::check_reloaded_once(b, a),
-                stack::check_untouched(b, a),
-            ) {
-                (Ok(()), _) => reloaded.push(name.clone()),
-                (_, Ok(())) => untouched.push(name.clone()),
-                (Err(r), Err(u)) => self.fail(format!(
-                    "{name} is neither reloaded once ({r}) nor untouched ({u})"
-                )),
-            }
-        }
-        (reloaded, untouched)
-    }
-
-    /// The `--json` summary lists exactly `expected` under `field`.
-    pub fn summary_list(&mut self, field: &str, expected: &[String]) {
-        let mut want: Vec<String> = expected.to_vec();
-        want.sort();
-        match self.r.run.summary_list(field) {
-            None => self.fail(format!(
-                "the --json output has no summary event with a `{field}` array"
-            )),
-            Some(got) => self.check(got == want, || {
-                format!("--json summary `{field}` is {got:?}, the stack says {want:?}")
-            }),
-        }
-    }
-
-    /// The summary's `lowest_live` is at least `k`.
-    pub fn summary_lowest_live(&mut self, k: usize) {
-        let Some(s) = self.r.run.summary() else {
-            return self.fail("no --json summary event");
-        };
-        let v = s.get("lowest_live");
-        let ok = match v {
-            Some(serde_json::Value::Number(n)) => n.as_u64().is_some_and(|n| n >= k as u64),
-            Some(serde_json::Value::Object(m)) => m
-                .values()
-                .all(|x| x.as_u64().is_some_and(|n| n >= k as u64)),
-            _ => false,
-        };
-        self.check(ok, || {
-            format!("--json summary lowest_live is {v:?}, K = {k}")
-        });
-    }
-
-    /// Panics with every problem and the full report; with `E2E_VERBOSE` set
-    /// prints the report even when all is well.
-    pub fn finish(self) {
-        let r = self.r;
-        record::outcome(&r.load, &r.samples, r.run.code, self.problems.is_empty());
-        if self.problems.is_empty() && std::env::var_os("E2E_VERBOSE").is_some() {
-            eprintln!("{}", self.r.context());
-        }
-        if !self.problems.is_empty() {
-            let mut msg = String::from("\n");
-            for p in &self.problems {
-                let _ = writeln!(msg, "  * {p}");
-            }
-            panic!(
-                "{} problem(s):{msg}{}",
-                self.problems.len(),
-                self.r.context()
-            );
-        }
-    }
-}
-
-/// `--json` events with the time (ms after t0) the test first saw each line:
-/// an upper bound of when the event happened.
-#[derive(Default)]
-pub struct ArrivedEvents {
-    pub events: Vec<(u128, serde_json::Value)>,
-}
-
-impl ArrivedEvents {
-    /// Takes the events that arrived since the last call.
-    pub fn poll(&mut self, tool: &Tool, now_ms: u128) {
-        let all = tool.events_so_far();
-        for e in all.into_iter().skip(self.events.len()) {
-            self.events.push((now_ms, e));
-        }
-    }
-
-    /// Arrival of the first event `kind` (of `vassal`, if given).
-    pub fn first(&self, kind: &str, vassal: Option<&str>) -> Option<u128> {
-        self.events
-            .iter()
-            .find(|(_, e)| {
-                tool::event_kind(e) == kind
-                    && vassal.map_or(true, |v| tool::event_vassal(e).as_deref() == Some(v))
-            })
-            .map(|(t, _)| *t)
-    }
-
-    /// Arrival times of every event `kind`, with its vassal.
-    pub fn all(&self, kind: &str) -> Vec<(u128, String)> {
-        self.events
-            .iter()
-            .filter(|(_, e)| tool::event_kind(e) == kind)
-            .map(|(t, e)| (*t, tool::event_vassal(e).unwrap_or_default()))
-            .collect()
-    }
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Polls until `cond` returns `Some`, every `every`, at most `timeout`.

@@ -11,8 +11,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use super::stack::Stack;
 use super::tail;
+use super::Stack;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_uwsgi-reload");
 

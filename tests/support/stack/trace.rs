@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uwsgi_reload::stats::FastrouterSnapshot;
 
-use super::stack::read_stats;
+use super::read_stats;
 use super::tool::{event_kind, event_vassal, ToolRun, BIN};
 
 /// One node in one sample: (ref, death_mark).

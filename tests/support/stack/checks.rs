@@ -1,0 +1,306 @@
+//! The expectations of a rollout ([`Checks`]: collects every violation, then
+//! panics once with all of them and the full report), and the tool's
+//! `--json` events with their arrival times ([`ArrivedEvents`]).
+
+use std::fmt::Write as _;
+
+use super::{record, tool, Rollout, Tool};
+
+/// Collects every violated expectation of a rollout, so that one failure
+/// report lists them all.
+pub struct Checks<'a> {
+    pub r: &'a Rollout,
+    pub problems: Vec<String>,
+}
+
+impl Checks<'_> {
+    pub fn fail(&mut self, what: impl Into<String>) {
+        self.problems.push(what.into());
+    }
+
+    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.problems.push(what());
+        }
+    }
+
+    pub fn exit(&mut self, code: i32) {
+        let r = self.r;
+        self.check(r.run.code == Some(code), || {
+            format!(
+                "uwsgi-reload exited with {:?} (signal {:?}, killed by the test {}), expected {code}",
+                r.run.code, r.run.signal, r.run.timed_out
+            )
+        });
+    }
+
+    /// No request failed, and the load really ran.
+    pub fn no_failed_requests(&mut self) {
+        let l = &self.r.load;
+        self.check(l.ok > 0, || {
+            "the load generator got no answer at all".into()
+        });
+        self.check(l.failures.is_empty(), || {
+            let first = &l.failures[0];
+            format!(
+                "{} of {} requests failed (first at {} ms: {})",
+                l.failures.len(),
+                l.sent,
+                first.at_ms,
+                first.what
+            )
+        });
+    }
+
+    /// The fastrouter never showed fewer than `k` live nodes for `key`.
+    pub fn lowest_live(&mut self, key: &str, k: usize) {
+        let s = &self.r.samples;
+        self.check(s.samples > 10, || {
+            format!("the sampler took only {} samples", s.samples)
+        });
+        let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
+        self.check(lowest >= k, || {
+            format!(
+                "key {key}: only {lowest} live node(s) at {} ms, K = {k}",
+                s.lowest_live_at.get(key).copied().unwrap_or(0)
+            )
+        });
+    }
+
+    /// Router number `router` (1 = the first) never showed fewer than `k`
+    /// live nodes for `key`; prints what it measured.
+    pub fn lowest_live_on(&mut self, router: usize, key: &str, k: usize) {
+        let s = match router {
+            1 => &self.r.samples,
+            n => match self.r.other_routers.get(n - 2) {
+                Some(s) => s,
+                None => return self.fail(format!("router {n} was not sampled")),
+            },
+        };
+        let lowest = s.lowest_live.get(key).copied().unwrap_or(0);
+        eprintln!(
+            "[e2e measured] router {router}: {} samples, key {key}: lowest live {lowest}, K = {k}",
+            s.samples
+        );
+        self.check(s.samples > 10, || {
+            format!(
+                "router {router}: the sampler took only {} samples",
+                s.samples
+            )
+        });
+        self.check(lowest >= k, || {
+            format!(
+                "router {router}, key {key}: only {lowest} live node(s) at {} ms, K = {k}",
+                s.lowest_live_at.get(key).copied().unwrap_or(0)
+            )
+        });
+    }
+
+    /// The fastrouter never showed fewer than `k` live nodes for `key` from
+    /// `from_ms` (after t0) to the end of the sampling, outside `excluded`
+    /// windows. Prints what it measured.
+    pub fn lowest_live_since(
+        &mut self,
+        key: &str,
+        k: usize,
+        from_ms: u128,
+        excluded: &[(u128, u128)],
+    ) {
+        let s = &self.r.samples;
+        let low = s.lowest_live_between(key, from_ms, u128::MAX, excluded);
+        eprintln!(
+            "[e2e measured] key {key}: lowest live from {from_ms} ms (excluding {excluded:?}): {low:?}, K = {k}"
+        );
+        match low {
+            None => self.fail(format!("key {key}: no sample after {from_ms} ms")),
+            Some((n, at)) => self.check(n >= k, || {
+                format!("key {key}: only {n} live node(s) at {at} ms (after {from_ms} ms), K = {k}")
+            }),
+        }
+    }
+
+    /// No request failed except those whose run [start, end] overlaps an
+    /// `excused` window (a fault that is not the tool's: a router down, a
+    /// killed vassal before the tool started); those are counted and printed
+    /// apart. Returns (the tool's failures, excused ones).
+    pub fn no_failed_requests_outside(
+        &mut self,
+        excused: &[(u128, u128)],
+        why: &str,
+    ) -> (usize, usize) {
+        let l = &self.r.load;
+        let (exc, mine): (Vec<_>, Vec<_>) = l.failures.iter().partition(|f| {
+            let (a, b) = (f.at_ms, f.at_ms + f.took_ms);
+            excused.iter().any(|(s, e)| a <= *e && b >= *s)
+        });
+        eprintln!(
+            "[e2e measured] requests: {} sent, {} ok, {} failed: {} in the excused windows {excused:?} ({why}), {} \
+             outside them",
+            l.sent,
+            l.ok,
+            l.failures.len(),
+            exc.len(),
+            mine.len()
+        );
+        self.check(l.ok > 0, || {
+            "the load generator got no answer at all".into()
+        });
+        if let Some(first) = mine.first() {
+            self.fail(format!(
+                "{} of {} requests failed outside the excused windows (first started at {} ms, took {} ms: {})",
+                mine.len(),
+                l.sent,
+                first.at_ms,
+                first.took_ms,
+                first.what
+            ));
+        }
+        (mine.len(), exc.len())
+    }
+
+    /// `name`'s node (`node` if given, else its first) is in the fastrouter
+    /// after the rollout, not death-marked, announced within `tolerance` s.
+    pub fn node_fresh(&mut self, name: &str, tolerance: i64) {
+        match &self.r.after.get(name).node {
+            None => self.fail(format!(
+                "{name}: no node in the fastrouter after the rollout"
+            )),
+            Some(n) => {
+                let age = super::now_secs() - n.last_check;
+                self.check(n.death_mark == 0 && age <= tolerance + 1, || {
+                    format!(
+                        "{name}: node death_mark {}, last announce {age} s ago (tolerance {tolerance} s)",
+                        n.death_mark
+                    )
+                });
+            }
+        }
+    }
+
+    /// Reloaded exactly once, gracefully, and live again.
+    pub fn reloaded_once(&mut self, name: &str) {
+        if let Err(e) = super::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))
+        {
+            self.fail(format!("{name}: {e}"));
+        }
+    }
+
+    /// Not touched, and live.
+    pub fn untouched(&mut self, name: &str) {
+        if let Err(e) = super::check_untouched(self.r.before.get(name), self.r.after.get(name)) {
+            self.fail(format!("{name} should be untouched: {e}"));
+        }
+    }
+
+    /// Each of `names` ended reloaded exactly once or untouched (none
+    /// half-reloaded, none twice). Returns (reloaded, untouched).
+    pub fn each_reloaded_or_untouched(&mut self, names: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut reloaded = Vec::new();
+        let mut untouched = Vec::new();
+        for name in names {
+            let b = self.r.before.get(name);
+            let a = self.r.after.get(name);
+            match (
+                super::check_reloaded_once(b, a),
+                super::check_untouched(b, a),
+            ) {
+                (Ok(()), _) => reloaded.push(name.clone()),
+                (_, Ok(())) => untouched.push(name.clone()),
+                (Err(r), Err(u)) => self.fail(format!(
+                    "{name} is neither reloaded once ({r}) nor untouched ({u})"
+                )),
+            }
+        }
+        (reloaded, untouched)
+    }
+
+    /// The `--json` summary lists exactly `expected` under `field`.
+    pub fn summary_list(&mut self, field: &str, expected: &[String]) {
+        let mut want: Vec<String> = expected.to_vec();
+        want.sort();
+        match self.r.run.summary_list(field) {
+            None => self.fail(format!(
+                "the --json output has no summary event with a `{field}` array"
+            )),
+            Some(got) => self.check(got == want, || {
+                format!("--json summary `{field}` is {got:?}, the stack says {want:?}")
+            }),
+        }
+    }
+
+    /// The summary's `lowest_live` is at least `k`.
+    pub fn summary_lowest_live(&mut self, k: usize) {
+        let Some(s) = self.r.run.summary() else {
+            return self.fail("no --json summary event");
+        };
+        let v = s.get("lowest_live");
+        let ok = match v {
+            Some(serde_json::Value::Number(n)) => n.as_u64().is_some_and(|n| n >= k as u64),
+            Some(serde_json::Value::Object(m)) => m
+                .values()
+                .all(|x| x.as_u64().is_some_and(|n| n >= k as u64)),
+            _ => false,
+        };
+        self.check(ok, || {
+            format!("--json summary lowest_live is {v:?}, K = {k}")
+        });
+    }
+
+    /// Panics with every problem and the full report; with `E2E_VERBOSE` set
+    /// prints the report even when all is well.
+    pub fn finish(self) {
+        let r = self.r;
+        record::outcome(&r.load, &r.samples, r.run.code, self.problems.is_empty());
+        if self.problems.is_empty() && std::env::var_os("E2E_VERBOSE").is_some() {
+            eprintln!("{}", self.r.context());
+        }
+        if !self.problems.is_empty() {
+            let mut msg = String::from("\n");
+            for p in &self.problems {
+                let _ = writeln!(msg, "  * {p}");
+            }
+            panic!(
+                "{} problem(s):{msg}{}",
+                self.problems.len(),
+                self.r.context()
+            );
+        }
+    }
+}
+
+/// `--json` events with the time (ms after t0) the test first saw each line:
+/// an upper bound of when the event happened.
+#[derive(Default)]
+pub struct ArrivedEvents {
+    pub events: Vec<(u128, serde_json::Value)>,
+}
+
+impl ArrivedEvents {
+    /// Takes the events that arrived since the last call.
+    pub fn poll(&mut self, tool: &Tool, now_ms: u128) {
+        let all = tool.events_so_far();
+        for e in all.into_iter().skip(self.events.len()) {
+            self.events.push((now_ms, e));
+        }
+    }
+
+    /// Arrival of the first event `kind` (of `vassal`, if given).
+    pub fn first(&self, kind: &str, vassal: Option<&str>) -> Option<u128> {
+        self.events
+            .iter()
+            .find(|(_, e)| {
+                tool::event_kind(e) == kind
+                    && vassal.map_or(true, |v| tool::event_vassal(e).as_deref() == Some(v))
+            })
+            .map(|(t, _)| *t)
+    }
+
+    /// Arrival times of every event `kind`, with its vassal.
+    pub fn all(&self, kind: &str) -> Vec<(u128, String)> {
+        self.events
+            .iter()
+            .filter(|(_, e)| tool::event_kind(e) == kind)
+            .map(|(t, e)| (*t, tool::event_vassal(e).unwrap_or_default()))
+            .collect()
+    }
+}
