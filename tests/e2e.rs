@@ -22,8 +22,12 @@
 //! assertions can fail about once in 20 rollouts: that is a bug of the tool,
 //! never noise. No retry, no tolerance here.
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/stack/mod.rs"]
 mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 use std::time::Duration;
 

@@ -29,8 +29,12 @@
 //! straight to one vassal's socket), `ansible.rs` (ansible-core in a
 //! private venv, the inventory, the play's recap).
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/stack/mod.rs"]
 mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 #[path = "e2e_fleet/ansible.rs"]
 mod ansible;
@@ -49,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use hosts::MultiHost;
 use serde_json::Value;
-use stack::tool::{event_kind, event_vassal, ToolRun};
+use stack::tool::{event_kind, event_vassal, Run};
 use stack::trace;
 use stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
 use stack::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
@@ -91,7 +95,7 @@ impl Problems {
     fn fail(&mut self, what: impl Into<String>) {
         self.list.push(what.into());
     }
-    fn exit(&mut self, label: &str, run: &ToolRun, code: i32) {
+    fn exit(&mut self, label: &str, run: &Run, code: i32) {
         self.check(run.code == Some(code), || {
             format!(
                 "{label}: uwsgi-reload exited with {:?} (signal {:?}, killed by the test {}), expected {code}",
@@ -163,7 +167,7 @@ fn events_of<'a>(events: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a
 }
 
 /// The summary's list `field`, as vassal stems, sorted.
-fn summary_names(run: &ToolRun, field: &str) -> Option<Vec<String>> {
+fn summary_names(run: &Run, field: &str) -> Option<Vec<String>> {
     run.summary_list(field)
 }
 
@@ -540,7 +544,7 @@ fn deploy_broken_without_need_app(stack: &Stack, name: &str) {
 /// broken deploy without need-app (no load: the broken vassal answers 500
 /// to whatever the fastrouter sends it, with or without the probe).
 /// Returns the stack, the fleet before and after, and the run.
-fn broken_deploy_rollout(extra: &[&str]) -> (Stack, Fleet, Fleet, ToolRun, String) {
+fn broken_deploy_rollout(extra: &[&str]) -> (Stack, Fleet, Fleet, Run, String) {
     let stack = Stack::start(StackSpec::new(4));
     let bad = vassal_name(2);
     deploy_broken_without_need_app(&stack, &bad);
@@ -550,7 +554,7 @@ fn broken_deploy_rollout(extra: &[&str]) -> (Stack, Fleet, Fleet, ToolRun, Strin
     (stack, before, after, run, bad)
 }
 
-fn fleet_context(p: &mut Problems, run: &ToolRun, before: &Fleet, after: &Fleet) {
+fn fleet_context(p: &mut Problems, run: &Run, before: &Fleet, after: &Fleet) {
     p.note("run", run.describe());
     p.note("fleet before", before.describe());
     p.note("fleet after", after.describe());
@@ -754,7 +758,7 @@ fn fleet_status_and_dry_run_touch_nothing() {
             .concat(),
         ),
     ];
-    let runs: Vec<(&str, ToolRun)> = cmds
+    let runs: Vec<(&str, Run)> = cmds
         .into_iter()
         .map(|(l, a)| (l, Tool::spawn(a).wait(Duration::from_secs(60))))
         .collect();

@@ -31,8 +31,12 @@
 //!   cargo test --release --test e2e_liveness -- --ignored --test-threads=1
 //! `E2E_VERBOSE=1` prints each report, `E2E_KEEP=1` keeps the temp dirs.
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/stack/mod.rs"]
 mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 #[allow(dead_code)]
 #[path = "e2e_liveness/stale_node.rs"]

@@ -8,8 +8,12 @@
 //!   flock /tmp/uwsgi-reload-realstack.lock \
 //!     cargo test --release --test e2e_speed -- --ignored --nocapture
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/stack/mod.rs"]
 mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 use std::time::Duration;
 

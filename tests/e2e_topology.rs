@@ -27,8 +27,12 @@
 //!     cargo test --release --test e2e_topology -- --ignored --test-threads=1
 //! `E2E_VERBOSE=1` prints each report, `E2E_KEEP=1` keeps the temp dirs.
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/stack/mod.rs"]
 mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 #[path = "e2e_topology/cheap.rs"]
 mod cheap;

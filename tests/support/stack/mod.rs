@@ -1,6 +1,8 @@
 //! End-to-end harness: a real uWSGI Emperor + fastrouter + vassals + nginx per
 //! test (the files of `examples/stack/`), a load generator, a fastrouter stats
-//! sampler, and a runner for the `uwsgi-reload` binary.
+//! sampler, and the `uwsgi-reload` binary run against the stack. A crate
+//! that includes it also includes tests/support/binary.rs and
+//! tests/support/temp_dir.rs as `binary` and `temp_dir`.
 //!
 //! - [`spec`]: what to start ([`StackSpec`]).
 //! - [`start`]: starts a stack in its own temporary directory (unix sockets,
@@ -56,6 +58,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use crate::binary::tail;
 pub use change::replace_keeping_mtime;
 pub use checks::{ArrivedEvents, Checks};
 pub use fleet::{check_reloaded_once, check_untouched, Fleet, NodeState, VassalState};
@@ -65,7 +68,7 @@ pub use sampler::{SampleReport, Sampler};
 pub use spec::{vassal_name, StackSpec};
 pub use start::{free_port, Stack};
 pub use stats::read_stats;
-pub use tool::{Tool, ToolRun};
+pub use tool::{Run, Tool};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -94,19 +97,4 @@ pub fn poll<T>(
         }
         std::thread::sleep(every);
     }
-}
-
-/// Keeps the last `n` lines of `text`.
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    let mut out = String::new();
-    if start > 0 {
-        let _ = writeln!(out, "[... {start} earlier lines]");
-    }
-    for l in &lines[start..] {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out
 }

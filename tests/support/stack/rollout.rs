@@ -5,9 +5,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use super::{
-    Checks, Fleet, Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, Tool, ToolRun,
-};
+use super::{Checks, Fleet, Load, LoadReport, LoadSpec, Run, SampleReport, Sampler, Stack, Tool};
 
 /// Everything observed during one rollout under load.
 pub struct Rollout {
@@ -15,7 +13,7 @@ pub struct Rollout {
     pub before: Fleet,
     /// The stack's state read right after the tool exited.
     pub after: Fleet,
-    pub run: ToolRun,
+    pub run: Run,
     pub load: LoadReport,
     pub samples: SampleReport,
     /// The same sampling of every other fastrouter

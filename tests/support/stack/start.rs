@@ -11,7 +11,6 @@ use std::os::unix::fs::{symlink, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,11 +18,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{repo_root, tail, vassal_name, StackSpec};
+use crate::temp_dir::TempDir;
 
 /// One stack at a time in this process: stacks compete for 2 cores, and a
 /// rollout's timing must not depend on a neighbour's.
 static E2E_LOCK: Mutex<()> = Mutex::new(());
-static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A running stack. Dropping it stops everything it started.
 pub struct Stack {
@@ -42,23 +41,11 @@ pub struct Stack {
     pub(super) fastrouter: Mutex<Option<Child>>,
     /// The second one (`StackSpec::two_fastrouters`).
     pub(super) fastrouter_b: Mutex<Option<Child>>,
+    /// The directory `dir`: removed after everything above is stopped,
+    /// unless kept.
+    tmp: TempDir,
     // last: released after everything above is stopped
     _lock: MutexGuard<'static, ()>,
-}
-
-fn make_temp_dir() -> PathBuf {
-    let base = std::env::var_os("E2E_TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    loop {
-        let n = DIR_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = base.join(format!("ur-e2e-{}-{}", std::process::id(), n));
-        match fs::create_dir(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create {}: {e}", dir.display()),
-        }
-    }
 }
 
 fn require_program(name: &str) {
@@ -110,7 +97,8 @@ impl Stack {
         let lock = E2E_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         super::uwsgi_under_test::require_bin();
         require_program("nginx");
-        let dir = make_temp_dir();
+        let tmp = TempDir::new("e2e");
+        let dir = tmp.path.clone();
         for sub in ["vassals", "logs", "state", "nginx-temp"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
@@ -125,6 +113,7 @@ impl Stack {
             nginx: None,
             fastrouter: Mutex::new(None),
             fastrouter_b: Mutex::new(None),
+            tmp,
             _lock: lock,
         };
         let src = repo_root().join("examples/stack");
@@ -468,8 +457,7 @@ impl Drop for Stack {
         self.stop();
         if panicking || std::env::var_os("E2E_KEEP").is_some() {
             eprintln!("[e2e harness] kept {}", self.dir.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
+            self.tmp.keep();
         }
     }
 }
