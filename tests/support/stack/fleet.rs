@@ -9,15 +9,24 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::Stack;
+use super::{Host, Stack};
 
 impl Stack {
-    /// The real state of every vassal: the configs present now plus the ones
-    /// the stack started with.
+    /// The real state of every vassal (of the first host): the configs
+    /// present now plus the ones the stack started with.
     pub fn fleet(&self) -> Fleet {
-        let mut names: BTreeSet<String> = self.names.iter().cloned().collect();
-        names.extend(self.config_names());
-        let (emp, fr) = match self.both_stats() {
+        self.fleet_of(self.first_host())
+    }
+
+    /// [`Stack::fleet`] of host `id` (`StackSpec::host`).
+    pub fn host_fleet(&self, id: &str) -> Fleet {
+        self.fleet_of(self.host(id))
+    }
+
+    fn fleet_of(&self, host: &Host) -> Fleet {
+        let mut names: BTreeSet<String> = host.names.iter().cloned().collect();
+        names.extend(host.config_names());
+        let (emp, fr) = match self.both_stats(host) {
             Ok(x) => x,
             Err(e) => panic!("cannot read the stack's stats: {e}\n{}", self.diagnostics()),
         };
@@ -28,9 +37,9 @@ impl Stack {
         }
         let mut vassals = BTreeMap::new();
         for name in names {
-            let id = self.config_file(&name);
+            let id = host.config_file(&name);
             let v = emp.vassal(&id);
-            let node_name = self.node_name(&name);
+            let node_name = host.node_name(&name);
             let node = fr
                 .nodes()
                 .find(|(k, n)| *k == self.key && n.name == node_name)
@@ -40,11 +49,11 @@ impl Stack {
                     refs: n.refs,
                     requests: n.requests,
                 });
-            let link_mtime = fs::symlink_metadata(self.config_path(&name))
+            let link_mtime = fs::symlink_metadata(host.config_path(&name))
                 .ok()
                 .map(|m| m.mtime());
             let (imports, workers) =
-                read_app_log(&self.dir.join("state").join(format!("{name}.log")));
+                read_app_log(&host.dir.join("state").join(format!("{name}.log")));
             vassals.insert(
                 name.clone(),
                 VassalState {

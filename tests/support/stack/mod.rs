@@ -10,7 +10,11 @@
 //!   subscribed (repairing the race of docs/UWSGI.md §9.6 at start), and
 //!   stops everything it started when dropped, also when a test panics.
 //!   Stacks are serialized by a global lock: one stack at a time per process.
-//! - [`stats`]: where the sockets and configs are; reading the stats sockets.
+//! - [`configs`]: the configs written from the templates of `examples/`.
+//! - [`host`]: one Emperor with its vassals ([`Host`]); a stack has one, or
+//!   several sharing one standalone fastrouter and nginx
+//!   (`StackSpec::host`, tests/e2e_fleet.rs).
+//! - [`stats`]: reading the stats sockets.
 //! - [`fleet`]: the real state of every vassal ([`Fleet`]) and the checks
 //!   "reloaded exactly once" and "untouched".
 //! - [`change`]: touch, add, replace quietly, remove drained.
@@ -39,9 +43,11 @@
 
 pub mod change;
 pub mod checks;
+pub mod configs;
 pub mod fastrouter;
 pub mod faults;
 pub mod fleet;
+pub mod host;
 pub mod load;
 pub mod record;
 pub mod rollout;
@@ -62,6 +68,7 @@ pub use crate::binary::tail;
 pub use change::replace_keeping_mtime;
 pub use checks::{ArrivedEvents, Checks};
 pub use fleet::{check_reloaded_once, check_untouched, Fleet, NodeState, VassalState};
+pub use host::Host;
 pub use load::{Load, LoadReport, LoadSpec};
 pub use rollout::{During, LeadIn, Rollout};
 pub use sampler::{SampleReport, Sampler};

@@ -46,6 +46,10 @@ pub struct StackSpec {
     /// Per vassal: the node name the fastrouter shows for it, when it is
     /// not `@STACK_DIR@/<name>.sock` (a TCP socket).
     pub node_names: BTreeMap<String, String>,
+    /// Several hosts (`(id, vassal numbers)`), each an Emperor in
+    /// `host-<id>/` with its vassals, behind the one standalone fastrouter;
+    /// empty: one host with `vassals` vassals in the stack's directory.
+    pub hosts: Vec<(String, Vec<usize>)>,
 }
 
 impl StackSpec {
@@ -64,6 +68,7 @@ impl StackSpec {
             emperor_extra: Vec::new(),
             vassal_files: BTreeMap::new(),
             node_names: BTreeMap::new(),
+            hosts: Vec::new(),
         }
     }
 
@@ -136,6 +141,14 @@ impl StackSpec {
     /// The fastrouter shows vassal `name`'s node as `node`.
     pub fn own_node(mut self, name: &str, node: &str) -> Self {
         self.node_names.insert(name.to_string(), node.to_string());
+        self
+    }
+
+    /// Adds host `id` with vassals `numbers` (3: `app_03.ini`): an Emperor
+    /// in `host-<id>/` behind the shared standalone fastrouter.
+    pub fn host(mut self, id: &str, numbers: &[usize]) -> Self {
+        self.standalone_fastrouter = true;
+        self.hosts.push((id.to_string(), numbers.to_vec()));
         self
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{repo_root, tail, vassal_name, StackSpec};
+use super::{configs, tail, vassal_name, Host, StackSpec};
 use crate::temp_dir::TempDir;
 
 /// One stack at a time in this process: stacks compete for 2 cores, and a
@@ -29,13 +29,14 @@ pub struct Stack {
     pub dir: PathBuf,
     pub port: u16,
     pub key: String,
-    /// The vassals the stack was started with.
+    /// The vassals the (first) host was started with.
     pub names: Vec<String>,
     pub spec: StackSpec,
     /// Repairs of the docs/UWSGI.md §9.6 race done while waiting for the
     /// stack to come up.
     pub start_repairs: Vec<String>,
-    emperor: Option<Child>,
+    /// The Emperors: one, or one per `StackSpec::host`.
+    pub hosts: Vec<Host>,
     nginx: Option<Child>,
     /// The standalone fastrouter (`StackSpec::standalone_fastrouter`).
     pub(super) fastrouter: Mutex<Option<Child>>,
@@ -70,14 +71,6 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn substitute(template: &str, dir: &Path, key: &str, port: u16, user: &str) -> String {
-    template
-        .replace("@STACK_DIR@", dir.to_str().expect("utf-8 temp dir"))
-        .replace("@KEY@", key)
-        .replace("@PORT@", &port.to_string())
-        .replace("@USER@", user)
-}
-
 pub(super) fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -99,83 +92,50 @@ impl Stack {
         require_program("nginx");
         let tmp = TempDir::new("e2e");
         let dir = tmp.path.clone();
-        for sub in ["vassals", "logs", "state", "nginx-temp"] {
+        for sub in ["logs", "nginx-temp"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
+        let user = current_user();
+        // One host in the stack's own directory, or `host-<id>/` per host.
+        let hosts: Vec<Host> = if spec.hosts.is_empty() {
+            let names = (1..=spec.vassals).map(vassal_name).collect();
+            vec![configs::write_host(
+                &spec,
+                "",
+                dir.clone(),
+                &dir,
+                names,
+                &user,
+            )]
+        } else {
+            assert!(
+                spec.standalone_fastrouter && !spec.two_fastrouters && !spec.fastrouter_vassal,
+                "hosts share one standalone fastrouter"
+            );
+            spec.hosts
+                .iter()
+                .map(|(id, numbers)| {
+                    let names = numbers.iter().copied().map(vassal_name).collect();
+                    let host_dir = dir.join(format!("host-{id}"));
+                    configs::write_host(&spec, id, host_dir, &dir, names, &user)
+                })
+                .collect()
+        };
+        configs::write_routers(&spec, &dir, &user);
         let mut stack = Stack {
             dir: dir.clone(),
             port: 0,
             key: spec.key.clone(),
-            names: (1..=spec.vassals).map(vassal_name).collect(),
+            names: hosts[0].names.clone(),
             spec: spec.clone(),
             start_repairs: Vec::new(),
-            emperor: None,
+            hosts,
             nginx: None,
             fastrouter: Mutex::new(None),
             fastrouter_b: Mutex::new(None),
             tmp,
             _lock: lock,
         };
-        let src = repo_root().join("examples/stack");
-        let user = current_user();
-        let sub = |t: &str| substitute(t, &dir, &spec.key, 0, &user);
-        let append = |text: &mut String, lines: &[String]| {
-            if !lines.is_empty() {
-                text.push_str("\n; added by the e2e harness\n");
-                for l in lines {
-                    text.push_str(&sub(l));
-                    text.push('\n');
-                }
-            }
-        };
-        for f in ["emperor.ini", "vassal.ini", "app.py"] {
-            let from = super::topology::template_path(&spec, f);
-            let t = fs::read_to_string(&from)
-                .unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
-            let mut text = sub(&t);
-            if f == "vassal.ini" {
-                // UWSGI_APP: Debian's plugin, a built-in Python, or no language
-                text = super::uwsgi_under_test::adapt_vassal_ini(&text);
-                append(&mut text, &spec.vassal_extra);
-            }
-            if f == "emperor.ini" {
-                if spec.standalone_fastrouter || spec.fastrouter_vassal {
-                    let (emperor, mut router) = super::fastrouter::split_emperor_ini(&text, &dir);
-                    append(&mut router, &spec.fastrouter_extra);
-                    super::topology::write_routers(&spec, &dir, router, &sub);
-                    text = emperor;
-                } else {
-                    append(&mut text, &spec.fastrouter_extra);
-                }
-                append(&mut text, &spec.emperor_extra);
-            }
-            fs::write(dir.join(f), text).unwrap();
-        }
-        let vassal_ini = fs::read_to_string(dir.join("vassal.ini")).unwrap();
-        for name in &stack.names {
-            if let Some((file, text)) = spec.vassal_files.get(name) {
-                fs::write(dir.join("vassals").join(file), sub(text)).unwrap();
-                continue;
-            }
-            let path = dir.join("vassals").join(format!("{name}.ini"));
-            let lines = spec.vassal_own_lines.get(name);
-            let drop = spec.vassal_own_drop.get(name);
-            if lines.is_none() && drop.is_none() {
-                symlink("../vassal.ini", path).unwrap();
-                continue;
-            }
-            let dropped = |l: &str| {
-                let opt = l.split('=').next().unwrap_or("").trim();
-                drop.is_some_and(|d| d.iter().any(|o| o == opt))
-            };
-            let mut text: String = vassal_ini
-                .lines()
-                .filter(|l| !dropped(l))
-                .flat_map(|l| [l, "\n"])
-                .collect();
-            append(&mut text, lines.map_or(&[][..], |v| v.as_slice()));
-            fs::write(path, text).unwrap();
-        }
         if spec.standalone_fastrouter {
             if let Err(e) = stack
                 .start_fastrouter()
@@ -185,20 +145,22 @@ impl Stack {
             }
         }
 
-        let log = fs::File::create(dir.join("logs/emperor.out")).unwrap();
-        let emperor = Command::new(super::uwsgi_under_test::bin())
-            .arg("--ini")
-            .arg(dir.join("emperor.ini"))
-            .current_dir(&dir)
-            .env("APP_IMPORT_DELAY", spec.import_delay_secs.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("start uwsgi");
-        stack.emperor = Some(emperor);
-        stack.start_nginx(&src, &user);
+        for host in &mut stack.hosts {
+            let log = fs::File::create(host.dir.join("logs/emperor.out")).unwrap();
+            let emperor = Command::new(super::uwsgi_under_test::bin())
+                .arg("--ini")
+                .arg(host.dir.join("emperor.ini"))
+                .current_dir(&host.dir)
+                .env("APP_IMPORT_DELAY", spec.import_delay_secs.to_string())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("start uwsgi");
+            host.emperor = Some(emperor);
+        }
+        stack.start_nginx(&user);
 
         let budget =
             Duration::from_secs(60) + Duration::from_secs_f64(spec.import_delay_secs * 3.0);
@@ -213,8 +175,7 @@ impl Stack {
         stack
     }
 
-    fn start_nginx(&mut self, src: &Path, user: &str) {
-        let _ = src;
+    fn start_nginx(&mut self, user: &str) {
         let from = super::topology::template_path(&self.spec, "nginx.conf");
         let template =
             fs::read_to_string(&from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
@@ -224,7 +185,7 @@ impl Stack {
             let port = free_port();
             fs::write(
                 self.dir.join("nginx.conf"),
-                substitute(&template, &self.dir, &self.key, port, user),
+                configs::substitute(&template, &self.dir, &self.key, port, user),
             )
             .unwrap();
             let log = fs::File::create(self.dir.join("logs/nginx.out")).unwrap();
@@ -285,32 +246,6 @@ impl Stack {
 }
 
 impl Stack {
-    /// Whether the current generation of `name` unblocked its subscriptions
-    /// (its log says "subscriptions re-enabled" after the last start).
-    fn subscriptions_unblocked(&self, name: &str) -> bool {
-        let log = fs::read_to_string(self.vassal_log(name)).unwrap_or_default();
-        let generation = log.rsplit("*** Starting uWSGI").next().unwrap_or("");
-        let mut unblocked = false;
-        for line in generation.lines() {
-            if line.contains("subscriptions re-enabled") {
-                unblocked = true;
-            } else if line.contains("subscriptions blocked") {
-                unblocked = false;
-            }
-        }
-        unblocked
-    }
-
-    /// Writes `cmd` to the master FIFO of `name` (non-blocking; an absent
-    /// reader is an error).
-    pub fn write_fifo(&self, name: &str, cmd: &str) -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(self.fifo_path(name))?;
-        f.write_all(cmd.as_bytes())
-    }
-
     /// Waits until every vassal in the directory accepts (Emperor) and has a
     /// live node (fastrouter). docs/UWSGI.md §9.6: a vassal that accepts, has no node
     /// after 4 s and whose subscriptions are still blocked gets `S` on its
@@ -321,57 +256,61 @@ impl Stack {
         let mut repaired_at: HashMap<String, Instant> = HashMap::new();
         let mut repairs = Vec::new();
         loop {
-            let names = self.config_names();
             let mut pending = Vec::new();
-            match self.both_stats() {
-                Err(e) => pending.push(e),
-                Ok((emp, fr)) => {
-                    for name in &names {
-                        let v = emp.vassal(&self.config_file(name));
-                        let accepting = v.is_some_and(|v| v.accepting == 1 && v.cursed == 0);
-                        let node = self.node_name(name);
-                        let live = fr
-                            .nodes()
-                            .any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0)
-                            && self.live_on_other_routers(name);
-                        if accepting && live {
-                            accepting_since.remove(name);
-                            continue;
-                        }
-                        pending.push(format!(
-                            "{name}: {}, {}",
-                            if v.is_none() {
-                                "not in the Emperor's stats"
-                            } else if accepting {
-                                "accepting"
-                            } else {
-                                "not accepting"
-                            },
-                            if live { "subscribed" } else { "no live node" }
-                        ));
-                        if accepting && !live {
-                            let since = *accepting_since
-                                .entry(name.clone())
-                                .or_insert_with(Instant::now);
-                            let recently = repaired_at
-                                .get(name)
-                                .is_some_and(|t| t.elapsed() < Duration::from_secs(12));
-                            if since.elapsed() > Duration::from_secs(4)
-                                && !recently
-                                && !self.subscriptions_unblocked(name)
-                            {
-                                eprintln!(
-                                    "[e2e harness] {name} accepts but is not subscribed and its subscriptions are \
-                                     blocked (docs/UWSGI.md §9.6): writing S to its FIFO"
-                                );
-                                match self.write_fifo(name, "S") {
-                                    Ok(()) => {
-                                        repaired_at.insert(name.clone(), Instant::now());
-                                        repairs.push(name.clone());
-                                    }
-                                    Err(e) => {
-                                        eprintln!("[e2e harness] writing S to {name}'s FIFO: {e}")
-                                    }
+            for host in &self.hosts {
+                let (emp, fr) = match self.both_stats(host) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        pending.push(e);
+                        continue;
+                    }
+                };
+                for name in &host.config_names() {
+                    let tag = host.tag(name);
+                    let v = emp.vassal(&host.config_file(name));
+                    let accepting = v.is_some_and(|v| v.accepting == 1 && v.cursed == 0);
+                    let node = host.node_name(name);
+                    let live = fr
+                        .nodes()
+                        .any(|(k, n)| k == self.key && n.name == node && n.death_mark == 0)
+                        && self.live_on_other_routers(name);
+                    if accepting && live {
+                        accepting_since.remove(&tag);
+                        continue;
+                    }
+                    pending.push(format!(
+                        "{tag}: {}, {}",
+                        if v.is_none() {
+                            "not in the Emperor's stats"
+                        } else if accepting {
+                            "accepting"
+                        } else {
+                            "not accepting"
+                        },
+                        if live { "subscribed" } else { "no live node" }
+                    ));
+                    if accepting && !live {
+                        let since = *accepting_since
+                            .entry(tag.clone())
+                            .or_insert_with(Instant::now);
+                        let recently = repaired_at
+                            .get(&tag)
+                            .is_some_and(|t| t.elapsed() < Duration::from_secs(12));
+                        if since.elapsed() > Duration::from_secs(4)
+                            && !recently
+                            && !host.subscriptions_unblocked(name)
+                        {
+                            eprintln!(
+                                "[e2e harness] {tag} accepts but is not subscribed and its subscriptions are \
+                                 blocked (docs/UWSGI.md §9.6): writing S to its FIFO"
+                            );
+                            match host.write_fifo(name, "S") {
+                                Ok(()) => {
+                                    repaired_at.insert(tag.clone(), Instant::now());
+                                    repairs.push(tag);
+                                }
+                                Err(e) => {
+                                    eprintln!("[e2e harness] writing S to {tag}'s FIFO: {e}")
                                 }
                             }
                         }
@@ -385,9 +324,14 @@ impl Stack {
             if Instant::now() > deadline {
                 return Err(format!("still waiting for: {}", pending.join("; ")));
             }
-            if let Some(e) = self.emperor.as_mut() {
-                if let Ok(Some(st)) = e.try_wait() {
-                    return Err(format!("the Emperor exited with {st}"));
+            for host in &mut self.hosts {
+                if let Some(Ok(Some(st))) = host.emperor.as_mut().map(Child::try_wait) {
+                    let of = if host.id.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" of host {}", host.id)
+                    };
+                    return Err(format!("the Emperor{of} exited with {st}"));
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -404,13 +348,15 @@ impl Stack {
             self.port
         );
         let mut files = vec![
-            self.dir.join("logs/emperor.log"),
             self.dir.join("logs/fastrouter.log"),
             self.dir.join("logs/fastrouter-b.log"),
             self.dir.join("logs/nginx-error.log"),
         ];
-        for n in self.config_names() {
-            files.push(self.vassal_log(&n));
+        for host in &self.hosts {
+            files.push(host.dir.join("logs/emperor.log"));
+            for n in host.config_names() {
+                files.push(host.vassal_log(&n));
+            }
         }
         for f in files {
             if let Ok(t) = fs::read_to_string(&f) {
@@ -420,8 +366,8 @@ impl Stack {
         s
     }
 
-    /// Stops nginx and the Emperor (SIGINT, then SIGKILL of its process
-    /// group). Idempotent.
+    /// Stops nginx and the Emperors (SIGINT, then SIGKILL of each one's
+    /// process group), then the standalone fastrouter(s). Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut n) = self.nginx.take() {
             let pg = Pid::from_raw(-(n.id() as i32));
@@ -433,10 +379,17 @@ impl Stack {
             // the workers, should any be left
             let _ = kill(pg, Signal::SIGKILL);
         }
-        if let Some(mut e) = self.emperor.take() {
-            let pg = Pid::from_raw(-(e.id() as i32));
-            // SIGINT: the Emperor stops every vassal, then exits (~4 s)
+        let emperors: Vec<Child> = self
+            .hosts
+            .iter_mut()
+            .filter_map(|h| h.emperor.take())
+            .collect();
+        // SIGINT: each Emperor stops every vassal, then exits (~4 s)
+        for e in &emperors {
             let _ = kill(Pid::from_raw(e.id() as i32), Signal::SIGINT);
+        }
+        for mut e in emperors {
+            let pg = Pid::from_raw(-(e.id() as i32));
             if !wait_child(&mut e, Duration::from_secs(6)) {
                 let _ = kill(pg, Signal::SIGKILL);
                 let _ = e.wait();

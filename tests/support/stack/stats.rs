@@ -1,4 +1,5 @@
-//! Where a stack's files and sockets are, and reading its stats sockets.
+//! Reading stats sockets; where the fastrouter's sockets are (each host's
+//! own paths are in host.rs).
 
 use std::fs;
 use std::io::Read;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use uwsgi_reload::stats::{EmperorSnapshot, FastrouterSnapshot};
 
-use super::Stack;
+use super::{Host, Stack};
 
 /// Timeout of one stats read (connect + read to EOF), docs/UWSGI.md §13.
 const STATS_TIMEOUT: Duration = Duration::from_secs(3);
@@ -35,13 +36,6 @@ pub fn read_stats(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 impl Stack {
-    // ---- paths ----
-    pub fn vassals_dir(&self) -> PathBuf {
-        self.dir.join("vassals")
-    }
-    pub fn emperor_stats_path(&self) -> PathBuf {
-        self.dir.join("emperor-stats.sock")
-    }
     /// The (first) fastrouter's stats socket.
     pub fn fastrouter_stats_path(&self) -> PathBuf {
         self.fastrouter_stats_paths().remove(0)
@@ -49,35 +43,6 @@ impl Stack {
     /// The (first) fastrouter's subscription server.
     pub fn subscription_path(&self) -> PathBuf {
         self.subscription_paths().remove(0)
-    }
-    /// The config file name of vassal `name` (what the Emperor calls it).
-    pub fn config_file(&self, name: &str) -> String {
-        match self.spec.vassal_files.get(name) {
-            Some((file, _)) => file.clone(),
-            None => format!("{name}.ini"),
-        }
-    }
-    pub fn config_path(&self, name: &str) -> PathBuf {
-        self.vassals_dir().join(self.config_file(name))
-    }
-    /// The node name the fastrouter shows for `name`.
-    pub fn node_name(&self, name: &str) -> String {
-        match self.spec.node_names.get(name) {
-            Some(n) => n.clone(),
-            None => format!("{}/{name}.sock", self.dir.display()),
-        }
-    }
-    pub fn fifo_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.fifo"))
-    }
-    pub fn vassal_log(&self, name: &str) -> PathBuf {
-        self.dir.join("logs").join(format!("{name}.log"))
-    }
-
-    // ---- stats ----
-    pub fn emperor_stats(&self) -> Result<EmperorSnapshot, String> {
-        let b = read_stats(&self.emperor_stats_path())?;
-        EmperorSnapshot::parse(&b).map_err(|e| format!("emperor stats: {e:?}"))
     }
     pub fn fastrouter_stats(&self) -> Result<FastrouterSnapshot, String> {
         self.fastrouter_stats_at(&self.fastrouter_stats_path())
@@ -87,34 +52,19 @@ impl Stack {
         FastrouterSnapshot::parse(&b)
             .map_err(|e| format!("fastrouter stats {}: {e:?}", path.display()))
     }
-    pub(super) fn both_stats(&self) -> Result<(EmperorSnapshot, FastrouterSnapshot), String> {
+    /// `host`'s Emperor stats and the (first) fastrouter's, three tries.
+    pub(super) fn both_stats(
+        &self,
+        host: &Host,
+    ) -> Result<(EmperorSnapshot, FastrouterSnapshot), String> {
         let mut last = String::new();
         for _ in 0..3 {
-            match (self.emperor_stats(), self.fastrouter_stats()) {
+            match (host.emperor_stats(), self.fastrouter_stats()) {
                 (Ok(e), Ok(f)) => return Ok((e, f)),
                 (Err(e), _) | (_, Err(e)) => last = e,
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(last)
-    }
-
-    /// The app vassal configs present in the directory (stems), in every
-    /// format the Emperor loads; not a fastrouter vassal's.
-    pub fn config_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.vassals_dir())
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_str()
-                            .and_then(super::topology::config_stem)
-                            .filter(|s| !(self.spec.fastrouter_vassal && s == "fastrouter"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
     }
 }

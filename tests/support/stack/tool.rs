@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use crate::binary::{Run, Tool, BIN};
 
-use super::Stack;
+use super::{Host, Stack};
 
 /// The vassal a JSON event is about, if it names one.
 pub fn event_vassal(e: &Value) -> Option<String> {
@@ -49,19 +49,30 @@ impl Run {
 }
 
 impl Stack {
-    /// The three arguments every run needs (the uwsgi_reload.py ones).
-    /// With several fastrouters, `--fastrouter-stats-socket` once per router.
+    /// The three arguments every run needs (the uwsgi_reload.py ones), for
+    /// the first host. With several fastrouters,
+    /// `--fastrouter-stats-socket` once per router.
     pub fn base_args(&self) -> Vec<String> {
+        self.args_for(self.first_host())
+    }
+
+    /// [`Stack::base_args`] for host `id` (`StackSpec::host`): its
+    /// directory and Emperor stats socket, the shared fastrouter's.
+    pub fn host_args(&self, id: &str) -> Vec<String> {
+        self.args_for(self.host(id))
+    }
+
+    fn args_for(&self, host: &Host) -> Vec<String> {
         let mut args = vec![
             "--emperor-path".into(),
-            self.vassals_dir().display().to_string(),
+            host.vassals_dir().display().to_string(),
         ];
         for p in self.fastrouter_stats_paths() {
             args.push("--fastrouter-stats-socket".into());
             args.push(p.display().to_string());
         }
         args.push("--emperor-stats-socket".into());
-        args.push(self.emperor_stats_path().display().to_string());
+        args.push(host.emperor_stats_path().display().to_string());
         args
     }
 
