@@ -24,8 +24,9 @@
 //! `E2E_TOOL_ARGS` appends arguments to every run of the tool.
 //!
 //! Helpers: `tests/e2e_fleet/hosts.rs` (several Emperors behind one
-//! fastrouter), `trace.rs` (every fastrouter sample and every tool event on
-//! one clock, for the drain check), `direct.rs` (a uwsgi-protocol request
+//! fastrouter: the harness's `StackSpec::host`), `tests/support/stack/trace.rs`
+//! (every fastrouter sample and every tool event on one clock, for the drain
+//! check), `direct.rs` (a uwsgi-protocol request
 //! straight to one vassal's socket), `ansible.rs` (ansible-core in a
 //! private venv, the inventory, the play's recap).
 
