@@ -39,7 +39,7 @@
 //!   (the drain checks of tests/e2e_fleet.rs and tests/e2e_liveness.rs).
 //! - [`record`]: with `E2E_RECORD` set, one line per finished scenario
 //!   (requests, failed, lowest live, exit) for the matrix's table.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 pub mod change;
 pub mod checks;
@@ -60,21 +60,33 @@ pub mod topology;
 pub mod trace;
 pub mod uwsgi_under_test;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+// The harness's names at its root; each crate uses some of them.
+#[allow(unused_imports)]
 pub use crate::binary::tail;
+#[allow(unused_imports)]
 pub use change::replace_keeping_mtime;
+#[allow(unused_imports)]
 pub use checks::{ArrivedEvents, Checks};
+#[allow(unused_imports)]
 pub use fleet::{check_reloaded_once, check_untouched, Fleet, NodeState, VassalState};
+#[allow(unused_imports)]
 pub use host::Host;
+#[allow(unused_imports)]
 pub use load::{Load, LoadReport, LoadSpec};
+#[allow(unused_imports)]
 pub use rollout::{During, LeadIn, Rollout};
+#[allow(unused_imports)]
 pub use sampler::{SampleReport, Sampler};
+#[allow(unused_imports)]
 pub use spec::{vassal_name, StackSpec};
+#[allow(unused_imports)]
 pub use start::{free_port, Stack};
+#[allow(unused_imports)]
 pub use stats::read_stats;
+#[allow(unused_imports)]
 pub use tool::{Run, Tool};
 
 pub fn repo_root() -> PathBuf {

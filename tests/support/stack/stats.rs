@@ -1,7 +1,6 @@
 //! Reading stats sockets; where the fastrouter's sockets are (each host's
 //! own paths are in host.rs).
 
-use std::fs;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

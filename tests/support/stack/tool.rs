@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+#[allow(unused_imports)] // each crate uses some
 pub use crate::binary::{Run, Tool, BIN};
 
 use super::{Host, Stack};
