@@ -61,8 +61,9 @@ use stack::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec,
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// One fleet at a time in this process (the single-host harness has its own
-/// lock for its stacks; this one also covers the multi-host fleets).
+/// One scenario at a time in this process (`Stack::start` serializes the
+/// stacks, of one host or several; this also covers what a scenario does
+/// before its stack starts, such as the Ansible venv install).
 static FLEET_LOCK: Mutex<()> = Mutex::new(());
 
 fn lock() -> MutexGuard<'static, ()> {
