@@ -38,7 +38,6 @@ mod stack;
 #[path = "support/temp_dir.rs"]
 mod temp_dir;
 
-#[allow(dead_code)]
 #[path = "e2e_liveness/stale_node.rs"]
 mod stale_node;
 #[path = "e2e_liveness/topology.rs"]
