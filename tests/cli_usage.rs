@@ -4,7 +4,12 @@
 //! directory. Also `--help` (every flag the parser accepts is listed) and
 //! `--version`.
 
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/fakes.rs"]
 mod fakes;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

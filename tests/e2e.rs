@@ -14,22 +14,27 @@
 //! `E2E_VERBOSE=1` prints each rollout's report, `E2E_KEEP=1` keeps the stack
 //! directories, `E2E_TOOL_ARGS` appends arguments to every run of the tool.
 //! `UWSGI_BIN` and `UWSGI_APP` run them on another uWSGI (the version matrix,
-//! tests/matrix.sh and tests/common/uwsgi_under_test.rs); `E2E_RECORD`
-//! appends each scenario's outcome to a file (tests/common/record.rs).
+//! tests/matrix.sh and tests/support/stack/uwsgi_under_test.rs); `E2E_RECORD`
+//! appends each scenario's outcome to a file (tests/support/stack/record.rs).
 //!
 //! docs/UWSGI.md §10.3: a request routed to a vassal just before its reload can be
 //! reset. Until the tool drains a node before touching it, the zero-failure
 //! assertions can fail about once in 20 rollouts: that is a bug of the tool,
 //! never noise. No retry, no tolerance here.
 
-mod common;
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/stack/mod.rs"]
+mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 use std::time::Duration;
 
-use common::stack::vassal_name;
-use common::tool::{event_kind, event_vassal};
-use common::{LoadSpec, Stack, StackSpec};
 use nix::sys::signal::Signal;
+use stack::tool::{event_kind, event_vassal};
+use stack::vassal_name;
+use stack::{LoadSpec, Stack, StackSpec};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -152,7 +157,7 @@ fn e2e_requests_of_300ms_finish() {
 /// need-app), without the Emperor noticing: the next reload breaks it.
 fn deploy_broken_config(stack: &Stack, name: &str) {
     let mut ini = stack.vassal_ini();
-    ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
+    ini.push_str(stack::uwsgi_under_test::broken_deploy_lines());
     stack.replace_config_quietly(name, &ini);
 }
 
@@ -473,7 +478,7 @@ fn e2e_stats_socket_missing_or_wrong() {
     ];
     let mut problems = Vec::new();
     for (what, args, named) in cases {
-        let t = common::Tool::spawn(args.iter().map(|s| s.to_string()).collect());
+        let t = stack::Tool::spawn(args.iter().map(|s| s.to_string()).collect());
         let run = t.wait(Duration::from_secs(60));
         if run.code != Some(3) {
             problems.push(format!(
@@ -491,7 +496,7 @@ fn e2e_stats_socket_missing_or_wrong() {
     }
     let after = stack.fleet();
     for name in &stack.names {
-        if let Err(e) = common::stack::check_untouched(before.get(name), after.get(name)) {
+        if let Err(e) = stack::check_untouched(before.get(name), after.get(name)) {
             problems.push(format!("{name}: {e}"));
         }
     }
@@ -569,14 +574,13 @@ fn e2e_harness_sees_a_manual_drained_reload() {
     let mut stack = Stack::start(StackSpec::new(3));
     let before = stack.fleet();
     let t0 = std::time::Instant::now();
-    let sampler =
-        common::Sampler::start(stack.fastrouter_stats_path(), vec![stack.key.clone()], t0);
-    let load = common::Load::start(stack.port, LoadSpec::default(), t0);
+    let sampler = stack::Sampler::start(stack.fastrouter_stats_path(), vec![stack.key.clone()], t0);
+    let load = stack::Load::start(stack.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
     let name = vassal_name(2);
     stack.send_subscription(&name, true);
     let node = stack.node_name(&name);
-    let drained = common::poll(Duration::from_secs(30), Duration::from_millis(20), || {
+    let drained = stack::poll(Duration::from_secs(30), Duration::from_millis(20), || {
         let fr = stack.fastrouter_stats().ok()?;
         let present = fr.nodes().any(|(_, n)| n.name == node);
         (!present).then_some(())
@@ -615,22 +619,21 @@ fn e2e_harness_sees_a_manual_drained_reload() {
         Some(2),
         "lowest live{ctx}"
     );
-    common::stack::check_reloaded_once(before.get(&name), after.get(&name))
+    stack::check_reloaded_once(before.get(&name), after.get(&name))
         .unwrap_or_else(|e| panic!("{e}{ctx}"));
     for other in stack.names.iter().filter(|n| **n != name) {
-        common::stack::check_untouched(before.get(other), after.get(other))
+        stack::check_untouched(before.get(other), after.get(other))
             .unwrap_or_else(|e| panic!("{other}: {e}{ctx}"));
     }
     // and the checks do catch a vassal that was not reloaded
-    assert!(common::stack::check_reloaded_once(
-        before.get(&vassal_name(1)),
-        after.get(&vassal_name(1))
-    )
-    .is_err());
+    assert!(
+        stack::check_reloaded_once(before.get(&vassal_name(1)), after.get(&vassal_name(1)))
+            .is_err()
+    );
 }
 
 /// Waits for the first `--json` event of `kind` and returns its vassal.
-fn first_event_vassal(d: &mut common::During<'_>, kind: &str) -> Option<String> {
+fn first_event_vassal(d: &mut stack::During<'_>, kind: &str) -> Option<String> {
     let e = d
         .tool
         .wait_event(Duration::from_secs(60), |e| event_kind(e) == kind)?;
@@ -849,7 +852,7 @@ fn deploy_hookless_config(stack: &Stack, name: &str) {
 fn e2e_harness_counts_failed_requests() {
     let stack = Stack::start(StackSpec::new(2));
     let t0 = std::time::Instant::now();
-    let load = common::Load::start(stack.port, LoadSpec::default().path("/?sleep=0.3"), t0);
+    let load = stack::Load::start(stack.port, LoadSpec::default().path("/?sleep=0.3"), t0);
     std::thread::sleep(Duration::from_millis(1000));
     let victim = stack.fleet().get(&vassal_name(1)).pid;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
@@ -889,7 +892,7 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
         LoadSpec::default(),
         TOOL_TIMEOUT,
         |d| {
-            let two_back = common::poll(Duration::from_secs(90), Duration::from_millis(10), || {
+            let two_back = stack::poll(Duration::from_secs(90), Duration::from_millis(10), || {
                 let n = d
                     .tool
                     .events_so_far()
@@ -922,7 +925,7 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
         "--stale-since".to_string(),
         rel.clone(),
     ]);
-    let st = common::Tool::spawn(args.clone()).wait(Duration::from_secs(30));
+    let st = stack::Tool::spawn(args.clone()).wait(Duration::from_secs(30));
     let doc: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap_or_default();
     let by_gen = |doc: &serde_json::Value, g: &str| -> Vec<String> {
         let mut v: Vec<String> = doc["vassals"]
@@ -974,7 +977,7 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
     c.summary_list("reloaded", &left);
     c.finish();
 
-    let st = common::Tool::spawn(args).wait(Duration::from_secs(30));
+    let st = stack::Tool::spawn(args).wait(Duration::from_secs(30));
     let doc: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap_or_default();
     let mut all = stack.names.clone();
     all.sort();

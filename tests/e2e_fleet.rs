@@ -16,7 +16,7 @@
 //!    two hosts: serial, a broken first host stops the play, and with
 //!    `--stale-since` a host is `changed` only when something was reloaded.
 //!
-//! Same conventions as `tests/e2e.rs` (whose harness, `tests/common/`, this
+//! Same conventions as `tests/e2e.rs` (whose harness, `tests/support/stack/`, this
 //! reuses): every test is `#[ignore]`d for a plain `cargo test`;
 //! `bash tests/run.sh` runs them with
 //!   cargo test --release --test e2e_fleet -- --ignored --test-threads=1
@@ -24,12 +24,18 @@
 //! `E2E_TOOL_ARGS` appends arguments to every run of the tool.
 //!
 //! Helpers: `tests/e2e_fleet/hosts.rs` (several Emperors behind one
-//! fastrouter), `trace.rs` (every fastrouter sample and every tool event on
-//! one clock, for the drain check), `direct.rs` (a uwsgi-protocol request
+//! fastrouter: the harness's `StackSpec::host`), `tests/support/stack/trace.rs`
+//! (every fastrouter sample and every tool event on one clock, for the drain
+//! check), `direct.rs` (a uwsgi-protocol request
 //! straight to one vassal's socket), `ansible.rs` (ansible-core in a
 //! private venv, the inventory, the play's recap).
 
-mod common;
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/stack/mod.rs"]
+mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 #[path = "e2e_fleet/ansible.rs"]
 mod ansible;
@@ -37,8 +43,6 @@ mod ansible;
 mod direct;
 #[path = "e2e_fleet/hosts.rs"]
 mod hosts;
-#[path = "e2e_fleet/trace.rs"]
-mod trace;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,16 +52,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
-use common::tool::{event_kind, event_vassal, ToolRun};
-use common::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
 use hosts::MultiHost;
 use serde_json::Value;
+use stack::tool::{event_kind, event_vassal, Run};
+use stack::trace;
+use stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
+use stack::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// One fleet at a time in this process (the single-host harness has its own
-/// lock for its stacks; this one also covers the multi-host fleets).
+/// One scenario at a time in this process (`Stack::start` serializes the
+/// stacks, of one host or several; this also covers what a scenario does
+/// before its stack starts, such as the Ansible venv install).
 static FLEET_LOCK: Mutex<()> = Mutex::new(());
 
 fn lock() -> MutexGuard<'static, ()> {
@@ -91,7 +97,7 @@ impl Problems {
     fn fail(&mut self, what: impl Into<String>) {
         self.list.push(what.into());
     }
-    fn exit(&mut self, label: &str, run: &ToolRun, code: i32) {
+    fn exit(&mut self, label: &str, run: &Run, code: i32) {
         self.check(run.code == Some(code), || {
             format!(
                 "{label}: uwsgi-reload exited with {:?} (signal {:?}, killed by the test {}), expected {code}",
@@ -163,7 +169,7 @@ fn events_of<'a>(events: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a
 }
 
 /// The summary's list `field`, as vassal stems, sorted.
-fn summary_names(run: &ToolRun, field: &str) -> Option<Vec<String>> {
+fn summary_names(run: &Run, field: &str) -> Option<Vec<String>> {
     run.summary_list(field)
 }
 
@@ -455,7 +461,7 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
         load.failures.len()
     );
     let last_exit = runs.last().and_then(|(_, tr, _)| tr.run.code);
-    common::record::outcome(&load, &samples, last_exit, p.list.is_empty());
+    stack::record::outcome(&load, &samples, last_exit, p.list.is_empty());
     p.finish();
 }
 
@@ -540,7 +546,7 @@ fn deploy_broken_without_need_app(stack: &Stack, name: &str) {
 /// broken deploy without need-app (no load: the broken vassal answers 500
 /// to whatever the fastrouter sends it, with or without the probe).
 /// Returns the stack, the fleet before and after, and the run.
-fn broken_deploy_rollout(extra: &[&str]) -> (Stack, Fleet, Fleet, ToolRun, String) {
+fn broken_deploy_rollout(extra: &[&str]) -> (Stack, Fleet, Fleet, Run, String) {
     let stack = Stack::start(StackSpec::new(4));
     let bad = vassal_name(2);
     deploy_broken_without_need_app(&stack, &bad);
@@ -550,7 +556,7 @@ fn broken_deploy_rollout(extra: &[&str]) -> (Stack, Fleet, Fleet, ToolRun, Strin
     (stack, before, after, run, bad)
 }
 
-fn fleet_context(p: &mut Problems, run: &ToolRun, before: &Fleet, after: &Fleet) {
+fn fleet_context(p: &mut Problems, run: &Run, before: &Fleet, after: &Fleet) {
     p.note("run", run.describe());
     p.note("fleet before", before.describe());
     p.note("fleet after", after.describe());
@@ -754,7 +760,7 @@ fn fleet_status_and_dry_run_touch_nothing() {
             .concat(),
         ),
     ];
-    let runs: Vec<(&str, ToolRun)> = cmds
+    let runs: Vec<(&str, Run)> = cmds
         .into_iter()
         .map(|(l, a)| (l, Tool::spawn(a).wait(Duration::from_secs(60))))
         .collect();
@@ -902,8 +908,8 @@ fn break_config_quietly(mh: &MultiHost, id: &str, name: &str) {
         .expect("vassal in the Emperor's stats")
         .last_mod;
     let mut ini = fs::read_to_string(h.dir.join("vassal.ini")).expect("the host's vassal.ini");
-    ini.push_str(common::uwsgi_under_test::broken_deploy_lines());
-    common::stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
+    ini.push_str(stack::uwsgi_under_test::broken_deploy_lines());
+    stack::replace_keeping_mtime(&h.config_path(name), &ini, last_mod);
 }
 
 /// A release marker: a file whose mtime is the release instant, then the
@@ -946,7 +952,7 @@ fn fleet_ansible_playbook_two_hosts() {
     let sampler = Sampler::start(mh.fastrouter_stats_path(), vec![key.clone()], t0);
     let load = Load::start(mh.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
-    let tool = common::tool::BIN;
+    let tool = stack::tool::BIN;
     let play = |release: &str| {
         ansible::run_play(&mh, &["a", "b"], tool, &[("k", &ks), ("release", release)])
     };

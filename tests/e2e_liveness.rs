@@ -1,6 +1,6 @@
 //! End-to-end tests of issue 11, "Liveness from evidence": `uwsgi-reload`
 //! against real uWSGI Emperor + fastrouter + vassals + nginx under HTTP load
-//! (the harness of `tests/common/`), in setups real operators run where a
+//! (the harness of `tests/support/stack/`), in setups real operators run where a
 //! reloader that judges liveness from one snapshot and fixed thresholds
 //! breaks K or wedges a vassal:
 //!
@@ -31,11 +31,12 @@
 //!   cargo test --release --test e2e_liveness -- --ignored --test-threads=1
 //! `E2E_VERBOSE=1` prints each report, `E2E_KEEP=1` keeps the temp dirs.
 
-mod common;
-
-#[allow(dead_code)]
-#[path = "e2e_fleet/trace.rs"]
-mod trace;
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/stack/mod.rs"]
+mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 #[path = "e2e_liveness/stale_node.rs"]
 mod stale_node;
@@ -46,9 +47,9 @@ mod vassal_faults;
 
 use std::time::Duration;
 
-use common::stack::vassal_name;
-use common::tool::{event_kind, event_vassal};
-use common::{LoadSpec, Rollout, Stack, StackSpec};
+use stack::tool::{event_kind, event_vassal};
+use stack::vassal_name;
+use stack::{LoadSpec, Rollout, Stack, StackSpec};
 
 /// Well under 2 minutes per test, stack start included.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(100);
@@ -97,7 +98,7 @@ pub fn print_summary(r: &Rollout) {
 
 /// The tool's own account (second to the stack's state): its `--json`
 /// output has an event `kind` (about `vassal`, if given).
-pub fn expect_event(c: &mut common::Checks<'_>, kind: &str, vassal: Option<&str>) {
+pub fn expect_event(c: &mut stack::Checks<'_>, kind: &str, vassal: Option<&str>) {
     let found = c.r.run.events().iter().any(|e| {
         event_kind(e) == kind && vassal.map_or(true, |v| event_vassal(e).as_deref() == Some(v))
     });

@@ -8,11 +8,16 @@
 //!   flock /tmp/uwsgi-reload-realstack.lock \
 //!     cargo test --release --test e2e_speed -- --ignored --nocapture
 
-mod common;
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/stack/mod.rs"]
+mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 use std::time::Duration;
 
-use common::{LoadSpec, Stack, StackSpec};
+use stack::{LoadSpec, Stack, StackSpec};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 

@@ -1,6 +1,6 @@
 //! End-to-end topologies of issue 14 on the real stack (uWSGI Emperor,
 //! fastrouter(s), vassals, nginx under HTTP load; the harness of
-//! `tests/common/`). Each test asserts zero failed requests, the lowest live
+//! `tests/support/stack/`). Each test asserts zero failed requests, the lowest live
 //! count per key sampled (~30 ms) on every fastrouter ≥ K, every vassal
 //! reloaded exactly once (same master pid, new worker pid, one more app
 //! import) and the exit code:
@@ -27,7 +27,12 @@
 //!     cargo test --release --test e2e_topology -- --ignored --test-threads=1
 //! `E2E_VERBOSE=1` prints each report, `E2E_KEEP=1` keeps the temp dirs.
 
-mod common;
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/stack/mod.rs"]
+mod stack;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 #[path = "e2e_topology/cheap.rs"]
 mod cheap;
@@ -42,8 +47,8 @@ mod router_vassal;
 
 use std::time::Duration;
 
-use common::tool::event_kind;
-use common::Rollout;
+use stack::tool::event_kind;
+use stack::Rollout;
 
 /// Well under a minute per rollout here (N ≤ 4).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
@@ -69,11 +74,11 @@ pub fn print_summary(what: &str, r: &Rollout) {
 
 /// A rollout with K = `k` and `--json` under the default load, its
 /// measurements printed as `what`.
-pub fn rollout_k(stack: &common::Stack, k: usize, what: &str) -> Rollout {
+pub fn rollout_k(stack: &stack::Stack, k: usize, what: &str) -> Rollout {
     let ks = k.to_string();
     let r = stack.rollout(
         &["--minimum-active-vassals", &ks, "--json"],
-        common::LoadSpec::default(),
+        stack::LoadSpec::default(),
         TOOL_TIMEOUT,
         |_| {},
     );
@@ -87,7 +92,7 @@ pub fn events_of(r: &Rollout, kind: &str) -> Vec<(String, serde_json::Value)> {
         .events()
         .into_iter()
         .filter(|e| event_kind(e) == kind)
-        .map(|e| (common::tool::event_vassal(&e).unwrap_or_default(), e))
+        .map(|e| (stack::tool::event_vassal(&e).unwrap_or_default(), e))
         .collect()
 }
 

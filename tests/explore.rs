@@ -1,10 +1,10 @@
 //! Exhaustive exploration of interleavings: every order in which a small
-//! simulated Emperor + fastrouter (tests/sim) can answer, notice, reload,
+//! simulated Emperor + fastrouter (tests/support/sim) can answer, notice, reload,
 //! accept and announce, every time jump to the engine's next timeout, and up
 //! to one injected fault per run (two for the small fleets of
 //! `explore_two_faults`), explored depth-first with a visited set.
 //!
-//! At every step (tests/sim/checker.rs checks them): K live per key from the
+//! At every step (tests/support/sim/checker.rs checks them): K live per key from the
 //! world's ground truth, each drop attributed to its cause: a touch, drain
 //! unsubscribe or `S` of the tool that takes a serving vassal out and leaves
 //! a key below K fails, whatever the world did before; a drop the world
@@ -32,6 +32,7 @@
 //! one config; `EXPLORE_SURVEY=1` lists every failing config instead of
 //! stopping at the first (diagnostic only: tests pass in that mode).
 
+#[path = "support/sim/mod.rs"]
 mod sim;
 
 use std::collections::HashSet;

@@ -6,9 +6,14 @@
 //! refused, `status` and `--dry-run` touch nothing, the directory lock keeps
 //! a second instance out, and a stalled run sleeps instead of spinning.
 
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/fakes.rs"]
 mod fakes;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use fakes::{run, Answer, FakeSocket, FullBacklog, Run, World};
@@ -473,12 +478,9 @@ fn status_and_dry_run_touch_nothing() {
 /// `<log>.out` and `<log>.err`.
 fn spawn_logged(args: &[String], log: &std::path::Path) -> Child {
     let f = |ext: &str| std::fs::File::create(log.with_extension(ext)).expect("log file");
-    Command::new(fakes::BIN)
-        .args(args)
-        .stdin(Stdio::null())
+    binary::command(args)
         .stdout(f("out"))
         .stderr(f("err"))
-        .env("NO_COLOR", "1")
         .spawn()
         .expect("spawn uwsgi-reload")
 }

@@ -1,8 +1,9 @@
-//! Every fuzz property (tests/props) over every checked-in corpus file
+//! Every fuzz property (tests/support/props.rs) over every checked-in corpus file
 //! (fuzz/corpus/<target>/), under stable `cargo test`. Crash cases found by
 //! `cargo +nightly fuzz run <target>` go into the corpus once fixed, so they
 //! stay fixed here.
 
+#[path = "support/props.rs"]
 mod props;
 
 use std::path::{Path, PathBuf};

@@ -8,11 +8,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_uwsgi-reload");
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+
+use binary::BIN;
+use temp_dir::TempDir;
 
 fn generate(what: &str) -> String {
-    let o = Command::new(BIN)
-        .args(["--generate", what])
+    let o = binary::command(["--generate", what])
         .output()
         .expect("run uwsgi-reload");
     assert!(o.status.success(), "--generate {what}: {o:?}");
@@ -46,11 +51,9 @@ fn path_with_bin() -> String {
     )
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("uwsgi-reload-gen-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A private HOME, removed at the end of the test.
+fn tmp(tag: &str) -> TempDir {
+    TempDir::new(&format!("gen-{tag}"))
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -62,7 +65,7 @@ fn text(o: &Output) -> (String, String) {
 
 /// The long flags `--help` defines (the leading tokens of its option lines).
 fn help_longs() -> BTreeSet<String> {
-    let o = Command::new(BIN).arg("--help").output().unwrap();
+    let o = binary::command(["--help"]).output().unwrap();
     let help = String::from_utf8(o.stdout).unwrap();
     let mut out = BTreeSet::new();
     for line in help.lines() {
@@ -109,7 +112,6 @@ fn man_page_renders_without_warnings_and_documents_every_flag() {
     for f in help_longs() {
         assert!(out.contains(&f), "rendered page lacks {f}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -152,7 +154,6 @@ fn bash_completion_loads_and_completes() {
     for f in help_longs() {
         assert!(offered.contains(&f), "bash does not offer {f}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -185,7 +186,6 @@ fn zsh_completion_loads_sourced_and_from_fpath() {
             "zsh lacks {f}"
         );
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -220,13 +220,11 @@ fn fish_completion_loads_and_completes() {
     for f in help_longs() {
         assert!(all.contains(&f), "fish does not offer {f}: {out}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
 fn generate_rejects_an_unknown_kind() {
-    let o = Command::new(BIN)
-        .args(["--generate", "complete-tcsh"])
+    let o = binary::command(["--generate", "complete-tcsh"])
         .output()
         .unwrap();
     let (out, err) = text(&o);
@@ -267,8 +265,7 @@ fn generated_text_to_a_closed_pipe_is_not_a_crash() {
     let (reader, writer) = nix::unistd::pipe().unwrap();
     drop(reader);
     for what in [&["--generate", "man"][..], &["--help"][..]] {
-        let o = Command::new(BIN)
-            .args(what)
+        let o = binary::command(what)
             .stdout(std::process::Stdio::from(writer.try_clone().unwrap()))
             .output()
             .unwrap();

@@ -14,11 +14,11 @@
 # Python plugin does not compile against Python 3.11 (PyThreadState has no
 # recursion_depth there), so 2.0.18 is built without any language and its
 # vassals answer through uWSGI's internal routing (UWSGI_APP=routing, see
-# tests/common/uwsgi_under_test.rs; routing needs libpcre3-dev).
+# tests/support/stack/uwsgi_under_test.rs; routing needs libpcre3-dev).
 #
 # Then, per version, the same e2e tests with UWSGI_BIN (the binary) and
 # UWSGI_APP (plugin | builtin | routing) set; each test appends its outcome
-# to E2E_RECORD (tests/common/record.rs). The real stacks run under
+# to E2E_RECORD (tests/support/stack/record.rs). The real stacks run under
 # `flock /tmp/uwsgi-reload-realstack.lock` (one real stack per machine).
 #
 # Everything (venv, sources, builds, pip's cache: none) lives in one temp

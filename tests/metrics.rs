@@ -6,7 +6,12 @@
 //! `prometheus_client` package from PyPI, installed by this test into a
 //! private venv under the target directory) reads back with the right values.
 
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/fakes.rs"]
 mod fakes;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -15,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fakes::{fastrouter_doc, json_str, Answer, FakeSocket, World, BIN, KEY, OLD_MTIME};
+use fakes::{fastrouter_doc, json_str, Answer, FakeSocket, World, KEY, OLD_MTIME};
 
 const UWSGI_VERSION: &str = "2.0.21-debian";
 
@@ -335,10 +340,7 @@ fn interrupted_rollout_metrics() {
         after: Duration::from_millis(1500),
     });
     let prom = w.dir.parent().unwrap().join("uwsgi_reload.prom");
-    let mut child = Command::new(BIN)
-        .args(args(&w, &prom, &["--max-parallel", "1"]))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+    let mut child = binary::command(args(&w, &prom, &["--max-parallel", "1"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -5,28 +5,31 @@
 //! the binary under test, and puts the generated man page on MANPATH because
 //! verify checks `Documentation=man:` too.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_uwsgi-reload");
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+
+use binary::BIN;
+use temp_dir::TempDir;
+
 const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/systemd");
 const DROP_IN: &str = "uwsgi-emperor.service.d/rolling-reload.conf";
 
 /// A copy of examples/systemd/ with the binary path replaced by `bin`, and a
 /// MANPATH holding the man page.
-fn stage(tag: &str, bin: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("uwsgi-reload-units-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+fn stage(tag: &str, bin: &str) -> TempDir {
+    let d = TempDir::new(&format!("units-{tag}"));
     std::fs::create_dir_all(d.join("uwsgi-emperor.service.d")).unwrap();
     std::fs::create_dir_all(d.join("man/man1")).unwrap();
     for f in ["uwsgi-reload.service", "uwsgi-emperor.service", DROP_IN] {
         let text = std::fs::read_to_string(Path::new(UNITS).join(f)).unwrap();
         std::fs::write(d.join(f), text.replace("/usr/bin/uwsgi-reload", bin)).unwrap();
     }
-    let man = Command::new(BIN)
-        .args(["--generate", "man"])
-        .output()
-        .unwrap();
+    let man = binary::command(["--generate", "man"]).output().unwrap();
     std::fs::write(d.join("man/man1/uwsgi-reload.1"), man.stdout).unwrap();
     d
 }
@@ -55,7 +58,6 @@ fn units_verify_clean() {
         err.trim().is_empty(),
         "systemd-analyze verify warned:\n{err}"
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -76,7 +78,6 @@ fn the_drop_in_sets_the_emperors_exec_reload() {
         "verify accepted a missing ExecReload binary"
     );
     assert!(err.contains("/nonexistent/uwsgi-reload"), "{err}");
-    let _ = std::fs::remove_dir_all(&d);
 
     // The reload and the oneshot run the same command from the same file.
     let read = |f: &str| std::fs::read_to_string(Path::new(UNITS).join(f)).unwrap();

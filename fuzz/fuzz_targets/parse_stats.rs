@@ -1,9 +1,9 @@
-//! Arbitrary bytes into both stats parsers; properties in tests/props.
+//! Arbitrary bytes into both stats parsers; properties in tests/support/props.rs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/props/mod.rs"]
+#[path = "../../tests/support/props.rs"]
 mod props;
 
 fuzz_target!(|data: &[u8]| props::parse_stats(data));

@@ -137,7 +137,7 @@ pub fn run_play(mh: &MultiHost, ids: &[&str], tool: &str, extra: &[(&str, &str)]
         mh.fastrouter_stats_path().display()
     );
     fs::write(dir.join("inventory.yml"), inv).unwrap();
-    let playbook = crate::common::stack::repo_root().join("examples/ansible/reload.yml");
+    let playbook = crate::stack::repo_root().join("examples/ansible/reload.yml");
     let mut cmd = Command::new(&bin);
     cmd.arg("-i")
         .arg(dir.join("inventory.yml"))

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::stack::now_secs;
-use crate::common::{ArrivedEvents, LoadSpec, Rollout, Stack, StackSpec};
+use crate::stack::now_secs;
+use crate::stack::{ArrivedEvents, LoadSpec, Rollout, Stack, StackSpec};
 use crate::vassal_faults::deploy_broken_config;
 use crate::{expect_event, print_summary, TOOL_TIMEOUT};
 
@@ -116,7 +116,7 @@ fn judge(
     kill_ms: u128,
     age_at_kill: Option<i64>,
     from_ms: u128,
-    more: impl FnOnce(&mut crate::common::Checks<'_>),
+    more: impl FnOnce(&mut crate::stack::Checks<'_>),
 ) {
     print_summary(r);
     let node = stack.node_name(victim);

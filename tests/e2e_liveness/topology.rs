@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::common::{ArrivedEvents, LoadSpec, Stack, StackSpec};
-use crate::trace;
+use crate::stack::trace;
+use crate::stack::{ArrivedEvents, LoadSpec, Stack, StackSpec};
 use crate::{expect_event, print_summary, TOOL_TIMEOUT};
 
 /// Case 4. 6 vassals (2 s import), K = 3, the fastrouter as its own process.
@@ -125,17 +125,14 @@ pub fn two_address_vassal_charged_per_node(two: &str) {
         stack.node_name(two),
         format!("{}/{two}-b.sock", stack.dir.display()),
     ];
-    let both_live =
-        crate::common::poll(Duration::from_secs(20), Duration::from_millis(100), || {
-            let fr = stack.fastrouter_stats().ok()?;
-            let n = fr
-                .nodes()
-                .filter(|(key, n)| {
-                    *key == stack.key && nodes.contains(&n.name) && n.death_mark == 0
-                })
-                .count();
-            (n == 2).then_some(())
-        });
+    let both_live = crate::stack::poll(Duration::from_secs(20), Duration::from_millis(100), || {
+        let fr = stack.fastrouter_stats().ok()?;
+        let n = fr
+            .nodes()
+            .filter(|(key, n)| *key == stack.key && nodes.contains(&n.name) && n.death_mark == 0)
+            .count();
+        (n == 2).then_some(())
+    });
     assert!(
         both_live.is_some(),
         "{two}'s two nodes are not both live\n{}",
@@ -176,8 +173,8 @@ pub fn two_address_vassal_charged_per_node(two: &str) {
         c.node_fresh(name, 17);
     }
     let started = events.events.iter().find(|(_, e)| {
-        crate::common::tool::event_kind(e) == "drain_started"
-            && crate::common::tool::event_vassal(e).as_deref() == Some(two)
+        crate::stack::tool::event_kind(e) == "drain_started"
+            && crate::stack::tool::event_vassal(e).as_deref() == Some(two)
     });
     let listed = started.map(|(_, e)| e.get("nodes").map(|n| n.to_string()).unwrap_or_default());
     eprintln!("[e2e measured] {two}: drain_started nodes {listed:?}");
@@ -211,7 +208,7 @@ pub fn two_address_vassal_charged_per_node(two: &str) {
     match stack.fastrouter_stats() {
         Err(e) => c.fail(format!("fastrouter stats after the rollout: {e}")),
         Ok(fr) => {
-            let now = crate::common::stack::now_secs();
+            let now = crate::stack::now_secs();
             for node in &nodes {
                 let ok = fr.nodes().any(|(key, n)| {
                     *key == stack.key

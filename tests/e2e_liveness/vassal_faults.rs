@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{ArrivedEvents, LoadSpec, Stack, StackSpec};
+use crate::stack::{ArrivedEvents, LoadSpec, Stack, StackSpec};
 use crate::{expect_event, print_summary, TOOL_TIMEOUT};
 
 /// Writes a config for `name` whose app cannot start (APP_FAIL_IMPORT with

@@ -3,8 +3,8 @@
 //! K ≥ 1 it never loses its last node, so a rollout under load is as clean
 //! as without it; the doctor says so, with the fix.
 
-use crate::common::tool::event_kind;
-use crate::common::{Stack, StackSpec};
+use crate::stack::tool::event_kind;
+use crate::stack::{Stack, StackSpec};
 
 /// N = 3, K = 1: zero failed requests, K held, every vassal reloaded once,
 /// exit 0, and the fastrouter-cheap warning (read from the router's own

@@ -9,9 +9,9 @@
 //! - app_04: `lazy-apps` (the app is imported in each worker), and also
 //!   under the second key, so that it has 2 nodes and K = 1 holds there.
 
-use crate::common::stack::VassalState;
-use crate::common::{Stack, StackSpec};
 use crate::events_of;
+use crate::stack::VassalState;
+use crate::stack::{Stack, StackSpec};
 
 const SECOND_KEY: &str = "second.example";
 
@@ -54,7 +54,7 @@ pub fn workers_keys_lazy() {
     let mut spec = StackSpec::new(4).emperor_line("emperor-freq = 1");
     for i in 1..=4 {
         spec = spec.own_drop(
-            &crate::common::stack::vassal_name(i),
+            &crate::stack::vassal_name(i),
             "unsubscribe-on-graceful-reload",
         );
     }
@@ -114,7 +114,7 @@ pub fn workers_keys_lazy() {
     match stack.fastrouter_stats() {
         Err(e) => c.fail(e),
         Ok(fr) => {
-            let now = crate::common::stack::now_secs();
+            let now = crate::stack::now_secs();
             for name in ["app_03", "app_04"] {
                 let node = stack.node_name(name);
                 let ok = fr.nodes().any(|(key, n)| {

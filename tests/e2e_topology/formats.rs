@@ -6,8 +6,8 @@
 
 use std::fs;
 
-use crate::common::stack::{free_port, repo_root};
-use crate::common::{LoadSpec, Stack, StackSpec};
+use crate::stack::{free_port, repo_root};
+use crate::stack::{LoadSpec, Stack, StackSpec};
 use crate::{events_of, print_summary, TOOL_TIMEOUT};
 
 /// (vassal, example file, suffix given to the tool).

@@ -4,7 +4,7 @@
 //! over both (without retrying on the other one, so a failed request is
 //! seen); the tool is given both stats sockets and drains on both.
 
-use crate::common::{LoadSpec, Stack, StackSpec};
+use crate::stack::{LoadSpec, Stack, StackSpec};
 use crate::{events_of, print_summary, TOOL_TIMEOUT};
 
 /// N = 4, K = 2 (app start 0.5 s): K must hold on router A and on router B

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::common::{Stack, StackSpec};
 use crate::events_of;
+use crate::stack::{Stack, StackSpec};
 
 /// N = 3, K = 1: zero failed requests, K held, every app vassal reloaded
 /// once, exit 0; the fastrouter vassal is not in the plan nor the summary
@@ -19,7 +19,7 @@ pub fn fastrouter_vassal_safe_form() {
         .fastrouter_vassal()
         .emperor_line("emperor-freq = 10");
     for i in 1..=3 {
-        let name = crate::common::stack::vassal_name(i);
+        let name = crate::stack::vassal_name(i);
         spec = spec
             .own_drop(&name, "start-unsubscribed")
             .own_drop(&name, "hook-accepting1-once");
@@ -79,7 +79,7 @@ pub fn fastrouter_vassal_safe_form() {
     let plan = dry
         .events()
         .into_iter()
-        .filter(|e| crate::common::tool::event_kind(e) == "plan")
+        .filter(|e| crate::stack::tool::event_kind(e) == "plan")
         .map(|e| e.to_string())
         .collect::<String>();
     eprintln!(

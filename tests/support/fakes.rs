@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests that drive the real binary
-//! without uWSGI: temporary Emperor directories, mtime snapshots, running
-//! the binary with a time bound, and scripted fake stats sockets (unix
+//! without uWSGI: temporary Emperor directories, mtime snapshots, and
+//! scripted fake stats sockets (unix
 //! sockets served by threads: accept, write a scripted answer, close).
 //!
 //! The documents follow `docs/UWSGI.md` §13.4 (Emperor) and §13.5
@@ -13,63 +13,15 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_uwsgi-reload");
 
 /// The mtime every config gets before a test runs (2020-09-13).
 pub const OLD_MTIME: i64 = 1_600_000_000;
 
 /// The fastrouter key every fake vassal subscribes under.
 pub const KEY: &str = "example.com";
-
-// ----- temporary directories ----------------------------------------------
-
-/// A fresh directory under /tmp (short, so socket paths stay under the
-/// 108-byte `sun_path` limit), removed on drop.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!(
-            "/tmp/urt-{}-{}-{n}",
-            tag.chars().take(12).collect::<String>(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Undo any chmod a test made, so removal works.
-        make_writable(&self.path);
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn make_writable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = std::fs::symlink_metadata(p) {
-        if md.is_dir() {
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
-            if let Ok(rd) = std::fs::read_dir(p) {
-                for e in rd.flatten() {
-                    make_writable(&e.path());
-                }
-            }
-        }
-    }
-}
 
 /// Sets the mtime (and atime) of `path` itself, not following a symlink.
 pub fn set_mtime(path: &Path, secs: i64) {
@@ -117,98 +69,9 @@ pub fn wall_now() -> i64 {
 
 // ----- running the binary --------------------------------------------------
 
-/// What one run of the binary did.
-#[derive(Debug)]
-pub struct Run {
-    /// `None` if it was killed by a signal (or by us on timeout).
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-    /// It did not exit within the bound and was killed.
-    pub timed_out: bool,
-    pub args: Vec<String>,
-}
-
-impl Run {
-    pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-
-    pub fn stdout_lines(&self) -> Vec<&str> {
-        self.stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-
-    /// A compact description for assertion messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "args: {:?}\nexit: {:?} after {:?}{}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.args,
-            self.code,
-            self.elapsed,
-            if self.timed_out {
-                " (TIMED OUT, killed)"
-            } else {
-                ""
-            },
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-/// Runs the binary with `args`, killing it after `bound`.
-pub fn run<S: AsRef<str>>(args: &[S], bound: Duration) -> Run {
-    run_cmd(args, bound, |_| {})
-}
-
-/// As [`run`], with a hook to adjust the command (uid, env).
-pub fn run_cmd<S: AsRef<str>>(
-    args: &[S],
-    bound: Duration,
-    adjust: impl FnOnce(&mut Command),
-) -> Run {
-    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
-    let mut cmd = Command::new(BIN);
-    cmd.args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1");
-    adjust(&mut cmd);
-    let start = Instant::now();
-    let child = cmd.spawn().expect("spawn uwsgi-reload");
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let (out, timed_out) = match rx.recv_timeout(bound) {
-        Ok(o) => (o, false),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            (rx.recv().expect("output after kill"), true)
-        }
-    };
-    let out = out.expect("wait for uwsgi-reload");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-        timed_out,
-        args,
-    }
-}
+#[allow(unused_imports)]
+pub use crate::binary::{run, run_cmd, Run, BIN};
+pub use crate::temp_dir::TempDir;
 
 /// User + system CPU time of a live process, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {

@@ -2,7 +2,7 @@
 //! the time its read started, and every `--json` event of the tool with the
 //! time its line arrived, all on one clock (`t0`).
 //!
-//! The harness's sampler (`tests/common/sampler.rs`) keeps only changes and
+//! The harness's sampler (`tests/support/stack/sampler.rs`) keeps only changes and
 //! the tool's `at_ms` counts from its own start, which comes after an
 //! unknown start-up delay. Here each event's time is bounded from above:
 //! the tool's stdout is line-buffered, so an event happened no later than its
@@ -12,19 +12,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use uwsgi_reload::stats::FastrouterSnapshot;
 
-use crate::common::stack::read_stats;
-use crate::common::tool::{event_kind, event_vassal, ToolRun, BIN};
+use super::read_stats;
+use super::tool::{event_kind, event_vassal, Run, Tool};
 
 /// One node in one sample: (ref, death_mark).
 pub type NodeView = (i64, i64);
@@ -79,7 +77,7 @@ impl Trace {
 
 /// A finished run of the tool with arrival times.
 pub struct TimedRun {
-    pub run: ToolRun,
+    pub run: Run,
     /// When it was spawned, ms after t0.
     pub spawned_ms: f64,
     /// (event, arrival ms after t0), in order.
@@ -110,73 +108,21 @@ impl TimedRun {
 }
 
 /// Runs the tool with `args` to completion (SIGKILL after `timeout`),
-/// recording when each stdout line arrived.
+/// with the time each `--json` event's line arrived.
 pub fn run_timed(args: Vec<String>, t0: Instant, timeout: Duration) -> TimedRun {
     let spawned_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {BIN}: {e}"));
-    let lines: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
-    let l2 = lines.clone();
-    let out = child.stdout.take().unwrap();
-    let r1 = std::thread::spawn(move || {
-        let mut r = BufReader::new(out);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => l2
-                    .lock()
-                    .unwrap()
-                    .push((line.clone(), t0.elapsed().as_secs_f64() * 1000.0)),
-            }
-        }
-    });
-    let mut err = child.stderr.take().unwrap();
-    let r2 = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait().expect("wait uwsgi-reload") {
-            Some(st) => break st,
-            None if started.elapsed() > timeout => {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().unwrap();
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    let elapsed = started.elapsed();
-    let _ = r1.join();
-    let stderr = r2.join().unwrap_or_default();
-    let lines = std::mem::take(&mut *lines.lock().unwrap());
-    let stdout: String = lines.iter().map(|(l, _)| l.as_str()).collect();
-    let events = lines
+    let run = Tool::spawn(args).wait(timeout);
+    let events = run
+        .stdout_timed
         .iter()
-        .filter(|(l, _)| l.trim_start().starts_with('{'))
-        .filter_map(|(l, t)| Some((serde_json::from_str::<Value>(l).ok()?, *t)))
+        .filter(|(_, l)| l.trim_start().starts_with('{'))
+        .filter_map(|(t, l)| {
+            let ms = t.duration_since(t0).as_secs_f64() * 1000.0;
+            Some((serde_json::from_str::<Value>(l).ok()?, ms))
+        })
         .collect();
-    use std::os::unix::process::ExitStatusExt;
     TimedRun {
-        run: ToolRun {
-            args,
-            code: status.code(),
-            signal: status.signal(),
-            timed_out,
-            stdout,
-            stderr,
-            elapsed,
-        },
+        run,
         spawned_ms,
         events,
     }

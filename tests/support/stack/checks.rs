@@ -1,233 +1,10 @@
-//! End-to-end harness: a real uWSGI Emperor + fastrouter + vassals + nginx per
-//! test (the files of `examples/stack/`), a load generator, a fastrouter stats
-//! sampler, and a runner for the `uwsgi-reload` binary.
-//!
-//! - [`stack`]: starts a stack in its own temporary directory (unix sockets,
-//!   nginx on a free 127.0.0.1 port), waits until every vassal accepts and is
-//!   subscribed (repairing the race of docs/UWSGI.md §9.6 at start), reads
-//!   the real state, and stops everything it started when dropped, also when
-//!   a test panics.
-//!   Stacks are serialized by a global lock: one stack at a time per process.
-//! - [`load`]: HTTP/1.0 GETs to nginx from N threads; every connection error,
-//!   timeout and non-2xx answer is a failure.
-//! - [`sampler`]: reads the fastrouter stats every ~30 ms, records the lowest
-//!   number of live nodes (`death_mark == 0`) per key and each node's `ref`.
-//! - [`tool`]: runs `uwsgi-reload` and captures its exit status, stderr and
-//!   `--json` events.
-//! - [`fastrouter`]: the fastrouter as its own process, which a test can
-//!   restart (`StackSpec::standalone_fastrouter`).
-//! - [`faults`]: a vassal's master killed, a slow next start, waits on the
-//!   Emperor's blacklist and on node ages.
-//! - [`topology`]: two fastrouters for HA (`examples/ha/`), the fastrouter
-//!   as a vassal, vassal configs in every format the Emperor loads.
-//! - [`uwsgi_under_test`]: which uwsgi binary (`UWSGI_BIN`) and how vassals
-//!   serve (`UWSGI_APP`), so the version matrix (tests/matrix.sh) runs these
-//!   same tests on other uWSGI versions.
-//! - [`record`]: with `E2E_RECORD` set, one line per finished scenario
-//!   (requests, failed, lowest live, exit) for the matrix's table.
-#![allow(dead_code, unused_imports)]
-
-pub mod fastrouter;
-pub mod faults;
-pub mod load;
-pub mod record;
-pub mod sampler;
-pub mod stack;
-pub mod tool;
-pub mod topology;
-pub mod uwsgi_under_test;
+//! The expectations of a rollout ([`Checks`]: collects every violation, then
+//! panics once with all of them and the full report), and the tool's
+//! `--json` events with their arrival times ([`ArrivedEvents`]).
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
 
-pub use load::{Load, LoadReport, LoadSpec};
-pub use sampler::{SampleReport, Sampler};
-pub use stack::{Fleet, Stack, StackSpec, VassalState};
-pub use tool::{Tool, ToolRun};
-
-/// Everything observed during one rollout under load.
-pub struct Rollout {
-    /// The stack's state before the tool started.
-    pub before: Fleet,
-    /// The stack's state read right after the tool exited.
-    pub after: Fleet,
-    pub run: ToolRun,
-    pub load: LoadReport,
-    pub samples: SampleReport,
-    /// The same sampling of every other fastrouter
-    /// (`StackSpec::two_fastrouters`), in the order of
-    /// `Stack::fastrouter_stats_paths`.
-    pub other_routers: Vec<SampleReport>,
-    /// When the tool was started, in ms after the load and the sampler started
-    /// (all three share one clock, so failure times line up with samples).
-    pub tool_started_ms: u128,
-    /// Notes written by the scenario's mid-rollout action, with their times.
-    pub notes: Vec<String>,
-}
-
-/// What a scenario can do under load before the tool starts.
-pub struct LeadIn<'a> {
-    pub stack: &'a Stack,
-    pub t0: Instant,
-    pub notes: Vec<String>,
-}
-
-impl LeadIn<'_> {
-    /// Records a timestamped note; returns its time (ms after t0).
-    pub fn note(&mut self, what: impl Into<String>) -> u128 {
-        let ms = self.t0.elapsed().as_millis();
-        let what = what.into();
-        eprintln!("[e2e {ms:>6} ms] {what}");
-        self.notes.push(format!("{ms:>6} ms  {what}"));
-        ms
-    }
-}
-
-/// What a scenario can do while the tool runs.
-pub struct During<'a> {
-    pub stack: &'a Stack,
-    pub tool: &'a mut Tool,
-    pub before: &'a Fleet,
-    pub t0: Instant,
-    pub notes: Vec<String>,
-}
-
-impl During<'_> {
-    /// ms after t0 (the clock of the load's failures and the samples).
-    pub fn ms(&self) -> u128 {
-        self.t0.elapsed().as_millis()
-    }
-
-    /// Records a timestamped note that ends up in the failure report.
-    pub fn note(&mut self, what: impl Into<String>) {
-        self.note_at(what);
-    }
-
-    /// [`During::note`], returning the note's time (ms after t0).
-    pub fn note_at(&mut self, what: impl Into<String>) -> u128 {
-        let ms = self.t0.elapsed().as_millis();
-        let what = what.into();
-        eprintln!("[e2e {ms:>6} ms] {what}");
-        self.notes.push(format!("{ms:>6} ms  {what}"));
-        ms
-    }
-}
-
-impl Stack {
-    /// Starts the sampler and the load, runs the tool with `args` (after the
-    /// three socket/dir arguments), calls `during` while it runs, waits for
-    /// it (at most `tool_timeout`), reads the stack's state at once, lets the
-    /// load run a little longer, and returns everything observed.
-    pub fn rollout<F>(
-        &self,
-        args: &[&str],
-        load: LoadSpec,
-        tool_timeout: Duration,
-        during: F,
-    ) -> Rollout
-    where
-        F: FnOnce(&mut During<'_>),
-    {
-        self.rollout_with(args, load, tool_timeout, |_| {}, during)
-    }
-
-    /// [`Stack::rollout`] with a `lead_in` that runs under load and sampling
-    /// before the tool starts (a fault injected then, from t0 + 500 ms). The
-    /// fleet state `before` is read after it.
-    pub fn rollout_with<L, F>(
-        &self,
-        args: &[&str],
-        load: LoadSpec,
-        tool_timeout: Duration,
-        lead_in: L,
-        during: F,
-    ) -> Rollout
-    where
-        L: FnOnce(&mut LeadIn<'_>),
-        F: FnOnce(&mut During<'_>),
-    {
-        let t0 = Instant::now();
-        let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
-        let others: Vec<Sampler> = self
-            .fastrouter_stats_paths()
-            .into_iter()
-            .skip(1)
-            .map(|p| Sampler::start(p, vec![self.key.clone()], t0))
-            .collect();
-        let load = Load::start(self.port, load, t0);
-        // let the load reach steady state before anything changes
-        std::thread::sleep(Duration::from_millis(500));
-        let mut li = LeadIn {
-            stack: self,
-            t0,
-            notes: Vec::new(),
-        };
-        lead_in(&mut li);
-        let lead_notes = li.notes;
-        let before = self.fleet();
-        let tool_started_ms = t0.elapsed().as_millis();
-        let mut tool = self.spawn_tool(args);
-        let mut d = During {
-            stack: self,
-            tool: &mut tool,
-            before: &before,
-            t0,
-            notes: lead_notes,
-        };
-        during(&mut d);
-        let notes = d.notes;
-        let run = tool.wait(tool_timeout);
-        let after = self.fleet();
-        std::thread::sleep(Duration::from_millis(500));
-        let load = load.stop();
-        let samples = sampler.stop();
-        let other_routers = others.into_iter().map(Sampler::stop).collect();
-        Rollout {
-            before,
-            after,
-            run,
-            load,
-            samples,
-            other_routers,
-            tool_started_ms,
-            notes,
-        }
-    }
-}
-
-impl Rollout {
-    /// The full story, for assertion messages.
-    pub fn context(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "\n======== rollout report ========");
-        let _ = writeln!(
-            s,
-            "tool started at {} ms (t0 = load/sampler start)",
-            self.tool_started_ms
-        );
-        for n in &self.notes {
-            let _ = writeln!(s, "note: {n}");
-        }
-        let _ = writeln!(s, "{}", self.run.describe());
-        let _ = writeln!(s, "{}", self.load.describe());
-        let _ = writeln!(s, "{}", self.samples.describe());
-        for (i, o) in self.other_routers.iter().enumerate() {
-            let _ = writeln!(s, "router {}: {}", i + 2, o.describe());
-        }
-        let _ = writeln!(s, "fleet before:\n{}", self.before.describe());
-        let _ = writeln!(s, "fleet after:\n{}", self.after.describe());
-        s
-    }
-
-    /// Starts collecting checks; `finish()` panics with every violation and
-    /// the full report.
-    pub fn checks(&self) -> Checks<'_> {
-        Checks {
-            r: self,
-            problems: Vec::new(),
-        }
-    }
-}
+use super::{record, tool, Rollout, Tool};
 
 /// Collects every violated expectation of a rollout, so that one failure
 /// report lists them all.
@@ -389,7 +166,7 @@ impl Checks<'_> {
                 "{name}: no node in the fastrouter after the rollout"
             )),
             Some(n) => {
-                let age = stack::now_secs() - n.last_check;
+                let age = super::now_secs() - n.last_check;
                 self.check(n.death_mark == 0 && age <= tolerance + 1, || {
                     format!(
                         "{name}: node death_mark {}, last announce {age} s ago (tolerance {tolerance} s)",
@@ -402,7 +179,7 @@ impl Checks<'_> {
 
     /// Reloaded exactly once, gracefully, and live again.
     pub fn reloaded_once(&mut self, name: &str) {
-        if let Err(e) = stack::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))
+        if let Err(e) = super::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))
         {
             self.fail(format!("{name}: {e}"));
         }
@@ -410,7 +187,7 @@ impl Checks<'_> {
 
     /// Not touched, and live.
     pub fn untouched(&mut self, name: &str) {
-        if let Err(e) = stack::check_untouched(self.r.before.get(name), self.r.after.get(name)) {
+        if let Err(e) = super::check_untouched(self.r.before.get(name), self.r.after.get(name)) {
             self.fail(format!("{name} should be untouched: {e}"));
         }
     }
@@ -424,8 +201,8 @@ impl Checks<'_> {
             let b = self.r.before.get(name);
             let a = self.r.after.get(name);
             match (
-                stack::check_reloaded_once(b, a),
-                stack::check_untouched(b, a),
+                super::check_reloaded_once(b, a),
+                super::check_untouched(b, a),
             ) {
                 (Ok(()), _) => reloaded.push(name.clone()),
                 (_, Ok(())) => untouched.push(name.clone()),
@@ -526,37 +303,4 @@ impl ArrivedEvents {
             .map(|(t, e)| (*t, tool::event_vassal(e).unwrap_or_default()))
             .collect()
     }
-}
-
-/// Polls until `cond` returns `Some`, every `every`, at most `timeout`.
-pub fn poll<T>(
-    timeout: Duration,
-    every: Duration,
-    mut cond: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = cond() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(every);
-    }
-}
-
-/// Keeps the last `n` lines of `text`.
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    let mut out = String::new();
-    if start > 0 {
-        let _ = writeln!(out, "[... {start} earlier lines]");
-    }
-    for l in &lines[start..] {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::stack::{now_secs, Stack};
+use super::{now_secs, Stack};
 
 impl Stack {
     /// From now on, `name`'s app sleeps `secs` at import (every start of

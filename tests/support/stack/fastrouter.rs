@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::stack::{read_stats, wait_child, Stack};
+use super::start::wait_child;
+use super::{read_stats, Stack};
 
 /// The option name of an ini line (`fastrouter-stats-server = x` ->
 /// `fastrouter-stats-server`), None for comments, blank lines and sections.

@@ -7,12 +7,12 @@
 //! - [`engine`]: the first byte picks a mode. Raw mode decodes a sequence
 //!   of inputs and time jumps with arbitrary snapshots (only safety
 //!   properties hold there); sim mode lets the bytes pick every move of
-//!   the simulated world of tests/sim (any number of faults), so every
+//!   the simulated world of tests/support/sim (any number of faults), so every
 //!   property of tests/explore.rs is checked on long, deep runs.
 
 #![allow(dead_code)]
 
-#[path = "../sim/mod.rs"]
+#[path = "sim/mod.rs"]
 pub mod sim;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -96,7 +96,7 @@ impl Sampler {
             while !stop2.load(Ordering::Relaxed) {
                 let tick = Instant::now();
                 let ms = t0.elapsed().as_millis();
-                let snap = super::stack::read_stats(&socket)
+                let snap = super::read_stats(&socket)
                     .and_then(|b| FastrouterSnapshot::parse(&b).map_err(|e| format!("{e:?}")));
                 match snap {
                     Err(e) => r.errors.push((ms, e)),

@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::stack::{Stack, StackSpec};
+use super::{Stack, StackSpec};
 
 /// The extensions the Emperor loads (`uwsgi_emperor_is_valid` in uWSGI
 /// 2.0's core/emperor.c: `.xml .ini .yml .yaml .js .json`).
@@ -28,7 +28,7 @@ pub fn config_stem(file: &str) -> Option<String> {
 /// `nginx.conf`) of a stack comes from: `examples/ha/` for the HA pair's
 /// vassal and nginx, `examples/stack/` otherwise.
 pub fn template_path(spec: &StackSpec, file: &str) -> PathBuf {
-    let root = super::stack::repo_root().join("examples");
+    let root = super::repo_root().join("examples");
     if spec.two_fastrouters && matches!(file, "vassal.ini" | "nginx.conf") {
         root.join("ha").join(file)
     } else {
@@ -65,7 +65,7 @@ pub fn write_routers(spec: &StackSpec, dir: &Path, router: String, sub: &dyn Fn(
         fs::write(dir.join("fastrouter.ini"), router).unwrap();
         return;
     }
-    let ha = super::stack::repo_root().join("examples/ha");
+    let ha = super::repo_root().join("examples/ha");
     for (from, to) in [
         ("fastrouter-a.ini", "fastrouter.ini"),
         ("fastrouter-b.ini", "fastrouter-b.ini"),

@@ -1,0 +1,192 @@
+//! A rollout under load: the load and the fastrouter sampler start, the tool
+//! runs (with what the scenario does before and while it runs), and
+//! everything observed comes back as one [`Rollout`].
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use super::{Checks, Fleet, Load, LoadReport, LoadSpec, Run, SampleReport, Sampler, Stack, Tool};
+
+/// Everything observed during one rollout under load.
+pub struct Rollout {
+    /// The stack's state before the tool started.
+    pub before: Fleet,
+    /// The stack's state read right after the tool exited.
+    pub after: Fleet,
+    pub run: Run,
+    pub load: LoadReport,
+    pub samples: SampleReport,
+    /// The same sampling of every other fastrouter
+    /// (`StackSpec::two_fastrouters`), in the order of
+    /// `Stack::fastrouter_stats_paths`.
+    pub other_routers: Vec<SampleReport>,
+    /// When the tool was started, in ms after the load and the sampler started
+    /// (all three share one clock, so failure times line up with samples).
+    pub tool_started_ms: u128,
+    /// Notes written by the scenario's mid-rollout action, with their times.
+    pub notes: Vec<String>,
+}
+
+/// What a scenario can do under load before the tool starts.
+pub struct LeadIn<'a> {
+    pub stack: &'a Stack,
+    pub t0: Instant,
+    pub notes: Vec<String>,
+}
+
+impl LeadIn<'_> {
+    /// Records a timestamped note; returns its time (ms after t0).
+    pub fn note(&mut self, what: impl Into<String>) -> u128 {
+        let ms = self.t0.elapsed().as_millis();
+        let what = what.into();
+        eprintln!("[e2e {ms:>6} ms] {what}");
+        self.notes.push(format!("{ms:>6} ms  {what}"));
+        ms
+    }
+}
+
+/// What a scenario can do while the tool runs.
+pub struct During<'a> {
+    pub stack: &'a Stack,
+    pub tool: &'a mut Tool,
+    pub before: &'a Fleet,
+    pub t0: Instant,
+    pub notes: Vec<String>,
+}
+
+impl During<'_> {
+    /// ms after t0 (the clock of the load's failures and the samples).
+    pub fn ms(&self) -> u128 {
+        self.t0.elapsed().as_millis()
+    }
+
+    /// Records a timestamped note that ends up in the failure report.
+    pub fn note(&mut self, what: impl Into<String>) {
+        self.note_at(what);
+    }
+
+    /// [`During::note`], returning the note's time (ms after t0).
+    pub fn note_at(&mut self, what: impl Into<String>) -> u128 {
+        let ms = self.t0.elapsed().as_millis();
+        let what = what.into();
+        eprintln!("[e2e {ms:>6} ms] {what}");
+        self.notes.push(format!("{ms:>6} ms  {what}"));
+        ms
+    }
+}
+
+impl Stack {
+    /// Starts the sampler and the load, runs the tool with `args` (after the
+    /// three socket/dir arguments), calls `during` while it runs, waits for
+    /// it (at most `tool_timeout`), reads the stack's state at once, lets the
+    /// load run a little longer, and returns everything observed.
+    pub fn rollout<F>(
+        &self,
+        args: &[&str],
+        load: LoadSpec,
+        tool_timeout: Duration,
+        during: F,
+    ) -> Rollout
+    where
+        F: FnOnce(&mut During<'_>),
+    {
+        self.rollout_with(args, load, tool_timeout, |_| {}, during)
+    }
+
+    /// [`Stack::rollout`] with a `lead_in` that runs under load and sampling
+    /// before the tool starts (a fault injected then, from t0 + 500 ms). The
+    /// fleet state `before` is read after it.
+    pub fn rollout_with<L, F>(
+        &self,
+        args: &[&str],
+        load: LoadSpec,
+        tool_timeout: Duration,
+        lead_in: L,
+        during: F,
+    ) -> Rollout
+    where
+        L: FnOnce(&mut LeadIn<'_>),
+        F: FnOnce(&mut During<'_>),
+    {
+        let t0 = Instant::now();
+        let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
+        let others: Vec<Sampler> = self
+            .fastrouter_stats_paths()
+            .into_iter()
+            .skip(1)
+            .map(|p| Sampler::start(p, vec![self.key.clone()], t0))
+            .collect();
+        let load = Load::start(self.port, load, t0);
+        // let the load reach steady state before anything changes
+        std::thread::sleep(Duration::from_millis(500));
+        let mut li = LeadIn {
+            stack: self,
+            t0,
+            notes: Vec::new(),
+        };
+        lead_in(&mut li);
+        let lead_notes = li.notes;
+        let before = self.fleet();
+        let tool_started_ms = t0.elapsed().as_millis();
+        let mut tool = self.spawn_tool(args);
+        let mut d = During {
+            stack: self,
+            tool: &mut tool,
+            before: &before,
+            t0,
+            notes: lead_notes,
+        };
+        during(&mut d);
+        let notes = d.notes;
+        let run = tool.wait(tool_timeout);
+        let after = self.fleet();
+        std::thread::sleep(Duration::from_millis(500));
+        let load = load.stop();
+        let samples = sampler.stop();
+        let other_routers = others.into_iter().map(Sampler::stop).collect();
+        Rollout {
+            before,
+            after,
+            run,
+            load,
+            samples,
+            other_routers,
+            tool_started_ms,
+            notes,
+        }
+    }
+}
+
+impl Rollout {
+    /// The full story, for assertion messages.
+    pub fn context(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "\n======== rollout report ========");
+        let _ = writeln!(
+            s,
+            "tool started at {} ms (t0 = load/sampler start)",
+            self.tool_started_ms
+        );
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        let _ = writeln!(s, "{}", self.run.describe());
+        let _ = writeln!(s, "{}", self.load.describe());
+        let _ = writeln!(s, "{}", self.samples.describe());
+        for (i, o) in self.other_routers.iter().enumerate() {
+            let _ = writeln!(s, "router {}: {}", i + 2, o.describe());
+        }
+        let _ = writeln!(s, "fleet before:\n{}", self.before.describe());
+        let _ = writeln!(s, "fleet after:\n{}", self.after.describe());
+        s
+    }
+
+    /// Starts collecting checks; `finish()` panics with every violation and
+    /// the full report.
+    pub fn checks(&self) -> Checks<'_> {
+        Checks {
+            r: self,
+            problems: Vec::new(),
+        }
+    }
+}
