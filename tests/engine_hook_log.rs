@@ -266,3 +266,34 @@ fn subscriptions_on_before_accepting_and_not_named() {
     look(&mut e, &f, 1);
     assert!(subscribes(&on(&mut e, 1)).is_empty());
 }
+
+/// `--early-announce` announces at accepting, before the log is read: when
+/// the log then proves the hook lost, the node the tool announced is not
+/// the vassal's own, and it does not count as back until `S` is written
+/// (a repair still waiting for the FIFO's reader would otherwise be dropped
+/// with the vassal left blocked).
+#[test]
+fn with_early_announce_a_lost_hook_is_back_only_once_s_is_written() {
+    let mut s = hook_settings();
+    s.early_announce = [name(0)].into_iter().collect();
+    let mut e = engine(s, 2);
+    let mut f = fleet();
+    look(&mut e, &f, 0);
+    reloaded(&mut f, Some(T0 + 1));
+    let out = look(&mut e, &f, 1);
+    assert_eq!(subscribes(&out), [sock(0, 0)], "announced at accepting");
+    assert_eq!(repairs(&lost(&mut e, 1)), [name(0)]);
+    // The fastrouter shows the tool's announce; S not written yet.
+    f.vs[0].nodes = serving(0, T0 + 1).nodes;
+    let out = look(&mut e, &f, 2);
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|ev| matches!(ev, Event::Subscribed { vassal, .. } if *vassal == name(0))),
+        "back before S was written"
+    );
+    let mut out = written(&mut e, 2);
+    out.extend(look(&mut e, &f, 3));
+    assert!(events(&out).iter().any(|ev| matches!(ev,
+        Event::Subscribed { vassal, repaired: true, .. } if *vassal == name(0))));
+}

@@ -242,6 +242,7 @@ impl Engine {
     /// repair without that proof nothing is sent: its silence may have been
     /// a dropped announce, which `S` then blocked (docs/BENCHMARK.md §4).
     fn announce_repaired(&mut self, i: usize) {
+        self.vassals[i].reload.fifo_written = true;
         if self.vassals[i].reload.hook_lost.is_some() && self.s.announce_after_repair {
             self.send_announce(i);
         }

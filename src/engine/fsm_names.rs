@@ -252,7 +252,9 @@ named_enum! {
         RecordFirstAnnounce = "RecordFirstAnnounce",
         /// Write `S` to its master FIFO, once.
         WriteFifo = "WriteFifo",
-        /// After a repair its log proved needed (`HookLost`): the `S` now
+        /// Record the `S` written (until then, with `HookLost`, a fresh node
+        /// is not the vassal's announce). After a repair its log proved
+        /// needed (`HookLost`): the `S` now
         /// written unblocked it, so its subscriptions are on and the tool
         /// sends the announce its next `subscribe-freq` tick would (early
         /// announce, unless `--no-early-announce`, `--probe` or no

@@ -155,7 +155,11 @@ impl Engine {
                             && fr_started >= v.touch.at_ms
                     })
                     .map(|(_, n)| n.last_check)
-                    .max();
+                    .max()
+                    // Its log proved it blocked: until the repair's `S` is
+                    // written, a fresh node is only the tool's own announce
+                    // (`--early-announce`), not the vassal's.
+                    .filter(|_| v.reload.hook_lost.is_none() || v.reload.fifo_written);
                 match (phase, announced) {
                     // A reload we did not send may have reached it while it
                     // was starting: one announce is not enough.

@@ -80,6 +80,8 @@ pub struct Reload {
     pub subscriptions_on: bool,
     /// The tool announced it itself (`Task::Announce` and its kin): once.
     pub announced: bool,
+    /// The driver reported the repair's `S` written (`Fact::FifoWritten`).
+    pub fifo_written: bool,
     /// `S` was written to its FIFO (`Task::WriteFifo`), and when.
     pub repaired: bool,
     pub repair_ms: u64,
