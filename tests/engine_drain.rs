@@ -4,6 +4,8 @@
 //! driving the sans-IO engine with literal snapshots. Each test says what
 //! reverting the rule does.
 
+#[path = "support/engine_kit.rs"]
+mod engine_kit;
 #[path = "support/timed_world.rs"]
 mod timed_world;
 use timed_world::*;

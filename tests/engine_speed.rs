@@ -4,7 +4,7 @@
 
 #[path = "support/engine_kit.rs"]
 mod engine_kit;
-use engine_kit::Outputs;
+use engine_kit::{NodeMatch, Outputs};
 #[path = "support/timed_world.rs"]
 mod timed_world;
 use timed_world::*;

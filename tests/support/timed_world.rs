@@ -2,19 +2,18 @@
 //! what waiting costs, when a drain touches): a fleet as the two stats
 //! sockets show it, built from literal records, and the runtime's loop
 //! (sleep to `poll_timeout()`, answer every read at once). Included with
-//! `#[path]` by `tests/engine_speed.rs` and `tests/engine_drain.rs`.
+//! `#[path]` by `tests/engine_speed.rs` and `tests/engine_drain.rs`, beside
+//! `engine_kit.rs`, whose names, records, settings and engine it builds on.
 #![allow(dead_code)]
 
-pub use uwsgi_reload::engine::{
-    Action, ConfigFile, Engine, Event, Input, NodeMatch, Now, Report, Settings,
-};
+pub use crate::engine_kit::{engine, name, KEY, T0};
+pub use uwsgi_reload::engine::{Action, Engine, Event, Input, Now, Report, Settings};
 pub use uwsgi_reload::stats::{
     EmperorSnapshot, FastrouterSnapshot, Node, StatsSource, Subscription, VassalStats,
 };
 
-pub const T0: i64 = 1_795_637_000;
+/// `engine_kit::now(0)`'s monotonic clock, counted here in milliseconds.
 pub const MONO0: u64 = 10_000_000;
-pub const KEY: &str = "app.example.com";
 
 pub fn at(ms: u64) -> Now {
     Now {
@@ -23,12 +22,9 @@ pub fn at(ms: u64) -> Now {
     }
 }
 
-pub fn name(i: usize) -> String {
-    format!("app_{:02}.ini", i + 1)
-}
-
+/// Vassal `i`'s one node.
 pub fn sock(i: usize) -> String {
-    format!("/run/app_{:02}.sock", i + 1)
+    crate::engine_kit::sock(i, 0)
 }
 
 /// The world the two stats sockets show: records and nodes by vassal.
@@ -43,16 +39,7 @@ impl World {
     pub fn serving(n: usize) -> World {
         World {
             recs: (0..n)
-                .map(|i| VassalStats {
-                    id: name(i),
-                    pid: 100 + i as i64,
-                    last_mod: T0 - 3600,
-                    accepting: 1,
-                    last_accepting: T0 - 3600,
-                    first_run: T0 - 3600,
-                    last_run: T0 - 3600,
-                    ..Default::default()
-                })
+                .filter_map(|i| crate::engine_kit::serving(i, T0).rec)
                 .collect(),
             nodes: (0..n)
                 .map(|i| {
@@ -86,26 +73,12 @@ impl World {
     }
 }
 
+/// `engine_kit::settings` with the drain on (up to 60 s).
 pub fn settings(k: usize) -> Settings {
-    let names = (0..8).map(|i| (name(i), vec![sock(i)])).collect();
     Settings {
-        min_live: k,
-        node_match: NodeMatch::Names(names),
-        can_unsubscribe: true,
         drain_timeout_ms: Some(60_000),
-        stats_outage_ms: 600_000,
-        ..Settings::default()
+        ..crate::engine_kit::settings(k)
     }
-}
-
-pub fn engine(s: Settings, n: usize) -> Engine {
-    let configs = (0..n)
-        .map(|i| ConfigFile {
-            name: name(i),
-            mtime: T0 - 3600,
-        })
-        .collect();
-    Engine::new(s, configs, at(0))
 }
 
 /// The runtime's loop until `until_ms`: sleep to `poll_timeout()`, wake the
