@@ -834,14 +834,7 @@ fn e2e_no_repair_reports_a_vassal_that_never_resubscribes() {
 /// instead of writing S to its FIFO; a hook that fails would kill the
 /// instance), deployed without the Emperor noticing.
 fn deploy_hookless_config(stack: &Stack, name: &str) {
-    let ini = stack.vassal_ini();
-    let hook = format!(
-        "hook-accepting1-once = writefifo:{}/%n.fifo S",
-        stack.dir.display()
-    );
-    assert!(ini.contains(&hook), "vassal.ini has no `{hook}`");
-    let ini = ini.replace(&hook, "hook-accepting1-once = exec:true");
-    stack.replace_config_quietly(name, &ini);
+    stack.replace_accepting_hook_quietly(name, "hook-accepting1-once = exec:true");
 }
 
 /// The harness counts failures: `kill -9` of a vassal master under 300 ms

@@ -190,17 +190,10 @@ fn e2e_a_lost_hook_is_repaired_from_its_log() {
     let stuck = stack.names[2].clone();
     let lost = stack.dir.join("nobody-reads-this.fifo");
     nix::unistd::mkfifo(&lost, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let ini = stack.vassal_ini();
-    let hook = format!(
-        "hook-accepting1-once = writefifo:{}/%n.fifo S",
-        stack.dir.display()
-    );
-    assert!(ini.contains(&hook), "vassal.ini has no `{hook}`");
-    let ini = ini.replace(
-        &hook,
+    stack.replace_accepting_hook_quietly(
+        &stuck,
         &format!("hook-accepting1-once = writefifo:{} S", lost.display()),
     );
-    stack.replace_config_quietly(&stuck, &ini);
     let r = stack.rollout(
         &["--minimum-active-vassals", "1", "--json"],
         LoadSpec::default(),
@@ -219,10 +212,9 @@ fn e2e_a_lost_hook_is_repaired_from_its_log() {
     c.summary_list("reloaded", &stack.names);
     let events: Vec<serde_json::Value> = r
         .run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &serde_json::Value| v["vassal"] == format!("{stuck}.ini").as_str())
+        .events()
+        .into_iter()
+        .filter(|v| v["vassal"] == format!("{stuck}.ini").as_str())
         .collect();
     let pos = |name: &str| events.iter().position(|v| v["event"] == name);
     let evidence = events

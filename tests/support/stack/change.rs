@@ -54,6 +54,19 @@ impl Stack {
         replace_keeping_mtime(&self.config_path(name), content, last_mod);
     }
 
+    /// Deploys, without the Emperor noticing, vassal.ini with `name`'s
+    /// accepting hook (`writefifo:<its master FIFO> S`) replaced by the
+    /// option line `hook`: what its next generation runs instead.
+    pub fn replace_accepting_hook_quietly(&self, name: &str, hook: &str) {
+        let ini = self.vassal_ini();
+        let ours = format!(
+            "hook-accepting1-once = writefifo:{}/%n.fifo S",
+            self.dir.display()
+        );
+        assert!(ini.contains(&ours), "vassal.ini has no `{ours}`");
+        self.replace_config_quietly(name, &ini.replace(&ours, hook));
+    }
+
     /// vassal.ini as written for this stack.
     pub fn vassal_ini(&self) -> String {
         fs::read_to_string(self.dir.join("vassal.ini")).unwrap()
