@@ -496,36 +496,15 @@ impl Sim {
     }
 
     pub(crate) fn inject(&mut self, f: &Fault) -> Option<Input> {
-        let (now, wall) = (self.w.now, self.w.wall());
+        let wall = self.w.wall();
         match f {
             Fault::Crash(v) => {
                 let v = *v;
                 self.fault();
                 self.w.world_drop(v, 1);
-                let w = &mut self.w;
-                let pid = w.next_pid;
-                w.next_pid += 1;
-                let vw = &mut w.vassals[v];
+                let vw = &self.w.vassals[v];
                 let last_mod = vw.rec.as_ref().map_or(vw.mtime, |r| r.last_mod);
-                vw.rec = Some(Rec {
-                    pid,
-                    last_mod,
-                    ready: 0,
-                    accepting: 0,
-                    last_accepting: 0,
-                    respawns: 0,
-                    cursed: 0,
-                    born: last_mod,
-                    first_run: wall,
-                    last_run: wall,
-                });
-                vw.proc_ = Proc::Starting { since: now };
-                vw.new_gen = true;
-                vw.blocked = None;
-                vw.announced_early = false;
-                vw.announce_again = None;
-                w.order.retain(|i| *i != v);
-                w.order.push(v);
+                self.w.start_process(v, last_mod);
                 // The fastrouter keeps the node (no unsubscribe on a crash).
                 None
             }

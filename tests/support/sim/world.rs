@@ -443,6 +443,35 @@ impl World {
         }
     }
 
+    /// A new master process for vassal `v` (a crash restart, or a
+    /// blacklisted vassal started again): a fresh Emperor record with a new
+    /// pid, starting, its generation this run's; last in the Emperor's order.
+    pub(crate) fn start_process(&mut self, v: usize, last_mod: i64) {
+        let (now, wall) = (self.now, self.wall());
+        let pid = self.next_pid;
+        self.next_pid += 1;
+        let w = &mut self.vassals[v];
+        w.rec = Some(Rec {
+            pid,
+            last_mod,
+            ready: 0,
+            accepting: 0,
+            last_accepting: 0,
+            respawns: 0,
+            cursed: 0,
+            born: last_mod,
+            first_run: wall,
+            last_run: wall,
+        });
+        w.proc_ = Proc::Starting { since: now };
+        w.new_gen = true;
+        w.blocked = None;
+        w.announced_early = false;
+        w.announce_again = None;
+        self.order.retain(|i| *i != v);
+        self.order.push(v);
+    }
+
     pub(crate) fn config_changed(&mut self) {
         if self.scan_due.is_none() {
             self.scan_due = Some(self.now + EMPEROR_FREQ_MS);
@@ -533,26 +562,8 @@ impl World {
             }
         }
         for v in added {
-            let pid = self.next_pid;
-            self.next_pid += 1;
-            let w = &mut self.vassals[v];
-            w.rec = Some(Rec {
-                pid,
-                last_mod: w.mtime,
-                ready: 0,
-                accepting: 0,
-                last_accepting: 0,
-                respawns: 0,
-                cursed: 0,
-                born: w.mtime,
-                first_run: wall,
-                last_run: wall,
-            });
-            w.proc_ = Proc::Starting { since: now };
-            w.new_gen = true;
-            w.blocked = None;
-            w.announced_early = false;
-            self.order.push(v);
+            let last_mod = self.vassals[v].mtime;
+            self.start_process(v, last_mod);
         }
         self.scan_due = None;
     }
