@@ -136,7 +136,7 @@ impl Watch {
         self.offset = start + n as u64;
         let mut out = Vec::new();
         let mut on = None;
-        for seen in self.scanner.feed_all(&buf, &self.marker) {
+        for seen in self.scanner.feed(&buf, &self.marker) {
             match seen {
                 Seen::Lost(line) if !self.lost_reported => {
                     self.lost_reported = true;

@@ -57,22 +57,11 @@ pub struct LineScanner {
 const MAX_CARRY: usize = 8 * 1024;
 
 impl LineScanner {
-    /// Feeds the next bytes of the log; returns the first complete line that
-    /// contains `marker`, without its line end.
-    pub fn feed(&mut self, chunk: &[u8], marker: &str) -> Option<String> {
-        self.feed_all(chunk, marker)
-            .into_iter()
-            .find_map(|s| match s {
-                Seen::Lost(line) => Some(line),
-                _ => None,
-            })
-    }
-
     /// Feeds the next bytes of the log; returns what each complete line
     /// says, in order: the lost hook (a line containing `marker`) and the
     /// master's subscription toggles (a line ending with their message, so
     /// an application printing the words mid-line is not taken for them).
-    pub fn feed_all(&mut self, chunk: &[u8], marker: &str) -> Vec<Seen> {
+    pub fn feed(&mut self, chunk: &[u8], marker: &str) -> Vec<Seen> {
         let mut data = std::mem::take(&mut self.carry);
         data.extend_from_slice(chunk);
         let mut seen = Vec::new();
@@ -117,6 +106,17 @@ mod tests {
 
     const FIFO: &str = "/srv/vassals/app_02.fifo";
 
+    impl LineScanner {
+        /// The first lost-hook line among the next bytes, without its line
+        /// end.
+        fn first_lost(&mut self, chunk: &[u8], marker: &str) -> Option<String> {
+            self.feed(chunk, marker).into_iter().find_map(|s| match s {
+                Seen::Lost(line) => Some(line),
+                _ => None,
+            })
+        }
+    }
+
     #[test]
     fn finds_the_line_uwsgi_logs_for_a_lost_hook() {
         let m = lost_marker(FIFO);
@@ -125,7 +125,7 @@ mod tests {
              open(\"{FIFO}\"): No such device or address [core/hooks.c line 134]\n"
         );
         let mut s = LineScanner::default();
-        let line = s.feed(log.as_bytes(), &m).expect("found");
+        let line = s.first_lost(log.as_bytes(), &m).expect("found");
         assert!(
             line.starts_with("open(") && line.ends_with("line 134]"),
             "{line}"
@@ -138,7 +138,9 @@ mod tests {
         let log = format!(
             "Tue Dec  1 10:00:00 2026 - open(\"{FIFO}\"): No such device [core/hooks.c line 134]\n"
         );
-        assert!(LineScanner::default().feed(log.as_bytes(), &m).is_some());
+        assert!(LineScanner::default()
+            .first_lost(log.as_bytes(), &m)
+            .is_some());
     }
 
     #[test]
@@ -148,7 +150,7 @@ mod tests {
                    open(\"/srv/vassals/app_02.fifo\"): No such file or directory [core/hooks.c line 134]\n\
                    running \"writefifo:/srv/vassals/app_02.fifo S\" (accepting1-once)...\n\
                    subscriptions re-enabled\n";
-        assert_eq!(LineScanner::default().feed(log.as_bytes(), &m), None);
+        assert_eq!(LineScanner::default().first_lost(log.as_bytes(), &m), None);
     }
 
     #[test]
@@ -157,12 +159,12 @@ mod tests {
         let line = format!("open(\"{FIFO}\"): No such device or address [core/hooks.c line 134]\n");
         let (a, b) = line.as_bytes().split_at(17);
         let mut s = LineScanner::default();
-        assert_eq!(s.feed(a, &m), None);
-        assert!(s.feed(b, &m).is_some());
+        assert_eq!(s.first_lost(a, &m), None);
+        assert!(s.first_lost(b, &m).is_some());
         // An unfinished line is not judged until it ends.
         let mut s = LineScanner::default();
-        assert_eq!(s.feed(line.trim_end().as_bytes(), &m), None);
-        assert!(s.feed(b"\n", &m).is_some());
+        assert_eq!(s.first_lost(line.trim_end().as_bytes(), &m), None);
+        assert!(s.first_lost(b"\n", &m).is_some());
     }
 
     #[test]
@@ -173,7 +175,7 @@ mod tests {
                    2026-12-02 04:56:09 - subscriptions blocked\r\n\
                    2026-12-02 04:56:10 - subscriptions re-enabled\n";
         assert_eq!(
-            LineScanner::default().feed_all(log.as_bytes(), &m),
+            LineScanner::default().feed(log.as_bytes(), &m),
             [Seen::On, Seen::Off, Seen::On]
         );
     }
@@ -182,7 +184,7 @@ mod tests {
     fn an_endless_line_is_dropped_not_kept() {
         let m = lost_marker(FIFO);
         let mut s = LineScanner::default();
-        assert_eq!(s.feed(&vec![b'x'; MAX_CARRY + 1], &m), None);
+        assert_eq!(s.first_lost(&vec![b'x'; MAX_CARRY + 1], &m), None);
         assert!(s.carry.is_empty());
     }
 }
