@@ -109,14 +109,20 @@ pub fn expect_event(c: &mut stack::Checks<'_>, kind: &str, vassal: Option<&str>)
 
 /// A full rollout on a stack whose vassals announce every 25 s and whose
 /// fastrouter keeps nodes 60 s: exit 0, K = 6 held, all 8 reloaded once.
-fn long_subscribe_freq(import_delay: f64, wait_stale: bool) {
+/// With `by_the_emperor` the vassals' files do not say it: the Emperor's
+/// `vassal-set` gives it to each vassal on its command line
+/// (docs/UWSGI.md §9.12).
+fn long_subscribe_freq(import_delay: f64, wait_stale: bool, by_the_emperor: bool) {
     let k = 6;
-    let stack = Stack::start(
-        StackSpec::new(8)
-            .import_delay(import_delay)
-            .vassal_line("subscribe-freq = 25")
-            .fastrouter_line("subscription-tolerance = 60"),
-    );
+    let spec = StackSpec::new(8)
+        .import_delay(import_delay)
+        .fastrouter_line("subscription-tolerance = 60");
+    let spec = if by_the_emperor {
+        spec.emperor_line("vassal-set = subscribe-freq=25")
+    } else {
+        spec.vassal_line("subscribe-freq = 25")
+    };
+    let stack = Stack::start(spec);
     if wait_stale {
         // nodes older than the built-in 17 s, as they are most of the time
         // in this setup: a tool judging by 17 s sees a dead fleet
@@ -163,13 +169,19 @@ fn long_subscribe_freq(import_delay: f64, wait_stale: bool) {
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: cargo test --release --test e2e_liveness -- --ignored --test-threads=1"]
 fn e2e_liveness_subscribe_freq_25_import_8s_k6() {
-    long_subscribe_freq(8.0, false);
+    long_subscribe_freq(8.0, false, false);
+}
+
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: cargo test --release --test e2e_liveness -- --ignored --test-threads=1"]
+fn e2e_liveness_subscribe_freq_25_set_only_by_the_emperor() {
+    long_subscribe_freq(0.0, true, true);
 }
 
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: cargo test --release --test e2e_liveness -- --ignored --test-threads=1"]
 fn e2e_liveness_subscribe_freq_25_import_0s_not_refused() {
-    long_subscribe_freq(0.0, true);
+    long_subscribe_freq(0.0, true, false);
 }
 
 #[test]

@@ -14,6 +14,7 @@ const LINE: &str = "open(\"/run/app_01.fifo\"): No such device or address [core/
 fn hook_settings() -> Settings {
     let mut s = settings(1);
     s.watch_hook_log = [name(0), name(1)].into_iter().collect();
+    s.repairable = s.watch_hook_log.clone();
     s
 }
 
@@ -141,9 +142,18 @@ fn a_lost_hook_is_repaired_and_announced_at_once() {
     );
     let out = written(&mut e, 1);
     assert_eq!(subscribes(&out), [sock(0, 0)]);
-    // The fastrouter shows the node the tool announced: back.
+    // The fastrouter shows the node the tool announced: traffic, not the
+    // vassal's word (its `cores` is 0).
     f.vs[0].nodes = serving(0, T0 + 1).nodes;
+    f.vs[0].by_tool = vec![sock(0, 0)];
     let out = look(&mut e, &f, 2);
+    assert!(!events(&out)
+        .iter()
+        .any(|ev| matches!(ev, Event::Subscribed { .. })));
+    // Its own announce: back.
+    f.vs[0].by_tool.clear();
+    f.vs[0].nodes = serving(0, T0 + 3).nodes;
+    let out = look(&mut e, &f, 3);
     assert!(events(&out).iter().any(|ev| matches!(ev,
         Event::Subscribed { vassal, repaired: true, .. } if *vassal == name(0))));
 }
@@ -235,6 +245,16 @@ fn subscriptions_on_in_its_own_log_announces_it() {
     assert!(repairs(&out).is_empty());
     assert!(subscribes(&on(&mut e, 1)).is_empty(), "announced twice");
     f.vs[0].nodes = serving(0, T0 + 1).nodes;
+    f.vs[0].by_tool = vec![sock(0, 0)];
+    let out = look(&mut e, &f, 2);
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|ev| matches!(ev, Event::Subscribed { .. })),
+        "the tool's own announce counted"
+    );
+    f.vs[0].by_tool.clear();
+    f.vs[0].nodes = serving(0, T0 + 2).nodes;
     let out = look(&mut e, &f, 2);
     assert!(events(&out).iter().any(|ev| matches!(ev,
         Event::Subscribed { vassal, repaired: false, .. } if *vassal == name(0))));
@@ -285,6 +305,7 @@ fn with_early_announce_a_lost_hook_is_back_only_once_s_is_written() {
     assert_eq!(repairs(&lost(&mut e, 1)), [name(0)]);
     // The fastrouter shows the tool's announce; S not written yet.
     f.vs[0].nodes = serving(0, T0 + 1).nodes;
+    f.vs[0].by_tool = vec![sock(0, 0)];
     let out = look(&mut e, &f, 2);
     assert!(
         !events(&out)
@@ -293,6 +314,9 @@ fn with_early_announce_a_lost_hook_is_back_only_once_s_is_written() {
         "back before S was written"
     );
     let mut out = written(&mut e, 2);
+    // Its own announce once unblocked.
+    f.vs[0].by_tool.clear();
+    f.vs[0].nodes = serving(0, T0 + 3).nodes;
     out.extend(look(&mut e, &f, 3));
     assert!(events(&out).iter().any(|ev| matches!(ev,
         Event::Subscribed { vassal, repaired: true, .. } if *vassal == name(0))));

@@ -412,6 +412,9 @@ fn the_repair_waits_a_subscribe_freq_before_writing_s() {
     let mut e = two_vassals(
         Settings {
             min_live: 1,
+            // Its config blocks subscriptions at start and unblocks them by
+            // a writefifo S hook: the only vassals S may go to.
+            repairable: ["a.ini".to_string()].into_iter().collect(),
             ..Default::default()
         },
         t0 - 100,

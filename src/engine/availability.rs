@@ -78,6 +78,11 @@ pub struct Seen<'a> {
     pub blacklisted: Option<&'a BlacklistEntry>,
     /// At least one of its nodes is fresh by its tolerance.
     pub fresh_node: bool,
+    /// A node of it is listed and not death-marked, however old, and its
+    /// age alone cannot prove it expired: the fastrouter's tolerance is not
+    /// known, nor the vassal's real announce period (an option the Emperor
+    /// sets or a file it includes may change it: docs/UWSGI.md §9.12).
+    pub listed_node: bool,
 }
 
 impl Evidence {
@@ -134,7 +139,12 @@ pub fn classify(seen: &Seen, ev: &Evidence, now_ms: u64, announce_window_ms: u64
         return Availability::Serving;
     }
     match ev.unrouted_since_ms {
-        Some(t) if now_ms >= t.saturating_add(announce_window_ms) => Availability::Silent,
+        // Silent only on evidence that the router does not route to it:
+        // no node listed alive (gone, or death-marked), or a node older
+        // than a tolerance the tool knows. Never from an age it guessed.
+        Some(t) if now_ms >= t.saturating_add(announce_window_ms) && !seen.listed_node => {
+            Availability::Silent
+        }
         _ => Availability::Unrouted,
     }
 }

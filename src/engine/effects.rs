@@ -155,6 +155,14 @@ impl Engine {
                 });
                 self.out.push_back(Action::Repair { vassal: name, pid });
             }
+            Task::UndoRepair => {
+                let pid = self.vassals[i].baseline.pid;
+                self.report(Event::Warning {
+                    vassal: Some(name.clone()),
+                    message: "its log shows the repair's S blocked its subscriptions (its hook's S had arrived after all): writing S once more to undo it".into(),
+                });
+                self.out.push_back(Action::Repair { vassal: name, pid });
+            }
             Task::AnnounceRepaired => self.announce_repaired(i),
             Task::AnnounceUnblocked => self.announce_unblocked(i),
             Task::Probe => self.probe(i),

@@ -13,19 +13,28 @@ impl Engine {
         let record = emp.and_then(|e| e.vassal_at(i, &v.name));
         let blacklisted = emp.and_then(|e| e.blacklisted(&v.name));
         let tolerance = self.s.tolerance_s(Some(&v.name));
-        let fresh_node = match self.fr.as_ref() {
+        let (fresh_node, listed_node) = match self.fr.as_ref() {
             Some(fr) => {
                 let pid = record.map_or(0, |r| r.pid);
-                self.matcher
-                    .nodes_of_at(i, &v.name, pid, fr)
-                    .any(|(_, n)| nodes::node_fresh(n, self.now.wall_s, tolerance))
+                let mut fresh = false;
+                let mut listed = false;
+                for (_, n) in self.matcher.nodes_of_at(i, &v.name, pid, fr) {
+                    fresh |= nodes::node_fresh(n, self.now.wall_s, tolerance);
+                    listed |= n.death_mark == 0 && n.refreshed_by_vassal();
+                }
+                // Its age alone proves nothing when neither the router's
+                // tolerance nor the vassal's announce period is known.
+                let unsure =
+                    !self.s.node_tolerance_known && self.s.freq_uncertain.contains(&v.name);
+                (fresh, listed && unsure)
             }
-            None => false,
+            None => (false, false),
         };
         Seen {
             record,
             blacklisted,
             fresh_node,
+            listed_node,
         }
     }
 
@@ -99,6 +108,12 @@ impl Engine {
             .map(|(a, b)| (*a, *b));
         // Most nodes gone in one read, without a pid change: the same to us.
         let mass_loss = before >= 2 && now * 2 < before;
+        if restarted.is_some() || mass_loss {
+            // Its nodes come back at each vassal's next announce: silence
+            // counts only from now (`overdue_at`).
+            let started = self.reads[idx(crate::stats::StatsSource::Fastrouter)].started_ms;
+            self.fr_back_ms = self.fr_back_ms.max(started);
+        }
         if (restarted.is_some() || mass_loss) && self.stage == Stage::Rolling {
             let (old_pid, new_pid) = restarted.unwrap_or((old.pid, new.pid));
             self.report(Event::FastrouterRestarted {

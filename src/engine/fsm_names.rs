@@ -160,6 +160,16 @@ named_enum! {
         /// The operator asked to stop (SIGINT/SIGTERM) or the policy stopped the
         /// rollout.
         Stop = "Stop",
+        /// Its new generation announced, but under none of the keys its nodes
+        /// had before the touch: the release moved it to another key, and the
+        /// old key lost it (docs/UWSGI.md §9.8). Raised in `Accepting`,
+        /// `Repairing` and `Confirming` instead of an announce.
+        KeyMoved = "KeyMoved",
+        /// Its own log shows its master blocked subscriptions after the
+        /// repair's `S` was written: its hook's `S` had arrived after all, and
+        /// the tool's toggled it off (docs/UWSGI.md §9.6.2). Raised in
+        /// `Repairing` only.
+        SubscriptionsBlocked = "SubscriptionsBlocked",
     }
 }
 
@@ -195,6 +205,12 @@ named_enum! {
         /// It announced once after a reload it was not sent by us, then went
         /// silent: stuck mid-reload.
         Wedged = "wedged",
+        /// Its new generation announced under other keys than it had: the
+        /// release moved it (the detail names both).
+        KeyMoved = "key_moved",
+        /// The tool's `S` blocked it and writing `S` again to undo that
+        /// failed: it stays unsubscribed until its master gets an `S`.
+        RepairUndoFailed = "repair_undo_failed",
     }
 }
 
@@ -264,6 +280,9 @@ named_enum! {
         /// Early announce of a `start-unsubscribed` + hook vassal, now that
         /// its own log proves subscriptions on (`Fact::SubscriptionsOn`).
         AnnounceUnblocked = "AnnounceUnblocked",
+        /// Its log shows the repair's `S` blocked it: write `S` once more to
+        /// undo it, and warn. Never a second repair after it.
+        UndoRepair = "UndoRepair",
         /// Send the `--probe` request to its socket.
         Probe = "Probe",
         /// Report it reloaded.

@@ -74,6 +74,11 @@ pub enum Input {
     SubscriptionsOn {
         vassal: String,
     },
+    /// Evidence from [`Action::WatchHookLog`], in a log no other vassal
+    /// writes: its master blocked subscriptions (an `S` toggled them off).
+    SubscriptionsBlocked {
+        vassal: String,
+    },
     /// The result of [`Action::Probe`]: the status seen, or why it failed.
     Probed {
         vassal: String,

@@ -84,6 +84,9 @@ pub struct Engine {
     fr: Option<FastrouterSnapshot>,
     /// Node lookups into `fr`, rebuilt with it.
     matcher: nodes::Matcher,
+    /// What the vassals' own packets last said of each node
+    /// (`nodes::keep_the_vassals_word`): `fr` shows that, not the tool's.
+    own_checks: nodes::OwnChecks,
     /// `s.node_match`, shared with each matcher.
     rule: std::sync::Arc<NodeMatch>,
     stage: Stage,
@@ -111,6 +114,10 @@ pub struct Engine {
     /// Drains undone (`Task::UndoDrain`: vassal, when, nodes) whose nodes
     /// the fastrouter has not shown back yet.
     undone_drains: Vec<(String, u64, Vec<DrainedNode>)>,
+    /// When the fastrouter came back (monotonic ms, the start of the read
+    /// that showed it): after a failed read, or a restart. A vassal's
+    /// silence counts only from then (`overdue_at`).
+    fr_back_ms: u64,
     /// Indices of the `--canary` vassals, in the order they were started.
     canaries: Vec<usize>,
     canary_passed: bool,
@@ -141,6 +148,7 @@ impl Engine {
             emp: None,
             fr: None,
             matcher: nodes::Matcher::default(),
+            own_checks: nodes::OwnChecks::default(),
             rule,
             stage: Stage::Preflight,
             reads: Default::default(),
@@ -160,6 +168,7 @@ impl Engine {
             warned_created: BTreeSet::new(),
             precondition: None,
             undone_drains: Vec::new(),
+            fr_back_ms: 0,
             canaries: Vec::new(),
             canary_passed: false,
             impossible_seen: Vec::new(),
@@ -219,7 +228,8 @@ impl Engine {
                 self.note_emperor_read();
                 self.read_done(StatsSource::Emperor, None);
             }
-            Input::Fastrouter(s) => {
+            Input::Fastrouter(mut s) => {
+                self.own_checks = nodes::keep_the_vassals_word(&self.own_checks, &mut s);
                 self.note_fastrouter_read(&s);
                 self.matcher = nodes::Matcher::for_configs(
                     &self.rule,
@@ -262,6 +272,16 @@ impl Engine {
                     let v = &mut self.vassals[i];
                     if v.phase.in_flight() {
                         v.reload.subscriptions_on = true;
+                    }
+                }
+            }
+            Input::SubscriptionsBlocked { vassal } => {
+                if let Some(i) = self.find(&vassal) {
+                    let v = &mut self.vassals[i];
+                    // Only after the repair's `S` was written is it the
+                    // tool's doing (a block before is its own config's).
+                    if v.phase.in_flight() && v.reload.fifo_written {
+                        v.reload.blocked_after_repair = true;
                     }
                 }
             }

@@ -59,11 +59,49 @@ pub fn render(template: &str, config: &str) -> String {
         .replace("{stem}", stem(config))
 }
 
-/// A node that can take requests now: not death-marked, and announced within
-/// the fastrouter's tolerance (stale nodes linger with `death_mark == 0`).
+/// Evidence that a node takes requests now, announced by its vassal: not
+/// death-marked, announced within the fastrouter's tolerance (stale nodes
+/// linger with `death_mark == 0`), and last refreshed by the vassal's own
+/// packet, not the tool's (`Node::refreshed_by_vassal`): what the tool sent
+/// itself is never evidence of a vassal's state.
 pub fn node_fresh(node: &Node, wall_s: i64, tolerance_s: i64) -> bool {
     // Saturating: the stats may say anything (a garbled socket).
-    node.death_mark == 0 && wall_s.saturating_sub(node.last_check) <= tolerance_s
+    node.death_mark == 0
+        && wall_s.saturating_sub(node.last_check) <= tolerance_s
+        && node.refreshed_by_vassal()
+}
+
+/// What the vassals themselves last said of each node: its `last_check`
+/// from the newest snapshot in which a vassal's own packet had refreshed
+/// it, while it stayed listed and not death-marked (keyed by key and name).
+pub type OwnChecks = FxMap<(String, String), i64>;
+
+/// Rewrites `fr` so that a node the tool's own packet refreshed last (an
+/// early announce or an undone drain: `cores` 0, `Node::refreshed_by_vassal`)
+/// shows the vassal's last own announce instead, when one was seen since
+/// the node last came into rotation; without one it keeps `cores` 0 and
+/// is not evidence (`node_fresh`). So the tool's packets neither make a node
+/// fresh nor make a vassal's own recent announce look stale. Returns what
+/// the vassals said of each node, for the next snapshot.
+pub fn keep_the_vassals_word(prev: &OwnChecks, fr: &mut FastrouterSnapshot) -> OwnChecks {
+    let mut next = OwnChecks::default();
+    for sub in &mut fr.subscriptions {
+        for n in &mut sub.nodes {
+            if n.death_mark != 0 {
+                // Out of rotation: what comes next starts afresh.
+                continue;
+            }
+            let id = (sub.key.clone(), n.name.clone());
+            if n.refreshed_by_vassal() {
+                next.insert(id, n.last_check);
+            } else if let Some(&own) = prev.get(&id) {
+                n.last_check = own;
+                n.cores = None;
+                next.insert(id, own);
+            }
+        }
+    }
+    next
 }
 
 /// [`matches`] over one fastrouter snapshot, indexed by name, stem and pid:
@@ -284,13 +322,15 @@ fn record_healthy(v: &VassalStats) -> bool {
 /// `ours` lists every vassal of this Emperor, in the engine's order (its
 /// position finds its record and nodes: `IndexedEmperor::vassal_at`,
 /// `Matcher::nodes_of_at`), with whether this rollout lets it count (not in
-/// flight, not failed). A node that matches none of ours is
-/// another host's and counts on its own freshness. Only the scheduler calls
+/// flight, not failed) and the oldest `last_check` of its nodes that counts
+/// (a reloaded vassal's nodes count only once its new generation announced
+/// them: a node under a key it left is not live). A node that matches none
+/// of ours is another host's and counts on its own freshness. Only the scheduler calls
 /// it (`Engine::live_now`): the rollout, the dry run and `status` all read
 /// its counts from the engine.
 pub(super) fn live_per_key(
     matcher: &Matcher,
-    ours: &[(&str, bool)],
+    ours: &[(&str, bool, i64)],
     emp: &IndexedEmperor,
     fr: &FastrouterSnapshot,
     wall_s: i64,
@@ -300,10 +340,10 @@ pub(super) fn live_per_key(
     // and tolerance are looked up once, not once per node.
     let mut owner: Vec<Option<usize>> = vec![None; matcher.flat.len()];
     let mut counts_and_tolerance = Vec::with_capacity(ours.len());
-    for (i, (c, may_count)) in ours.iter().enumerate() {
+    for (i, (c, may_count, since)) in ours.iter().enumerate() {
         let rec = emp.vassal_at(i, c);
         let healthy = rec.is_some_and(record_healthy);
-        counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(c))));
+        counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(c)), *since));
         let pid = rec.map_or(0, |v| v.pid);
         let at = (i < matcher.resolved.len()).then_some(i);
         for &f in matcher.flat_at(at, c, pid).iter() {
@@ -321,11 +361,11 @@ pub(super) fn live_per_key(
             Some(e) => e,
             None => live.entry(key.to_string()).or_default(),
         };
-        let (counts, tolerance) = match o {
+        let (counts, tolerance, since) = match o {
             Some(i) => counts_and_tolerance[*i],
-            None => (true, others_tolerance),
+            None => (true, others_tolerance, i64::MIN),
         };
-        if counts && node_fresh(node, wall_s, tolerance) {
+        if counts && node.last_check >= since && node_fresh(node, wall_s, tolerance) {
             *entry += 1;
         }
     }

@@ -142,24 +142,43 @@ impl Engine {
                     return None;
                 }
                 if phase == Phase::Respawned {
-                    if s.accepting == 1 && s.last_accepting >= v.touch.wall_s {
+                    // The Emperor clears `accepting` in the very instant it
+                    // sends the reload (docs/UWSGI.md §5): every snapshot from
+                    // the one that showed the reload on says 0 until the new
+                    // generation's worker 1 accepts. So `accepting == 1` now
+                    // is the new generation's, with no clock compared (a
+                    // wall clock stepping back must not hide it).
+                    if s.accepting == 1 {
                         return Some((Fact::AcceptingSeen, String::new()));
                     }
                     return None;
                 }
-                let announced = mine
+                // The new generation's own announces: fresh nodes last
+                // refreshed by the vassal itself (`node_fresh`: a node the
+                // tool's early announce keeps alive is traffic, not
+                // evidence), announced since it accepted (or since its old
+                // nodes were seen gone), in a read started after the touch.
+                let own: Vec<(&str, i64)> = mine
                     .iter()
                     .filter(|(_, n)| {
                         nodes::node_fresh(n, now.wall_s, tol)
                             && (n.last_check >= v.reload.accepted_s || v.reload.node_gone)
                             && fr_started >= v.touch.at_ms
                     })
-                    .map(|(_, n)| n.last_check)
+                    .map(|(k, n)| (*k, n.last_check))
+                    .collect();
+                let announced = own
+                    .iter()
+                    .map(|(_, lc)| *lc)
                     .max()
                     // Its log proved it blocked: until the repair's `S` is
-                    // written, a fresh node is only the tool's own announce
-                    // (`--early-announce`), not the vassal's.
+                    // written, a fresh node is not the vassal's announce.
                     .filter(|_| v.reload.hook_lost.is_none() || v.reload.fifo_written);
+                if announced.is_some() {
+                    if let Some(moved) = moved_keys(&v.touch.announce_nodes, &own) {
+                        return Some((Fact::KeyMoved, moved));
+                    }
+                }
                 match (phase, announced) {
                     // A reload we did not send may have reached it while it
                     // was starting: one announce is not enough.
@@ -175,7 +194,13 @@ impl Engine {
                     (_, Some(_)) => return Some((Fact::AnnounceSeen, String::new())),
                     _ => {}
                 }
-                if phase == Phase::Accepting && self.s.repair && !v.reload.repaired {
+                if phase == Phase::Repairing && v.reload.blocked_after_repair {
+                    return Some((
+                        Fact::SubscriptionsBlocked,
+                        "its log shows subscriptions blocked after the repair's S".into(),
+                    ));
+                }
+                if phase == Phase::Accepting && self.may_repair(v) {
                     if let Some(line) = &v.reload.hook_lost {
                         return Some((Fact::HookLost, line.clone()));
                     }
@@ -187,8 +212,19 @@ impl Engine {
                 {
                     return Some((Fact::SubscriptionsOn, String::new()));
                 }
+                // Silence is evidence only in a fastrouter read requested
+                // after the announce was due, while the router answers
+                // (`overdue_at` counts from its return after an outage or a
+                // restart): a router that is down or restarting shows no
+                // node for anyone, and `S` to an unblocked vassal blocks it
+                // (docs/UWSGI.md §9.6.2).
                 if phase == Phase::Accepting
-                    && self.overdue_at(v).is_some_and(|t| now.mono_ms >= t)
+                    && self
+                        .overdue_at(v)
+                        .is_some_and(|t| now.mono_ms >= t && fr_started >= t)
+                    && self.reads[idx(StatsSource::Fastrouter)]
+                        .last_error
+                        .is_none()
                     && mine.iter().all(|(_, n)| n.death_mark != 0)
                 {
                     return Some((
@@ -251,4 +287,26 @@ impl Engine {
             .map(|n| n.refs.max(0) as usize)
             .sum()
     }
+}
+
+/// A reload that came back under other keys: the keys its nodes had before
+/// the touch (`before`) and those its new generation announced (`own`), when
+/// it announced under none of the old ones. Keys are compared without an HA
+/// router's suffix (`split_router_key`).
+fn moved_keys(before: &[DrainedNode], own: &[(&str, i64)]) -> Option<String> {
+    use std::collections::BTreeSet;
+    let real = |k: &str| crate::stats::split_router_key(k).0.to_string();
+    let old: BTreeSet<String> = before.iter().map(|d| real(&d.key)).collect();
+    let new: BTreeSet<String> = own.iter().map(|(k, _)| real(k)).collect();
+    if old.is_empty() || new.is_empty() || !old.is_disjoint(&new) {
+        return None;
+    }
+    let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "its new generation announced under key {} instead of {}: moved from key {} to key {}",
+        list(&new),
+        list(&old),
+        list(&old),
+        list(&new)
+    ))
 }

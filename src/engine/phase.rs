@@ -53,6 +53,8 @@ impl FailReason {
             FailReason::TouchError => "its config's mtime could not be set",
             FailReason::ProbeFailed => "it came back, but its --probe request did not get a 2xx/3xx answer: the new app is likely broken (see the vassal's log)",
             FailReason::Wedged => "it announced once after a reload this rollout did not send, then went silent: the reload reached it while it was starting and its workers ignored it; it stays out until worker-reload-mercy, then reloads on its own (check with the vassal's log; a kill of its master restarts it)",
+            FailReason::KeyMoved => "its new generation subscribes under another key than before: the old key lost it, and the rest of that key is not touched while K needs them (check the release's subscribe2 key=, or reload the moved key's vassals on purpose with --only)",
+            FailReason::RepairUndoFailed => "the tool's S blocked its subscriptions and the S that undoes it could not be written: it stays out of the fastrouter until its master FIFO gets an S (echo S > its master-fifo)",
         }
     }
 }

@@ -140,13 +140,19 @@ impl Engine {
         }
         let mut unowned_fresh = Vec::new();
         for (key, node) in fr.nodes() {
-            *members.entry(key.to_string()).or_default() += 1;
             let owned = self.vassals.iter().any(|v| {
                 let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
                 nodes::matches(&rule, &v.name, pid, node)
             });
+            let fresh = nodes::node_fresh(node, wall, self.s.tolerance_s(None));
+            // A key's nodes, for K + 1: each of ours (the rollout brings it
+            // back), and another host's only while fresh: a stale or dead
+            // node lingering in the stats serves nobody, and counting it
+            // would promise a slot the rollout never gets.
+            if owned || fresh {
+                *members.entry(key.to_string()).or_default() += 1;
+            }
             if !owned {
-                let fresh = nodes::node_fresh(node, wall, self.s.tolerance_s(None));
                 if fresh {
                     unowned_fresh.push(node.name.clone());
                 }
@@ -185,8 +191,12 @@ impl Engine {
             .collect();
         let k = self.s.min_live;
         for key in &our_keys {
-            let total = members.get(key).copied().unwrap_or(0);
+            // Nodes that serve or are about to (live now, or of a vassal
+            // that accepts or starts): a stale or death-marked node listed
+            // beside them serves nobody, and counting it would let K and
+            // --max-unavailable promise a slot the rollout never gets.
             let l = live.get(key).copied().unwrap_or(0);
+            let total = members.get(key).copied().unwrap_or(0);
             let mut eff = k;
             if total < k + 1 {
                 if !self.s.allow_downtime {
@@ -224,8 +234,9 @@ impl Engine {
                 }
             }
             if let Some(u) = self.s.max_unavailable {
-                // --max-unavailable raises K; it never lowers it.
-                eff = eff.max(total.saturating_sub(u.of(total)));
+                // --max-unavailable raises K; it never lowers it. Counted
+                // over the live nodes: those a reload takes out.
+                eff = eff.max(l.saturating_sub(u.of(l)));
             }
             self.min_live.insert(key.clone(), eff);
         }

@@ -29,6 +29,9 @@ impl Engine {
         let now = self.now.mono_ms;
         let r = &mut self.reads[idx(src)];
         r.in_flight = false;
+        // Back after an outage: its nodes say nothing of a vassal's silence
+        // before this read (`overdue_at`).
+        let back = (error.is_none() && r.last_error.is_some()).then_some(r.started_ms);
         match error {
             None => {
                 r.last_ok_ms = now;
@@ -37,8 +40,14 @@ impl Engine {
             }
             Some(e) => r.last_error = Some(e),
         }
-        if r.rereads > 0 {
+        let reread = r.rereads > 0;
+        if reread {
             r.rereads -= 1;
+        }
+        if let (Some(t), StatsSource::Fastrouter) = (back, src) {
+            self.fr_back_ms = self.fr_back_ms.max(t);
+        }
+        if reread {
             self.read(src);
         }
     }

@@ -45,23 +45,27 @@ impl Engine {
         let (Some(emp), Some(fr)) = (self.emp.as_ref(), self.fr.as_ref()) else {
             return BTreeMap::new();
         };
-        let ours: Vec<(&str, bool)> = self
+        let ours: Vec<(&str, bool, i64)> = self
             .vassals
             .iter()
             .map(|v| {
-                (
-                    v.name.as_str(),
-                    match v.phase {
-                        Phase::Idle => true,
-                        // Live again only once it has stayed up for --min-ready.
-                        Phase::Subscribed => self.now.mono_ms >= v.done_ms + self.s.min_ready_ms,
-                        // Found current (--stale-since): never out of
-                        // rotation; the stats decide, as for Idle. A removed
-                        // config's vassal is being stopped by the Emperor.
-                        Phase::Skipped => v.found_current,
-                        _ => false,
-                    },
-                )
+                let may_count = match v.phase {
+                    Phase::Idle => true,
+                    // Live again only once it has stayed up for --min-ready.
+                    Phase::Subscribed => self.now.mono_ms >= v.done_ms + self.s.min_ready_ms,
+                    // Found current (--stale-since): never out of
+                    // rotation; the stats decide, as for Idle. A removed
+                    // config's vassal is being stopped by the Emperor.
+                    Phase::Skipped => v.found_current,
+                    _ => false,
+                };
+                // Reloaded: only the nodes its new generation announced (a
+                // node under a key it left lingers until it expires).
+                let since = match v.phase {
+                    Phase::Subscribed if !v.reload.node_gone => v.reload.accepted_s,
+                    _ => i64::MIN,
+                };
+                (v.name.as_str(), may_count, since)
             })
             .collect();
         nodes::live_per_key(&self.matcher, &ours, emp, fr, self.now.wall_s, |c| {

@@ -53,6 +53,12 @@ pub struct Settings {
     /// Write `S` to the FIFO of a reloaded vassal that accepts but never
     /// announces.
     pub repair: bool,
+    /// Vassals `S` may be written to (the FIFO repair): those whose config
+    /// blocks subscriptions at start and unblocks them with a writefifo `S`
+    /// accepting hook (`start-unsubscribed` + `hook-accepting1-once =
+    /// writefifo:<fifo> S`). `S` toggles: to any other vassal it would block
+    /// its subscriptions, so none is ever written there.
+    pub repairable: BTreeSet<String>,
     /// Vassals whose log the driver watches, from their touch on, for the
     /// line of a lost accepting hook (`Fact::HookLost`): those with the
     /// `start-unsubscribed` + writefifo `S` pattern, when repair is on.
@@ -87,6 +93,12 @@ pub struct Settings {
     pub subscribe_freq_s: BTreeMap<String, i64>,
     /// uWSGI's default `subscribe-freq` (10 s).
     pub default_subscribe_freq_s: i64,
+    /// Vassals whose real `subscribe-freq` the tool could not establish
+    /// (its master's command line unreadable, or it loads files the tool
+    /// does not follow: docs/UWSGI.md §9.12). Without the fastrouter's
+    /// tolerance, a node of theirs the router lists alive is never proof
+    /// that they are down, however old (`fsm/AVAILABILITY.md`).
+    pub freq_uncertain: BTreeSet<String>,
     /// How long the Emperor may take to register a touch.
     pub notice_window_ms: u64,
     /// The subscription server can be sent unsubscribes (a server is known):
@@ -147,6 +159,7 @@ impl Default for Settings {
             max_parallel: usize::MAX,
             drain_timeout_ms: None,
             repair: true,
+            repairable: BTreeSet::new(),
             watch_hook_log: BTreeSet::new(),
             announce_after_repair: true,
             announce_when_on: BTreeSet::new(),
@@ -157,6 +170,7 @@ impl Default for Settings {
             node_tolerance_known: false,
             subscribe_freq_s: BTreeMap::new(),
             default_subscribe_freq_s: 10,
+            freq_uncertain: BTreeSet::new(),
             notice_window_ms: 10_000,
             can_unsubscribe: false,
             emperor_dir: None,

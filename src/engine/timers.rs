@@ -89,7 +89,10 @@ impl Engine {
         let mut in_flight = false;
         for (i, v) in self.vassals.iter().enumerate() {
             in_flight |= v.phase.in_flight();
-            if let Some(d) = self.deadline(v) {
+            if let Some(d) = self
+                .deadline(v)
+                .filter(|d| self.judged_on_reads_since(v, *d))
+            {
                 table.phase_deadlines.push((i, v.phase, d));
             }
             // Overdue is raised by observe(), and only once its nodes are
@@ -232,9 +235,42 @@ impl Engine {
         }
     }
 
-    /// When an accepting vassal with no announce counts as blocked.
+    /// May `S` be written to vassal `v`'s master FIFO? Only where `S` can
+    /// only unblock: its config blocks subscriptions at start and unblocks
+    /// them with a writefifo `S` hook (`Settings::repairable`; to any other
+    /// vassal `S`, a toggle, blocks it), once per reload, and never after its
+    /// own log showed its subscriptions on (docs/UWSGI.md §9.6.2).
+    pub(super) fn may_repair(&self, v: &Vassal) -> bool {
+        self.s.repair
+            && self.s.repairable.contains(&v.name)
+            && !v.reload.repaired
+            && !v.reload.subscriptions_on
+    }
+
+    /// A phase that waits for something the stats show fails at its
+    /// deadline only on stats read after it: until both sockets answered a
+    /// read requested at or after `deadline`, nothing says the vassal did
+    /// not make it (a socket that stalls or fails is not evidence against
+    /// a vassal; the outage timer ends a rollout whose sockets stay silent).
+    /// The tick's reads make the deadline ripe; then it is due at once.
+    fn judged_on_reads_since(&self, v: &Vassal, deadline: u64) -> bool {
+        match v.phase {
+            // The drain's deadline touches anyway; the probe's verdict is
+            // the driver's, not the stats'.
+            Phase::Draining | Phase::Probing => true,
+            _ => self
+                .reads
+                .iter()
+                .all(|r| r.snapshot_started_ms >= deadline && r.last_error.is_none()),
+        }
+    }
+
+    /// When an accepting vassal with no announce counts as blocked: a whole
+    /// announce window after it accepted, or after the fastrouter came back
+    /// from an outage or a restart (its silence before says nothing).
     pub(super) fn overdue_at(&self, v: &Vassal) -> Option<u64> {
-        (v.phase == Phase::Accepting && self.s.repair && !v.reload.repaired)
-            .then(|| v.reload.accepting_ms + self.s.announce_window_ms(&v.name))
+        (v.phase == Phase::Accepting && self.may_repair(v)).then(|| {
+            v.reload.accepting_ms.max(self.fr_back_ms) + self.s.announce_window_ms(&v.name)
+        })
     }
 }

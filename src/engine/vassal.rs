@@ -82,6 +82,10 @@ pub struct Reload {
     pub announced: bool,
     /// The driver reported the repair's `S` written (`Fact::FifoWritten`).
     pub fifo_written: bool,
+    /// Its own log showed its master blocked subscriptions after the
+    /// repair's `S` was written (`Input::SubscriptionsBlocked`): that `S`
+    /// toggled an unblocked vassal off.
+    pub blocked_after_repair: bool,
     /// `S` was written to its FIFO (`Task::WriteFifo`), and when.
     pub repaired: bool,
     pub repair_ms: u64,

@@ -70,7 +70,9 @@ impl World {
             .map(|r| r.id.clone())
             .collect();
         for id in accepting {
-            for (key, node) in self.announces.get(&id).cloned().unwrap_or_default() {
+            for (key, mut node) in self.announces.get(&id).cloned().unwrap_or_default() {
+                // A vassal's own packet carries its cores (at least 1).
+                node.cores = Some(node.cores.unwrap_or(1).max(1));
                 self.announce(&key, node);
             }
         }
@@ -182,8 +184,11 @@ pub fn plan(
                     w.unsubscribe(&key, &node);
                 }
                 Action::Subscribe { key, node, .. } => {
+                    // The tool's packet: no `cores`, which the router
+                    // stores as 0 (never evidence, `Node::cores`).
                     let n = Node {
                         name: node,
+                        cores: Some(0),
                         ..Node::default()
                     };
                     w.announce(&key, n);

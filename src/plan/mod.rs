@@ -21,11 +21,18 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
-    let parsed = crate::runtime::setup::parse_configs(&dir, &configs);
+    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs);
+    let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
     let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
-    let mut settings =
-        crate::runtime::setup::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
+    let mut settings = crate::runtime::setup::engine_settings(
+        cfg,
+        &dir,
+        &configs,
+        &parsed,
+        server.is_some(),
+        uncertain,
+    );
     notes.extend(crate::runtime::setup::learn_fastrouter_options(
         cfg,
         &mut settings,

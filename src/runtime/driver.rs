@@ -86,18 +86,26 @@ struct Driver<'a> {
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
-    let prep = prepare(cfg)?;
+    let mut prep = prepare(cfg)?;
+    let t = Duration::from_millis(cfg.stats_timeout_ms);
+    // One look at the Emperor for its vassals' pids, whose command lines
+    // carry the options it gave them (the engine reads it again, and a
+    // failure here is the engine's to report).
+    let emp = super::stats_reader::read_once(StatsSource::Emperor, &cfg.emperor_stats, t)
+        .ok()
+        .and_then(|b| crate::stats::EmperorSnapshot::parse(&b).ok());
+    let uncertain = super::setup::learn_from_emperor(&mut prep.parsed, emp.as_ref());
     let mut settings = engine_settings(
         cfg,
         &prep.dir,
         &prep.configs,
         &prep.parsed,
         !prep.subscription_servers.is_empty(),
+        uncertain,
     );
     // One look at the fastrouter for its pid and options (the engine reads
     // it again, and a failure here is the engine's to report).
     let mut notes = prep.notes.clone();
-    let t = Duration::from_millis(cfg.stats_timeout_ms);
     if let Ok(bytes) =
         super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats[0], t)
     {

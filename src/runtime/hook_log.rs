@@ -43,6 +43,9 @@ pub enum Evidence {
     HookLost(String),
     /// Its master turned subscriptions on (its own log only).
     SubscriptionsOn,
+    /// Its master blocked subscriptions (its own log only): after the
+    /// repair's `S`, that `S` blocked it (docs/UWSGI.md §9.6.2).
+    SubscriptionsBlocked,
 }
 
 /// The logs being watched, by vassal.
@@ -144,7 +147,14 @@ impl Watch {
                 }
                 Seen::Lost(_) => {}
                 Seen::On => on = Some(true),
-                Seen::Off => on = Some(false),
+                Seen::Off => {
+                    on = Some(false);
+                    // Each one: the engine acts only on one after the
+                    // repair's `S` was written.
+                    if self.own_log {
+                        out.push(Evidence::SubscriptionsBlocked);
+                    }
+                }
             }
         }
         if self.own_log && on == Some(true) && !self.on_reported {
@@ -294,9 +304,12 @@ mod tests {
             logs.scan().is_empty(),
             "a toggle from before the touch counted"
         );
-        // Blocked last: not on.
+        // Blocked last: not on, and the block is reported.
         append("x - subscriptions re-enabled\nx - subscriptions blocked\n");
-        assert!(logs.scan().is_empty());
+        assert_eq!(
+            logs.scan(),
+            [("app_01".to_string(), Evidence::SubscriptionsBlocked)]
+        );
         append("x - subscriptions re-enabled\n");
         assert_eq!(
             logs.scan(),

@@ -16,6 +16,7 @@ pub mod setup;
 pub mod stats_reader;
 pub mod syslog;
 pub mod touch;
+pub mod vassal_args;
 pub mod watcher;
 
 pub use driver::{run, RunSummary};

@@ -92,6 +92,7 @@ impl Repairs {
             .map(|(vassal, ev)| match ev {
                 Evidence::HookLost(line) => Input::HookLost { vassal, line },
                 Evidence::SubscriptionsOn => Input::SubscriptionsOn { vassal },
+                Evidence::SubscriptionsBlocked => Input::SubscriptionsBlocked { vassal },
             })
             .collect();
         for r in std::mem::take(&mut self.pending) {

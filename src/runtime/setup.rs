@@ -152,6 +152,35 @@ pub fn doctor(
     Ok(lines.into_iter().map(|l| format!("warning: {l}")).collect())
 }
 
+/// Each config as its running master was given it: the options the
+/// Emperor set on the master's command line come before the file's
+/// (`vassal_args`, docs/UWSGI.md §9.12). Returns the vassals whose options
+/// the tool cannot fully know (command line unreadable, or files loaded it
+/// does not follow): their announce period is uncertain
+/// (`Settings::freq_uncertain`).
+pub fn learn_from_emperor(
+    parsed: &mut [(String, Result<VassalConfig, String>)],
+    emp: Option<&crate::stats::EmperorSnapshot>,
+) -> std::collections::BTreeSet<String> {
+    let mut uncertain = std::collections::BTreeSet::new();
+    for (name, p) in parsed.iter_mut() {
+        let Ok(cfg) = p else { continue };
+        let pid = emp
+            .and_then(|e| e.vassals.iter().find(|v| v.id == *name))
+            .map_or(0, |v| v.pid);
+        match super::vassal_args::emperor_options(pid) {
+            Ok(preset) => *cfg = std::mem::take(cfg).with_preset(preset),
+            Err(_) => {
+                uncertain.insert(name.clone());
+            }
+        }
+        if !cfg.includes.is_empty() {
+            uncertain.insert(name.clone());
+        }
+    }
+    uncertain
+}
+
 /// The engine's settings for this directory: the command line's, plus
 /// what only the system can tell (the Emperor directory's real path, the
 /// node names from the configs, the other-mode mtimes of links, whether the
@@ -162,8 +191,10 @@ pub fn engine_settings(
     configs: &[crate::engine::ConfigFile],
     parsed: &[(String, Result<VassalConfig, String>)],
     drain: bool,
+    freq_uncertain: std::collections::BTreeSet<String>,
 ) -> crate::engine::Settings {
     let mut s = cfg.settings.clone();
+    s.freq_uncertain = freq_uncertain;
     s.emperor_dir = std::fs::canonicalize(&cfg.emperor_path)
         .ok()
         .and_then(|p: PathBuf| p.to_str().map(str::to_string));
@@ -192,6 +223,7 @@ pub fn engine_settings(
     } else {
         Default::default()
     };
+    s.repairable = hook_pattern.clone();
     s.watch_hook_log = if s.repair {
         hook_pattern
     } else {

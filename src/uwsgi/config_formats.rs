@@ -46,9 +46,9 @@ pub fn options(format: Format, text: &str) -> Result<Vec<(String, String)>, Stri
 
 fn json(text: &str) -> Result<Vec<(String, String)>, String> {
     use serde_json::Value;
-    let v: Value =
+    let top: JsonTop =
         serde_json::from_str(text).map_err(|e| format!("expected a JSON object: {e}"))?;
-    let Some(block) = v.get("uwsgi").and_then(Value::as_object) else {
+    let Some(JsonBlock(block)) = top.uwsgi else {
         return Err("expected a JSON object with a \"uwsgi\" object".into());
     };
     let mut out = Vec::new();
@@ -58,16 +58,48 @@ fn json(text: &str) -> Result<Vec<(String, String)>, String> {
         Value::Bool(true) => out.push((k.to_string(), "1".into())),
         _ => {}
     };
-    // serde_json keeps object keys sorted unless preserve_order is on; the
-    // order of different options does not change what the tool reads (the
-    // first value of an option, and each option's own list in order).
-    for (k, val) in block {
+    // In file order, as uWSGI walks the object (`core/json.c`): the order
+    // of different options decides which socket is the first (the node
+    // name) and what `subscribe2 socket=N` points at.
+    for (k, val) in &block {
         match val {
             Value::Array(items) => items.iter().for_each(|i| push(k, i)),
             other => push(k, other),
         }
     }
     Ok(out)
+}
+
+/// The document's top level: only its `uwsgi` object is read.
+#[derive(serde::Deserialize)]
+struct JsonTop {
+    uwsgi: Option<JsonBlock>,
+}
+
+/// A JSON object's members in file order (serde_json's own map sorts them).
+struct JsonBlock(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonBlock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = JsonBlock;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<JsonBlock, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = m.next_entry::<String, serde_json::Value>()? {
+                    members.push(member);
+                }
+                Ok(JsonBlock(members))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
 }
 
 fn yaml(text: &str) -> Vec<(String, String)> {
@@ -237,6 +269,29 @@ mod tests {
         assert_eq!(get(&o, "master"), ["1"]);
         assert!(get(&o, "lazy-apps").is_empty());
         assert!(options(Format::Json, "[1]").is_err());
+    }
+
+    /// uWSGI walks a JSON object in file order: with `socket` after
+    /// `http-socket`, the first socket (the node name, what `socket=N`
+    /// counts from) is the http one. A sorted map would say the opposite.
+    #[test]
+    fn json_options_keep_the_files_order() {
+        let o = options(
+            Format::Json,
+            r#"{"other": {"socket": "/nope"}, "uwsgi": {"subscribe2": "server=/r/s,key=k",
+                "socket": "/r/b.sock", "http-socket": "/r/a.sock"}}"#,
+        )
+        .unwrap();
+        let keys: Vec<&str> = o.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["subscribe2", "socket", "http-socket"]);
+        let c = crate::vassal_config::VassalConfig::parse(
+            r#"{"uwsgi": {"http-socket": "/r/h.sock", "socket": "/r/u.sock",
+                "subscribe2": "server=/r/s,key=k"}}"#,
+            "app_01.json",
+            "/srv",
+        );
+        assert_eq!(c.node_name().as_deref(), Some("/r/h.sock"));
+        assert!(options(Format::Json, r#"{"uwsgi": [1]}"#).is_err());
     }
 
     #[test]

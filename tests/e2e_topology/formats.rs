@@ -38,9 +38,14 @@ pub fn one_file_per_vassal() {
             "examples/one-file-per-vassal/{file} lost its socket {example}"
         );
         let node = format!("127.0.0.1:{}", free_port());
-        spec = spec
-            .own_file(name, file, &text.replace(&example, &node))
-            .own_node(name, &node);
+        let mut text = text.replace(&example, &node);
+        // A second, HTTP socket after the uwsgi one (app_04.json): uWSGI
+        // walks the file in order, so the node is still the first socket.
+        let http = format!("127.0.0.1:{}", 9101 + i);
+        if text.contains(&http) {
+            text = text.replace(&http, &format!("127.0.0.1:{}", free_port()));
+        }
+        spec = spec.own_file(name, file, &text).own_node(name, &node);
         nodes.push(node);
     }
     let stack = Stack::start(spec);

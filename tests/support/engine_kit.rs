@@ -41,6 +41,10 @@ pub struct V {
     pub blacklist: Option<BlacklistEntry>,
     /// (key, node name, last_check, death_mark, credential pid)
     pub nodes: Vec<(String, String, i64, i64, i64)>,
+    /// Names of its nodes whose last refresh was the tool's own packet (an
+    /// early announce, an undone drain): the router shows `cores` 0 for
+    /// them, the vassal's own announce at least 1 (`Node::cores`).
+    pub by_tool: Vec<String>,
 }
 
 pub fn serving(i: usize, last_check: i64) -> V {
@@ -57,6 +61,7 @@ pub fn serving(i: usize, last_check: i64) -> V {
         }),
         blacklist: None,
         nodes: vec![(KEY.into(), sock(i, 0), last_check, 0, 0)],
+        by_tool: Vec::new(),
     }
 }
 
@@ -84,6 +89,7 @@ impl Fleet {
                     last_check: *lc,
                     death_mark: *dm,
                     pid: *pid,
+                    cores: Some(if v.by_tool.contains(n) { 0 } else { 1 }),
                     ..Default::default()
                 });
             }

@@ -58,13 +58,20 @@ pub fn fastrouter_json(s: &FastrouterSnapshot) -> Value {
         "fastrouter": ["/run/uwsgi/fr.sock", "/run/uwsgi/sub.sock"],
         "subscriptions": s.subscriptions.iter().map(|sub| json!({
             "key": sub.key, "hash": 0, "hits": 0,
-            "nodes": sub.nodes.iter().map(|n| json!({
-                "name": n.name, "modifier1": n.modifier1, "modifier2": n.modifier2,
-                "last_check": n.last_check, "pid": n.pid, "uid": 0, "gid": 0,
-                "requests": n.requests, "last_requests": 0, "tx": 0, "rx": 0,
-                "cores": 1, "load": 0, "weight": 1, "wrr": 0, "ref": n.refs,
-                "failcnt": 0, "death_mark": n.death_mark,
-            })).collect::<Vec<_>>(),
+            "nodes": sub.nodes.iter().map(|n| {
+                let mut node = json!({
+                    "name": n.name, "modifier1": n.modifier1, "modifier2": n.modifier2,
+                    "last_check": n.last_check, "pid": n.pid, "uid": 0, "gid": 0,
+                    "requests": n.requests, "last_requests": 0, "tx": 0, "rx": 0,
+                    "load": 0, "weight": 1, "wrr": 0, "ref": n.refs,
+                    "failcnt": 0, "death_mark": n.death_mark,
+                });
+                // Absent in an old format: the parsed node says None.
+                if let Some(c) = n.cores {
+                    node["cores"] = json!(c);
+                }
+                node
+            }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "cheap": 0,
     })

@@ -51,6 +51,24 @@ pub struct Node {
     pub modifier2: i64,
     #[serde(default)]
     pub requests: i64,
+    /// `cores` of the last subscription packet that refreshed the node
+    /// (uWSGI copies it from every packet, `uwsgi_add_subscribe_node`). A
+    /// vassal always sends its `processes × cores`, at least 1; the tool's
+    /// own packets send none, which the router stores as 0. So `Some(0)`
+    /// says the node's last refresh was the tool's, not the vassal's
+    /// (docs/UWSGI.md §9.8). `None`: an old stats format without it.
+    #[serde(default)]
+    pub cores: Option<i64>,
+}
+
+impl Node {
+    /// Was the last packet that refreshed this node the vassal's own? The
+    /// tool's packets (an early announce, an undone drain) keep a node
+    /// routable, but they are not evidence of the vassal: `cores == 0`
+    /// marks them (see `cores`).
+    pub fn refreshed_by_vassal(&self) -> bool {
+        self.cores != Some(0)
+    }
 }
 
 impl FastrouterSnapshot {

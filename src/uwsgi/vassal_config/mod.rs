@@ -147,6 +147,33 @@ impl VassalConfig {
         cfg
     }
 
+    /// The config as its master runs it with options the Emperor gave on
+    /// its command line before the file (`--set name=value`, from
+    /// `vassal-set`: docs/UWSGI.md §9.12): those come first, so the file's
+    /// own value of an option still wins where uWSGI keeps the last.
+    pub fn with_preset(mut self, preset: Vec<(String, String)>) -> VassalConfig {
+        if preset.is_empty() {
+            return self;
+        }
+        let mut options = preset;
+        options.append(&mut self.options);
+        let mut warnings = std::mem::take(&mut self.warnings);
+        let mut cfg = VassalConfig {
+            name: self.name,
+            dir: self.dir,
+            options,
+            ..VassalConfig::default()
+        };
+        cfg.extract();
+        for w in cfg.warnings.drain(..) {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        cfg.warnings = warnings;
+        cfg
+    }
+
     /// First value of an option (the one `%(name)` would use).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.options
@@ -174,10 +201,11 @@ impl VassalConfig {
         })
     }
 
-    /// Its `subscribe-freq` in seconds, if it sets a usable one (uWSGI reads
-    /// it with atoi; 0 or garbage would mean its default, 10).
+    /// Its `subscribe-freq` in seconds, if it sets a usable one: the last
+    /// value set, as uWSGI keeps it (it reads it with atoi; 0 or garbage
+    /// would mean its default, 10).
     pub fn subscribe_freq(&self) -> Option<i64> {
-        let v: i64 = self.get("subscribe-freq")?.trim().parse().ok()?;
+        let v: i64 = self.get_all("subscribe-freq").last()?.trim().parse().ok()?;
         (v > 0).then_some(v)
     }
 

@@ -267,6 +267,9 @@ impl Config {
             max_parallel: self.max_parallel,
             drain_timeout_ms: self.drain.then_some(2_000),
             repair: true,
+            // Every simulated vassal has the start-unsubscribed + writefifo
+            // S pattern (the missing-announce fault is its lost hook).
+            repairable: (0..self.n).map(vassal_name).collect(),
             allow_downtime: false,
             node_match: NodeMatch::Stem,
             node_tolerance_s: if self.tolerance_flag {

@@ -240,6 +240,7 @@ impl Sim {
                             death_mark: false,
                             busy: false,
                             marked_at: 0,
+                            by_tool: false,
                         });
                     }
                 }
@@ -302,6 +303,7 @@ impl Sim {
                 death_mark: false,
                 busy: false,
                 marked_at: 0,
+                by_tool: false,
             });
         }
         let w = World {

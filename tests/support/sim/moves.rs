@@ -295,17 +295,11 @@ impl Sim {
                         None
                     }
                     Answer::Subscribe { v, key, addr } => {
-                        w.subscribe(v, key, addr);
-                        // The tool's announce of a vassal that accepts with
-                        // its subscriptions on stands for its own: it keeps
-                        // announcing by itself from now on.
-                        let vw = &w.vassals[v];
-                        if matches!(vw.proc_, Proc::Accepted { .. })
-                            && vw.blocked.is_none()
-                            && !vw.wedged
-                        {
-                            w.announced(v);
-                        }
+                        // The tool's packet: the node takes requests (ground
+                        // truth counts it where the vassal serves), but the
+                        // router shows it as the tool's, and the vassal's
+                        // reload completes only with its own announce.
+                        w.subscribe(v, key, addr, true);
                         None
                     }
                     Answer::Repair { v, pid } => {
@@ -471,6 +465,7 @@ impl Sim {
                                 death_mark: false,
                                 busy: false,
                                 marked_at: 0,
+                                by_tool: false,
                             }),
                         }
                     }

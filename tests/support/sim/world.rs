@@ -127,6 +127,9 @@ pub struct NodeW {
     /// Sessions in flight (`ref > 0`): a death-marked node stays listed.
     pub busy: bool,
     pub marked_at: u64,
+    /// Its last packet was the tool's (an early announce, an undone drain):
+    /// the router shows `cores` 0, the vassal's own announce at least 1.
+    pub by_tool: bool,
 }
 
 /// A driver answer to an action, not yet delivered.
@@ -342,6 +345,7 @@ impl World {
                     last_check: n.last_check,
                     death_mark: n.death_mark as i64,
                     refs: n.busy as i64,
+                    cores: Some(if n.by_tool { 0 } else { 1 }),
                     ..Node::default()
                 })
                 .collect();
@@ -367,14 +371,15 @@ impl World {
                 continue;
             }
             for addr in 0..self.vassals[v].addrs {
-                self.subscribe(v, key, addr);
+                self.subscribe(v, key, addr, false);
             }
         }
     }
 
     /// One subscription packet reaches the fastrouter: the node is added,
-    /// or refreshed (and revived if death-marked).
-    pub(crate) fn subscribe(&mut self, v: usize, key: u8, addr: u8) {
+    /// or refreshed (and revived if death-marked); `by_tool`: the tool's
+    /// packet, not the vassal's.
+    pub(crate) fn subscribe(&mut self, v: usize, key: u8, addr: u8, by_tool: bool) {
         let wall = self.wall();
         match self
             .nodes
@@ -385,6 +390,7 @@ impl World {
                 n.last_check = wall;
                 n.death_mark = false;
                 n.busy = false;
+                n.by_tool = by_tool;
             }
             None => self.nodes.push(NodeW {
                 key,
@@ -394,6 +400,7 @@ impl World {
                 death_mark: false,
                 busy: false,
                 marked_at: 0,
+                by_tool,
             }),
         }
     }
