@@ -115,6 +115,14 @@ impl Sim {
                 }
                 Action::Finish(o) => {
                     self.note(|| format!("    <- Finish {:?} {}", o.status, o.summary));
+                    // `S` toggles: no run ends with a vassal the tool's `S`
+                    // left blocked (docs/UWSGI.md §9.6.2).
+                    if let Some(v) = self.w.vassals.iter().position(|vw| vw.blocked_by_tool) {
+                        return Err(format!(
+                            "{} left blocked by the tool's S at Finish",
+                            vassal_name(v)
+                        ));
+                    }
                     self.check_outcome(&o)?;
                     self.outcome = Some(o);
                     self.check_silent_after_finish()?;

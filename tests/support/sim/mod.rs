@@ -218,6 +218,7 @@ impl Sim {
                 touches: 0,
                 announced_early: false,
                 watched: false,
+                blocked_by_tool: false,
                 announce_again: None,
                 gone_last_mod: 0,
                 keys,

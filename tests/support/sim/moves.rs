@@ -310,6 +310,7 @@ impl Sim {
                             }
                             Some(RepairOutcome::Fixes) => {
                                 vw.blocked = None;
+                                vw.blocked_by_tool = false;
                                 Ok(format!("/run/uwsgi/app_{:02}.fifo", v + 1))
                             }
                             // `S` is a toggle: to a vassal whose
@@ -320,6 +321,11 @@ impl Sim {
                                 && !vw.wedged =>
                             {
                                 vw.blocked = Some(RepairOutcome::Fixes);
+                                vw.blocked_by_tool = true;
+                                // Its own log says so (docs/UWSGI.md §9.6.2).
+                                if vw.watched {
+                                    w.answers.push(Answer::Blocked { v });
+                                }
                                 w.unsubscribe(v, None, false);
                                 Ok(format!("/run/uwsgi/app_{:02}.fifo", v + 1))
                             }
@@ -355,6 +361,9 @@ impl Sim {
                         ),
                     }),
                     Answer::Log { v, lost: false } => Some(Input::SubscriptionsOn {
+                        vassal: vassal_name(v),
+                    }),
+                    Answer::Blocked { v } => Some(Input::SubscriptionsBlocked {
                         vassal: vassal_name(v),
                     }),
                     Answer::Rescan => Some(Input::Config(ConfigEvent::Rescanned(

@@ -86,6 +86,10 @@ pub struct VassalW {
     /// `UnwatchHookLog`): when it accepts, the log tells whether its
     /// accepting hook's `S` was lost or arrived (`Config::log_evidence`).
     pub watched: bool,
+    /// The tool's `S` blocked its subscriptions (a toggle, written while
+    /// they were on) and no later `S` undid it: it must not end the run so
+    /// (checked at `Finish`).
+    pub blocked_by_tool: bool,
     /// The wall second of the announce at `master_cycles == 1`.
     pub announce_again: Option<i64>,
     /// `last_mod` when it went into the blacklist.
@@ -170,6 +174,11 @@ pub enum Answer {
     Log {
         v: usize,
         lost: bool,
+    },
+    /// A line of a watched vassal's own log: its master blocked
+    /// subscriptions (the tool's `S` toggled them off).
+    Blocked {
+        v: usize,
     },
 }
 
