@@ -467,3 +467,53 @@ fn an_old_but_listed_node_is_never_silent_from_its_age_alone() {
     }
     assert!(started(&all).contains(&name(2)), "{:?}", events(&all));
 }
+
+/// A fastrouter on another host whose clock is 30 s behind ours: node ages
+/// are counted on its clock (learnt from its own announces between two
+/// reads), so its freshly announced nodes are live and the rollout goes on.
+/// On our wall clock every node would look 30 s old: nothing live, nothing
+/// ever touched.
+#[test]
+fn node_ages_are_counted_on_the_routers_clock() {
+    let mut e = engine(settings(1), 2);
+    let mut f = fleet(2);
+    let behind = 30;
+    let mut all = Outputs::default();
+    let mut touched_at = None;
+    for s in 0..12u64 {
+        // Each vassal announces every second on the router's clock.
+        for v in &mut f.vs {
+            for n in &mut v.nodes {
+                n.2 = T0 + s as i64 - behind;
+            }
+        }
+        let out = look(&mut e, &f, s);
+        let first_touch = out.actions.iter().find_map(|a| match a {
+            Action::Touch { vassal, mtime } if *vassal == name(0) => Some(*mtime),
+            _ => None,
+        });
+        if let Some(mtime) = first_touch {
+            // The Emperor reloads it at once; its node is gone until its
+            // new generation announces, at the next second.
+            touched_at = Some(s);
+            let r = f.vs[0].rec.as_mut().unwrap();
+            r.last_mod = mtime;
+            r.respawns = 1;
+            r.accepting = 1;
+            r.last_accepting = T0 + s as i64;
+            f.vs[0].nodes.clear();
+        } else if touched_at.is_some() && f.vs[0].nodes.is_empty() {
+            f.vs[0].nodes = serving(0, T0 + s as i64 - behind).nodes;
+        }
+        all.extend(out);
+    }
+    assert_eq!(touched(&all), [name(0), name(1)], "{:?}", events(&all));
+    assert!(back(&all, 0), "{:?}", events(&all));
+    assert!(
+        !events(&all)
+            .iter()
+            .any(|ev| matches!(ev, Event::LiveChanged { live: 0, .. })),
+        "{:?}",
+        events(&all)
+    );
+}

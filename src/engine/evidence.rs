@@ -19,7 +19,7 @@ impl Engine {
                 let mut fresh = false;
                 let mut listed = false;
                 for (_, n) in self.matcher.nodes_of_at(i, &v.name, pid, fr) {
-                    fresh |= nodes::node_fresh(n, self.now.wall_s, tolerance);
+                    fresh |= nodes::node_fresh(n, self.router_now_s(), tolerance);
                     listed |= n.death_mark == 0 && n.refreshed_by_vassal();
                 }
                 // Its age alone proves nothing when neither the router's
@@ -153,6 +153,7 @@ impl Engine {
             return;
         };
         let mut sends = Vec::new();
+        let router_clock = self.router_clock.clone();
         for (i, v) in self.vassals.iter().enumerate() {
             let own = nodes::exact_names(&self.s.node_match, &v.name);
             if own.is_empty() {
@@ -173,7 +174,11 @@ impl Engine {
                 continue;
             };
             for (key, n) in fr.nodes() {
-                if !own.contains(&n.name) || n.death_mark != 0 || n.last_check >= born_s {
+                // Both clocks on the router's: `born_s` is the Emperor's.
+                if !own.contains(&n.name)
+                    || n.death_mark != 0
+                    || n.last_check >= router_clock.now_s(born_s)
+                {
                     continue;
                 }
                 if v.swept

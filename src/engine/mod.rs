@@ -11,6 +11,7 @@
 //! returns, and runs the scheduler that keeps at least K live per key.
 
 pub mod availability;
+mod clocks;
 mod config_events;
 mod effects;
 pub mod emperor_index;
@@ -87,6 +88,9 @@ pub struct Engine {
     /// What the vassals' own packets last said of each node
     /// (`nodes::keep_the_vassals_word`): `fr` shows that, not the tool's.
     own_checks: nodes::OwnChecks,
+    /// The fastrouter's clock against ours (`clocks::RouterClock`): node
+    /// ages are counted on the router's clock, never ours.
+    router_clock: clocks::RouterClock,
     /// `s.node_match`, shared with each matcher.
     rule: std::sync::Arc<NodeMatch>,
     stage: Stage,
@@ -149,6 +153,7 @@ impl Engine {
             fr: None,
             matcher: nodes::Matcher::default(),
             own_checks: nodes::OwnChecks::default(),
+            router_clock: clocks::RouterClock::default(),
             rule,
             stage: Stage::Preflight,
             reads: Default::default(),
@@ -229,6 +234,7 @@ impl Engine {
                 self.read_done(StatsSource::Emperor, None);
             }
             Input::Fastrouter(mut s) => {
+                self.router_clock.observe(&s, now);
                 self.own_checks = nodes::keep_the_vassals_word(&self.own_checks, &mut s);
                 self.note_fastrouter_read(&s);
                 self.matcher = nodes::Matcher::for_configs(
@@ -381,6 +387,18 @@ impl Engine {
 
     fn count(&self, p: Phase) -> usize {
         self.vassals.iter().filter(|v| v.phase == p).count()
+    }
+
+    /// The fastrouter's "now", in its own clock (whole seconds): what a
+    /// node's `last_check` is compared with.
+    pub(super) fn router_now_s(&self) -> i64 {
+        self.router_clock.now_s(self.now.wall_s)
+    }
+
+    /// A wall second of ours (the Emperor's clock, on this host) on the
+    /// fastrouter's clock.
+    pub(super) fn on_router_clock(&self, wall_s: i64) -> i64 {
+        self.router_clock.now_s(wall_s)
     }
 
     fn elapsed(&self) -> u64 {

@@ -17,6 +17,8 @@ impl Engine {
         let emp = self.emp.as_ref()?;
         let fr = self.fr.as_ref()?;
         let tol = self.s.node_tolerance_s;
+        let router_now = self.router_now_s();
+        let accepted = self.on_router_clock(v.reload.accepted_s);
 
         // Death and crash loops, in every in-flight phase.
         let bl = emp.blacklisted(&v.name);
@@ -161,9 +163,9 @@ impl Engine {
                 let own: Vec<(&str, i64)> = mine
                     .iter()
                     .filter(|(_, n)| {
-                        nodes::node_fresh(n, now.wall_s, tol)
-                            && (n.last_check >= v.reload.accepted_s || v.reload.node_gone)
-                            && fr_started >= v.touch.at_ms
+                        nodes::node_fresh(n, router_now, tol)
+                            && (n.last_check >= accepted || v.reload.node_gone)
+                            && fr_started > v.touch.at_ms
                     })
                     .map(|(k, n)| (*k, n.last_check))
                     .collect();
@@ -257,7 +259,7 @@ impl Engine {
                     v.phase,
                     Phase::Touched | Phase::Respawned | Phase::Accepting | Phase::Repairing
                 )
-                || started < v.touch.at_ms
+                || started <= v.touch.at_ms
             {
                 continue;
             }

@@ -144,7 +144,7 @@ impl Engine {
                 let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
                 nodes::matches(&rule, &v.name, pid, node)
             });
-            let fresh = nodes::node_fresh(node, wall, self.s.tolerance_s(None));
+            let fresh = nodes::node_fresh(node, self.router_now_s(), self.s.tolerance_s(None));
             // A key's nodes, for K + 1: each of ours (the rollout brings it
             // back), and another host's only while fresh: a stale or dead
             // node lingering in the stats serves nobody, and counting it

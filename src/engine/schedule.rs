@@ -21,7 +21,7 @@ impl Engine {
         let tolerance = self.s.tolerance_s(Some(&v.name));
         let mut out: BTreeMap<String, usize> = BTreeMap::new();
         for (k, n) in self.matcher.nodes_of(&v.name, pid, fr) {
-            if nodes::node_fresh(n, self.now.wall_s, tolerance) {
+            if nodes::node_fresh(n, self.router_now_s(), tolerance) {
                 *out.entry(k.to_string()).or_default() += 1;
             }
         }
@@ -62,13 +62,15 @@ impl Engine {
                 // Reloaded: only the nodes its new generation announced (a
                 // node under a key it left lingers until it expires).
                 let since = match v.phase {
-                    Phase::Subscribed if !v.reload.node_gone => v.reload.accepted_s,
+                    Phase::Subscribed if !v.reload.node_gone => {
+                        self.on_router_clock(v.reload.accepted_s)
+                    }
                     _ => i64::MIN,
                 };
                 (v.name.as_str(), may_count, since)
             })
             .collect();
-        nodes::live_per_key(&self.matcher, &ours, emp, fr, self.now.wall_s, |c| {
+        nodes::live_per_key(&self.matcher, &ours, emp, fr, self.router_now_s(), |c| {
             self.s.tolerance_s(c)
         })
     }
