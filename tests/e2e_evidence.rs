@@ -207,3 +207,33 @@ fn e2e_a_release_that_moves_every_vassal_to_another_key() {
     });
     c.finish();
 }
+
+/// `exit-on-reload`: the vassal's master exits instead of re-exec'ing when
+/// the Emperor sends the reload, and the Emperor starts a new process (a
+/// new pid) with the new config. That new process is the reload, not a
+/// death: exit 0, every vassal back with its new generation, K held.
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --release --test e2e_evidence -- --ignored --test-threads=1"]
+fn e2e_exit_on_reload_vassals_are_reloaded() {
+    let k = 1;
+    let stack = Stack::start(StackSpec::new(3).vassal_line("exit-on-reload = true"));
+    let ks = k.to_string();
+    let r = stack.rollout(
+        &["--minimum-active-vassals", &ks, "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
+    for e in r.run.events() {
+        eprintln!("[e2e event] {e}");
+    }
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, k);
+    c.summary_list("reloaded", &stack.names);
+    for name in &stack.names {
+        c.node_fresh(name, TOLERANCE_S);
+    }
+    c.finish();
+}

@@ -517,3 +517,40 @@ fn node_ages_are_counted_on_the_routers_clock() {
         events(&all)
     );
 }
+
+/// `exit-on-reload`: the master exits on the reload and the Emperor starts
+/// the next generation as a new process. The new pid (after a moment with
+/// no record) is that reload, followed to its own announce, not a death.
+#[test]
+fn an_exit_on_reload_vassal_comes_back_as_a_new_process() {
+    let mut s = settings(1);
+    s.exit_on_reload = [name(0), name(1)].into_iter().collect();
+    let mut e = engine(s, 2);
+    let mut f = fleet(2);
+    assert_eq!(touched(&look(&mut e, &f, 0)), [name(0)]);
+    reloaded(&mut f, 0, None);
+    let mut all = look(&mut e, &f, 1);
+    // The old master exits: no record for a moment.
+    let old = f.vs[0].rec.take();
+    all.extend(look(&mut e, &f, 2));
+    // A new process with the new config: new pid, its own record.
+    let mut r = old.unwrap();
+    r.pid = 200;
+    r.respawns = 0;
+    r.accepting = 0;
+    f.vs[0].rec = Some(r);
+    all.extend(look(&mut e, &f, 3));
+    f.vs[0].rec.as_mut().unwrap().accepting = 1;
+    f.vs[0].rec.as_mut().unwrap().last_accepting = T0 + 4;
+    all.extend(look(&mut e, &f, 4));
+    f.vs[0].nodes = serving(0, T0 + 5).nodes;
+    all.extend(look(&mut e, &f, 5));
+    assert!(
+        !events(&all)
+            .iter()
+            .any(|ev| matches!(ev, Event::Failed { .. })),
+        "{:?}",
+        events(&all)
+    );
+    assert!(back(&all, 0), "{:?}", events(&all));
+}

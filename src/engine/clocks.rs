@@ -40,7 +40,8 @@ impl RouterClock {
         let newest = fr.nodes().map(|(_, n)| n.last_check).max();
         if let (Some(n), Some(p)) = (newest, self.prev_newest) {
             if n > p {
-                self.samples.push_back((now.mono_ms, now.wall_s.saturating_sub(n)));
+                self.samples
+                    .push_back((now.mono_ms, now.wall_s.saturating_sub(n)));
             }
         }
         if newest.is_some() {

@@ -27,6 +27,12 @@ impl Engine {
                 .blacklist_attempt
                 .map_or(true, |a0| b.attempt > a0)
         });
+        // With `exit-on-reload` the master exits where others re-exec, and
+        // the Emperor starts its next generation as a new process: a new
+        // pid (and a gap with no record) once the reload was sent is that
+        // reload, not a death (docs/UWSGI.md §5).
+        let exits_on_reload = self.s.exit_on_reload.contains(&v.name)
+            && matches!(phase, Phase::Touched | Phase::Respawned);
         match emp.vassal(&v.name) {
             None if newly_blacklisted => {
                 return Some((
@@ -34,8 +40,23 @@ impl Engine {
                     "listed in the Emperor's blacklist".into(),
                 ))
             }
+            None if exits_on_reload => return None,
             None if v.baseline.pid > 0 => {
                 return Some((Fact::Died, "vanished from the Emperor's vassals".into()))
+            }
+            Some(s)
+                if exits_on_reload
+                    && !newly_blacklisted
+                    && v.baseline.pid > 0
+                    && s.pid != v.baseline.pid
+                    && s.last_mod >= v.touch.mtime_set =>
+            {
+                // The new process is the new generation: follow it.
+                let (pid, respawns) = (s.pid, s.respawns);
+                let v = &mut self.vassals[i];
+                v.baseline.pid = pid;
+                v.reload.respawns = respawns;
+                return None;
             }
             Some(s) if v.baseline.pid > 0 && s.pid != v.baseline.pid => {
                 let fact = if newly_blacklisted {

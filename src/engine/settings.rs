@@ -59,6 +59,10 @@ pub struct Settings {
     /// writefifo:<fifo> S`). `S` toggles: to any other vassal it would block
     /// its subscriptions, so none is ever written there.
     pub repairable: BTreeSet<String>,
+    /// Vassals with `exit-on-reload`: their master exits on a reload and
+    /// the Emperor starts the next generation as a new process, so a new
+    /// pid after the reload was sent is that reload (docs/UWSGI.md §5).
+    pub exit_on_reload: BTreeSet<String>,
     /// Vassals whose log the driver watches, from their touch on, for the
     /// line of a lost accepting hook (`Fact::HookLost`): those with the
     /// `start-unsubscribed` + writefifo `S` pattern, when repair is on.
@@ -160,6 +164,7 @@ impl Default for Settings {
             drain_timeout_ms: None,
             repair: true,
             repairable: BTreeSet::new(),
+            exit_on_reload: BTreeSet::new(),
             watch_hook_log: BTreeSet::new(),
             announce_after_repair: true,
             announce_when_on: BTreeSet::new(),

@@ -224,6 +224,11 @@ pub fn engine_settings(
         Default::default()
     };
     s.repairable = hook_pattern.clone();
+    s.exit_on_reload = parsed
+        .iter()
+        .filter(|(_, p)| p.as_ref().is_ok_and(VassalConfig::exits_on_reload))
+        .map(|(n, _)| n.clone())
+        .collect();
     s.watch_hook_log = if s.repair {
         hook_pattern
     } else {

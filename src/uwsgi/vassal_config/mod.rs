@@ -302,6 +302,14 @@ impl VassalConfig {
         !self.subscriptions.is_empty() && !self.start_unsubscribed
     }
 
+    /// `exit-on-reload` is on (the last value set): its master exits on a
+    /// reload, and the Emperor starts the next generation as a new process.
+    pub fn exits_on_reload(&self) -> bool {
+        self.get_all("exit-on-reload")
+            .last()
+            .is_some_and(subscribe::opt_true)
+    }
+
     /// `master_fifos`, resolved against the vassal's directory.
     pub fn master_fifo_paths(&self) -> Vec<PathBuf> {
         self.master_fifos
