@@ -18,21 +18,120 @@ use fsm_names::{Effect, Fact, FailReason, Phase, Task};
 use fsm_table::Row;
 
 const TABLE: &str = "fsm/transitions.tsv";
+const PHASES: &str = "fsm/phases.tsv";
 
 fn main() {
-    for input in [TABLE, "build.rs", "fsm/parse.rs", "src/engine/fsm_names.rs"] {
+    for input in [
+        TABLE,
+        PHASES,
+        "build.rs",
+        "fsm/parse.rs",
+        "src/engine/fsm_names.rs",
+    ] {
         println!("cargo:rerun-if-changed={input}");
     }
-    let text = std::fs::read_to_string(TABLE).unwrap_or_else(|e| fail(&format!("{e}")));
-    let rows = fsm_table::parse(&text).unwrap_or_else(|e| fail(&e));
+    let text = std::fs::read_to_string(TABLE).unwrap_or_else(|e| fail(TABLE, &format!("{e}")));
+    let rows = fsm_table::parse(&text).unwrap_or_else(|e| fail(TABLE, &e));
+    let text = std::fs::read_to_string(PHASES).unwrap_or_else(|e| fail(PHASES, &format!("{e}")));
+    let phases = fsm_table::parse_phases(&text).unwrap_or_else(|e| fail(PHASES, &e));
+    check_terminal(&rows, &phases);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    std::fs::write(out.join("fsm_step.rs"), generate(&rows))
-        .unwrap_or_else(|e| fail(&format!("writing the generated step(): {e}")));
+    let code = generate(&rows) + &generate_groups(&rows, &phases);
+    std::fs::write(out.join("fsm_step.rs"), code)
+        .unwrap_or_else(|e| fail(TABLE, &format!("writing the generated step(): {e}")));
 }
 
-fn fail(msg: &str) -> ! {
-    eprintln!("error: {TABLE}: {msg}");
+fn fail(file: &str, msg: &str) -> ! {
+    eprintln!("error: {file}: {msg}");
     std::process::exit(1);
+}
+
+/// A `done` phase is terminal: no row of it may move or act.
+fn check_terminal(rows: &[Row], phases: &[fsm_table::PhaseRow]) {
+    for p in phases.iter().filter(|p| p.group == fsm_table::Group::Done) {
+        if let Some(r) = rows.iter().find(|r| r.phase == p.phase && r.to.is_some()) {
+            fail(
+                TABLE,
+                &format!(
+                    "line {}: {} is terminal ({PHASES} line {}), yet this row moves it",
+                    r.line,
+                    p.phase.as_str(),
+                    p.line
+                ),
+            );
+        }
+    }
+}
+
+/// `Phase::in_flight()` and `Phase::terminal()` from the groups, and for
+/// each flight phase the enum of the facts its observer may raise: those
+/// the table does not call "not raised" there. An observer that returns a
+/// fact the table rules out does not compile.
+fn generate_groups(rows: &[Row], phases: &[fsm_table::PhaseRow]) -> String {
+    use fsm_table::Group;
+    let of = |g: Group| -> String {
+        let names: Vec<String> = phases
+            .iter()
+            .filter(|p| p.group == g)
+            .map(|p| format!("Phase::{:?}", p.phase))
+            .collect();
+        if names.is_empty() {
+            "false".into()
+        } else {
+            format!("matches!(self, {})", names.join(" | "))
+        }
+    };
+    let mut out = format!(
+        "
+impl Phase {{
+    /// Out of rotation because of this rollout: counts against K
+    /// ({PHASES}: group `flight`).
+    pub fn in_flight(self) -> bool {{
+        {}
+    }}
+
+    /// Nothing changes it any more ({PHASES}: group `done`).
+    pub fn terminal(self) -> bool {{
+        {}
+    }}
+}}
+",
+        of(Group::Flight),
+        of(Group::Done)
+    );
+    for p in phases.iter().filter(|p| p.group == Group::Flight) {
+        let facts: Vec<Fact> = rows
+            .iter()
+            .filter(|r| r.phase == p.phase && !r.impossible())
+            .map(|r| r.fact)
+            .collect();
+        let name = format!("{:?}Fact", p.phase);
+        let variants: String = facts.iter().map(|f| format!("    {f:?},\n")).collect();
+        let arms: String = facts
+            .iter()
+            .map(|f| format!("            {name}::{f:?} => Fact::{f:?},\n"))
+            .collect();
+        let _ = write!(
+            out,
+            "
+/// The facts `{phase}` may be fed ({TABLE}: every row of `{phase}` not
+/// called \"not raised\").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)]
+pub enum {name} {{
+{variants}}}
+
+impl From<{name}> for Fact {{
+    fn from(f: {name}) -> Fact {{
+        match f {{
+{arms}        }}
+    }}
+}}
+",
+            phase = p.phase.as_str()
+        );
+    }
+    out
 }
 
 fn effect_expr(e: Effect) -> String {

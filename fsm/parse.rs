@@ -169,3 +169,89 @@ fn check_pairs(rows: &[Row]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The columns of `fsm/phases.tsv`.
+pub const PHASE_COLUMNS: [&str; 3] = ["phase", "group", "waits_for"];
+
+/// A phase's group (`fsm/phases.tsv`): what `Phase::in_flight()` and
+/// `Phase::terminal()` say of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Not reloading.
+    Rest,
+    /// Out of rotation because of this rollout: counts against K.
+    Flight,
+    /// Terminal: nothing changes it any more.
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseRow {
+    pub line: usize,
+    pub phase: Phase,
+    pub group: Group,
+    pub waits_for: String,
+}
+
+/// Parses `fsm/phases.tsv`: every phase once, in `Phase::ALL` order.
+pub fn parse_phases(text: &str) -> Result<Vec<PhaseRow>, String> {
+    let mut rows = Vec::new();
+    let mut header = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() || raw.starts_with('#') {
+            continue;
+        }
+        let cols: Vec<&str> = raw.split('\t').collect();
+        if !header {
+            if cols != PHASE_COLUMNS {
+                return Err(format!(
+                    "line {line}: expected the header {PHASE_COLUMNS:?}, got {cols:?}"
+                ));
+            }
+            header = true;
+            continue;
+        }
+        if cols.len() != PHASE_COLUMNS.len() {
+            return Err(format!(
+                "line {line}: expected {} tab-separated columns, got {}",
+                PHASE_COLUMNS.len(),
+                cols.len()
+            ));
+        }
+        let phase =
+            Phase::from_name(cols[0]).ok_or(format!("line {line}: unknown phase {:?}", cols[0]))?;
+        let group = match cols[1] {
+            "rest" => Group::Rest,
+            "flight" => Group::Flight,
+            "done" => Group::Done,
+            g => {
+                return Err(format!(
+                    "line {line}: group {g:?}, expected rest, flight or done"
+                ))
+            }
+        };
+        let want = Phase::ALL.get(rows.len()).copied();
+        if want != Some(phase) {
+            return Err(format!(
+                "line {line}: expected {:?} here (Phase::ALL order), got {}",
+                want.map(|p| p.as_str()),
+                phase.as_str()
+            ));
+        }
+        rows.push(PhaseRow {
+            line,
+            phase,
+            group,
+            waits_for: cols[2].trim().to_string(),
+        });
+    }
+    if rows.len() != Phase::ALL.len() {
+        return Err(format!(
+            "{} phases listed, expected every one of Phase::ALL ({})",
+            rows.len(),
+            Phase::ALL.len()
+        ));
+    }
+    Ok(rows)
+}

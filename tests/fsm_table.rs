@@ -323,3 +323,40 @@ fn diagrams_are_current() {
         "the mermaid block in fsm/README.md is stale: run UPDATE_FSM=1 cargo test --test fsm_table"
     );
 }
+
+/// `fsm/phases.tsv` is the source of the groups: `in_flight()` and
+/// `terminal()` say what its rows say, and a malformed table is refused
+/// naming its line.
+#[test]
+fn the_phase_groups_are_the_table() {
+    let path = root().join("fsm/phases.tsv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rows = fsm_table::parse_phases(&text).unwrap();
+    for r in &rows {
+        assert_eq!(
+            r.phase.in_flight(),
+            r.group == fsm_table::Group::Flight,
+            "{:?}",
+            r.phase
+        );
+        assert_eq!(
+            r.phase.terminal(),
+            r.group == fsm_table::Group::Done,
+            "{:?}",
+            r.phase
+        );
+        assert!(
+            !r.waits_for.is_empty(),
+            "{:?} says what it waits for",
+            r.phase
+        );
+    }
+    let bad = text.replace("Touched\tflight", "Touched\tairborne");
+    let e = fsm_table::parse_phases(&bad).unwrap_err();
+    assert!(e.contains("airborne") && e.starts_with("line "), "{e}");
+    let swapped = text
+        .replace("Idle\trest", "Idle\tREST")
+        .replace("Idle\tREST", "Failed\trest");
+    let e = fsm_table::parse_phases(&swapped).unwrap_err();
+    assert!(e.contains("Phase::ALL order"), "{e}");
+}

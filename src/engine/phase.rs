@@ -12,29 +12,25 @@
 //! keeping the phase itself fieldless is what makes the machine finite and
 //! enumerable.
 
+//! The groups (`Phase::in_flight()`, `Phase::terminal()`) come from
+//! `fsm/phases.tsv`, and each in-flight phase has the type of the facts its
+//! observer may raise (`AcceptingFact`, ...): only the facts the table does
+//! not call "not raised" there, so an observer that raises another does not
+//! compile:
+//!
+//! ```compile_fail
+//! // `ReloadSeen` is observed in `Touched` only: no such fact in `Accepting`.
+//! let _ = uwsgi_reload::engine::phase::AcceptingFact::ReloadSeen;
+//! ```
+//!
+//! ```
+//! use uwsgi_reload::engine::phase::{AcceptingFact, Fact};
+//! assert_eq!(Fact::from(AcceptingFact::AnnounceSeen), Fact::AnnounceSeen);
+//! ```
+
 pub use super::fsm_names::{Effect, Fact, FailReason, Phase, Task};
 
 include!(concat!(env!("OUT_DIR"), "/fsm_step.rs"));
-
-impl Phase {
-    /// Out of rotation because of this rollout: counts against K.
-    pub fn in_flight(self) -> bool {
-        matches!(
-            self,
-            Phase::Draining
-                | Phase::Touched
-                | Phase::Respawned
-                | Phase::Accepting
-                | Phase::Repairing
-                | Phase::Confirming
-                | Phase::Probing
-        )
-    }
-
-    pub fn terminal(self) -> bool {
-        matches!(self, Phase::Subscribed | Phase::Skipped | Phase::Failed)
-    }
-}
 
 impl FailReason {
     /// What a human should know and do.
