@@ -37,6 +37,7 @@ const FLAGS: &[&str] = &[
     "--touch-target",
     "--dry-run",
     "--syslog",
+    "--timestamps",
     "--strict",
     "--only",
     "--exclude",

@@ -37,6 +37,7 @@ pub struct RawArgs {
     pub touch_target: bool,
     pub dry_run: bool,
     pub syslog: bool,
+    pub timestamps: bool,
     pub strict: bool,
     pub only: Vec<String>,
     pub exclude: Vec<String>,

@@ -25,6 +25,11 @@ impl SocketSpec {
         if s.contains('/') || !s.contains(':') {
             return Ok(SocketSpec::Unix(PathBuf::from(s)));
         }
+        // `:9191` is uWSGI's own form for "every interface" (a
+        // `stats = :9191` line); this host reaches it on loopback.
+        if let Some(port) = s.strip_prefix(':') {
+            return SocketSpec::parse(flag, &format!("127.0.0.1:{port}"));
+        }
         let (host, port) = s.rsplit_once(':').unwrap_or((s, ""));
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(Error::Usage(format!(
@@ -81,6 +86,8 @@ impl Generate {
 pub struct Output {
     pub quiet: bool,
     pub json: bool,
+    /// `--timestamps`: wall-clock RFC 3339 times on human lines.
+    pub timestamps: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -231,6 +238,7 @@ impl Config {
                 output: Output {
                     quiet: r.quiet,
                     json: r.json,
+                    timestamps: r.timestamps,
                 },
                 stats_timeout_ms: 5000,
                 subscription_server: None,
@@ -276,11 +284,16 @@ impl Config {
         for (i, a) in fastrouter_stats.iter().enumerate() {
             if fastrouter_stats[..i].contains(a) {
                 return Err(Error::Usage(format!(
-                    "--fastrouter-stats-socket expects each fastrouter once, got {a:?} twice"
+                    "--fastrouter-stats-socket expects each fastrouter once, got {a} twice"
                 )));
             }
         }
         let emperor_stats = SocketSpec::parse("--emperor-stats-socket", &emp)?;
+        if fastrouter_stats.contains(&emperor_stats) {
+            return Err(Error::Usage(format!(
+                "--emperor-stats-socket and --fastrouter-stats-socket both name {emperor_stats}; expected the Emperor's stats socket and the fastrouter's, two different sockets"
+            )));
+        }
         let suffix = r.suffix.clone().unwrap_or_else(|| ".ini".into());
         if suffix.is_empty() || suffix.contains('/') {
             return Err(Error::Usage(format!(
@@ -413,6 +426,7 @@ impl Config {
             output: super::config::Output {
                 quiet: r.quiet,
                 json: r.json,
+                timestamps: r.timestamps,
             },
             stats_timeout_ms,
             subscription_server: r.subscription_server.clone(),

@@ -197,6 +197,8 @@ pub static FLAGS: &[Flag] = &[
         "connect+read bound of one stats read"),
     flag!("syslog", None, "", Switch(syslog), Extra, Nothing, None,
         "send event lines to /dev/log too"),
+    flag!("timestamps", None, "", Switch(timestamps), Extra, Nothing, None,
+        "start each human line with the wall-clock time, RFC 3339 UTC with milliseconds, instead of the seconds since the start"),
     flag!("strict", None, "", Switch(strict), Extra, Nothing, None,
         "doctor findings on the vassal configs are errors (exit 3), not warnings"),
     flag!("dry-run", None, "", Switch(dry_run), Extra, Nothing, None,
@@ -220,7 +222,7 @@ pub fn by_short(c: char) -> Option<&'static Flag> {
 /// The prose `--help` and the man page share, besides the options.
 pub const SUMMARY: &str = "gracefully reload every uWSGI vassal behind a fastrouter";
 
-pub const DESCRIPTION: &str = "Reloads every vassal config in DIR by moving its mtime forward, as many at once as keeps at least K vassals live per fastrouter key, and waits for each to accept and re-subscribe. A SOCKET is a unix path or host:port.";
+pub const DESCRIPTION: &str = "Reloads every vassal config in DIR by moving its mtime forward, as many at once as keeps at least K vassals live per fastrouter key, and waits for each to accept and re-subscribe. A SOCKET is a unix path or host:port; :port (uWSGI's form for every interface) is read as 127.0.0.1:port.";
 
 pub const SIGNALS: &[(&str, &str)] = &[
     (

@@ -108,7 +108,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     if cfg.output.json {
         let mut v = json!({"event": "dry_run", "waves": plan, "min_live": min_live});
         info.add_to(&mut v, &min_live);
-        println!("{v}");
+        crate::report::emit_untimed_json(rep, v);
     }
     for (i, w) in plan.iter().enumerate() {
         rep.human_line(&format!("wave {}: {}", i + 1, w.join(", ")), false);
