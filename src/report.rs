@@ -1,6 +1,7 @@
 //! Rendering engine events for people (one line each, elapsed time first)
 //! and for machines (`--json`: one object per line, stable field names).
 
+pub mod catalog;
 pub mod info;
 pub mod journal;
 pub mod metrics;
@@ -489,17 +490,17 @@ pub fn human(e: &Event) -> String {
 pub fn event_json(r: &Report) -> Value {
     let mut v = match &r.event {
         Event::Warning { vassal, message } => {
-            json!({"event": "warning", "vassal": vassal, "message": message})
+            json!({"vassal": vassal, "message": message})
         }
         Event::Plan {
             vassals,
             min_live,
             live,
         } => {
-            json!({"event": "plan", "vassals": vassals, "min_live": min_live, "live": live})
+            json!({"vassals": vassals, "min_live": min_live, "live": live})
         }
         Event::DrainStarted { vassal, nodes } => {
-            json!({"event": "drain_started", "vassal": vassal, "nodes": nodes})
+            json!({"vassal": vassal, "nodes": nodes})
         }
         Event::Drained {
             vassal,
@@ -507,27 +508,27 @@ pub fn event_json(r: &Report) -> Value {
             timed_out,
             sessions_left,
         } => {
-            json!({"event": "drained", "vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out,
+            json!({"vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out,
                    "sessions_left": sessions_left})
         }
-        Event::Resubscribed { vassal } => json!({"event": "resubscribed", "vassal": vassal}),
+        Event::Resubscribed { vassal } => json!({"vassal": vassal}),
         Event::Announced { vassal, nodes } => {
-            json!({"event": "announced", "vassal": vassal, "nodes": nodes})
+            json!({"vassal": vassal, "nodes": nodes})
         }
         Event::Touched { vassal, mtime } => {
-            json!({"event": "touched", "vassal": vassal, "mtime": mtime})
+            json!({"vassal": vassal, "mtime": mtime})
         }
-        Event::ForeignReload { vassal } => json!({"event": "foreign_reload", "vassal": vassal}),
-        Event::ReloadSeen { vassal } => json!({"event": "reload_seen", "vassal": vassal}),
-        Event::Accepting { vassal } => json!({"event": "accepting", "vassal": vassal}),
+        Event::ForeignReload { vassal } => json!({"vassal": vassal}),
+        Event::ReloadSeen { vassal } => json!({"vassal": vassal}),
+        Event::Accepting { vassal } => json!({"vassal": vassal}),
         Event::ProbeOk { vassal, detail } => {
-            json!({"event": "probe_ok", "vassal": vassal, "detail": detail})
+            json!({"vassal": vassal, "detail": detail})
         }
         Event::RepairStarted { vassal, evidence } => {
-            json!({"event": "repair_started", "vassal": vassal, "evidence": evidence})
+            json!({"vassal": vassal, "evidence": evidence})
         }
         Event::RepairWritten { vassal, fifo } => {
-            json!({"event": "repair_written", "vassal": vassal, "fifo": fifo})
+            json!({"vassal": vassal, "fifo": fifo})
         }
         Event::Subscribed {
             vassal,
@@ -535,7 +536,7 @@ pub fn event_json(r: &Report) -> Value {
             repaired,
             foreign,
         } => json!({
-            "event": "subscribed", "vassal": vassal, "took_ms": took_ms,
+            "vassal": vassal, "took_ms": took_ms,
             "repaired": repaired, "foreign": foreign
         }),
         Event::Failed {
@@ -543,25 +544,25 @@ pub fn event_json(r: &Report) -> Value {
             reason,
             detail,
         } => json!({
-            "event": "failed", "vassal": vassal, "reason": reason.as_str(),
+            "vassal": vassal, "reason": reason.as_str(),
             "detail": detail, "explain": reason.explain()
         }),
-        Event::Skipped { vassal, why } => json!({"event": "skipped", "vassal": vassal, "why": why}),
+        Event::Skipped { vassal, why } => json!({"vassal": vassal, "why": why}),
         Event::LiveChanged { key, live, min } => {
-            json!({"event": "live", "key": key, "live": live, "min": min})
+            json!({"key": key, "live": live, "min": min})
         }
-        Event::CanaryPassed { vassals } => json!({"event": "canary_passed", "vassals": vassals}),
-        Event::Stopping { why } => json!({"event": "stopping", "why": why}),
-        Event::Waiting { why } => json!({"event": "waiting", "why": why}),
+        Event::CanaryPassed { vassals } => json!({"vassals": vassals}),
+        Event::Stopping { why } => json!({"why": why}),
+        Event::Waiting { why } => json!({"why": why}),
         Event::Unavailable { vassal, class, why } => {
-            json!({"event": "unavailable", "vassal": vassal, "class": class, "why": why})
+            json!({"vassal": vassal, "class": class, "why": why})
         }
         Event::FastrouterRestarted {
             old_pid,
             new_pid,
             nodes_before,
             nodes_now,
-        } => json!({"event": "fastrouter_restarted", "old_pid": old_pid, "new_pid": new_pid,
+        } => json!({"old_pid": old_pid, "new_pid": new_pid,
                     "nodes_before": nodes_before, "nodes_now": nodes_now}),
         Event::StaleNodeRemoved {
             vassal,
@@ -569,9 +570,11 @@ pub fn event_json(r: &Report) -> Value {
             node,
             why,
         } => {
-            json!({"event": "stale_node_removed", "vassal": vassal, "key": key, "node": node, "why": why})
+            json!({"vassal": vassal, "key": key, "node": node, "why": why})
         }
     };
+    // The name comes from the one table of events (report::catalog).
+    v["event"] = json!(catalog::event_name(&r.event));
     v["at_ms"] = json!(r.at_ms);
     v
 }

@@ -170,7 +170,8 @@ pub static FLAGS: &[Flag] = &[
         "proceed when a key has fewer than K+1 nodes"),
     flag!("accept-uwsgi-defect", None, "", Switch(accept_uwsgi_defect), Extra, Nothing, None,
         "reload even on a uWSGI version with a known reload defect (2.0.27: reloads stop reloading workers)"),
-    flag!("node-name", None, "TEMPLATE", Text(node_name), Extra, Nothing, Some("same stem"),
+    flag!("node-name", None, "TEMPLATE", Text(node_name), Extra, Nothing,
+        Some("the address the config subscribes with, else the same file stem"),
         "node name of a vassal, with {name} (config file name) and {stem}"),
     flag!("touch-target", None, "", Switch(touch_target), Extra, Nothing, None,
         "touch the symlink target, for Emperors that follow links (refused if links share a target)"),
@@ -191,7 +192,7 @@ pub static FLAGS: &[Flag] = &[
     flag!("exclude", None, "GLOB", Many(exclude), Extra, Nothing, None,
         "skip configs matching GLOB (repeatable)"),
     flag!("subscription-tolerance", None, "SECONDS", Text(subscription_tolerance), Extra, Nothing,
-        Some("17"),
+        Some("the fastrouter's own when readable, else each vassal's subscribe-freq + 3, at least 17"),
         "a node announced longer ago than this is not live (the fastrouter's subscription-tolerance; raise it with a larger subscribe-freq)"),
     flag!("stats-timeout", None, "SECONDS", Text(stats_timeout), Extra, Nothing, Some("5"),
         "connect+read bound of one stats read"),
@@ -232,17 +233,5 @@ pub const SIGNALS: &[(&str, &str)] = &[
     ("SIGUSR1", "print progress"),
 ];
 
-pub const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "every vassal reloaded"),
-    (
-        "1",
-        "some vassal failed, timed out, or could not be reloaded within K",
-    ),
-    ("2", "usage error"),
-    (
-        "3",
-        "precondition failed (lock held, stats socket, preflight): nothing was touched",
-    ),
-    ("130", "interrupted by SIGINT"),
-    ("143", "interrupted by SIGTERM"),
-];
+/// The exit codes, from the one table in `crate::error::exit`.
+pub use crate::error::exit::TABLE as EXIT_STATUS;
