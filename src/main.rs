@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use uwsgi_reload::cli::{self, Command};
 use uwsgi_reload::error::exit;
 use uwsgi_reload::report::metrics::{self, RunMetrics};
-use uwsgi_reload::report::{journal, Reporter};
+use uwsgi_reload::report::{journal, timeline, Reporter};
 
 /// An error line's journal priority, when stderr is the journal.
 fn err_prefix() -> &'static str {
@@ -31,10 +31,24 @@ fn main() -> ExitCode {
         Command::Generate(what) => {
             return print_text(&cli::generate(what));
         }
+        Command::Timeline(ref input) => {
+            return match std::fs::read_to_string(input) {
+                Ok(log) => print_text(&timeline::render(&timeline::parse_log(&log))),
+                Err(e) => {
+                    eprintln!(
+                        "{}uwsgi-reload: timeline: cannot read the event log {}: {e}",
+                        err_prefix(),
+                        input.display()
+                    );
+                    ExitCode::from(exit::USAGE)
+                }
+            };
+        }
         Command::Status | Command::Reload => {}
     }
-    let mut rep =
-        Reporter::new(cfg.output.quiet, cfg.output.json).with_timestamps(cfg.output.timestamps);
+    let mut rep = Reporter::new(cfg.output.quiet, cfg.output.json)
+        .with_timestamps(cfg.output.timestamps)
+        .recording(cfg.timeline.is_some());
     if cfg.syslog {
         match uwsgi_reload::runtime::syslog::Syslog::open("/dev/log") {
             Ok(s) => rep = rep.with_syslog(s),
@@ -68,6 +82,20 @@ fn main() -> ExitCode {
                         journal::stderr_prefix(journal::Level::Warning),
                         path.display()
                     );
+                }
+            }
+            if let Some(path) = &cfg.timeline {
+                // Drawn for every rollout that ran (a refused one has no
+                // events to draw).
+                if run.is_ok() {
+                    let svg = timeline::render(rep.recorded());
+                    if let Err(e) = std::fs::write(path, svg) {
+                        eprintln!(
+                            "{}uwsgi-reload: warning: cannot write the timeline {}: {e}",
+                            journal::stderr_prefix(journal::Level::Warning),
+                            path.display()
+                        );
+                    }
                 }
             }
             run.map(|s| s.exit_code)

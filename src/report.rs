@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod info;
 pub mod journal;
 pub mod metrics;
+pub mod timeline;
 pub mod wall;
 
 use std::io::{IsTerminal, Write};
@@ -46,6 +47,8 @@ pub struct Reporter {
     /// The start of the run, for the `at_ms` of the objects the engine does
     /// not time (`note`, `dry_run`).
     clock: crate::runtime::clock::Clock,
+    /// `--timeline`: every event and the summary, as `--json` writes them.
+    recorded: Option<Vec<Value>>,
 }
 
 impl Reporter {
@@ -64,7 +67,19 @@ impl Reporter {
             held: Vec::new(),
             timestamps: false,
             clock: crate::runtime::clock::Clock::new(),
+            recorded: None,
         }
+    }
+
+    /// Keep every event for `--timeline`.
+    pub fn recording(mut self, on: bool) -> Reporter {
+        self.recorded = on.then(Vec::new);
+        self
+    }
+
+    /// The events kept for `--timeline`.
+    pub fn recorded(&self) -> &[Value] {
+        self.recorded.as_deref().unwrap_or_default()
     }
 
     /// `--timestamps`.
@@ -152,8 +167,14 @@ impl Reporter {
         if let Event::Plan { min_live, .. } = &r.event {
             self.header(min_live);
         }
-        if self.json {
-            emit_json(&event_json(r));
+        if self.json || self.recorded.is_some() {
+            let v = event_json(r);
+            if self.json {
+                emit_json(&v);
+            }
+            if let Some(rec) = &mut self.recorded {
+                rec.push(v);
+            }
         }
         let important = matches!(r.event, Event::Failed { .. } | Event::Stopping { .. });
         let level = level_of(&r.event);
@@ -232,12 +253,17 @@ impl Reporter {
             self.header_shown = true;
         }
         self.header(&o.min_live);
-        if self.json {
+        if self.json || self.recorded.is_some() {
             let mut v = summary_json(o, exit_code, stats_reads);
             if let Some(i) = &self.info {
                 i.add_to(&mut v, &o.min_live);
             }
-            emit_json(&v);
+            if self.json {
+                emit_json(&v);
+            }
+            if let Some(rec) = &mut self.recorded {
+                rec.push(v);
+            }
         }
         if let Some(s) = &self.syslog {
             let sev = if o.status == Status::Completed {

@@ -49,7 +49,7 @@ impl std::fmt::Display for SocketSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Reload,
     Status,
@@ -57,6 +57,8 @@ pub enum Command {
     Version,
     /// `--generate`: print a man page or a completion script.
     Generate(Generate),
+    /// `timeline EVENTS.jsonl`: draw a saved event log.
+    Timeline(PathBuf),
 }
 
 /// What `--generate` prints.
@@ -118,6 +120,8 @@ pub struct Config {
     pub exclude: Vec<String>,
     /// `--metrics-file`: where the end of a rollout writes Prometheus text.
     pub metrics_file: Option<PathBuf>,
+    /// `--timeline`: where the end of a rollout draws it (SVG).
+    pub timeline: Option<PathBuf>,
     /// `--early-announce` (true) / `--no-early-announce` (false); `None`:
     /// where each vassal's config proves it subscribes when accepting.
     pub early_announce: Option<bool>,
@@ -219,6 +223,14 @@ impl Config {
             Command::Version
         } else if let Some(g) = &r.generate {
             Command::Generate(Generate::parse(g)?)
+        } else if r.command.as_deref() == Some("timeline") {
+            let input = r.timeline_input.clone().ok_or_else(|| {
+                Error::Usage(
+                    "timeline expects the path of a --json event log (timeline EVENTS.jsonl)"
+                        .into(),
+                )
+            })?;
+            Command::Timeline(PathBuf::from(input))
         } else if r.command.as_deref() == Some("status") {
             Command::Status
         } else {
@@ -227,7 +239,7 @@ impl Config {
         let mut s = Settings::default();
         if matches!(
             command,
-            Command::Help | Command::Version | Command::Generate(_)
+            Command::Help | Command::Version | Command::Generate(_) | Command::Timeline(_)
         ) {
             return Ok(Config {
                 command,
@@ -251,6 +263,7 @@ impl Config {
                 only: Vec::new(),
                 exclude: Vec::new(),
                 metrics_file: None,
+                timeline: None,
                 early_announce: None,
                 stale_since: None,
                 settings: s,
@@ -439,6 +452,7 @@ impl Config {
             only: r.only.clone(),
             exclude: r.exclude.clone(),
             metrics_file: metrics_file(&r)?,
+            timeline: timeline_file(&r)?,
             early_announce: early_announce(&r)?,
             stale_since,
             settings: s,
@@ -467,6 +481,31 @@ fn metrics_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
     if r.command.as_deref() == Some("status") || r.dry_run {
         return Err(Error::Usage(
             "--metrics-file is for a rollout; status and --dry-run write no metrics".into(),
+        ));
+    }
+    Ok(Some(p))
+}
+
+/// `--timeline FILE.svg`: a file in an existing directory, for a rollout
+/// (checked before anything is touched, as `--metrics-file`).
+fn timeline_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
+    let Some(p) = &r.timeline else {
+        return Ok(None);
+    };
+    let p = PathBuf::from(p);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if p.file_name().is_none() || !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--timeline expects a file path in an existing directory, got {}",
+            p.display()
+        )));
+    }
+    if r.command.as_deref() == Some("status") || r.dry_run {
+        return Err(Error::Usage(
+            "--timeline draws a rollout; status and --dry-run have none (use timeline EVENTS.jsonl on a saved --json log)".into(),
         ));
     }
     Ok(Some(p))

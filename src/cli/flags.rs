@@ -101,6 +101,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "status",
         "print each vassal's state and each key's live count; touch nothing",
     ),
+    (
+        "timeline",
+        "timeline EVENTS.jsonl: draw a saved --json event log as an SVG on stdout (as --timeline does)",
+    ),
 ];
 
 use Group::{Compat, Extra};
@@ -206,6 +210,8 @@ pub static FLAGS: &[Flag] = &[
         "preflight and print the plan; touch nothing"),
     flag!("metrics-file", None, "PATH", Path(metrics_file), Extra, File, None,
         "at the end of every rollout (also a failed or interrupted one) write Prometheus metrics here, atomically, for node_exporter's textfile collector"),
+    flag!("timeline", None, "FILE.svg", Path(timeline), Extra, File, None,
+        "at the end of a rollout, draw it here: each vassal's phases on one time axis, the live count and K per key beneath"),
     flag!("generate", None, "WHAT", Text(generate), Extra, Words(GENERATE), None,
         "print the man page (man) or a shell completion (complete-bash, complete-zsh, complete-fish) and exit"),
 ];
