@@ -173,11 +173,14 @@ AB_PID=$!
 set +m
 sleep 1
 
+# The rollout's picture (outside $DIR, which cleanup removes).
+TIMELINE=${TIMELINE:-$(mktemp --suffix=.svg /tmp/uwsgi-reload-timeline.XXXXXX)}
 CMD=("$BIN" --emperor-path "$DIR/vassals"
     --fastrouter-stats-socket "$DIR/fastrouter-stats.sock"
     --emperor-stats-socket "$DIR/emperor-stats.sock"
     --vassal-config-file-suffix .ini
-    --minimum-active-vassals "$K" --timeout 60 --check-interval 0.1)
+    --minimum-active-vassals "$K" --timeout 60 --check-interval 0.1
+    --timeline "$TIMELINE")
 log "running: ${CMD[*]}"
 echo "------------------------------------------------------------------ uwsgi-reload report" >&2
 RELOAD_RC=0
@@ -200,6 +203,7 @@ echo "requests sent:      $SENT"
 echo "failed requests:    $FAILED (connect, receive, length, exceptions)"
 echo "non-2xx responses:  $NON2XX"
 echo "uwsgi-reload exit:  $RELOAD_RC"
+echo "timeline:           $TIMELINE (each vassal's phases, live count and K per key)"
 for name in "${NAMES[@]}"; do
     echo "$name: worker pid ${WORKER_BEFORE[$name]} -> $(worker_pid "$name")"
 done

@@ -70,6 +70,23 @@ pub mod exit {
     /// Interrupted by SIGTERM (128 + 15).
     pub const SIGTERM: u8 = 143;
 
+    /// Every exit code with its meaning: THE list `--help`, the man page
+    /// and the README table are held to.
+    pub const TABLE: &[(u8, &str)] = &[
+        (OK, "every vassal reloaded"),
+        (
+            FAILED,
+            "some vassal failed, timed out, or could not be reloaded within K",
+        ),
+        (USAGE, "usage error: a bad flag or value, no vassal configs"),
+        (
+            PRECONDITION,
+            "precondition failed (lock held, stats socket, permissions, preflight): nothing was touched",
+        ),
+        (SIGINT, "interrupted by SIGINT"),
+        (SIGTERM, "interrupted by SIGTERM"),
+    ];
+
     /// THE exit code of a rollout or a dry run, from how it ended and the
     /// stop signal received (if any): the one place that decides it.
     pub fn of_outcome(status: &crate::engine::Status, stop_signal: Option<i32>) -> u8 {
@@ -85,5 +102,23 @@ pub mod exit {
 
     fn libc_sigterm() -> i32 {
         nix::sys::signal::Signal::SIGTERM as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A new exit code does not go unlisted: every `pub const NAME: u8` of
+    /// the `exit` module is in its TABLE.
+    #[test]
+    fn every_exit_code_is_in_the_table() {
+        let src = include_str!("error.rs");
+        let consts = src
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                t.starts_with("pub const ") && t.contains(": u8 =")
+            })
+            .count();
+        assert_eq!(consts, super::exit::TABLE.len());
     }
 }

@@ -5,13 +5,18 @@ use std::process::ExitCode;
 use uwsgi_reload::cli::{self, Command};
 use uwsgi_reload::error::exit;
 use uwsgi_reload::report::metrics::{self, RunMetrics};
-use uwsgi_reload::report::Reporter;
+use uwsgi_reload::report::{journal, timeline, Reporter};
+
+/// An error line's journal priority, when stderr is the journal.
+fn err_prefix() -> &'static str {
+    journal::stderr_prefix(journal::Level::Error)
+}
 
 fn main() -> ExitCode {
     let cfg = match cli::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("uwsgi-reload: {e}");
+            eprintln!("{}uwsgi-reload: {e}", err_prefix());
             return ExitCode::from(e.exit_code());
         }
     };
@@ -26,14 +31,29 @@ fn main() -> ExitCode {
         Command::Generate(what) => {
             return print_text(&cli::generate(what));
         }
+        Command::Timeline(ref input) => {
+            return match std::fs::read_to_string(input) {
+                Ok(log) => print_text(&timeline::render(&timeline::parse_log(&log))),
+                Err(e) => {
+                    eprintln!(
+                        "{}uwsgi-reload: timeline: cannot read the event log {}: {e}",
+                        err_prefix(),
+                        input.display()
+                    );
+                    ExitCode::from(exit::USAGE)
+                }
+            };
+        }
         Command::Status | Command::Reload => {}
     }
-    let mut rep = Reporter::new(cfg.output.quiet, cfg.output.json);
+    let mut rep = Reporter::new(cfg.output.quiet, cfg.output.json)
+        .with_timestamps(cfg.output.timestamps)
+        .recording(cfg.timeline.is_some());
     if cfg.syslog {
         match uwsgi_reload::runtime::syslog::Syslog::open("/dev/log") {
             Ok(s) => rep = rep.with_syslog(s),
             Err(e) => {
-                eprintln!("uwsgi-reload: {e}");
+                eprintln!("{}uwsgi-reload: {e}", err_prefix());
                 return ExitCode::from(exit::PRECONDITION);
             }
         }
@@ -58,9 +78,24 @@ fn main() -> ExitCode {
                 };
                 if let Err(e) = metrics::write(path, m, clock.wall_f64()) {
                     eprintln!(
-                        "uwsgi-reload: warning: cannot write the metrics file {}: {e}",
+                        "{}uwsgi-reload: warning: cannot write the metrics file {}: {e}",
+                        journal::stderr_prefix(journal::Level::Warning),
                         path.display()
                     );
+                }
+            }
+            if let Some(path) = &cfg.timeline {
+                // Drawn for every rollout that ran (a refused one has no
+                // events to draw).
+                if run.is_ok() {
+                    let svg = timeline::render(rep.recorded());
+                    if let Err(e) = std::fs::write(path, svg) {
+                        eprintln!(
+                            "{}uwsgi-reload: warning: cannot write the timeline {}: {e}",
+                            journal::stderr_prefix(journal::Level::Warning),
+                            path.display()
+                        );
+                    }
                 }
             }
             run.map(|s| s.exit_code)
@@ -69,7 +104,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("uwsgi-reload: {e}");
+            eprintln!("{}uwsgi-reload: {e}", err_prefix());
             ExitCode::from(e.exit_code())
         }
     }
@@ -82,7 +117,7 @@ fn print_text(text: &str) -> ExitCode {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("uwsgi-reload: cannot write to stdout: {e}");
+            eprintln!("{}uwsgi-reload: cannot write to stdout: {e}", err_prefix());
             ExitCode::from(exit::FAILED)
         }
         _ => ExitCode::from(exit::OK),

@@ -1,19 +1,31 @@
 //! Rendering engine events for people (one line each, elapsed time first)
 //! and for machines (`--json`: one object per line, stable field names).
 
+pub mod catalog;
 pub mod info;
+pub mod journal;
 pub mod metrics;
+pub mod timeline;
+pub mod wall;
 
 use std::io::{IsTerminal, Write};
 
 use serde_json::{json, Value};
 
+pub use journal::Level;
+
 use crate::engine::{Event, Outcome, Progress, Report, Status};
 use crate::runtime::syslog::{Severity, Syslog};
 
-/// Where events go. Human lines go to stdout, or to stderr with `--json`;
-/// with `--quiet` only failures and a failed summary are printed. On a
-/// terminal a progress line stays at the bottom.
+/// The version of the `--json` schema: every object carries it as `"v"`,
+/// so a consumer can tell a change of field meaning from a new field.
+pub const JSON_SCHEMA_VERSION: u64 = 1;
+
+/// Where events go. Results (the header, event lines, the summary) go to
+/// stdout, or to stderr with `--json` (stdout is then the JSON stream);
+/// warnings and errors always go to stderr, with their journal priority
+/// when stderr is the journal. With `--quiet` only failures and a failed
+/// summary are printed. On a terminal a progress line stays at the bottom.
 pub struct Reporter {
     pub quiet: bool,
     pub json: bool,
@@ -25,8 +37,18 @@ pub struct Reporter {
     /// Versions and settings of a rollout, once the driver set them.
     info: Option<info::RunInfo>,
     header_shown: bool,
-    /// Preflight notes held back until the header is out.
-    notes: Vec<String>,
+    /// Human lines held from the moment the run's settings are known until
+    /// the rollout starts (its `plan`): a run refused in preflight prints
+    /// its refusal and nothing else, however far preflight got.
+    held: Vec<(String, Level)>,
+    /// `--timestamps`: human lines start with the wall-clock time (RFC 3339,
+    /// UTC) instead of the time since the start.
+    timestamps: bool,
+    /// The start of the run, for the `at_ms` of the objects the engine does
+    /// not time (`note`, `dry_run`).
+    clock: crate::runtime::clock::Clock,
+    /// `--timeline`: every event and the summary, as `--json` writes them.
+    recorded: Option<Vec<Value>>,
 }
 
 impl Reporter {
@@ -42,36 +64,62 @@ impl Reporter {
             progress_shown: false,
             info: None,
             header_shown: false,
-            notes: Vec::new(),
+            held: Vec::new(),
+            timestamps: false,
+            clock: crate::runtime::clock::Clock::new(),
+            recorded: None,
         }
+    }
+
+    /// Keep every event for `--timeline`.
+    pub fn recording(mut self, on: bool) -> Reporter {
+        self.recorded = on.then(Vec::new);
+        self
+    }
+
+    /// The events kept for `--timeline`.
+    pub fn recorded(&self) -> &[Value] {
+        self.recorded.as_deref().unwrap_or_default()
+    }
+
+    /// `--timestamps`.
+    pub fn with_timestamps(mut self, on: bool) -> Reporter {
+        self.timestamps = on;
+        self
+    }
+
+    /// Milliseconds since this reporter was made (the process start).
+    pub fn elapsed_ms(&self) -> u64 {
+        (self.clock.elapsed_s() * 1000.0) as u64
     }
 
     /// A preflight note (doctor warning, drain off, ...): printed after the
     /// header once a rollout has one, so the report opens with the versions
-    /// and settings.
+    /// and settings. A note starting with `warning:` is a warning (stderr).
     pub fn note(&mut self, line: &str) {
         // Machines and the system log get it at once, as every event.
         if self.json {
-            emit_json(&json!({"event": "note", "message": line}));
+            let at = self.elapsed_ms();
+            emit_json(&json!({"event": "note", "message": line, "at_ms": at}));
         }
-        if let Some(s) = &self.syslog {
-            s.send(Severity::Info, line);
-        }
-        if self.info.is_some() && !self.header_shown {
-            self.notes.push(line.to_string());
+        let level = if line.starts_with("warning:") {
+            Level::Warning
         } else {
-            self.human_line(line, false);
+            Level::Info
+        };
+        if let Some(s) = &self.syslog {
+            let sev = match level {
+                Level::Warning => Severity::Warning,
+                _ => Severity::Info,
+            };
+            s.send(sev, line);
         }
-    }
-
-    fn flush_notes(&mut self) {
-        for n in std::mem::take(&mut self.notes) {
-            self.human_line(&n, false);
-        }
+        self.line(line, level);
     }
 
     /// The rollout's versions and settings: the human report opens with
-    /// them, the JSON summary carries them.
+    /// them, the JSON summary carries them. From here until the rollout
+    /// starts, human lines are held (see `held`).
     pub fn set_run_info(&mut self, i: info::RunInfo) {
         self.info = Some(i);
     }
@@ -86,7 +134,12 @@ impl Reporter {
         }
     }
 
-    /// The first line of a rollout's human report, once.
+    /// Lines are held: the settings are known, the rollout has not started.
+    fn holding(&self) -> bool {
+        self.info.is_some() && !self.header_shown
+    }
+
+    /// The first line of a rollout's human report, once, then what was held.
     fn header(&mut self, min_live: &std::collections::BTreeMap<String, usize>) {
         if self.header_shown {
             return;
@@ -98,9 +151,11 @@ impl Reporter {
             s.send(Severity::Info, &line);
         }
         if !self.quiet {
-            self.human_line(&line, false);
+            self.line(&line, Level::Info);
         }
-        self.flush_notes();
+        for (l, level) in std::mem::take(&mut self.held) {
+            self.line(&l, level);
+        }
     }
 
     pub fn with_syslog(mut self, s: Syslog) -> Reporter {
@@ -112,20 +167,23 @@ impl Reporter {
         if let Event::Plan { min_live, .. } = &r.event {
             self.header(min_live);
         }
-        if self.json {
-            emit_json(&event_json(r));
+        if self.json || self.recorded.is_some() {
+            let v = event_json(r);
+            if self.json {
+                emit_json(&v);
+            }
+            if let Some(rec) = &mut self.recorded {
+                rec.push(v);
+            }
         }
         let important = matches!(r.event, Event::Failed { .. } | Event::Stopping { .. });
+        let level = level_of(&r.event);
         let text = human(&r.event);
         if let Some(s) = &self.syslog {
-            let sev = match r.event {
-                Event::Failed { .. } => Severity::Error,
-                Event::Warning { .. }
-                | Event::Stopping { .. }
-                | Event::Unavailable { .. }
-                | Event::FastrouterRestarted { .. }
-                | Event::StaleNodeRemoved { .. } => Severity::Warning,
-                _ => Severity::Info,
+            let sev = match level {
+                Level::Error => Severity::Error,
+                Level::Warning => Severity::Warning,
+                Level::Info => Severity::Info,
             };
             s.send(sev, &text);
         }
@@ -137,15 +195,20 @@ impl Reporter {
         } else {
             text
         };
-        let line = format!("[{:>8.3}s] {}", r.at_ms as f64 / 1000.0, text);
-        self.human_line(&line, important);
+        // With --timestamps the wall clock replaces the time since the start
+        // (added by `line`).
+        let line = if self.timestamps {
+            text
+        } else {
+            format!("[{:>8.3}s] {}", r.at_ms as f64 / 1000.0, text)
+        };
+        self.line(&line, level);
     }
 
     /// Whether [`Reporter::progress`] draws anything (stdout is a terminal).
     pub fn wants_progress(&self) -> bool {
         self.tty
     }
-
     /// Redraws the progress line (terminal only).
     pub fn progress(&mut self, p: &Progress) {
         if !self.tty {
@@ -183,13 +246,24 @@ impl Reporter {
     }
 
     pub fn outcome(&mut self, o: &Outcome, exit_code: u8, stats_reads: u64) {
+        if let Status::Precondition(_) = &o.status {
+            // Refused: the refusal below is the only human line; what
+            // preflight said before it is dropped (the JSON stream has it).
+            self.held.clear();
+            self.header_shown = true;
+        }
         self.header(&o.min_live);
-        if self.json {
+        if self.json || self.recorded.is_some() {
             let mut v = summary_json(o, exit_code, stats_reads);
             if let Some(i) = &self.info {
                 i.add_to(&mut v, &o.min_live);
             }
-            emit_json(&v);
+            if self.json {
+                emit_json(&v);
+            }
+            if let Some(rec) = &mut self.recorded {
+                rec.push(v);
+            }
         }
         if let Some(s) = &self.syslog {
             let sev = if o.status == Status::Completed {
@@ -220,10 +294,11 @@ impl Reporter {
         }
         for (v, r, d) in &o.failed {
             let line = format!("failed: {v}: {} ({d})", r.explain());
-            self.human_line(&line, true);
+            self.line(&line, Level::Error);
         }
         for (v, why) in &o.untouched {
-            self.human_line(&format!("not reloaded: {v}: {why}"), failed);
+            let level = if failed { Level::Error } else { Level::Info };
+            self.line(&format!("not reloaded: {v}: {why}"), level);
         }
         let lowest: Vec<String> = o
             .lowest_live
@@ -255,31 +330,64 @@ impl Reporter {
             },
             o.summary
         );
-        self.human_line(&line, failed);
+        self.line(&line, if failed { Level::Error } else { Level::Info });
     }
 
-    /// A line for people; errors always go to stderr.
+    /// A line for people; `error` lines go to stderr (kept for callers
+    /// that only know "error or not").
     pub fn human_line(&mut self, line: &str, error: bool) {
+        self.line(line, if error { Level::Error } else { Level::Info });
+    }
+
+    /// A line for people at `level`: results on stdout (stderr with
+    /// `--json`), warnings and errors on stderr, held while a refusal may
+    /// still come (see `held`; errors are never held).
+    pub fn line(&mut self, line: &str, level: Level) {
+        if self.holding() && level != Level::Error {
+            self.held.push((line.to_string(), level));
+            return;
+        }
         self.clear_progress();
-        if self.json || error {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let stamp = if self.timestamps {
+            format!("[{}] ", wall::now())
         } else {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            String::new()
+        };
+        if self.json || level != Level::Info {
+            let prefix = journal::stderr_prefix(level);
+            let _ = writeln!(std::io::stderr().lock(), "{prefix}{stamp}{line}");
+        } else {
+            let _ = writeln!(std::io::stdout().lock(), "{stamp}{line}");
         }
     }
 }
 
-impl Drop for Reporter {
-    /// A run that ended in an error before its header still shows its notes.
-    fn drop(&mut self) {
-        self.flush_notes();
+/// How much an engine event matters to the operator.
+pub fn level_of(e: &Event) -> Level {
+    match e {
+        Event::Failed { .. } => Level::Error,
+        Event::Warning { .. }
+        | Event::Stopping { .. }
+        | Event::Unavailable { .. }
+        | Event::FastrouterRestarted { .. }
+        | Event::StaleNodeRemoved { .. } => Level::Warning,
+        _ => Level::Info,
     }
 }
 
 fn emit_json(v: &Value) {
+    let mut v = v.clone();
+    v["v"] = json!(JSON_SCHEMA_VERSION);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
     let _ = out.flush();
+}
+
+/// A JSON object the engine does not time (`dry_run`), on stdout with the
+/// schema version and `at_ms` since the start.
+pub fn emit_untimed_json(rep: &Reporter, mut v: Value) {
+    v["at_ms"] = json!(rep.elapsed_ms());
+    emit_json(&v);
 }
 
 pub fn human(e: &Event) -> String {
@@ -408,17 +516,17 @@ pub fn human(e: &Event) -> String {
 pub fn event_json(r: &Report) -> Value {
     let mut v = match &r.event {
         Event::Warning { vassal, message } => {
-            json!({"event": "warning", "vassal": vassal, "message": message})
+            json!({"vassal": vassal, "message": message})
         }
         Event::Plan {
             vassals,
             min_live,
             live,
         } => {
-            json!({"event": "plan", "vassals": vassals, "min_live": min_live, "live": live})
+            json!({"vassals": vassals, "min_live": min_live, "live": live})
         }
         Event::DrainStarted { vassal, nodes } => {
-            json!({"event": "drain_started", "vassal": vassal, "nodes": nodes})
+            json!({"vassal": vassal, "nodes": nodes})
         }
         Event::Drained {
             vassal,
@@ -426,27 +534,27 @@ pub fn event_json(r: &Report) -> Value {
             timed_out,
             sessions_left,
         } => {
-            json!({"event": "drained", "vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out,
+            json!({"vassal": vassal, "waited_ms": waited_ms, "timed_out": timed_out,
                    "sessions_left": sessions_left})
         }
-        Event::Resubscribed { vassal } => json!({"event": "resubscribed", "vassal": vassal}),
+        Event::Resubscribed { vassal } => json!({"vassal": vassal}),
         Event::Announced { vassal, nodes } => {
-            json!({"event": "announced", "vassal": vassal, "nodes": nodes})
+            json!({"vassal": vassal, "nodes": nodes})
         }
         Event::Touched { vassal, mtime } => {
-            json!({"event": "touched", "vassal": vassal, "mtime": mtime})
+            json!({"vassal": vassal, "mtime": mtime})
         }
-        Event::ForeignReload { vassal } => json!({"event": "foreign_reload", "vassal": vassal}),
-        Event::ReloadSeen { vassal } => json!({"event": "reload_seen", "vassal": vassal}),
-        Event::Accepting { vassal } => json!({"event": "accepting", "vassal": vassal}),
+        Event::ForeignReload { vassal } => json!({"vassal": vassal}),
+        Event::ReloadSeen { vassal } => json!({"vassal": vassal}),
+        Event::Accepting { vassal } => json!({"vassal": vassal}),
         Event::ProbeOk { vassal, detail } => {
-            json!({"event": "probe_ok", "vassal": vassal, "detail": detail})
+            json!({"vassal": vassal, "detail": detail})
         }
         Event::RepairStarted { vassal, evidence } => {
-            json!({"event": "repair_started", "vassal": vassal, "evidence": evidence})
+            json!({"vassal": vassal, "evidence": evidence})
         }
         Event::RepairWritten { vassal, fifo } => {
-            json!({"event": "repair_written", "vassal": vassal, "fifo": fifo})
+            json!({"vassal": vassal, "fifo": fifo})
         }
         Event::Subscribed {
             vassal,
@@ -454,7 +562,7 @@ pub fn event_json(r: &Report) -> Value {
             repaired,
             foreign,
         } => json!({
-            "event": "subscribed", "vassal": vassal, "took_ms": took_ms,
+            "vassal": vassal, "took_ms": took_ms,
             "repaired": repaired, "foreign": foreign
         }),
         Event::Failed {
@@ -462,25 +570,25 @@ pub fn event_json(r: &Report) -> Value {
             reason,
             detail,
         } => json!({
-            "event": "failed", "vassal": vassal, "reason": reason.as_str(),
+            "vassal": vassal, "reason": reason.as_str(),
             "detail": detail, "explain": reason.explain()
         }),
-        Event::Skipped { vassal, why } => json!({"event": "skipped", "vassal": vassal, "why": why}),
+        Event::Skipped { vassal, why } => json!({"vassal": vassal, "why": why}),
         Event::LiveChanged { key, live, min } => {
-            json!({"event": "live", "key": key, "live": live, "min": min})
+            json!({"key": key, "live": live, "min": min})
         }
-        Event::CanaryPassed { vassals } => json!({"event": "canary_passed", "vassals": vassals}),
-        Event::Stopping { why } => json!({"event": "stopping", "why": why}),
-        Event::Waiting { why } => json!({"event": "waiting", "why": why}),
+        Event::CanaryPassed { vassals } => json!({"vassals": vassals}),
+        Event::Stopping { why } => json!({"why": why}),
+        Event::Waiting { why } => json!({"why": why}),
         Event::Unavailable { vassal, class, why } => {
-            json!({"event": "unavailable", "vassal": vassal, "class": class, "why": why})
+            json!({"vassal": vassal, "class": class, "why": why})
         }
         Event::FastrouterRestarted {
             old_pid,
             new_pid,
             nodes_before,
             nodes_now,
-        } => json!({"event": "fastrouter_restarted", "old_pid": old_pid, "new_pid": new_pid,
+        } => json!({"old_pid": old_pid, "new_pid": new_pid,
                     "nodes_before": nodes_before, "nodes_now": nodes_now}),
         Event::StaleNodeRemoved {
             vassal,
@@ -488,9 +596,11 @@ pub fn event_json(r: &Report) -> Value {
             node,
             why,
         } => {
-            json!({"event": "stale_node_removed", "vassal": vassal, "key": key, "node": node, "why": why})
+            json!({"vassal": vassal, "key": key, "node": node, "why": why})
         }
     };
+    // The name comes from the one table of events (report::catalog).
+    v["event"] = json!(catalog::event_name(&r.event));
     v["at_ms"] = json!(r.at_ms);
     v
 }
@@ -512,6 +622,8 @@ pub fn summary_json(o: &Outcome, exit_code: u8, stats_reads: u64) -> Value {
         "lowest_live": o.lowest_live,
         "min_live": o.min_live,
         "elapsed_ms": o.elapsed_ms,
+        // The summary is the last object: its time is the run's length.
+        "at_ms": o.elapsed_ms,
         "summary": o.summary,
         "exit_code": exit_code,
         "stats_reads": stats_reads,

@@ -141,6 +141,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         let mut v = json!({"vassals": rows, "live": live, "min_live": min_live,
                        "k": s.min_live, "refused": refused});
         info.add_to(&mut v, &k);
+        v["v"] = json!(crate::report::JSON_SCHEMA_VERSION);
         println!("{v}");
     } else {
         // First line: this tool's and uWSGI's versions, the settings.

@@ -37,6 +37,8 @@ const FLAGS: &[&str] = &[
     "--touch-target",
     "--dry-run",
     "--syslog",
+    "--timestamps",
+    "--timeline",
     "--strict",
     "--only",
     "--exclude",
@@ -87,6 +89,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--subscription-tolerance", "30"),
     ("--metrics-file", "/tmp/uwsgi-reload.prom"),
     ("--stale-since", "2026-12-01T10:00:00Z"),
+    ("--timeline", "/tmp/uwsgi-reload-timeline.svg"),
     ("--generate", "man"),
 ];
 

@@ -108,3 +108,32 @@ fn the_default_arguments_are_accepted() {
     let o = Command::new("sh").args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Under systemd the journal already has the tool's stdout and stderr: the
+/// shipped arguments must not add `--syslog`, which would log every line a
+/// second time, and the units must not send the output elsewhere.
+#[test]
+fn the_shipped_units_log_each_line_once() {
+    let read = |f: &str| std::fs::read_to_string(Path::new(UNITS).join(f)).unwrap();
+    let default = read("uwsgi-reload.default");
+    let args: Vec<&str> = default
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(
+        args.iter().all(|l| !l.contains("--syslog")),
+        "uwsgi-reload.default turns on --syslog: {args:?}"
+    );
+    for unit in ["uwsgi-reload.service", DROP_IN] {
+        let text = read(unit);
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                !l.contains("--syslog")
+                    && !l.starts_with("StandardOutput=")
+                    && !l.starts_with("StandardError="),
+                "{unit}: {l}"
+            );
+        }
+        assert!(text.contains("$UWSGI_RELOAD_ARGS"), "{unit}");
+    }
+}

@@ -37,6 +37,11 @@ pub struct RawArgs {
     pub touch_target: bool,
     pub dry_run: bool,
     pub syslog: bool,
+    /// `--timeline FILE.svg`.
+    pub timeline: Option<OsString>,
+    /// `timeline EVENTS.jsonl`: the event log to draw.
+    pub timeline_input: Option<OsString>,
+    pub timestamps: bool,
     pub strict: bool,
     pub only: Vec<String>,
     pub exclude: Vec<String>,
@@ -116,6 +121,9 @@ where
             continue;
         }
         match arg {
+            Value(v) if r.command.as_deref() == Some("timeline") && r.timeline_input.is_none() => {
+                r.timeline_input = Some(v);
+            }
             Value(v) if r.command.is_none() => {
                 let v = v
                     .into_string()

@@ -25,6 +25,11 @@ impl SocketSpec {
         if s.contains('/') || !s.contains(':') {
             return Ok(SocketSpec::Unix(PathBuf::from(s)));
         }
+        // `:9191` is uWSGI's own form for "every interface" (a
+        // `stats = :9191` line); this host reaches it on loopback.
+        if let Some(port) = s.strip_prefix(':') {
+            return SocketSpec::parse(flag, &format!("127.0.0.1:{port}"));
+        }
         let (host, port) = s.rsplit_once(':').unwrap_or((s, ""));
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(Error::Usage(format!(
@@ -44,7 +49,7 @@ impl std::fmt::Display for SocketSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Reload,
     Status,
@@ -52,6 +57,8 @@ pub enum Command {
     Version,
     /// `--generate`: print a man page or a completion script.
     Generate(Generate),
+    /// `timeline EVENTS.jsonl`: draw a saved event log.
+    Timeline(PathBuf),
 }
 
 /// What `--generate` prints.
@@ -81,6 +88,8 @@ impl Generate {
 pub struct Output {
     pub quiet: bool,
     pub json: bool,
+    /// `--timestamps`: wall-clock RFC 3339 times on human lines.
+    pub timestamps: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -111,6 +120,8 @@ pub struct Config {
     pub exclude: Vec<String>,
     /// `--metrics-file`: where the end of a rollout writes Prometheus text.
     pub metrics_file: Option<PathBuf>,
+    /// `--timeline`: where the end of a rollout draws it (SVG).
+    pub timeline: Option<PathBuf>,
     /// `--early-announce` (true) / `--no-early-announce` (false); `None`:
     /// where each vassal's config proves it subscribes when accepting.
     pub early_announce: Option<bool>,
@@ -212,6 +223,14 @@ impl Config {
             Command::Version
         } else if let Some(g) = &r.generate {
             Command::Generate(Generate::parse(g)?)
+        } else if r.command.as_deref() == Some("timeline") {
+            let input = r.timeline_input.clone().ok_or_else(|| {
+                Error::Usage(
+                    "timeline expects the path of a --json event log (timeline EVENTS.jsonl)"
+                        .into(),
+                )
+            })?;
+            Command::Timeline(PathBuf::from(input))
         } else if r.command.as_deref() == Some("status") {
             Command::Status
         } else {
@@ -220,7 +239,7 @@ impl Config {
         let mut s = Settings::default();
         if matches!(
             command,
-            Command::Help | Command::Version | Command::Generate(_)
+            Command::Help | Command::Version | Command::Generate(_) | Command::Timeline(_)
         ) {
             return Ok(Config {
                 command,
@@ -231,6 +250,7 @@ impl Config {
                 output: Output {
                     quiet: r.quiet,
                     json: r.json,
+                    timestamps: r.timestamps,
                 },
                 stats_timeout_ms: 5000,
                 subscription_server: None,
@@ -243,6 +263,7 @@ impl Config {
                 only: Vec::new(),
                 exclude: Vec::new(),
                 metrics_file: None,
+                timeline: None,
                 early_announce: None,
                 stale_since: None,
                 settings: s,
@@ -276,11 +297,16 @@ impl Config {
         for (i, a) in fastrouter_stats.iter().enumerate() {
             if fastrouter_stats[..i].contains(a) {
                 return Err(Error::Usage(format!(
-                    "--fastrouter-stats-socket expects each fastrouter once, got {a:?} twice"
+                    "--fastrouter-stats-socket expects each fastrouter once, got {a} twice"
                 )));
             }
         }
         let emperor_stats = SocketSpec::parse("--emperor-stats-socket", &emp)?;
+        if fastrouter_stats.contains(&emperor_stats) {
+            return Err(Error::Usage(format!(
+                "--emperor-stats-socket and --fastrouter-stats-socket both name {emperor_stats}; expected the Emperor's stats socket and the fastrouter's, two different sockets"
+            )));
+        }
         let suffix = r.suffix.clone().unwrap_or_else(|| ".ini".into());
         if suffix.is_empty() || suffix.contains('/') {
             return Err(Error::Usage(format!(
@@ -413,6 +439,7 @@ impl Config {
             output: super::config::Output {
                 quiet: r.quiet,
                 json: r.json,
+                timestamps: r.timestamps,
             },
             stats_timeout_ms,
             subscription_server: r.subscription_server.clone(),
@@ -425,6 +452,7 @@ impl Config {
             only: r.only.clone(),
             exclude: r.exclude.clone(),
             metrics_file: metrics_file(&r)?,
+            timeline: timeline_file(&r)?,
             early_announce: early_announce(&r)?,
             stale_since,
             settings: s,
@@ -453,6 +481,31 @@ fn metrics_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
     if r.command.as_deref() == Some("status") || r.dry_run {
         return Err(Error::Usage(
             "--metrics-file is for a rollout; status and --dry-run write no metrics".into(),
+        ));
+    }
+    Ok(Some(p))
+}
+
+/// `--timeline FILE.svg`: a file in an existing directory, for a rollout
+/// (checked before anything is touched, as `--metrics-file`).
+fn timeline_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
+    let Some(p) = &r.timeline else {
+        return Ok(None);
+    };
+    let p = PathBuf::from(p);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if p.file_name().is_none() || !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--timeline expects a file path in an existing directory, got {}",
+            p.display()
+        )));
+    }
+    if r.command.as_deref() == Some("status") || r.dry_run {
+        return Err(Error::Usage(
+            "--timeline draws a rollout; status and --dry-run have none (use timeline EVENTS.jsonl on a saved --json log)".into(),
         ));
     }
     Ok(Some(p))

@@ -101,6 +101,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "status",
         "print each vassal's state and each key's live count; touch nothing",
     ),
+    (
+        "timeline",
+        "timeline EVENTS.jsonl: draw a saved --json event log as an SVG on stdout (as --timeline does)",
+    ),
 ];
 
 use Group::{Compat, Extra};
@@ -170,7 +174,8 @@ pub static FLAGS: &[Flag] = &[
         "proceed when a key has fewer than K+1 nodes"),
     flag!("accept-uwsgi-defect", None, "", Switch(accept_uwsgi_defect), Extra, Nothing, None,
         "reload even on a uWSGI version with a known reload defect (2.0.27: reloads stop reloading workers)"),
-    flag!("node-name", None, "TEMPLATE", Text(node_name), Extra, Nothing, Some("same stem"),
+    flag!("node-name", None, "TEMPLATE", Text(node_name), Extra, Nothing,
+        Some("the address the config subscribes with, else the same file stem"),
         "node name of a vassal, with {name} (config file name) and {stem}"),
     flag!("touch-target", None, "", Switch(touch_target), Extra, Nothing, None,
         "touch the symlink target, for Emperors that follow links (refused if links share a target)"),
@@ -191,18 +196,22 @@ pub static FLAGS: &[Flag] = &[
     flag!("exclude", None, "GLOB", Many(exclude), Extra, Nothing, None,
         "skip configs matching GLOB (repeatable)"),
     flag!("subscription-tolerance", None, "SECONDS", Text(subscription_tolerance), Extra, Nothing,
-        Some("17"),
+        Some("the fastrouter's own when readable, else each vassal's subscribe-freq + 3, at least 17"),
         "a node announced longer ago than this is not live (the fastrouter's subscription-tolerance; raise it with a larger subscribe-freq)"),
     flag!("stats-timeout", None, "SECONDS", Text(stats_timeout), Extra, Nothing, Some("5"),
         "connect+read bound of one stats read"),
     flag!("syslog", None, "", Switch(syslog), Extra, Nothing, None,
         "send event lines to /dev/log too"),
+    flag!("timestamps", None, "", Switch(timestamps), Extra, Nothing, None,
+        "start each human line with the wall-clock time, RFC 3339 UTC with milliseconds, instead of the seconds since the start"),
     flag!("strict", None, "", Switch(strict), Extra, Nothing, None,
         "doctor findings on the vassal configs are errors (exit 3), not warnings"),
     flag!("dry-run", None, "", Switch(dry_run), Extra, Nothing, None,
         "preflight and print the plan; touch nothing"),
     flag!("metrics-file", None, "PATH", Path(metrics_file), Extra, File, None,
         "at the end of every rollout (also a failed or interrupted one) write Prometheus metrics here, atomically, for node_exporter's textfile collector"),
+    flag!("timeline", None, "FILE.svg", Path(timeline), Extra, File, None,
+        "at the end of a rollout, draw it here: each vassal's phases on one time axis, the live count and K per key beneath"),
     flag!("generate", None, "WHAT", Text(generate), Extra, Words(GENERATE), None,
         "print the man page (man) or a shell completion (complete-bash, complete-zsh, complete-fish) and exit"),
 ];
@@ -220,7 +229,7 @@ pub fn by_short(c: char) -> Option<&'static Flag> {
 /// The prose `--help` and the man page share, besides the options.
 pub const SUMMARY: &str = "gracefully reload every uWSGI vassal behind a fastrouter";
 
-pub const DESCRIPTION: &str = "Reloads every vassal config in DIR by moving its mtime forward, as many at once as keeps at least K vassals live per fastrouter key, and waits for each to accept and re-subscribe. A SOCKET is a unix path or host:port.";
+pub const DESCRIPTION: &str = "Reloads every vassal config in DIR by moving its mtime forward, as many at once as keeps at least K vassals live per fastrouter key, and waits for each to accept and re-subscribe. A SOCKET is a unix path or host:port; :port (uWSGI's form for every interface) is read as 127.0.0.1:port.";
 
 pub const SIGNALS: &[(&str, &str)] = &[
     (
@@ -230,17 +239,5 @@ pub const SIGNALS: &[(&str, &str)] = &[
     ("SIGUSR1", "print progress"),
 ];
 
-pub const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "every vassal reloaded"),
-    (
-        "1",
-        "some vassal failed, timed out, or could not be reloaded within K",
-    ),
-    ("2", "usage error"),
-    (
-        "3",
-        "precondition failed (lock held, stats socket, preflight): nothing was touched",
-    ),
-    ("130", "interrupted by SIGINT"),
-    ("143", "interrupted by SIGTERM"),
-];
+/// The exit codes, from the one table in `crate::error::exit`.
+pub use crate::error::exit::TABLE as EXIT_STATUS;

@@ -54,16 +54,21 @@ pub fn help() -> String {
     let mut out = format!("uwsgi-reload - {SUMMARY}\n\n");
     out.push_str(
         "USAGE
-    uwsgi-reload --emperor-path DIR --fastrouter-stats-socket SOCKET
+    uwsgi-reload [reload] --emperor-path DIR --fastrouter-stats-socket SOCKET
                  --emperor-stats-socket SOCKET [OPTIONS]
     uwsgi-reload status --emperor-path DIR --fastrouter-stats-socket SOCKET
-                 --emperor-stats-socket SOCKET [--json]
+                 --emperor-stats-socket SOCKET [--json] [--only GLOB]
+                 [--exclude GLOB] [--stale-since TIME|FILE] [--node-name T]
     uwsgi-reload --generate man|complete-bash|complete-zsh|complete-fish
 
 ",
     );
     for l in wrap(DESCRIPTION, WIDTH - 4) {
         let _ = writeln!(out, "    {l}");
+    }
+    out.push_str("\nCOMMANDS\n");
+    for (c, d) in super::flags::COMMANDS {
+        entry(&mut out, c, d, 13);
     }
     for g in Group::ALL {
         let _ = write!(out, "\n{}\n", g.title());
@@ -81,7 +86,7 @@ pub fn help() -> String {
     }
     out.push_str("\nEXIT STATUS\n");
     for (c, d) in EXIT_STATUS {
-        entry(&mut out, c, d, 9);
+        entry(&mut out, &c.to_string(), d, 9);
     }
     out
 }

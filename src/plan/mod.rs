@@ -24,6 +24,8 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
     let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    // The rollout's own proof that it may act (the same refusal, exit 3).
+    crate::runtime::permissions::check(&dir, &configs, &parsed, &servers, cfg.settings.repair)?;
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings = crate::runtime::setup::engine_settings(
         cfg,
@@ -108,7 +110,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     if cfg.output.json {
         let mut v = json!({"event": "dry_run", "waves": plan, "min_live": min_live});
         info.add_to(&mut v, &min_live);
-        println!("{v}");
+        crate::report::emit_untimed_json(rep, v);
     }
     for (i, w) in plan.iter().enumerate() {
         rep.human_line(&format!("wave {}: {}", i + 1, w.join(", ")), false);

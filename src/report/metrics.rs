@@ -83,7 +83,10 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn family(out: &mut String, name: &str, help: &str) {
+/// A family's header; its help is the one in [`super::catalog::METRICS`],
+/// the list the man page prints too.
+fn family(out: &mut String, name: &str) {
+    let help = super::catalog::metric_help(name);
     let _ = writeln!(out, "# HELP uwsgi_reload_{name} {help}");
     let _ = writeln!(out, "# TYPE uwsgi_reload_{name} gauge");
 }
@@ -91,47 +94,27 @@ fn family(out: &mut String, name: &str, help: &str) {
 /// The exposition text.
 pub fn render(m: &RunMetrics) -> String {
     let mut o = String::new();
-    family(
-        &mut o,
-        "last_run_timestamp_seconds",
-        "Unix time the last rollout ended.",
-    );
+    family(&mut o, "last_run_timestamp_seconds");
     let _ = writeln!(
         o,
         "uwsgi_reload_last_run_timestamp_seconds {:.3}",
         m.ended_unix_s
     );
-    family(
-        &mut o,
-        "last_run_duration_seconds",
-        "How long the last rollout took.",
-    );
+    family(&mut o, "last_run_duration_seconds");
     let _ = writeln!(
         o,
         "uwsgi_reload_last_run_duration_seconds {:.3}",
         m.duration_s
     );
-    family(
-        &mut o,
-        "last_run_exit_code",
-        "Exit status of the last rollout (0 done, 1 failed, 3 nothing touched, 130/143 interrupted).",
-    );
+    family(&mut o, "last_run_exit_code");
     let _ = writeln!(o, "uwsgi_reload_last_run_exit_code {}", m.exit_code);
-    family(
-        &mut o,
-        "last_run_status",
-        "How the last rollout ended: 1 for its status.",
-    );
+    family(&mut o, "last_run_status");
     let _ = writeln!(
         o,
         "uwsgi_reload_last_run_status{{status=\"{}\"}} 1",
         m.status
     );
-    family(
-        &mut o,
-        "last_run_vassals",
-        "Vassals of the last rollout by result.",
-    );
+    family(&mut o, "last_run_vassals");
     for (r, n) in [
         ("reloaded", m.reloaded),
         ("failed", m.failed),
@@ -139,11 +122,7 @@ pub fn render(m: &RunMetrics) -> String {
     ] {
         let _ = writeln!(o, "uwsgi_reload_last_run_vassals{{result=\"{r}\"}} {n}");
     }
-    family(
-        &mut o,
-        "last_run_lowest_live",
-        "Lowest live vassal count per fastrouter key while the last rollout had anything in flight.",
-    );
+    family(&mut o, "last_run_lowest_live");
     for (k, n) in &m.lowest_live {
         let _ = writeln!(
             o,
@@ -151,11 +130,7 @@ pub fn render(m: &RunMetrics) -> String {
             label(k)
         );
     }
-    family(
-        &mut o,
-        "last_run_min_live",
-        "K: live vassals the last rollout kept per fastrouter key.",
-    );
+    family(&mut o, "last_run_min_live");
     for (k, n) in &m.min_live {
         let _ = writeln!(
             o,
@@ -163,13 +138,9 @@ pub fn render(m: &RunMetrics) -> String {
             label(k)
         );
     }
-    family(&mut o, "info", "This tool's version.");
+    family(&mut o, "info");
     let _ = writeln!(o, "uwsgi_reload_info{{version=\"{}\"}} 1", label(VERSION));
-    family(
-        &mut o,
-        "uwsgi_info",
-        "uWSGI's version, as each stats socket reported it in the last rollout.",
-    );
+    family(&mut o, "uwsgi_info");
     for (src, v) in &m.uwsgi {
         let _ = writeln!(
             o,

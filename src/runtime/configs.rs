@@ -142,6 +142,14 @@ impl EmperorDir {
     }
 }
 
+/// The `--only`/`--exclude` patterns as given, for the error when they
+/// select nothing.
+fn filters_given(cfg: &crate::cli::Config) -> String {
+    let only = cfg.only.iter().map(|g| format!("--only '{g}'"));
+    let exclude = cfg.exclude.iter().map(|g| format!("--exclude '{g}'"));
+    only.chain(exclude).collect::<Vec<_>>().join(" ")
+}
+
 /// The configs a command works on: listed, filtered by `--only`/`--exclude`,
 /// and (with `--touch-target`) refused when links share a target. Every
 /// problem is a usage error (exit 2) naming what was expected.
@@ -161,8 +169,9 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
         .collect();
     if configs.is_empty() {
         return Err(Error::Usage(format!(
-            "no vassal config in {} matches --only/--exclude",
-            dir.path.display()
+            "no vassal config in {} matches {}",
+            dir.path.display(),
+            filters_given(cfg)
         )));
     }
     if dir.follow {

@@ -9,6 +9,7 @@ pub mod fastrouter_setup;
 pub mod fifo;
 pub mod hook_log;
 pub mod lock;
+pub mod permissions;
 pub mod prober;
 pub mod repairs;
 pub mod routers;

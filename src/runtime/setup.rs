@@ -41,12 +41,21 @@ impl Prepared {
 /// and the lock (exit 3) come out of here, before anything is read.
 pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
     let parsed = parse_configs(&dir, &configs);
     let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
+    // May this process do what the rollout will do? Read-only checks, so
+    // before the lock: a refusal leaves nothing behind.
+    super::permissions::check(
+        &dir,
+        &configs,
+        &parsed,
+        &subscription_servers,
+        cfg.settings.repair,
+    )?;
+    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
     let routers: Vec<String> = dir
         .list()?
         .into_iter()

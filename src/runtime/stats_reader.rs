@@ -106,7 +106,7 @@ impl StatsReader {
         };
         let mut stream = match stream {
             Ok(s) => s,
-            Err(e) => return Some(Err(format!("cannot connect to {}: {e}", self.spec))),
+            Err(e) => return Some(Err(connect_error(&self.spec, &e))),
         };
         if let Err(e) = registry.register(stream.source(), self.token, Interest::READABLE) {
             return Some(Err(format!("cannot poll {}: {e}", self.spec)));
@@ -138,6 +138,10 @@ impl StatsReader {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // A non-blocking TCP connect reports a refusal at the read.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    break Err(connect_error(&self.spec, &e))
+                }
                 Err(e) => break Err(format!("reading {}: {e}", self.spec)),
             }
         };
@@ -165,6 +169,29 @@ impl StatsReader {
             let _ = registry.deregister(f.stream.source());
         }
     }
+}
+
+/// Why a connect failed, in the operator's terms: a path that is a file or
+/// a directory says so (the kernel only says "Connection refused"), and a
+/// socket nobody listens on is named as such.
+pub fn connect_error(spec: &SocketSpec, e: &std::io::Error) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    // The errno's text without Rust's " (os error N)" tail.
+    let e_text = e.to_string();
+    let e_text = e_text.split(" (os error").next().unwrap_or_default();
+    let SocketSpec::Unix(p) = spec else {
+        return format!("cannot connect to {spec}: {e_text}");
+    };
+    let what = match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => "it is a regular file, not a socket",
+        Ok(m) if m.is_dir() => "it is a directory, not a socket",
+        Ok(m) if !m.file_type().is_socket() => "it is not a socket",
+        Ok(_) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "a socket nobody listens on (is uWSGI running, with this stats socket?)"
+        }
+        _ => return format!("cannot connect to {spec}: {e_text}"),
+    };
+    format!("cannot connect to {spec}: {what}")
 }
 
 /// One read on its own small event loop, for the one-shot commands (`status`,
