@@ -35,166 +35,38 @@ impl Engine {
     }
 
     /// One task of a transition of vassal `i` (now in its new phase);
-    /// `detail` says what was seen.
+    /// `detail` says what was seen. The bookkeeping tasks live in
+    /// `records.rs`, the IO ones below.
     fn carry_out(&mut self, i: usize, task: Task, detail: &str) {
-        let now = self.now;
-        let name = self.vassals[i].name.clone();
         match task {
             Task::Unsubscribe => self.unsubscribe(i, true),
             Task::UnsubscribeAgain => self.unsubscribe(i, false),
-            Task::ReportDrained | Task::ReportDrainTimedOut => {
-                let timed_out = task == Task::ReportDrainTimedOut;
-                let sessions_left = self.drain_sessions_left(i);
-                self.report(Event::Drained {
-                    vassal: name.clone(),
-                    waited_ms: now.mono_ms - self.vassals[i].drain.started_ms,
-                    timed_out,
-                    sessions_left,
-                });
-                if timed_out {
-                    self.report(Event::Warning {
-                        vassal: Some(name),
-                        message: "sessions were still in flight at the end of --drain-timeout; touched anyway".into(),
-                    });
-                }
-            }
+            Task::ReportDrained => self.report_drained(i, false),
+            Task::ReportDrainTimedOut => self.report_drained(i, true),
             Task::Touch => self.touch(i, None),
-            Task::Adopt | Task::AdoptWhileDraining => {
-                // Seen in the Emperor's record first (while draining): the
-                // reload is under way already; count from before it.
-                let respawns0 = self.vassals[i].baseline.respawns;
-                let under_way = self
-                    .emp
-                    .as_ref()
-                    .and_then(|e| e.vassal(&name))
-                    .filter(|s| task == Task::AdoptWhileDraining && s.respawns > respawns0)
-                    .map(|s| (s.last_mod, s.last_run));
-                let m = self.vassals[i]
-                    .known_mtime
-                    .max(under_way.map_or(i64::MIN, |(m, _)| m));
-                self.vassals[i].touch.foreign = true;
-                self.touch(i, Some(m));
-                if let Some((_, sent_s)) = under_way {
-                    let v = &mut self.vassals[i];
-                    v.baseline.respawns = respawns0;
-                    v.touch.wall_s = v.touch.wall_s.min(sent_s);
-                }
-                self.report(Event::ForeignReload { vassal: name });
-            }
-            Task::WarnBudgetLost => self.report(Event::Warning {
-                vassal: Some(name),
-                message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
-            }),
-            Task::UndoDrain => {
-                let drained = std::mem::take(&mut self.vassals[i].drain.nodes);
-                for d in &drained {
-                    self.out.push_back(Action::Subscribe {
-                        vassal: name.clone(),
-                        key: d.key.clone(),
-                        node: d.name.clone(),
-                        modifier1: d.modifier1,
-                    });
-                }
-                self.undone_drains.push((name.clone(), now.mono_ms, drained));
-                self.read(StatsSource::Fastrouter);
-                self.report(Event::Resubscribed { vassal: name });
-            }
-            Task::RecordReload => {
-                let v = &mut self.vassals[i];
-                let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                // Running at the touch: one reload request since then
-                // is baseline.respawns + 1. More already seen means a second
-                // request reached it before we saw the first (someone
-                // else's touch after the Emperor acted on ours), and
-                // SecondReload follows on the next pass (docs/UWSGI.md §12).
-                v.reload.respawns = match s {
-                    Some(s) if v.baseline.pid == 0 => s.respawns,
-                    _ => v.baseline.respawns.saturating_add(1),
-                };
-                if v.baseline.pid == 0 {
-                    // It was not running at the touch: this is its pid now.
-                    v.baseline.pid = s.map_or(0, |s| s.pid);
-                }
-                self.report(Event::ReloadSeen { vassal: name });
-            }
-            Task::RecordAccepting => {
-                let v = &mut self.vassals[i];
-                let s = self.emp.as_ref().and_then(|e| e.vassal(&v.name));
-                v.reload.accepted_s = s.map_or(now.wall_s, |s| s.last_accepting);
-                v.reload.accepting_ms = now.mono_ms;
-                self.report(Event::Accepting { vassal: name });
-            }
-            Task::Announce => self.announce(i),
-            Task::RecordFirstAnnounce => {
-                // The last_check of the announce seen: the next must be
-                // later.
-                let v = &mut self.vassals[i];
-                let pid = self
-                    .emp
-                    .as_ref()
-                    .and_then(|e| e.vassal(&v.name))
-                    .map_or(0, |s| s.pid);
-                v.reload.first_announce_s = self.fr.as_ref().and_then(|fr| {
-                    self.matcher
-                        .nodes_of(&v.name, pid.max(v.baseline.pid), fr)
-                        .filter(|(_, n)| n.death_mark == 0)
-                        .map(|(_, n)| n.last_check)
-                        .max()
-                });
-                v.reload.confirm_ms = now.mono_ms;
-            }
-            Task::WriteFifo => {
-                let v = &mut self.vassals[i];
-                v.reload.repaired = true;
-                v.reload.repair_ms = now.mono_ms;
-                let pid = v.baseline.pid;
-                let evidence = v.reload.hook_lost.clone();
-                self.report(Event::RepairStarted {
-                    vassal: name.clone(),
-                    evidence,
-                });
-                self.out.push_back(Action::Repair { vassal: name, pid });
-            }
-            Task::UndoRepair => {
-                let pid = self.vassals[i].baseline.pid;
+            Task::Adopt => self.adopt(i, false),
+            Task::AdoptWhileDraining => self.adopt(i, true),
+            Task::WarnBudgetLost => {
+                let name = self.vassals[i].name.clone();
                 self.report(Event::Warning {
-                    vassal: Some(name.clone()),
-                    message: "its log shows the repair's S blocked its subscriptions (its hook's S had arrived after all): writing S once more to undo it".into(),
+                    vassal: Some(name),
+                    message: format!("{detail}: its drain is given up and its nodes put back; it is touched once K allows"),
                 });
-                self.out.push_back(Action::Repair { vassal: name, pid });
             }
+            Task::UndoDrain => self.undo_drain(i),
+            Task::RecordReload => self.record_reload(i),
+            Task::RecordAccepting => self.record_accepting(i),
+            Task::Announce => self.announce(i),
+            Task::RecordFirstAnnounce => self.record_first_announce(i),
+            Task::WriteFifo => self.write_fifo(i),
+            Task::UndoRepair => self.undo_repair(i),
             Task::AnnounceRepaired => self.announce_repaired(i),
             Task::AnnounceUnblocked => self.announce_unblocked(i),
             Task::Probe => self.probe(i),
-            Task::Succeed => {
-                let v = &mut self.vassals[i];
-                v.done_ms = now.mono_ms;
-                let (took_ms, repaired, foreign) =
-                    (now.mono_ms - v.touch.at_ms, v.reload.repaired, v.touch.foreign);
-                self.report(Event::Subscribed {
-                    vassal: name,
-                    took_ms,
-                    repaired,
-                    foreign,
-                });
-            }
-            Task::SkipCurrent => {
-                // --stale-since: `detail` is the evidence (engine::generation).
-                self.vassals[i].found_current = true;
-                self.vassals[i].skipped_why = detail.to_string();
-                self.report(Event::Skipped {
-                    vassal: name,
-                    why: detail.to_string(),
-                });
-            }
-            Task::Skip => {
-                let why = "its config was removed before its turn";
-                self.vassals[i].skipped_why = why.into();
-                self.report(Event::Skipped {
-                    vassal: name,
-                    why: why.into(),
-                });
-            }
+            Task::Succeed => self.succeed(i),
+            // --stale-since: `detail` is the evidence (engine::generation).
+            Task::SkipCurrent => self.skip(i, detail.to_string(), true),
+            Task::Skip => self.skip(i, "its config was removed before its turn".into(), false),
         }
     }
 

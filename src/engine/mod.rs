@@ -20,12 +20,14 @@ mod finish;
 mod fsm_names;
 mod fxhash;
 pub mod generation;
+mod inputs;
 pub mod io;
 pub mod nodes;
 mod observe;
 pub mod phase;
 mod preflight;
 mod reads;
+mod records;
 mod schedule;
 pub mod settings;
 mod timers;
@@ -42,6 +44,7 @@ pub use settings::{NodeMatch, Settings, Unavailable};
 pub use vassal::Vassal;
 
 use crate::stats::{FastrouterSnapshot, StatsSource};
+use inputs::LogLine;
 use vassal::DrainedNode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,95 +228,23 @@ impl Engine {
             return;
         }
         match input {
-            Input::Emperor(s) => {
-                self.emp = Some(IndexedEmperor::for_vassals(
-                    s,
-                    self.vassals.iter().map(|v| v.name.as_str()),
-                ));
-                self.note_emperor_read();
-                self.read_done(StatsSource::Emperor, None);
-            }
-            Input::Fastrouter(mut s) => {
-                self.router_clock.observe(&s, now);
-                self.own_checks = nodes::keep_the_vassals_word(&self.own_checks, &mut s);
-                self.note_fastrouter_read(&s);
-                self.matcher = nodes::Matcher::for_configs(
-                    &self.rule,
-                    &s,
-                    self.vassals.iter().map(|v| v.name.as_str()),
-                );
-                self.fr = Some(s);
-                self.read_done(StatsSource::Fastrouter, None);
-            }
+            Input::Emperor(s) => self.on_emperor(s),
+            Input::Fastrouter(s) => self.on_fastrouter(s),
             Input::ReadFailed { source, error } => {
                 if self.stage == Stage::Preflight {
-                    self.finish_precondition(format!(
+                    return self.finish_precondition(format!(
                         "cannot read the {source} stats socket: {error}"
                     ));
-                    return;
                 }
                 self.read_done(source, Some(error));
             }
             Input::Config(ev) => self.config_event(ev),
-            Input::Touched { vassal, error } => {
-                if let (Some(i), Some(e)) = (self.find(&vassal), error) {
-                    self.apply(i, Fact::TouchFailed, e);
-                }
-            }
-            Input::Repaired { vassal, result } => {
-                if let Some(i) = self.find(&vassal) {
-                    match result {
-                        Ok(fifo) => {
-                            self.report(Event::RepairWritten { vassal, fifo });
-                            self.apply(i, Fact::FifoWritten, String::new());
-                        }
-                        Err(e) => {
-                            self.apply(i, Fact::RepairFailed, e);
-                        }
-                    }
-                }
-            }
-            Input::SubscriptionsOn { vassal } => {
-                if let Some(i) = self.find(&vassal) {
-                    let v = &mut self.vassals[i];
-                    if v.phase.in_flight() {
-                        v.reload.subscriptions_on = true;
-                    }
-                }
-            }
-            Input::SubscriptionsBlocked { vassal } => {
-                if let Some(i) = self.find(&vassal) {
-                    let v = &mut self.vassals[i];
-                    // Only after the repair's `S` was written is it the
-                    // tool's doing (a block before is its own config's).
-                    if v.phase.in_flight() && v.reload.fifo_written {
-                        v.reload.blocked_after_repair = true;
-                    }
-                }
-            }
-            Input::HookLost { vassal, line } => {
-                // Kept as evidence; `Accepting` raises the fact (the line can
-                // come before the Emperor shows the vassal accepting).
-                if let Some(i) = self.find(&vassal) {
-                    let v = &mut self.vassals[i];
-                    if v.phase.in_flight() && v.reload.hook_lost.is_none() {
-                        v.reload.hook_lost = Some(line);
-                    }
-                }
-            }
-            Input::Probed { vassal, result } => {
-                if let Some(i) = self.find(&vassal) {
-                    match result {
-                        Ok(detail) => {
-                            self.report(Event::ProbeOk { vassal, detail });
-                            self.apply(i, Fact::ProbeOk, String::new());
-                        }
-                        Err(e) => {
-                            self.apply(i, Fact::ProbeFailed, e);
-                        }
-                    }
-                }
-            }
+            Input::Touched { vassal, error } => self.on_touched(&vassal, error),
+            Input::Repaired { vassal, result } => self.on_repaired(vassal, result),
+            Input::Probed { vassal, result } => self.on_probed(vassal, result),
+            Input::HookLost { vassal, line } => self.on_log(&vassal, LogLine::HookLost(line)),
+            Input::SubscriptionsOn { vassal } => self.on_log(&vassal, LogLine::On),
+            Input::SubscriptionsBlocked { vassal } => self.on_log(&vassal, LogLine::Blocked),
             Input::Stop => {
                 self.interrupted = true;
                 self.stop("interrupted".to_string());
