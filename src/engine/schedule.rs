@@ -125,40 +125,13 @@ impl Engine {
             if in_flight >= self.s.max_parallel {
                 break;
             }
-            let (class, proven_down, why) = self.availability_why(i);
-            let name = self.vassals[i].name.clone();
-            match class {
-                Availability::Serving => {
-                    let mine = self.fresh_nodes_per_key(i);
-                    let short = mine
-                        .iter()
-                        .find(|(k, n)| live.get(*k).copied().unwrap_or(0) < self.k_for(k) + **n);
-                    if let Some((k, n)) = short {
-                        blocked.get_or_insert(format!(
-                            "touching {name} would leave key {k} with {} live, below {}",
-                            live.get(k).copied().unwrap_or(0).saturating_sub(*n),
-                            self.k_for(k)
-                        ));
-                        continue;
-                    }
-                    for (k, n) in &mine {
-                        if let Some(l) = live.get_mut(k) {
-                            *l -= n;
-                        }
-                    }
-                    self.vassals[i].wait_why = None;
-                }
-                _ if proven_down => {
-                    self.vassals[i].was_down = Some(why);
-                    self.vassals[i].wait_why = None;
-                }
-                _ => {
-                    blocked.get_or_insert(format!("{name}: {why}"));
-                    self.vassals[i].wait_why = Some(why);
+            let serving = match self.may_start(i, &mut live) {
+                Ok(serving) => serving,
+                Err(why) => {
+                    blocked.get_or_insert(why);
                     continue;
                 }
-            }
-            let serving = class == Availability::Serving;
+            };
             let fact = if self.s.drain_timeout_ms.is_some() && self.has_routable_node(i) {
                 Fact::StartDrain
             } else {
@@ -182,6 +155,46 @@ impl Engine {
             if self.waiting_since.is_none() {
                 self.waiting_since = Some(self.now.mono_ms);
                 self.report(Event::Waiting { why });
+            }
+        }
+    }
+
+    /// May vassal `i` (Idle) start now? A serving vassal only if every key
+    /// keeps K live without its fresh nodes (then charged to `live`); one
+    /// proven out of service without the budget; one starting, unrouted or
+    /// gone never. `Ok(serving)`, or why it waits.
+    fn may_start(&mut self, i: usize, live: &mut BTreeMap<String, usize>) -> Result<bool, String> {
+        let (class, proven_down, why) = self.availability_why(i);
+        let name = self.vassals[i].name.clone();
+        match class {
+            Availability::Serving => {
+                let mine = self.fresh_nodes_per_key(i);
+                let short = mine
+                    .iter()
+                    .find(|(k, n)| live.get(*k).copied().unwrap_or(0) < self.k_for(k) + **n);
+                if let Some((k, n)) = short {
+                    return Err(format!(
+                        "touching {name} would leave key {k} with {} live, below {}",
+                        live.get(k).copied().unwrap_or(0).saturating_sub(*n),
+                        self.k_for(k)
+                    ));
+                }
+                for (k, n) in &mine {
+                    if let Some(l) = live.get_mut(k) {
+                        *l -= n;
+                    }
+                }
+                self.vassals[i].wait_why = None;
+                Ok(true)
+            }
+            _ if proven_down => {
+                self.vassals[i].was_down = Some(why);
+                self.vassals[i].wait_why = None;
+                Ok(false)
+            }
+            _ => {
+                self.vassals[i].wait_why = Some(why.clone());
+                Err(format!("{name}: {why}"))
             }
         }
     }
