@@ -10,6 +10,7 @@
 //! - [`cli`] turns raw arguments into a validated configuration.
 
 pub mod cli;
+pub mod clock;
 pub mod doctor;
 pub mod engine;
 pub mod error;

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         .with_timestamps(cfg.output.timestamps)
         .recording(cfg.timeline.is_some());
     if cfg.syslog {
-        match uwsgi_reload::runtime::syslog::Syslog::open("/dev/log") {
+        match uwsgi_reload::report::syslog::Syslog::open("/dev/log") {
             Ok(s) => rep = rep.with_syslog(s),
             Err(e) => {
                 eprintln!("{}uwsgi-reload: {e}", err_prefix());
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     }
     // The run's duration for the metrics file (every clock read goes
     // through the runtime's Clock).
-    let clock = uwsgi_reload::runtime::clock::Clock::new();
+    let clock = uwsgi_reload::clock::Clock::new();
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
         _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod info;
 pub mod journal;
 pub mod metrics;
+pub mod syslog;
 pub mod timeline;
 pub mod wall;
 
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 pub use journal::Level;
 
 use crate::engine::{Event, Outcome, Progress, Report, Status};
-use crate::runtime::syslog::{Severity, Syslog};
+use syslog::{Severity, Syslog};
 
 /// The version of the `--json` schema: every object carries it as `"v"`,
 /// so a consumer can tell a change of field meaning from a new field.
@@ -46,7 +47,7 @@ pub struct Reporter {
     timestamps: bool,
     /// The start of the run, for the `at_ms` of the objects the engine does
     /// not time (`note`, `dry_run`).
-    clock: crate::runtime::clock::Clock,
+    clock: crate::clock::Clock,
     /// `--timeline`: every event and the summary, as `--json` writes them.
     recorded: Option<Vec<Value>>,
 }
@@ -66,7 +67,7 @@ impl Reporter {
             header_shown: false,
             held: Vec::new(),
             timestamps: false,
-            clock: crate::runtime::clock::Clock::new(),
+            clock: crate::clock::Clock::new(),
             recorded: None,
         }
     }

@@ -45,7 +45,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = snapshots(cfg)?;
-    let wall = crate::runtime::clock::Clock::new().now().wall_s;
+    let wall = crate::clock::Clock::new().now().wall_s;
     let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
     let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);

@@ -20,7 +20,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
-    let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
+    let wall_s = crate::clock::Clock::new().now().wall_s;
     let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
     let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);

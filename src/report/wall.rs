@@ -34,7 +34,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Now, as [`rfc3339_utc`] writes it.
 pub fn now() -> String {
-    rfc3339_utc(crate::runtime::clock::Clock::new().wall_f64())
+    rfc3339_utc(crate::clock::Clock::new().wall_f64())
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
-use super::clock::Clock;
 use super::prober::Prober;
 use super::repairs::Repairs;
 use super::routers::Routers;
@@ -24,6 +23,7 @@ use super::setup::{engine_settings, learn_fastrouter_options, prepare, servers_l
 use super::stats_reader::{to_input, StatsReader};
 use super::{dgram, touch};
 use crate::cli::Config;
+use crate::clock::Clock;
 use crate::engine::{Action, ConfigEvent, Engine, Input, Outcome, Status};
 use crate::error::{exit, Error};
 use crate::report::Reporter;

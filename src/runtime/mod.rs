@@ -1,7 +1,6 @@
 //! The driver and the OS pieces it uses. Everything here is thin: decisions
 //! live in the sans-IO engine.
 
-pub mod clock;
 pub mod configs;
 pub mod dgram;
 pub mod driver;
@@ -15,7 +14,6 @@ pub mod repairs;
 pub mod routers;
 pub mod setup;
 pub mod stats_reader;
-pub mod syslog;
 pub mod touch;
 pub mod vassal_args;
 pub mod watcher;

@@ -201,7 +201,7 @@ pub fn read_once(source: StatsSource, spec: &SocketSpec, timeout: Duration) -> R
     let mut poll = mio::Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
     let mut reader =
         StatsReader::new(source, spec.clone(), Token(0), timeout).map_err(|e| e.to_string())?;
-    let clock = super::clock::Clock::new();
+    let clock = crate::clock::Clock::new();
     if let Some(r) = reader.start(poll.registry(), clock.instant_now()) {
         return r;
     }
