@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::args::RawArgs;
+use super::flags;
 use crate::engine::{NodeMatch, Settings, Unavailable};
 use crate::error::Error;
 
@@ -307,25 +308,35 @@ impl Config {
                 "--emperor-stats-socket and --fastrouter-stats-socket both name {emperor_stats}; expected the Emperor's stats socket and the fastrouter's, two different sockets"
             )));
         }
-        let suffix = r.suffix.clone().unwrap_or_else(|| ".ini".into());
+        let suffix = r
+            .suffix
+            .clone()
+            .unwrap_or_else(|| flags::default_of("vassal-config-file-suffix").into());
         if suffix.is_empty() || suffix.contains('/') {
             return Err(Error::Usage(format!(
                 "--vassal-config-file-suffix expects a file name ending such as .ini, got {suffix:?}"
             )));
         }
-        if let Some(v) = &r.minimum_active_vassals {
-            s.min_live = count("--minimum-active-vassals", v, 0)?;
-        }
-        if let Some(v) = &r.timeout {
-            s.timeout_ms = seconds_ms("--timeout", v)?;
-        }
-        if let Some(v) = &r.check_interval {
-            s.check_interval_ms = seconds_ms("--check-interval", v)?;
-        }
-        let stats_timeout_ms = match &r.stats_timeout {
-            Some(v) => seconds_ms("--stats-timeout", v)?,
-            None => 5_000,
+        // Every default is the flag table's, parsed as a given value would
+        // be: it is written once (`flags::default_of`).
+        let given_or_default = |v: &Option<String>, long: &str| -> String {
+            v.clone()
+                .unwrap_or_else(|| flags::default_of(long).to_string())
         };
+        s.min_live = count(
+            "--minimum-active-vassals",
+            &given_or_default(&r.minimum_active_vassals, "minimum-active-vassals"),
+            0,
+        )?;
+        s.timeout_ms = seconds_ms("--timeout", &given_or_default(&r.timeout, "timeout"))?;
+        s.check_interval_ms = seconds_ms(
+            "--check-interval",
+            &given_or_default(&r.check_interval, "check-interval"),
+        )?;
+        let stats_timeout_ms = seconds_ms(
+            "--stats-timeout",
+            &given_or_default(&r.stats_timeout, "stats-timeout"),
+        )?;
         if r.keep_going && r.max_failures.is_some() {
             return Err(Error::Usage(
                 "--keep-going and --max-failures conflict; expected one of them".into(),
@@ -345,10 +356,10 @@ impl Config {
                 "--no-drain conflicts with --drain-timeout and --subscription-server".into(),
             ));
         }
-        let drain_timeout_ms = match &r.drain_timeout {
-            Some(v) => seconds_ms("--drain-timeout", v)?,
-            None => 30_000,
-        };
+        let drain_timeout_ms = seconds_ms(
+            "--drain-timeout",
+            &given_or_default(&r.drain_timeout, "drain-timeout"),
+        )?;
         if let Some(t) = &r.node_name {
             let unknown = t
                 .replace("{stem}", "")

@@ -221,6 +221,14 @@ pub fn by_long(long: &str) -> Option<&'static Flag> {
     FLAGS.iter().find(|f| f.long == long)
 }
 
+/// The default the table gives `--long`: the one place a flag's default is
+/// written (`Config::resolve` parses it like a given value).
+pub fn default_of(long: &str) -> &'static str {
+    by_long(long)
+        .and_then(|f| f.default)
+        .unwrap_or_else(|| panic!("--{long} has no default in the flag table"))
+}
+
 /// The flag called `-c`.
 pub fn by_short(c: char) -> Option<&'static Flag> {
     FLAGS.iter().find(|f| f.short == Some(c))
