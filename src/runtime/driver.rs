@@ -176,7 +176,7 @@ impl Driver<'_> {
     fn run_loop(&mut self) -> Result<RunSummary, Error> {
         let mut events = Events::with_capacity(64);
         loop {
-            self.drain_engine();
+            self.empty_engine_queues();
             if let Some(outcome) = self.outcome.take() {
                 let exit_code = self.exit_code(&outcome);
                 let stats_reads = self.emperor.reads + self.fastrouter.reads();
@@ -269,7 +269,7 @@ impl Driver<'_> {
 
     /// Executes actions and feeds their immediate results back until the
     /// engine has nothing more to say.
-    fn drain_engine(&mut self) {
+    fn empty_engine_queues(&mut self) {
         loop {
             self.take_outputs();
             if self.inputs.is_empty() {
