@@ -68,8 +68,8 @@ fn look_router_down(e: &mut Engine, f: &Fleet, s: u64) -> Outputs {
     Outputs::take(e)
 }
 
-/// The vassals whose config blocks subscriptions at start and unblocks
-/// them by a writefifo `S` hook: the only ones `S` may be written to.
+/// The vassals whose config blocks subscriptions at start: the only ones
+/// `S` may be written to.
 fn hook_settings(k: usize) -> Settings {
     let mut s = settings(k);
     s.repairable = [name(0), name(1)].into_iter().collect();
@@ -196,9 +196,9 @@ fn no_repair_after_its_log_showed_subscriptions_on() {
 }
 
 /// `S` goes only to a vassal whose config blocks subscriptions at start
-/// and unblocks them by a writefifo `S` hook: to any other, `S` blocks it.
+/// (`start-unsubscribed`): to any other, `S` blocks it.
 #[test]
-fn no_repair_for_a_vassal_without_the_hook_pattern() {
+fn no_repair_for_a_vassal_that_does_not_start_blocked() {
     let mut s = settings(1);
     s.repair = true;
     let mut e = engine(s, 2);

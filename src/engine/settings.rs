@@ -54,10 +54,13 @@ pub struct Settings {
     /// announces.
     pub repair: bool,
     /// Vassals `S` may be written to (the FIFO repair): those whose config
-    /// blocks subscriptions at start and unblocks them with a writefifo `S`
-    /// accepting hook (`start-unsubscribed` + `hook-accepting1-once =
-    /// writefifo:<fifo> S`). `S` toggles: to any other vassal it would block
-    /// its subscriptions, so none is ever written there.
+    /// blocks subscriptions at start (`start-unsubscribed`), whose new
+    /// generation stays blocked until an `S` arrives (usually from its
+    /// `hook-accepting1-once = writefifo:<fifo> S`). `S` toggles: to any
+    /// other vassal it would block its subscriptions, so none is ever
+    /// written there; whether such a vassal's own hook already unblocked it
+    /// is what its log and a fresh router read decide
+    /// (docs/UWSGI.md §9.6.2).
     pub repairable: BTreeSet<String>,
     /// Vassals with `exit-on-reload`: their master exits on a reload and
     /// the Emperor starts the next generation as a new process, so a new

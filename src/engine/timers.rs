@@ -236,10 +236,10 @@ impl Engine {
     }
 
     /// May `S` be written to vassal `v`'s master FIFO? Only where `S` can
-    /// only unblock: its config blocks subscriptions at start and unblocks
-    /// them with a writefifo `S` hook (`Settings::repairable`; to any other
-    /// vassal `S`, a toggle, blocks it), once per reload, and never after its
-    /// own log showed its subscriptions on (docs/UWSGI.md §9.6.2).
+    /// only unblock: its config blocks subscriptions at start
+    /// (`Settings::repairable`; to any other vassal `S`, a toggle, blocks
+    /// it), once per reload, and never after its own log showed its
+    /// subscriptions on (docs/UWSGI.md §9.6.2).
     pub(super) fn may_repair(&self, v: &Vassal) -> bool {
         self.s.repair
             && self.s.repairable.contains(&v.name)

@@ -232,7 +232,13 @@ pub fn engine_settings(
     } else {
         Default::default()
     };
-    s.repairable = hook_pattern.clone();
+    // `S` only where it can only unblock: a vassal whose config blocks
+    // subscriptions at start (docs/UWSGI.md §9.6.2).
+    s.repairable = parsed
+        .iter()
+        .filter(|(_, p)| p.as_ref().is_ok_and(|c| c.start_unsubscribed))
+        .map(|(n, _)| n.clone())
+        .collect();
     s.exit_on_reload = parsed
         .iter()
         .filter(|(_, p)| p.as_ref().is_ok_and(VassalConfig::exits_on_reload))
