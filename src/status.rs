@@ -44,9 +44,9 @@ pub fn snapshots(cfg: &Config) -> Result<(EmperorSnapshot, FastrouterSnapshot), 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
+    let parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = snapshots(cfg)?;
     let wall = crate::runtime::clock::Clock::new().now().wall_s;
-    let parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings =

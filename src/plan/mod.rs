@@ -19,9 +19,9 @@ use crate::runtime::configs::EmperorDir;
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
+    let parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
-    let parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings =

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{open, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode, SFlag};
 
+use super::safe_read::{ReadError, MAX_CONFIG_BYTES};
 use crate::engine::ConfigFile;
 use crate::error::Error;
 use crate::vassal_config::VassalConfig;
@@ -184,7 +185,8 @@ fn named_by_only(cfg: &crate::cli::Config, name: &str) -> bool {
 
 /// A config in the Emperor directory that runs a fastrouter is the router
 /// the apps subscribe to, not one of them: it is never counted as an app
-/// vassal nor touched, unless `--only` names it.
+/// vassal nor touched, unless `--only` names it. A config that cannot be
+/// read safely is not a router here; `setup::parse_configs` refuses it.
 pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
     load_vassal_config(&dir.path.join(name)).is_ok_and(|c| c.is_router())
 }
@@ -193,12 +195,18 @@ pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
 /// `uwsgi::vassal_config`). The directory is canonicalised as
 /// the vassal's `getcwd()` would be, the file name is kept as given: the
 /// Emperor passes symlinks by name, and `%n` is the link's name.
-pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read vassal config: {e}", path.display()))?;
+///
+/// The read is `safe_read`'s (a regular file of at most
+/// `MAX_CONFIG_BYTES`, never blocking), and a file whose `%` expansions go
+/// over `MAX_EXPANSION` is refused too: `ReadError::Refused` is a
+/// precondition failure for the caller, not a config to skip.
+pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
+    let text = super::safe_read::read_text(path, MAX_CONFIG_BYTES)?;
     let name = path
         .file_name()
-        .ok_or_else(|| format!("{}: expected a config file path", path.display()))?
+        .ok_or_else(|| {
+            ReadError::Failed(format!("{}: expected a config file path", path.display()))
+        })?
         .to_string_lossy()
         .into_owned();
     let parent = match path.parent() {
@@ -206,12 +214,19 @@ pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, String> {
         _ => PathBuf::from("."),
     };
     let dir = std::fs::canonicalize(&parent).map_err(|e| {
-        format!(
+        ReadError::Failed(format!(
             "{}: cannot resolve the config's directory: {e}",
             parent.display()
-        )
+        ))
     })?;
-    Ok(VassalConfig::parse(&text, &name, &dir.to_string_lossy()))
+    let c = VassalConfig::parse(&text, &name, &dir.to_string_lossy());
+    match &c.over_limit {
+        Some(why) => Err(ReadError::Refused(format!(
+            "{}: refused: {why}",
+            path.display()
+        ))),
+        None => Ok(c),
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +252,7 @@ mod tests {
         assert_eq!(c.dir, format!("{}/", dir.display()));
         assert_eq!(c.node_name().as_deref(), Some("/srv/vassals/app_03.sock"));
         let err = load_vassal_config(&base.join("missing.ini")).unwrap_err();
-        assert!(err.contains("missing.ini"), "{err}");
+        assert!(err.message().contains("missing.ini"), "{err:?}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 

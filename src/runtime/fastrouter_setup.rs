@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::safe_read::{self, MAX_CONFIG_BYTES};
 use crate::vassal_config::VassalConfig;
 
 const OPTION: &str = "subscription-tolerance";
@@ -27,7 +28,9 @@ pub fn options(pid: i64) -> FastrouterOptions {
         return FastrouterOptions::default();
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let Ok(raw) = std::fs::read(proc_dir.join("cmdline")) else {
+    // Every read is bounded and never blocks (safe_read.rs): the ini a
+    // router's command line names may live in a directory others write.
+    let Ok(raw) = safe_read::read_capped(&proc_dir.join("cmdline"), MAX_CONFIG_BYTES) else {
         return FastrouterOptions::default();
     };
     let args: Vec<String> = raw
@@ -36,7 +39,7 @@ pub fn options(pid: i64) -> FastrouterOptions {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let cwd = std::fs::read_link(proc_dir.join("cwd")).unwrap_or_else(|_| PathBuf::from("/"));
-    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let read = |p: &Path| safe_read::read_text(p, MAX_CONFIG_BYTES).ok();
     FastrouterOptions {
         tolerance: from_args(&args, &cwd, &read),
         cheap: option_set(&args, &cwd, &read, "fastrouter-cheap"),

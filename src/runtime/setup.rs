@@ -14,6 +14,10 @@ use crate::engine::NodeMatch;
 use crate::error::Error;
 use crate::vassal_config::VassalConfig;
 
+/// One selected config and what reading it gave: its parse, or why it could
+/// not be read (then it is simply not used for mapping, drain or repair).
+pub type Parsed = (String, Result<VassalConfig, String>);
+
 /// Everything opened before the first stats read: the directory, its lock,
 /// the watch, the configs and what they say.
 pub struct Prepared {
@@ -45,7 +49,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
-    let parsed = parse_configs(&dir, &configs);
+    let parsed = parse_configs(&dir, &configs)?;
     let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
     let routers: Vec<String> = dir
         .list()?
@@ -292,19 +296,27 @@ pub fn node_match(
     }
 }
 
-/// Each config, parsed where it can be (a config it cannot read is simply
-/// not used for mapping, drain or repair).
+/// Each config, parsed where it can be (a config it cannot read, e.g.
+/// gone or unreadable, is simply not used for mapping, drain or repair).
+/// One that is not safe to read (not a regular file, over the size cap,
+/// `%` expansions over their budget: docs/SECURITY.md) is a precondition
+/// error: the rollout, `--dry-run` and `status` stop before anything is
+/// touched, rather than go on without what that config says.
 pub fn parse_configs(
     dir: &EmperorDir,
     configs: &[crate::engine::ConfigFile],
-) -> Vec<(String, Result<VassalConfig, String>)> {
-    configs
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                super::configs::load_vassal_config(&dir.path.join(&c.name)),
-            )
-        })
-        .collect()
+) -> Result<Vec<Parsed>, Error> {
+    use super::safe_read::ReadError;
+    let mut out = Vec::with_capacity(configs.len());
+    for c in configs {
+        let parsed = match super::configs::load_vassal_config(&dir.path.join(&c.name)) {
+            Ok(p) => Ok(p),
+            Err(ReadError::Refused(why)) => {
+                return Err(Error::Precondition(format!("{why}; nothing was touched")))
+            }
+            Err(ReadError::Failed(why)) => Err(why),
+        };
+        out.push((c.name.clone(), parsed));
+    }
+    Ok(out)
 }

@@ -39,6 +39,8 @@ mod text;
 use subscribe::*;
 use text::*;
 
+pub use text::MAX_EXPANSION;
+
 /// One place the vassal announces itself (a `subscribe2` or `subscribe-to`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubscribeTarget {
@@ -88,6 +90,9 @@ pub struct VassalConfig {
     pub includes: Vec<String>,
     /// What could not be resolved statically, one line each.
     pub warnings: Vec<String>,
+    /// The `%` expansions of the file went over [`MAX_EXPANSION`] (why, one
+    /// line): what was read is incomplete, and the config is refused.
+    pub over_limit: Option<String>,
 }
 
 /// Options that add a socket to `uwsgi.sockets` (core/uwsgi.c option table).
@@ -134,7 +139,12 @@ impl VassalConfig {
             ..VassalConfig::default()
         };
         let magic = MagicTable::new(name, &cfg.dir);
-        let text = magic_sub(text.as_bytes(), &magic, &mut cfg.warnings);
+        let text = magic_sub(
+            text.as_bytes(),
+            &magic,
+            &mut cfg.warnings,
+            &mut cfg.over_limit,
+        );
         cfg.options = match Format::of(name) {
             Format::Ini => ini_section(&text, "uwsgi"),
             other => config_formats::options(other, &text).unwrap_or_else(|e| {
@@ -142,7 +152,9 @@ impl VassalConfig {
                 Vec::new()
             }),
         };
-        resolve_placeholders(&mut cfg.options, &mut cfg.warnings);
+        if cfg.over_limit.is_none() {
+            resolve_placeholders(&mut cfg.options, &mut cfg.warnings, &mut cfg.over_limit);
+        }
         cfg.extract();
         cfg
     }
