@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::engine::{Event, Outcome, Progress, Report, Status};
 use crate::runtime::syslog::{Severity, Syslog};
+use crate::uwsgi::printable::printable;
 
 /// Where events go. Human lines go to stdout, or to stderr with `--json`;
 /// with `--quiet` only failures and a failed summary are printed. On a
@@ -258,9 +259,13 @@ impl Reporter {
         self.human_line(&line, failed);
     }
 
-    /// A line for people; errors always go to stderr.
+    /// A line for people; errors always go to stderr. Text from vassals'
+    /// files may be in it (a path, a config value): control characters are
+    /// escaped here, the one way a line reaches the terminal
+    /// (`uwsgi::printable`, docs/SECURITY.md).
     pub fn human_line(&mut self, line: &str, error: bool) {
         self.clear_progress();
+        let line = &printable(line.as_bytes(), usize::MAX);
         if self.json || error {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         } else {

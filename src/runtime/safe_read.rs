@@ -9,6 +9,7 @@
 //! `/dev/zero`, a directory or a sparse 10 GiB file cost nothing. Following
 //! a link is intended: the Emperor reads a config through its link too.
 
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
@@ -43,13 +44,23 @@ fn limit(cap: u64) -> String {
     format!("expected a regular file of at most {} KiB", cap / 1024)
 }
 
-/// Reads `path` (following links) if it is a regular file of at most `cap`
-/// bytes.
-pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+/// Opens `path` for reading without blocking (`O_NONBLOCK|O_NOCTTY`, and
+/// `O_NOFOLLOW` with `nofollow`) and keeps it only if the open descriptor
+/// is a regular file: a FIFO, device, directory or socket swapped in is
+/// refused, never read. Returns the file and its size.
+pub fn open_regular(path: &Path, nofollow: bool, cap: u64) -> Result<(File, u64), ReadError> {
     let shown = path.display();
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-    let fd = open(path, flags, Mode::empty())
-        .map_err(|e| ReadError::Failed(format!("{shown}: cannot read: {}", e.desc())))?;
+    let mut flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let fd = open(path, flags, Mode::empty()).map_err(|e| match e {
+        nix::errno::Errno::ELOOP if nofollow => ReadError::Refused(format!(
+            "{shown}: refused: it is a symbolic link, {}",
+            limit(cap)
+        )),
+        e => ReadError::Failed(format!("{shown}: cannot read: {}", e.desc())),
+    })?;
     // SAFETY: `open` just returned this descriptor; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let st = fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
@@ -62,16 +73,22 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
             limit(cap)
         )));
     }
-    if st.st_size as u64 > cap {
+    Ok((File::from(fd), st.st_size as u64))
+}
+
+/// Reads `path` (following links) if it is a regular file of at most `cap`
+/// bytes.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    let shown = path.display();
+    let (file, size) = open_regular(path, false, cap)?;
+    if size > cap {
         return Err(ReadError::Refused(format!(
-            "{shown}: refused: it has {} bytes, {}",
-            st.st_size,
+            "{shown}: refused: it has {size} bytes, {}",
             limit(cap)
         )));
     }
     let mut out = Vec::new();
-    std::fs::File::from(fd)
-        .take(cap + 1)
+    file.take(cap + 1)
         .read_to_end(&mut out)
         .map_err(|e| ReadError::Failed(format!("{shown}: cannot read: {e}")))?;
     if out.len() as u64 > cap {
