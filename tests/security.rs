@@ -107,3 +107,142 @@ fn a_config_whose_placeholders_blow_up_is_refused() {
         assert_refused(&w, &r, &before, &["app_02.ini", "4096 KiB"]);
     }
 }
+
+// ----- the one-instance lock ----------------------------------------------------------------
+
+/// Kills the child on drop, whatever the test did.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A rollout that gets past the lock and stops at the (silent) Emperor
+/// socket: exit 3 on the stats read, not on the lock.
+fn past_the_lock(w: &World, emp: &fakes::FakeSocket, env: &[(&str, &Path)], extra: &[&str]) {
+    let hits = emp.hits();
+    let mut a = w.base_args();
+    a.extend(["--no-drain", "--stats-timeout", "1"].map(String::from));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let r = fakes::run_cmd(&a, BOUND * 2, |c| {
+        for (k, v) in env {
+            c.env(k, v);
+        }
+    });
+    assert_eq!(r.code, Some(3), "{}", r.describe());
+    assert!(!r.stderr.contains("holds the lock"), "{}", r.describe());
+    assert!(
+        emp.hits() > hits,
+        "never read the Emperor socket\n{}",
+        r.describe()
+    );
+    assert!(!r.stdout.contains("touched (mtime"), "{}", r.describe());
+}
+
+/// Any local user can flock a directory they can read: the tool's lock is
+/// no longer on the Emperor directory, so that locks no rollout out.
+#[test]
+fn another_users_flock_on_the_directory_does_not_block_the_tool() {
+    let w = World::new("userflock", 3);
+    let emp = fakes::FakeSocket::fixed(&w.emperor_sock, fakes::Answer::Silent);
+    let _fr = w.serve_fastrouter(false);
+    let mut holder = Reaper(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["flock", "-n", w.dir_str(), "sleep", "600"])
+            .spawn()
+            .expect("setpriv"),
+    );
+    // The holder has the directory's flock once a flock of ours fails.
+    let dir = std::fs::File::open(&w.dir).unwrap();
+    let mut held = false;
+    for _ in 0..300 {
+        #[allow(deprecated)]
+        let r = nix::fcntl::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        );
+        match r {
+            Ok(()) => {
+                #[allow(deprecated)]
+                let _ = nix::fcntl::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&dir),
+                    nix::fcntl::FlockArg::Unlock,
+                );
+            }
+            Err(_) => {
+                held = true;
+                break;
+            }
+        }
+        assert!(
+            holder.0.try_wait().unwrap().is_none(),
+            "flock as nobody exited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(held, "the other user never took the directory's flock");
+    past_the_lock(&w, &emp, &[], &[]);
+}
+
+/// A second instance is refused at once naming the first one's pid; with
+/// `--wait-lock` it waits, and goes on once the holder is gone. The lock
+/// directory comes from UWSGI_RELOAD_LOCK_DIR.
+#[test]
+fn a_second_instance_names_the_holder_and_wait_lock_outlasts_it() {
+    let w = World::new("waitlock", 3);
+    let locks = w.tmp.path.join("locks");
+    let env = [("UWSGI_RELOAD_LOCK_DIR", locks.as_path())];
+    let emp = fakes::FakeSocket::fixed(&w.emperor_sock, fakes::Answer::Silent);
+    let _fr = w.serve_fastrouter(false);
+    let mut first_args = w.base_args();
+    first_args.extend(["--no-drain", "--stats-timeout", "60"].map(String::from));
+    let mut first = Reaper(
+        binary::command(&first_args)
+            .env(env[0].0, env[0].1)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // It reads the Emperor socket only after taking the lock.
+    assert!(emp.wait_hits(1, BOUND), "the first instance never read");
+    let mut a = w.base_args();
+    a.push("--no-drain".into());
+    let r = fakes::run_cmd(&a, BOUND, |c| {
+        c.env(env[0].0, env[0].1);
+    });
+    assert_eq!(r.code, Some(3), "{}", r.describe());
+    let line = format!("another uwsgi-reload (pid {}) is running", first.0.id());
+    assert!(r.stderr.contains(&line), "{}", r.describe());
+    assert!(r.stderr.contains(w.dir_str()), "{}", r.describe());
+    assert_eq!(
+        emp.hits(),
+        1,
+        "the refused instance read the Emperor socket"
+    );
+    // The lock file is the tool's own, 0600, in the 0700 directory.
+    let entries: Vec<_> = std::fs::read_dir(&locks).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        entries[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The holder goes away while the next one waits.
+    let pid = first.0.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    });
+    past_the_lock(&w, &emp, &env, &["--wait-lock", "60"]);
+    killer.join().unwrap();
+    let _ = first.0.wait();
+}

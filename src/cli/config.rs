@@ -94,6 +94,9 @@ pub struct Config {
     pub output: Output,
     /// Read/connect timeout of one stats read.
     pub stats_timeout_ms: u64,
+    /// `--wait-lock`: how long to wait for another instance's lock (0:
+    /// refuse at once).
+    pub wait_lock_ms: u64,
     /// Address of the fastrouter subscription server, if given.
     pub subscription_server: Option<String>,
     pub no_drain: bool,
@@ -233,6 +236,7 @@ impl Config {
                     json: r.json,
                 },
                 stats_timeout_ms: 5000,
+                wait_lock_ms: 0,
                 subscription_server: None,
                 no_drain: false,
                 drain_timeout_ms: 30_000,
@@ -299,6 +303,10 @@ impl Config {
         let stats_timeout_ms = match &r.stats_timeout {
             Some(v) => seconds_ms("--stats-timeout", v)?,
             None => 5_000,
+        };
+        let wait_lock_ms = match &r.wait_lock {
+            Some(v) if v.trim().parse::<f64>() != Ok(0.0) => seconds_ms("--wait-lock", v)?,
+            _ => 0,
         };
         if r.keep_going && r.max_failures.is_some() {
             return Err(Error::Usage(
@@ -415,6 +423,7 @@ impl Config {
                 json: r.json,
             },
             stats_timeout_ms,
+            wait_lock_ms,
             subscription_server: r.subscription_server.clone(),
             no_drain: r.no_drain,
             drain_timeout_ms,

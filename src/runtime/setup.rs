@@ -45,7 +45,7 @@ impl Prepared {
 /// and the lock (exit 3) come out of here, before anything is read.
 pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
+    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path, cfg.wait_lock_ms)?;
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
