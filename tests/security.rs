@@ -246,3 +246,28 @@ fn a_second_instance_names_the_holder_and_wait_lock_outlasts_it() {
     killer.join().unwrap();
     let _ = first.0.wait();
 }
+
+/// Two configs that are one file (hard links): one touch would reload both
+/// behind K. Refused when the configs are selected (exit 2, like the other
+/// selection errors), naming both, touching nothing.
+#[test]
+fn hard_linked_configs_are_refused() {
+    let w = World::new("hardlink", 3);
+    std::fs::remove_file(w.dir.join("app_03.ini")).unwrap();
+    std::fs::hard_link(w.dir.join("app_02.ini"), w.dir.join("app_03.ini")).unwrap();
+    fakes::set_mtime(&w.dir, fakes::OLD_MTIME);
+    let _served = w.serve_consistent(false);
+    let before = w.mtimes();
+    for args in commands(&w, &[]) {
+        let r = run(&args, BOUND);
+        assert_eq!(r.code, Some(2), "{}", r.describe());
+        let lines = r.stderr_lines();
+        assert_eq!(lines.len(), 1, "{}", r.describe());
+        assert!(
+            lines[0].contains("app_02.ini and app_03.ini") && lines[0].contains("hard links"),
+            "{}",
+            r.describe()
+        );
+        assert_eq!(w.mtimes(), before);
+    }
+}

@@ -22,6 +22,10 @@ pub struct EmperorDir {
     /// Look at the link itself (the default, as `--emperor-nofollow`
     /// Emperors do) or at its target (`--touch-target`).
     pub follow: bool,
+    /// With `--touch-target`: each selected config's target (dev, inode),
+    /// recorded when the configs were selected; a touch goes only to that
+    /// very file (`touch.rs`, docs/SECURITY.md).
+    pub targets: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 impl EmperorDir {
@@ -46,6 +50,7 @@ impl EmperorDir {
             fd,
             suffix: suffix.to_string(),
             follow,
+            targets: Default::default(),
         })
     }
 
@@ -130,6 +135,43 @@ impl EmperorDir {
         out
     }
 
+    /// With `--touch-target`: records the identity of each config's target
+    /// (the whole link chain resolved), which the touch checks again.
+    pub fn record_targets(&mut self, configs: &[ConfigFile]) {
+        if !self.follow {
+            return;
+        }
+        for c in configs {
+            if let Ok(m) = std::fs::metadata(self.path.join(&c.name)) {
+                use std::os::unix::fs::MetadataExt;
+                self.targets.insert(c.name.clone(), (m.dev(), m.ino()));
+            }
+        }
+    }
+
+    /// Configs that are one file under several names (hard links): the
+    /// Emperor sees every name's mtime move at one touch (docs/SECURITY.md).
+    pub fn hard_links(&self, configs: &[ConfigFile]) -> Vec<Vec<String>> {
+        let mut by_inode: std::collections::BTreeMap<(u64, u64), Vec<String>> = Default::default();
+        for c in configs {
+            let st = fstatat(
+                Some(self.fd.as_raw_fd()),
+                c.name.as_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            if let Some(st) = st.ok().filter(|st| st.st_nlink > 1) {
+                let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+                if kind == SFlag::S_IFREG {
+                    by_inode
+                        .entry((st.st_dev, st.st_ino))
+                        .or_default()
+                        .push(c.name.clone());
+                }
+            }
+        }
+        by_inode.into_values().filter(|v| v.len() > 1).collect()
+    }
+
     /// With `--touch-target`: configs whose links lead to the same file.
     /// Touching that file would reload all of them at once (docs/UWSGI.md §3).
     pub fn shared_targets(&self, configs: &[ConfigFile]) -> Vec<(PathBuf, Vec<String>)> {
@@ -163,6 +205,13 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
     if configs.is_empty() {
         return Err(Error::Usage(format!(
             "no vassal config in {} matches --only/--exclude",
+            dir.path.display()
+        )));
+    }
+    if let Some(names) = dir.hard_links(&configs).into_iter().next() {
+        return Err(Error::Usage(format!(
+            "{} in {} are hard links to one file: touching one reloads all of them at once, behind K; expected one directory entry per config file (use symlinks)",
+            names.join(" and "),
             dir.path.display()
         )));
     }

@@ -44,11 +44,12 @@ impl Prepared {
 /// Opens and checks everything that needs no socket: usage errors (exit 2)
 /// and the lock (exit 3) come out of here, before anything is read.
 pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
-    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
+    let mut dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path, cfg.wait_lock_ms)?;
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
+    dir.record_targets(&configs);
     let parsed = parse_configs(&dir, &configs)?;
     let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
     let routers: Vec<String> = dir
