@@ -271,3 +271,25 @@ fn hard_linked_configs_are_refused() {
         assert_eq!(w.mtimes(), before);
     }
 }
+
+/// A `subscribe-freq` beyond an hour (here one that overflows the engine's
+/// millisecond windows) is refused at preflight, naming the config and the
+/// limit.
+#[test]
+fn an_absurd_subscribe_freq_is_refused() {
+    let w = World::new("freq", 3);
+    let p = w.dir.join("app_02.ini");
+    std::fs::write(
+        &p,
+        "[uwsgi]\nsocket = /run/fake/%n.sock\nsubscribe-freq = 9223372036854775807\n",
+    )
+    .unwrap();
+    fakes::set_mtime(&p, fakes::OLD_MTIME);
+    fakes::set_mtime(&w.dir, fakes::OLD_MTIME);
+    let _served = w.serve_consistent(false);
+    let before = w.mtimes();
+    for args in commands(&w, &[]) {
+        let r = run(&args, BOUND);
+        assert_refused(&w, &r, &before, &["app_02.ini", "subscribe-freq", "3600 s"]);
+    }
+}

@@ -317,6 +317,15 @@ pub fn parse_configs(
             }
             Err(ReadError::Failed(why)) => Err(why),
         };
+        let max = VassalConfig::MAX_SUBSCRIBE_FREQ_S;
+        if let Some(f) = parsed.as_ref().ok().and_then(VassalConfig::subscribe_freq) {
+            if f > max {
+                return Err(Error::Precondition(format!(
+                    "{}: refused: subscribe-freq = {f} is over {max} s, the most this tool accepts; nothing was touched",
+                    dir.path.join(&c.name).display()
+                )));
+            }
+        }
         out.push((c.name.clone(), parsed));
     }
     Ok(out)

@@ -186,8 +186,15 @@ impl VassalConfig {
         })
     }
 
+    /// The largest `subscribe-freq` accepted (docs/SECURITY.md, numbers):
+    /// uWSGI reads an int, and the engine derives its windows from it in
+    /// milliseconds; an hour between announces is no fleet to roll anyway.
+    pub const MAX_SUBSCRIBE_FREQ_S: i64 = 3600;
+
     /// Its `subscribe-freq` in seconds, if it sets a usable one (uWSGI reads
-    /// it with atoi; 0 or garbage would mean its default, 10).
+    /// it with atoi; 0 or garbage would mean its default, 10). Above
+    /// [`Self::MAX_SUBSCRIBE_FREQ_S`] the config is refused at preflight
+    /// (`runtime::setup::parse_configs`).
     pub fn subscribe_freq(&self) -> Option<i64> {
         let v: i64 = self.get("subscribe-freq")?.trim().parse().ok()?;
         (v > 0).then_some(v)
