@@ -293,3 +293,30 @@ fn an_absurd_subscribe_freq_is_refused() {
         assert_refused(&w, &r, &before, &["app_02.ini", "subscribe-freq", "3600 s"]);
     }
 }
+
+/// One tenant's config claiming another's node (`subscribe2 addr=` naming
+/// the victim's socket): the drain would unsubscribe the victim. Refused at
+/// preflight (exit 3), naming both configs and the address.
+#[test]
+fn two_configs_claiming_one_node_are_refused() {
+    let w = World::new("twonodes", 3);
+    let p = w.dir.join("app_03.ini");
+    std::fs::write(
+        &p,
+        "[uwsgi]\nsocket = /run/fake/app_03.sock\nsubscribe2 = server=/run/fake/ss.sock,key=k,addr=/run/fake/app_01.sock\n",
+    )
+    .unwrap();
+    fakes::set_mtime(&p, fakes::OLD_MTIME);
+    fakes::set_mtime(&w.dir, fakes::OLD_MTIME);
+    let _served = w.serve_consistent(false);
+    let before = w.mtimes();
+    for args in commands(&w, &[]) {
+        let r = run(&args, BOUND);
+        assert_refused(
+            &w,
+            &r,
+            &before,
+            &["app_01.ini and app_03.ini", "/run/fake/app_01.sock"],
+        );
+    }
+}

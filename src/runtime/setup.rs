@@ -328,5 +328,32 @@ pub fn parse_configs(
         }
         out.push((c.name.clone(), parsed));
     }
+    if let Some((node, a, b)) = claimed_twice(&out) {
+        return Err(Error::Precondition(format!(
+            "{a} and {b} both claim the fastrouter node {node}: the drain of one would unsubscribe the other's node; expected one config per node address; nothing was touched"
+        )));
+    }
     Ok(out)
+}
+
+/// Two configs whose subscriptions name the same node (address): nodes are
+/// matched by address, so one tenant's `subscribe2 addr=` naming another's
+/// socket would make the tool drain the victim (docs/SECURITY.md, nodes).
+/// The first such node and the two configs.
+pub fn claimed_twice(parsed: &[Parsed]) -> Option<(String, String, String)> {
+    let mut owner: std::collections::BTreeMap<String, &str> = Default::default();
+    for (name, p) in parsed {
+        let Ok(c) = p else { continue };
+        for node in c.node_names() {
+            match owner.get(node.as_str()) {
+                Some(first) if *first != name => {
+                    return Some((node, first.to_string(), name.clone()))
+                }
+                _ => {
+                    owner.insert(node, name);
+                }
+            }
+        }
+    }
+    None
 }
