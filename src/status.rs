@@ -47,7 +47,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = snapshots(cfg)?;
     let wall = crate::runtime::clock::Clock::new().now().wall_s;
-    let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    let (servers, _) = crate::runtime::setup::checked_servers(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings =
         crate::runtime::setup::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());
@@ -123,7 +123,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         .filter(|(k, l)| **l < k_of(k))
         .map(|(k, _)| k)
         .collect();
-    let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut info_settings = s.clone();
     info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);

@@ -22,7 +22,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::runtime::clock::Clock::new().now().wall_s;
-    let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    let (servers, mut notes) = crate::runtime::setup::checked_servers(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings =
         crate::runtime::setup::engine_settings(cfg, &dir, &configs, &parsed, server.is_some());

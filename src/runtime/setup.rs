@@ -51,7 +51,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
     let configs = super::configs::select(cfg, &dir)?;
     dir.record_targets(&configs);
     let parsed = parse_configs(&dir, &configs)?;
-    let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
+    let (subscription_servers, mut notes) = checked_servers(cfg, &parsed);
     let routers: Vec<String> = dir
         .list()?
         .into_iter()
@@ -102,6 +102,82 @@ pub fn subscription_server(
         }
         servers
     };
+    (servers, notes)
+}
+
+/// Of the servers the configs name, those a fastrouter the tool reads
+/// subscribes on (its `fastrouter-subscription-server`): a config names
+/// any address it likes (`/dev/log`, the journal, a remote host), and the
+/// datagrams carry other tenants' keys (docs/SECURITY.md, datagrams).
+/// `routers`: each router's options, `None` where they cannot be read
+/// (stats over TCP, /proc unreadable): then every server is kept, with a
+/// note. A router that checks signatures ignores the tool's unsigned
+/// packets: no server (drain and early announce off), with a note.
+pub fn servers_the_routers_name(
+    servers: Vec<String>,
+    routers: &[Option<super::fastrouter_setup::FastrouterOptions>],
+) -> (Vec<String>, Vec<String>) {
+    if servers.is_empty() {
+        return (servers, Vec::new());
+    }
+    if routers.iter().flatten().any(|r| r.sign_check) {
+        return (Vec::new(), vec!["note: drain and early announce are off: the fastrouter checks subscription signatures (subscriptions-sign-check) and ignores the tool's unsigned packets".to_string()]);
+    }
+    let named: Vec<&String> = routers.iter().flatten().flat_map(|r| &r.servers).collect();
+    if routers.is_empty()
+        || routers.iter().any(|r| {
+            r.as_ref()
+                .map_or(true, |r| !r.known || r.servers.is_empty())
+        })
+    {
+        let note = format!(
+            "note: the fastrouter's own subscription servers cannot be read here (stats over TCP, /proc unreadable, or not on its command line or ini): sending to every server the vassal configs name ({}); pass --subscription-server to choose",
+            servers.join(", ")
+        );
+        return (servers, vec![note]);
+    }
+    let (kept, dropped): (Vec<String>, Vec<String>) =
+        servers.into_iter().partition(|s| named.contains(&s));
+    let notes = if dropped.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "note: not sending to {}: named by a vassal config, but no fastrouter the tool reads subscribes there",
+            dropped.join(", ")
+        )]
+    };
+    (kept, notes)
+}
+
+/// Each fastrouter's options, read from its command line where its stats
+/// socket is a unix socket here (one stats read for its pid); `None` where
+/// that cannot be done. Only when `--subscription-server` is not given.
+pub fn routers_options(cfg: &Config) -> Vec<Option<super::fastrouter_setup::FastrouterOptions>> {
+    let t = std::time::Duration::from_millis(cfg.stats_timeout_ms);
+    cfg.fastrouter_stats
+        .iter()
+        .map(|spec| {
+            if !matches!(spec, crate::cli::SocketSpec::Unix(_)) {
+                return None;
+            }
+            let source = crate::stats::StatsSource::Fastrouter;
+            let bytes = super::stats_reader::read_once(source, spec, t).ok()?;
+            let pid = crate::stats::FastrouterSnapshot::parse(&bytes).ok()?.pid;
+            let o = super::fastrouter_setup::options(pid);
+            o.known.then_some(o)
+        })
+        .collect()
+}
+
+/// `subscription_server` and then [`servers_the_routers_name`]: the one
+/// way the rollout, `--dry-run` and `status` pick their servers.
+pub fn checked_servers(cfg: &Config, parsed: &[Parsed]) -> (Vec<String>, Vec<String>) {
+    let (servers, mut notes) = subscription_server(cfg, parsed);
+    if cfg.subscription_server.is_some() || servers.is_empty() {
+        return (servers, notes);
+    }
+    let (servers, more) = servers_the_routers_name(servers, &routers_options(cfg));
+    notes.extend(more);
     (servers, notes)
 }
 
@@ -356,4 +432,50 @@ pub fn claimed_twice(parsed: &[Parsed]) -> Option<(String, String, String)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::fastrouter_setup::FastrouterOptions;
+
+    fn router(servers: &[&str], sign_check: bool) -> Option<FastrouterOptions> {
+        Some(FastrouterOptions {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            sign_check,
+            known: true,
+            ..FastrouterOptions::default()
+        })
+    }
+
+    fn named(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Datagrams go only to the servers the routers subscribe on; a
+    /// config's `/dev/log` or remote address is dropped with a note naming
+    /// it; both routers of an HA pair count.
+    #[test]
+    fn only_servers_a_router_names_are_kept() {
+        let configs = named(&["/dev/log", "/r/a.sock", "/r/b.sock", "10.0.0.9:7000"]);
+        let routers = [router(&["/r/a.sock"], false), router(&["/r/b.sock"], false)];
+        let (kept, notes) = servers_the_routers_name(configs, &routers);
+        assert_eq!(kept, ["/r/a.sock", "/r/b.sock"]);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("/dev/log, 10.0.0.9:7000"), "{notes:?}");
+    }
+
+    /// Where a router's options cannot be read, every server is kept (as
+    /// before) and a note says so; a router checking signatures turns the
+    /// tool's packets off.
+    #[test]
+    fn unknown_routers_keep_every_server_and_sign_check_turns_them_off() {
+        let configs = named(&["/r/a.sock", "/dev/log"]);
+        let (kept, notes) = servers_the_routers_name(configs.clone(), &[None]);
+        assert_eq!(kept, configs);
+        assert!(notes[0].contains("cannot be read"), "{notes:?}");
+        let (kept, notes) = servers_the_routers_name(configs, &[router(&["/r/a.sock"], true)]);
+        assert!(kept.is_empty());
+        assert!(notes[0].contains("subscriptions-sign-check"), "{notes:?}");
+    }
 }
