@@ -193,7 +193,7 @@ pub fn render(m: &RunMetrics) -> String {
 /// `path` itself being a link is fine: rename replaces the link, not its
 /// target.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path
         .file_name()
@@ -202,14 +202,14 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
     let mut last = std::io::Error::other("no temporary name tried");
     for _ in 0..8 {
-        // RandomState is seeded from the OS's random source per process and
-        // differs per instance: an unpredictable suffix without a new crate.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
+        // An unpredictable suffix from the kernel's random source, without
+        // a new crate (O_EXCL keeps a clash harmless if it is unreadable).
+        let mut r = [0u8; 8];
+        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r));
         let tmp = path.with_file_name(format!(
             ".{name}.tmp.{}.{:016x}",
             std::process::id(),
-            h.finish()
+            u64::from_ne_bytes(r)
         ));
         let f = std::fs::OpenOptions::new()
             .write(true)

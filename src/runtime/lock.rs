@@ -67,7 +67,7 @@ impl DirLock {
                         Err(_) => "pid unknown".to_string(),
                     };
                     let waited = if wait_ms > 0 {
-                        format!(" (waited {} s)", wait_ms as f64 / 1000.0)
+                        format!(" (waited {} ms)", wait_ms)
                     } else {
                         String::new()
                     };

@@ -148,7 +148,11 @@ impl VassalConfig {
         cfg.options = match Format::of(name) {
             Format::Ini => ini_section(&text, "uwsgi"),
             other => config_formats::options(other, &text).unwrap_or_else(|e| {
-                cfg.warnings.push(format!("not read as {other:?}: {e}"));
+                if e == config_formats::over() {
+                    cfg.over_limit = Some(e);
+                } else {
+                    cfg.warnings.push(format!("not read as {other:?}: {e}"));
+                }
                 Vec::new()
             }),
         };

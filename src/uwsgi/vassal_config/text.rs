@@ -203,7 +203,7 @@ pub(super) fn resolve_placeholders(
     const MAX_SUBSTITUTIONS: usize = 64;
     const MAX_LEN: usize = 64 * 1024;
     // The first option of each name, as `%(name)` uses it.
-    let mut first: std::collections::HashMap<String, usize> = Default::default();
+    let mut first: std::collections::BTreeMap<String, usize> = Default::default();
     for (i, (k, _)) in options.iter().enumerate() {
         first.entry(k.clone()).or_insert(i);
     }
@@ -268,21 +268,27 @@ pub(super) fn resolve_placeholders(
 /// follow it (scanning to the end for each was quadratic).
 pub(super) fn placeholders(s: &str) -> Vec<(usize, usize)> {
     let b = s.as_bytes();
+    // Every `(` in order with its closing `)` (0: none), and the indexes of
+    // those still open.
+    let mut parens: Vec<(usize, usize)> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
-    let mut out = Vec::new();
     for (j, &c) in b.iter().enumerate() {
         match c {
-            b'(' => open.push(j),
+            b'(' => {
+                open.push(parens.len());
+                parens.push((j, 0));
+            }
             b')' => {
-                if let Some(p) = open.pop() {
-                    if p > 0 && b[p - 1] == b'%' && j > p + 1 {
-                        out.push((p - 1, j));
-                    }
+                if let Some(i) = open.pop() {
+                    parens[i].1 = j;
                 }
             }
             _ => {}
         }
     }
-    out.sort_unstable();
-    out
+    parens
+        .into_iter()
+        .filter(|&(p, j)| p > 0 && b[p - 1] == b'%' && j > p + 1)
+        .map(|(p, j)| (p - 1, j))
+        .collect()
 }
