@@ -13,6 +13,7 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::{json, Value};
 
+use crate::uwsgi::printable::printable;
 pub use journal::Level;
 
 use crate::engine::{Event, Outcome, Progress, Report, Status};
@@ -349,6 +350,10 @@ impl Reporter {
             return;
         }
         self.clear_progress();
+        // Text from vassals' files may be in it (a path, a config value):
+        // control characters are escaped here, the one way a line reaches
+        // the terminal (`uwsgi::printable`, docs/SECURITY.md).
+        let line = &printable(line.as_bytes(), usize::MAX);
         let stamp = if self.timestamps {
             format!("[{}] ", wall::now())
         } else {

@@ -44,11 +44,11 @@ pub fn snapshots(cfg: &Config) -> Result<(EmperorSnapshot, FastrouterSnapshot), 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
+    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = snapshots(cfg)?;
     let wall = crate::clock::Clock::new().now().wall_s;
-    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
-    let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
+    let (servers, _) = crate::runtime::setup::checked_servers(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings = crate::runtime::setup::engine_settings(
         cfg,
@@ -130,7 +130,6 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
         .filter(|(k, l)| **l < k_of(k))
         .map(|(k, _)| k)
         .collect();
-    let (servers, _) = crate::runtime::setup::subscription_server(cfg, &parsed);
     let server = crate::runtime::setup::servers_line(&servers);
     let mut info_settings = s.clone();
     info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);

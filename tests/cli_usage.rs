@@ -50,6 +50,7 @@ const FLAGS: &[&str] = &[
     "--timeout",
     "--check-interval",
     "--stats-timeout",
+    "--wait-lock",
     "--max-failures",
     "--max-parallel",
     "--subscription-server",
@@ -76,6 +77,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--timeout", "60"),
     ("--check-interval", "0.5"),
     ("--stats-timeout", "5"),
+    ("--wait-lock", "10"),
     ("--max-failures", "2"),
     ("--max-parallel", "2"),
     ("--subscription-server", "/tmp/sub.sock"),
@@ -257,6 +259,7 @@ fn other_durations_and_counts() {
     let w = world("durs");
     for (flag, v, what) in [
         ("--stats-timeout", "0", "seconds"),
+        ("--wait-lock", "-1", "seconds"),
         ("--drain-timeout", "-3", "seconds"),
         ("--deadline", "0", "seconds"),
         ("--min-ready", "-1", "seconds"),

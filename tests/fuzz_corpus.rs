@@ -3,6 +3,8 @@
 //! `cargo +nightly fuzz run <target>` go into the corpus once fixed, so they
 //! stay fixed here.
 
+#[path = "support/config_props.rs"]
+mod config_props;
 #[path = "support/props.rs"]
 mod props;
 
@@ -57,4 +59,11 @@ fn engine_corpus() {
 #[test]
 fn engine_issue11_corpus() {
     run_all("engine_issue11", 1, props::engine);
+}
+
+/// The config reader over every format, the chained-expansion and
+/// unclosed-`%(` files among them (tests/support/config_props.rs).
+#[test]
+fn parse_config_corpus() {
+    run_all("parse_config", 10, config_props::parse_config);
 }

@@ -159,7 +159,10 @@ fn preflight_refuses_what_this_process_may_not_do() {
             if r.stderr.lines().count() != 1 || !r.stdout.is_empty() {
                 p.push("expected one line on stderr and nothing on stdout".into());
             }
-            if emp.hits() + fr.hits() != 0 {
+            // The Emperor is never read before a refusal; each fastrouter
+            // at most once, for its own options (which subscription servers
+            // it names: setup::checked_servers), when the files passed.
+            if emp.hits() != 0 || fr.hits() > 1 {
                 p.push("a stats socket was read before the refusal".into());
             }
         }

@@ -20,6 +20,7 @@ pub struct RawArgs {
     pub timeout: Option<String>,
     pub check_interval: Option<String>,
     pub stats_timeout: Option<String>,
+    pub wait_lock: Option<String>,
     pub quiet: bool,
     pub json: bool,
     pub keep_going: bool,

@@ -104,6 +104,9 @@ pub struct Config {
     pub output: Output,
     /// Read/connect timeout of one stats read.
     pub stats_timeout_ms: u64,
+    /// `--wait-lock`: how long to wait for another instance's lock (0:
+    /// refuse at once).
+    pub wait_lock_ms: u64,
     /// Address of the fastrouter subscription server, if given.
     pub subscription_server: Option<String>,
     pub no_drain: bool,
@@ -254,6 +257,7 @@ impl Config {
                     timestamps: r.timestamps,
                 },
                 stats_timeout_ms: 5000,
+                wait_lock_ms: 0,
                 subscription_server: None,
                 no_drain: false,
                 drain_timeout_ms: 30_000,
@@ -337,6 +341,10 @@ impl Config {
             "--stats-timeout",
             &given_or_default(&r.stats_timeout, "stats-timeout"),
         )?;
+        let wait_lock_ms = match &r.wait_lock {
+            Some(v) if v.trim().parse::<f64>() != Ok(0.0) => seconds_ms("--wait-lock", v)?,
+            _ => 0,
+        };
         if r.keep_going && r.max_failures.is_some() {
             return Err(Error::Usage(
                 "--keep-going and --max-failures conflict; expected one of them".into(),
@@ -453,6 +461,7 @@ impl Config {
                 timestamps: r.timestamps,
             },
             stats_timeout_ms,
+            wait_lock_ms,
             subscription_server: r.subscription_server.clone(),
             no_drain: r.no_drain,
             drain_timeout_ms,

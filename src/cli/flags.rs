@@ -200,6 +200,8 @@ pub static FLAGS: &[Flag] = &[
         "a node announced longer ago than this is not live (the fastrouter's subscription-tolerance; raise it with a larger subscribe-freq)"),
     flag!("stats-timeout", None, "SECONDS", Text(stats_timeout), Extra, Nothing, Some("5"),
         "connect+read bound of one stats read"),
+    flag!("wait-lock", None, "SECONDS", Text(wait_lock), Extra, Nothing, Some("0"),
+        "when another uwsgi-reload holds this Emperor directory's lock, wait up to this long for it (0: refuse at once, exit 3)"),
     flag!("syslog", None, "", Switch(syslog), Extra, Nothing, None,
         "send event lines to /dev/log too"),
     flag!("timestamps", None, "", Switch(timestamps), Extra, Nothing, None,

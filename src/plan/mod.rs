@@ -19,13 +19,14 @@ use crate::runtime::configs::EmperorDir;
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     let configs = crate::runtime::configs::select(cfg, &dir)?;
+    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
     let wall_s = crate::clock::Clock::new().now().wall_s;
-    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs);
     let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
-    let (servers, mut notes) = crate::runtime::setup::subscription_server(cfg, &parsed);
     // The rollout's own proof that it may act (the same refusal, exit 3).
-    crate::runtime::permissions::check(&dir, &configs, &parsed, &servers, cfg.settings.repair)?;
+    crate::runtime::permissions::check(&dir, &configs, &parsed, cfg.settings.repair)?;
+    let (servers, mut notes) = crate::runtime::setup::checked_servers(cfg, &parsed);
+    crate::runtime::permissions::check_servers(&servers)?;
     let server = crate::runtime::setup::servers_line(&servers);
     let mut settings = crate::runtime::setup::engine_settings(
         cfg,

@@ -152,24 +152,61 @@ pub fn render(m: &RunMetrics) -> String {
     o
 }
 
-/// Writes `text` to `path` atomically: `.NAME.tmp.PID` in the same
+/// Writes `text` to `path` atomically: a fresh temporary file in the same
 /// directory, flushed to disk, then renamed over `path`.
+///
+/// The tool runs as root and the directory may be writable by others
+/// (docs/SECURITY.md, the metrics file): the temporary name is not
+/// guessable (the pid and a per-process random number, retried on a
+/// clash), and it is created with `O_EXCL|O_NOFOLLOW|O_NONBLOCK`, so a link
+/// planted there is never followed (nothing outside is written) and a FIFO
+/// planted there never blocks: the create fails and another name is tried.
+/// `path` itself being a link is fine: rename replaces the link, not its
+/// target.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("no file name"))?
         .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let mut last = std::io::Error::other("no temporary name tried");
+    for _ in 0..8 {
+        // An unpredictable suffix from the kernel's random source, without
+        // a new crate (O_EXCL keeps a clash harmless if it is unreadable).
+        let mut r = [0u8; 8];
+        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r));
+        let tmp = path.with_file_name(format!(
+            ".{name}.tmp.{}.{:016x}",
+            std::process::id(),
+            u64::from_ne_bytes(r)
+        ));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(flags)
+            .open(&tmp);
+        let mut f = match f {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = e;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let result = f
+            .write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if result.is_err() {
+            // Ours: created with O_EXCL just now.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return result;
     }
-    result
+    Err(last)
 }
 
 /// Stamps the end time (wall-clock seconds, read by the caller's clock)
@@ -203,6 +240,45 @@ mod tests {
                 "{name} untyped"
             );
         }
+    }
+
+    /// A link or a FIFO planted at the temporary name the tool used to
+    /// take (`.NAME.tmp.PID`) and a link at the target itself: the write
+    /// neither follows them (the outside file keeps its bytes) nor blocks
+    /// on the FIFO (no reader ever opens it; the guard only ends a hang).
+    #[test]
+    fn planted_links_and_fifos_are_never_written_through_nor_block() {
+        let d = std::env::temp_dir().join(format!("uwsgi-reload-plant-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let outside = d.join("shadow");
+        std::fs::write(&outside, "secret\n").unwrap();
+        let p = d.join("uwsgi_reload.prom");
+        let old_tmp = d.join(format!(".uwsgi_reload.prom.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&outside, &old_tmp).unwrap();
+        std::os::unix::fs::symlink(&outside, &p).unwrap();
+        write_atomic(&p, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret\n");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
+        assert!(!std::fs::symlink_metadata(&p)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+
+        std::fs::remove_file(&old_tmp).unwrap();
+        nix::unistd::mkfifo(&old_tmp, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p2 = p.clone();
+        std::thread::spawn(move || tx.send(write_atomic(&p2, "newer\n").is_ok()));
+        let done = rx.recv_timeout(std::time::Duration::from_secs(60));
+        if done.is_err() {
+            // Unblock the hung writer so the test process can end.
+            let _ = std::fs::File::open(&old_tmp);
+        }
+        assert_eq!(done, Ok(true), "the write blocked on a planted FIFO");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "newer\n");
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret\n");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

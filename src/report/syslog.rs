@@ -35,6 +35,9 @@ impl Syslog {
     /// One message; a full or absent daemon never blocks or stops a rollout.
     pub fn send(&self, sev: Severity, msg: &str) {
         let pri = FACILITY * 8 + sev as u8;
+        // One datagram, one line: a config value or log line in `msg`
+        // cannot forge another entry (docs/SECURITY.md, output).
+        let msg = crate::uwsgi::printable::printable(msg.as_bytes(), usize::MAX);
         let line = format!("<{pri}>uwsgi-reload[{}]: {msg}", self.pid);
         let _ = self.sock.send(line.as_bytes());
     }

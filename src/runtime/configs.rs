@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{open, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode, SFlag};
 
+use super::safe_read::{ReadError, MAX_CONFIG_BYTES};
 use crate::engine::ConfigFile;
 use crate::error::Error;
 use crate::vassal_config::VassalConfig;
@@ -21,6 +22,10 @@ pub struct EmperorDir {
     /// Look at the link itself (the default, as `--emperor-nofollow`
     /// Emperors do) or at its target (`--touch-target`).
     pub follow: bool,
+    /// With `--touch-target`: each selected config's target (dev, inode),
+    /// recorded when the configs were selected; a touch goes only to that
+    /// very file (`touch.rs`, docs/SECURITY.md).
+    pub targets: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 impl EmperorDir {
@@ -45,6 +50,7 @@ impl EmperorDir {
             fd,
             suffix: suffix.to_string(),
             follow,
+            targets: Default::default(),
         })
     }
 
@@ -129,6 +135,43 @@ impl EmperorDir {
         out
     }
 
+    /// With `--touch-target`: records the identity of each config's target
+    /// (the whole link chain resolved), which the touch checks again.
+    pub fn record_targets(&mut self, configs: &[ConfigFile]) {
+        if !self.follow {
+            return;
+        }
+        for c in configs {
+            if let Ok(m) = std::fs::metadata(self.path.join(&c.name)) {
+                use std::os::unix::fs::MetadataExt;
+                self.targets.insert(c.name.clone(), (m.dev(), m.ino()));
+            }
+        }
+    }
+
+    /// Configs that are one file under several names (hard links): the
+    /// Emperor sees every name's mtime move at one touch (docs/SECURITY.md).
+    pub fn hard_links(&self, configs: &[ConfigFile]) -> Vec<Vec<String>> {
+        let mut by_inode: std::collections::BTreeMap<(u64, u64), Vec<String>> = Default::default();
+        for c in configs {
+            let st = fstatat(
+                Some(self.fd.as_raw_fd()),
+                c.name.as_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            if let Some(st) = st.ok().filter(|st| st.st_nlink > 1) {
+                let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+                if kind == SFlag::S_IFREG {
+                    by_inode
+                        .entry((st.st_dev, st.st_ino))
+                        .or_default()
+                        .push(c.name.clone());
+                }
+            }
+        }
+        by_inode.into_values().filter(|v| v.len() > 1).collect()
+    }
+
     /// With `--touch-target`: configs whose links lead to the same file.
     /// Touching that file would reload all of them at once (docs/UWSGI.md §3).
     pub fn shared_targets(&self, configs: &[ConfigFile]) -> Vec<(PathBuf, Vec<String>)> {
@@ -174,6 +217,13 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
             filters_given(cfg)
         )));
     }
+    if let Some(names) = dir.hard_links(&configs).into_iter().next() {
+        return Err(Error::Usage(format!(
+            "{} in {} are hard links to one file: touching one reloads all of them at once, behind K; expected one directory entry per config file (use symlinks)",
+            names.join(" and "),
+            dir.path.display()
+        )));
+    }
     if dir.follow {
         if let Some((target, names)) = dir.shared_targets(&configs).into_iter().next() {
             return Err(Error::Usage(format!(
@@ -193,7 +243,8 @@ fn named_by_only(cfg: &crate::cli::Config, name: &str) -> bool {
 
 /// A config in the Emperor directory that runs a fastrouter is the router
 /// the apps subscribe to, not one of them: it is never counted as an app
-/// vassal nor touched, unless `--only` names it.
+/// vassal nor touched, unless `--only` names it. A config that cannot be
+/// read safely is not a router here; `setup::parse_configs` refuses it.
 pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
     load_vassal_config(&dir.path.join(name)).is_ok_and(|c| c.is_router())
 }
@@ -202,12 +253,18 @@ pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
 /// `uwsgi::vassal_config`). The directory is canonicalised as
 /// the vassal's `getcwd()` would be, the file name is kept as given: the
 /// Emperor passes symlinks by name, and `%n` is the link's name.
-pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read vassal config: {e}", path.display()))?;
+///
+/// The read is `safe_read`'s (a regular file of at most
+/// `MAX_CONFIG_BYTES`, never blocking), and a file whose `%` expansions go
+/// over `MAX_EXPANSION` is refused too: `ReadError::Refused` is a
+/// precondition failure for the caller, not a config to skip.
+pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
+    let text = super::safe_read::read_text(path, MAX_CONFIG_BYTES)?;
     let name = path
         .file_name()
-        .ok_or_else(|| format!("{}: expected a config file path", path.display()))?
+        .ok_or_else(|| {
+            ReadError::Failed(format!("{}: expected a config file path", path.display()))
+        })?
         .to_string_lossy()
         .into_owned();
     let parent = match path.parent() {
@@ -215,12 +272,19 @@ pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, String> {
         _ => PathBuf::from("."),
     };
     let dir = std::fs::canonicalize(&parent).map_err(|e| {
-        format!(
+        ReadError::Failed(format!(
             "{}: cannot resolve the config's directory: {e}",
             parent.display()
-        )
+        ))
     })?;
-    Ok(VassalConfig::parse(&text, &name, &dir.to_string_lossy()))
+    let c = VassalConfig::parse(&text, &name, &dir.to_string_lossy());
+    match &c.over_limit {
+        Some(why) => Err(ReadError::Refused(format!(
+            "{}: refused: {why}",
+            path.display()
+        ))),
+        None => Ok(c),
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +310,7 @@ mod tests {
         assert_eq!(c.dir, format!("{}/", dir.display()));
         assert_eq!(c.node_name().as_deref(), Some("/srv/vassals/app_03.sock"));
         let err = load_vassal_config(&base.join("missing.ini")).unwrap_err();
-        assert!(err.contains("missing.ini"), "{err}");
+        assert!(err.message().contains("missing.ini"), "{err:?}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 

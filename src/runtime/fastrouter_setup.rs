@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::safe_read::{self, MAX_CONFIG_BYTES};
 use crate::vassal_config::VassalConfig;
 
 const OPTION: &str = "subscription-tolerance";
@@ -19,6 +20,14 @@ pub struct FastrouterOptions {
     /// node goes, of any key (on a one-key router: when that key empties;
     /// docs/UWSGI.md §15).
     pub cheap: bool,
+    /// Its `fastrouter-subscription-server` (`fastrouter-ss`) values: the
+    /// only servers the tool's datagrams may go to (docs/SECURITY.md).
+    pub servers: Vec<String>,
+    /// `subscriptions-sign-check` is set: it ignores unsigned packets, as
+    /// the tool's are.
+    pub sign_check: bool,
+    /// Its command line was read (the pid is visible here).
+    pub known: bool,
 }
 
 /// The fastrouter's options, if the process `pid` is visible here.
@@ -27,7 +36,9 @@ pub fn options(pid: i64) -> FastrouterOptions {
         return FastrouterOptions::default();
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let Ok(raw) = std::fs::read(proc_dir.join("cmdline")) else {
+    // Every read is bounded and never blocks (safe_read.rs): the ini a
+    // router's command line names may live in a directory others write.
+    let Ok(raw) = safe_read::read_capped(&proc_dir.join("cmdline"), MAX_CONFIG_BYTES) else {
         return FastrouterOptions::default();
     };
     let args: Vec<String> = raw
@@ -36,11 +47,48 @@ pub fn options(pid: i64) -> FastrouterOptions {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let cwd = std::fs::read_link(proc_dir.join("cwd")).unwrap_or_else(|_| PathBuf::from("/"));
-    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let read = |p: &Path| safe_read::read_text(p, MAX_CONFIG_BYTES).ok();
+    let mut servers = Vec::new();
+    for name in ["fastrouter-subscription-server", "fastrouter-ss"] {
+        servers.extend(values(&args, &cwd, &read, name));
+    }
     FastrouterOptions {
         tolerance: from_args(&args, &cwd, &read),
         cheap: option_set(&args, &cwd, &read, "fastrouter-cheap"),
+        servers,
+        sign_check: !values(&args, &cwd, &read, "subscriptions-sign-check").is_empty(),
+        known: true,
     }
+}
+
+/// Every value of option `name` on the command line (`--name V`,
+/// `--name=V`) and in the ini files it names, relative paths resolved
+/// against the directory uWSGI resolves them in (its cwd, or the ini's).
+fn values(
+    args: &[String],
+    cwd: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+    name: &str,
+) -> Vec<String> {
+    let flag = format!("--{name}");
+    let mut out = Vec::new();
+    for (i, a) in args.iter().enumerate().skip(1) {
+        if *a == flag {
+            out.extend(args.get(i + 1).cloned());
+        } else if let Some(v) = a.strip_prefix(&flag).and_then(|r| r.strip_prefix('=')) {
+            out.push(v.to_string());
+        }
+    }
+    for f in inis(args) {
+        let path = resolve(cwd, &f);
+        let Some(text) = read(&path) else { continue };
+        let dir = path
+            .parent()
+            .map_or("/".into(), |d| d.display().to_string());
+        let c = VassalConfig::parse(&text, &f, &dir);
+        out.extend(c.get_all(name).map(str::to_string));
+    }
+    out
 }
 
 /// Is the boolean option `name` set on the command line or in an ini it
@@ -152,6 +200,26 @@ mod tests {
         let a = args(&["uwsgi", "--ini", "/e.ini"]);
         assert!(option_set(&a, Path::new("/"), &ini, "fastrouter-cheap"));
         assert!(!option_set(&a, Path::new("/"), &none, "fastrouter-cheap"));
+    }
+
+    #[test]
+    fn subscription_servers_from_the_command_line_and_an_ini() {
+        let ini = |_: &Path| {
+            Some("[uwsgi]\nfastrouter-subscription-server = /r/ss.sock\nsubscriptions-sign-check = SHA1:/k\n".to_string())
+        };
+        let a = args(&["uwsgi", "--fastrouter-ss=127.0.0.1:7000", "--ini", "/e.ini"]);
+        let mut got = values(&a, Path::new("/"), &ini, "fastrouter-ss");
+        got.extend(values(
+            &a,
+            Path::new("/"),
+            &ini,
+            "fastrouter-subscription-server",
+        ));
+        assert_eq!(got, ["127.0.0.1:7000", "/r/ss.sock"]);
+        assert_eq!(
+            values(&a, Path::new("/"), &ini, "subscriptions-sign-check").len(),
+            1
+        );
     }
 
     #[test]

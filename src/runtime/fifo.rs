@@ -12,123 +12,118 @@
 //!   a leftover nobody reads (e.g. one leaked across the re-exec of a reload).
 //! - The master reads one byte per wake-up and acts on it; `S` *toggles*
 //!   subscriptions. Writing it twice undoes it, so we write exactly once.
+//!
+//! And one rule of a root tool on a shared host (docs/SECURITY.md, the
+//! repair): `S` goes only to a FIFO the vassal's own master holds open. The
+//! configured `master-fifo` path alone is never written: it may name another
+//! tenant's FIFO, and a path can be swapped for a device between a check and
+//! the open. The write opens the master's own descriptor through its magic
+//! link `/proc/<pid>/fd/<N>` and checks the opened file is that very FIFO.
+//! Where `/proc` cannot tell (no pid, unreadable), nothing is written.
 
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::libc;
 
 use crate::vassal_config::VassalConfig;
 
-/// A named FIFO a process holds open, whose path still names that FIFO.
+/// A named FIFO a process holds open on descriptor `fd`, whose path still
+/// names that FIFO.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Held {
-    path: PathBuf,
+pub struct Held {
+    pub pid: i32,
+    pub fd: u64,
+    pub path: PathBuf,
     dev: u64,
     ino: u64,
 }
 
-/// A `master-fifo` path from the config, with its identity if it is a FIFO.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Configured {
-    path: PathBuf,
-    fifo_id: Option<(u64, u64)>,
+impl Held {
+    fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
 }
 
-/// The master FIFO of the vassal master `pid`.
-///
-/// Looks at the FIFOs the process holds open (`/proc/<pid>/fd`), preferring
-/// one that is a `master-fifo` of `config`; falls back to the config's
-/// `master-fifo` path when it exists and is a FIFO (e.g. `/proc/<pid>/fd` is
-/// not readable because the vassal runs as another user).
-pub fn find_master_fifo(pid: i32, config: Option<&VassalConfig>) -> Result<PathBuf, String> {
-    let (held, proc_error) = match held_fifos(pid) {
-        Ok(h) => (h, None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
-    let configured: Vec<Configured> = config
+/// The master FIFO of the vassal master `pid`: among the named FIFOs it
+/// holds open (`/proc/<pid>/fd`), the one that is a `master-fifo` of
+/// `config` (by inode), or without one in the config the only one it
+/// holds.
+pub fn find_master_fifo(pid: i32, config: Option<&VassalConfig>) -> Result<Held, String> {
+    if pid <= 0 {
+        return Err(format!(
+            "pid {pid}: no master pid to look up, so which FIFO it holds is unknown; S is written only to a FIFO the master holds open"
+        ));
+    }
+    let held = held_fifos(pid).map_err(|e| {
+        format!("pid {pid}: cannot list its open files ({e}); S is written only to a FIFO the master holds open")
+    })?;
+    let configured: Vec<(PathBuf, Option<(u64, u64)>)> = config
         .map(|c| c.master_fifo_paths())
         .unwrap_or_default()
         .into_iter()
         .map(|path| {
-            let fifo_id = fs::metadata(&path)
+            let id = fs::metadata(&path)
                 .ok()
                 .filter(|m| m.file_type().is_fifo())
                 .map(|m| (m.dev(), m.ino()));
-            Configured { path, fifo_id }
+            (path, id)
         })
         .collect();
-    select(pid, &held, &configured, proc_error.as_deref())
+    select(pid, &held, &configured)
 }
+
+/// What [`found_no_reader`] recognises: the master has not opened its FIFO
+/// (yet), or nobody reads it.
+const NOT_HELD: &str = "holds no FIFO that is its master-fifo";
 
 /// The decision of [`find_master_fifo`], apart from the file system.
 fn select(
     pid: i32,
     held: &[Held],
-    configured: &[Configured],
-    proc_error: Option<&str>,
-) -> Result<PathBuf, String> {
-    // 1. A held FIFO that is one of the configured ones (same inode, or the
-    //    same path string if the configured path could not be stat'ed).
-    for c in configured {
-        if let Some(h) = held
-            .iter()
-            .find(|h| c.fifo_id == Some((h.dev, h.ino)) || h.path == c.path)
-        {
-            return Ok(h.path.clone());
-        }
-    }
-    // 2. Without a configured master-fifo, a single held FIFO is the one; two
-    //    or more could be application FIFOs, and a wrong `S` is not harmless.
-    if configured.is_empty() {
-        match held {
-            [only] => return Ok(only.path.clone()),
-            [] => {}
-            many => {
-                let names: Vec<String> =
-                    many.iter().map(|h| h.path.display().to_string()).collect();
-                return Err(format!(
-                    "pid {pid}: holds several FIFOs ({}), expected one master FIFO; set master-fifo in the vassal config",
-                    names.join(", ")
-                ));
+    configured: &[(PathBuf, Option<(u64, u64)>)],
+) -> Result<Held, String> {
+    if !configured.is_empty() {
+        // A held FIFO that is one of the configured ones, by inode.
+        for (_, id) in configured {
+            if let Some(h) = held.iter().find(|h| Some(h.id()) == *id) {
+                return Ok(h.clone());
             }
         }
-    }
-    // 3. The configured path, if it is a FIFO on disk.
-    if let Some(c) = configured.iter().find(|c| c.fifo_id.is_some()) {
-        return Ok(c.path.clone());
-    }
-
-    let seen = match (proc_error, held.is_empty()) {
-        (Some(e), _) => format!("cannot list its open files ({e})"),
-        (None, true) => "holds no named FIFO open".to_string(),
-        (None, false) => {
-            let names: Vec<String> = held.iter().map(|h| h.path.display().to_string()).collect();
-            format!("holds {} but none is its master-fifo", names.join(", "))
-        }
-    };
-    let wanted = if configured.is_empty() {
-        "no master-fifo in its config".to_string()
-    } else {
         let names: Vec<String> = configured
             .iter()
-            .map(|c| c.path.display().to_string())
+            .map(|(p, _)| p.display().to_string())
             .collect();
-        format!("master-fifo {} is not a FIFO on disk", names.join(", "))
-    };
-    Err(format!(
-        "pid {pid}: no master FIFO found: it {seen}, and {wanted}"
-    ))
+        return Err(format!(
+            "pid {pid}: {NOT_HELD} ({}); not written",
+            names.join(", ")
+        ));
+    }
+    // Without a configured master-fifo, a single held FIFO is the one; two
+    // or more could be application FIFOs, and a wrong `S` is not harmless.
+    match held {
+        [only] => Ok(only.clone()),
+        [] => Err(format!(
+            "pid {pid}: {NOT_HELD} (it holds no named FIFO open, and its config names no master-fifo); not written"
+        )),
+        many => {
+            let names: Vec<String> = many.iter().map(|h| h.path.display().to_string()).collect();
+            Err(format!(
+                "pid {pid}: holds several FIFOs ({}), expected one master FIFO; set master-fifo in the vassal config",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 /// Named FIFOs `pid` holds open whose path still names the same FIFO,
-/// in fd order.
+/// in fd order. Anonymous pipes are never among them.
 fn held_fifos(pid: i32) -> Result<Vec<Held>, String> {
     let fd_dir = PathBuf::from(format!("/proc/{pid}/fd"));
     let entries = fs::read_dir(&fd_dir).map_err(|e| format!("{}: {e}", fd_dir.display()))?;
-    let mut found: Vec<(u64, Held)> = Vec::new();
+    let mut found: Vec<Held> = Vec::new();
     for entry in entries.flatten() {
         let fd_path = entry.path();
         let Some(fd) = entry
@@ -157,23 +152,22 @@ fn held_fifos(pid: i32) -> Result<Vec<Held>, String> {
         // "/path (deleted)", a replaced one has another inode.
         match fs::metadata(&target) {
             Ok(m) if m.file_type().is_fifo() && m.dev() == open.dev() && m.ino() == open.ino() => {
-                found.push((
+                found.push(Held {
+                    pid,
                     fd,
-                    Held {
-                        path: target,
-                        dev: open.dev(),
-                        ino: open.ino(),
-                    },
-                ));
+                    path: target,
+                    dev: open.dev(),
+                    ino: open.ino(),
+                });
             }
             _ => continue,
         }
     }
-    found.sort_by_key(|(fd, _)| *fd);
+    found.sort_by_key(|h| h.fd);
     let mut held: Vec<Held> = Vec::new();
-    for (_, h) in found {
+    for h in found {
         // The same FIFO open twice counts once.
-        if !held.contains(&h) {
+        if !held.iter().any(|x| x.id() == h.id()) {
             held.push(h);
         }
     }
@@ -182,54 +176,48 @@ fn held_fifos(pid: i32) -> Result<Vec<Held>, String> {
 
 const NO_READER: &str = "no process has the FIFO open for reading";
 
-/// The error of [`write_fifo_command`] says no process had the FIFO open
-/// for reading: a master that has not entered its loop yet, or none.
+/// The error of [`find_master_fifo`] or [`write_fifo_command`] says the
+/// master does not hold its FIFO open, or no process reads it: a master
+/// that has not entered its loop yet, or none. A repair may wait for it.
 pub fn found_no_reader(error: &str) -> bool {
-    error.contains(NO_READER)
+    error.contains(NO_READER) || error.contains(NOT_HELD)
 }
 
-/// Write the single command byte `byte` to the FIFO at `path`.
+/// Writes the single command byte `byte` to the FIFO `fifo` its master
+/// holds, through the master's own descriptor (`/proc/<pid>/fd/<N>`).
 ///
 /// Non-blocking open: with no reader it fails with ENXIO at once instead of
-/// waiting for one (the master may be between closing and recreating it, or
-/// dead). One `write` of one byte, then close.
-pub fn write_fifo_command(path: &Path, byte: u8) -> Result<(), String> {
-    let shown = path.display();
-    // Check first, so a wrong path is never opened for writing (a regular
-    // file would not be truncated, but a device could react to the open).
-    match fs::metadata(path) {
-        Ok(m) if m.file_type().is_fifo() => {}
-        Ok(m) => {
+/// waiting for one. The opened file must be that same FIFO (dev, inode):
+/// the descriptor may have been closed and reused since it was listed. One
+/// `write` of one byte, then close.
+pub fn write_fifo_command(fifo: &Held, byte: u8) -> Result<(), String> {
+    let shown = fifo.path.display();
+    let magic = PathBuf::from(format!("/proc/{}/fd/{}", fifo.pid, fifo.fd));
+    // Checked before the open too, so a reused descriptor that is now a
+    // device is not even opened (the check after the open is the proof).
+    let same = |m: &fs::Metadata| m.file_type().is_fifo() && (m.dev(), m.ino()) == fifo.id();
+    match fs::metadata(&magic) {
+        Ok(m) if same(&m) => {}
+        Ok(_) | Err(_) => {
             return Err(format!(
-                "{shown}: expected a FIFO, found {}",
-                kind_of(&m.file_type())
+                "{shown}: the master (pid {}) no longer holds it on fd {}; not written",
+                fifo.pid, fifo.fd
             ))
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(format!(
-                "{shown}: expected the master FIFO, it does not exist"
-            ))
-        }
-        Err(e) => return Err(format!("{shown}: cannot stat the master FIFO: {e}")),
     }
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(&magic)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENXIO) => format!("{shown}: {NO_READER} (is the vassal master running?)"),
-            Some(libc::ENOENT) => {
-                format!("{shown}: expected the master FIFO, it disappeared (being recreated?)")
-            }
             _ => format!("{shown}: cannot open the master FIFO for writing: {e}"),
         })?;
-    // Between the check and the open the path may have been replaced.
     match file.metadata() {
-        Ok(m) if m.file_type().is_fifo() => {}
-        Ok(m) => {
+        Ok(m) if same(&m) => {}
+        Ok(_) => {
             return Err(format!(
-                "{shown}: expected a FIFO, found {}",
-                kind_of(&m.file_type())
+                "{shown}: the opened file is not the FIFO the master holds; not written"
             ))
         }
         Err(e) => return Err(format!("{shown}: cannot stat the opened FIFO: {e}")),
@@ -249,30 +237,13 @@ pub fn write_fifo_command(path: &Path, byte: u8) -> Result<(), String> {
     }
 }
 
-fn kind_of(t: &fs::FileType) -> &'static str {
-    if t.is_file() {
-        "a regular file"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_symlink() {
-        "a symlink"
-    } else {
-        "something else"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use nix::sys::stat::Mode;
     use nix::unistd::mkfifo;
     use std::io::Read;
+    use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -324,12 +295,54 @@ mod tests {
         std::process::id() as i32
     }
 
+    /// A child that holds `fifo` (read-write, so it does not block) like a
+    /// vassal master, or only sleeps (`None`); killed on drop.
+    struct Master(std::process::Child);
+
+    impl Master {
+        fn start(fifo: Option<&Path>) -> Master {
+            use std::io::BufRead;
+            use std::process::{Command, Stdio};
+            let script = match fifo {
+                Some(_) => "exec 3<>\"$0\"; echo ready; exec sleep 600",
+                None => "echo ready; exec sleep 600",
+            };
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg(fifo.unwrap_or(Path::new("-")))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line, "ready\n");
+            Master(child)
+        }
+        fn pid(&self) -> i32 {
+            self.0.id() as i32
+        }
+    }
+
+    impl Drop for Master {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
-    fn writes_exactly_one_byte() {
+    fn writes_exactly_one_byte_through_the_masters_descriptor() {
         let d = TempDir::new("write");
         let p = d.fifo("m.fifo");
         let mut r = reader(&p);
-        write_fifo_command(&p, b'S').unwrap();
+        let cfg = config_with_fifo(&d.0, "m.fifo");
+        let held = find_master_fifo(me(), Some(&cfg)).unwrap();
+        assert_eq!(held.path, p);
+        write_fifo_command(&held, b'S').unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(r.read(&mut buf).unwrap(), 1);
         assert_eq!(buf[0], b'S');
@@ -337,33 +350,45 @@ mod tests {
         assert_eq!(r.read(&mut buf).unwrap(), 0);
     }
 
+    /// The master holds its FIFO only for writing and nobody reads it: the
+    /// non-blocking open fails at once, and a repair may wait for a reader.
     #[test]
     fn no_reader_is_reported() {
         let d = TempDir::new("noreader");
         let p = d.fifo("m.fifo");
-        let e = write_fifo_command(&p, b'S').unwrap_err();
-        assert!(
-            e.contains("no process has the FIFO open for reading"),
-            "{e}"
-        );
+        let r = reader(&p);
+        let _w = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        drop(r);
+        let cfg = config_with_fifo(&d.0, "m.fifo");
+        let held = find_master_fifo(me(), Some(&cfg)).unwrap();
+        let e = write_fifo_command(&held, b'S').unwrap_err();
+        assert!(found_no_reader(&e), "{e}");
         assert!(e.starts_with(&p.display().to_string()), "{e}");
         assert!(!e.contains('\n'));
     }
 
+    /// A master-fifo naming a regular file, a directory, a missing path or
+    /// a device the process holds open: never a FIFO it holds, so nothing
+    /// is opened for writing and the file keeps its bytes.
     #[test]
-    fn refuses_what_is_not_a_fifo() {
+    fn a_master_fifo_that_is_no_held_fifo_is_never_written() {
         let d = TempDir::new("notfifo");
         let f = d.0.join("plain");
         fs::write(&f, b"keep").unwrap();
-        let e = write_fifo_command(&f, b'S').unwrap_err();
-        assert!(e.contains("expected a FIFO, found a regular file"), "{e}");
+        let _f = fs::File::open(&f).unwrap();
+        let _null = fs::File::open("/dev/null").unwrap();
+        for path in [
+            f.clone(),
+            d.0.clone(),
+            d.0.join("missing"),
+            "/dev/null".into(),
+        ] {
+            let cfg = config_with_fifo(&d.0, &path.to_string_lossy());
+            let e = find_master_fifo(me(), Some(&cfg)).unwrap_err();
+            assert!(e.contains(NOT_HELD) && e.contains("not written"), "{e}");
+            assert!(!e.contains('\n'));
+        }
         assert_eq!(fs::read(&f).unwrap(), b"keep");
-
-        let e = write_fifo_command(&d.0, b'S').unwrap_err();
-        assert!(e.contains("found a directory"), "{e}");
-
-        let e = write_fifo_command(&d.0.join("missing"), b'S').unwrap_err();
-        assert!(e.contains("does not exist"), "{e}");
     }
 
     #[test]
@@ -373,7 +398,7 @@ mod tests {
         let _r = reader(&p);
         // Relative master-fifo, resolved against the vassal's directory.
         let cfg = config_with_fifo(&d.0, "app.fifo");
-        assert_eq!(find_master_fifo(me(), Some(&cfg)).unwrap(), p);
+        assert_eq!(find_master_fifo(me(), Some(&cfg)).unwrap().path, p);
     }
 
     #[test]
@@ -397,38 +422,41 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_only_fifo_another_process_holds() {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
+    fn finds_and_writes_the_only_fifo_another_process_holds() {
         let d = TempDir::new("child");
         let p = d.fifo("master.fifo");
-        // The child opens the FIFO (read-write, so it does not block), says
-        // so, then holds it like a vassal master would.
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg("exec 3<>\"$0\"; echo ready; exec sleep 600")
-            .arg(&p)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n");
-        let found = find_master_fifo(child.id() as i32, None);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(found.unwrap(), p);
+        let master = Master::start(Some(&p));
+        let found = find_master_fifo(master.pid(), None).unwrap();
+        assert_eq!(found.path, p);
+        assert_eq!(found.pid, master.pid());
+        write_fifo_command(&found, b'S').unwrap();
+        // The byte is in the FIFO the master holds.
+        let mut r = reader(&p);
+        let mut buf = [0u8; 4];
+        assert_eq!(r.read(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'S');
     }
 
+    /// Another tenant's FIFO, with a reader, named by this vassal's
+    /// master-fifo: its master (the pid) does not hold it, so nothing is
+    /// written to it; a master that holds only pipes (its stdin here) has
+    /// no FIFO to write either.
     #[test]
-    fn falls_back_to_the_configured_path_when_not_held() {
-        let d = TempDir::new("fallback");
-        let p = d.fifo("app.fifo");
-        let cfg = config_with_fifo(&d.0, &p.to_string_lossy());
-        assert_eq!(find_master_fifo(me(), Some(&cfg)).unwrap(), p);
+    fn refuses_to_write_when_the_master_holds_no_fifo() {
+        let d = TempDir::new("foreign");
+        let foreign = d.fifo("other-tenant.fifo");
+        let mut r = reader(&foreign);
+        let master = Master::start(None);
+        let cfg = config_with_fifo(&d.0, &foreign.to_string_lossy());
+        let e = find_master_fifo(master.pid(), Some(&cfg)).unwrap_err();
+        assert!(
+            e.contains(NOT_HELD) && e.contains("other-tenant.fifo"),
+            "{e}"
+        );
+        let e = find_master_fifo(master.pid(), None).unwrap_err();
+        assert!(e.contains("holds no named FIFO"), "{e}");
+        let mut buf = [0u8; 4];
+        assert!(matches!(r.read(&mut buf), Ok(0) | Err(_)), "written");
     }
 
     #[test]
@@ -437,28 +465,27 @@ mod tests {
         let cfg = config_with_fifo(&d.0, "gone.fifo");
         let e = find_master_fifo(me(), Some(&cfg)).unwrap_err();
         assert!(e.contains("gone.fifo"), "{e}");
-        assert!(e.contains("not a FIFO on disk"), "{e}");
         assert!(!e.contains('\n'));
-
-        // A pid that cannot exist (above pid_max).
+        // A pid that cannot exist (above pid_max), and no pid at all.
         let e = find_master_fifo(i32::MAX, None).unwrap_err();
         assert!(e.contains("cannot list its open files"), "{e}");
-        assert!(e.contains("no master-fifo in its config"), "{e}");
+        let e = find_master_fifo(0, Some(&cfg)).unwrap_err();
+        assert!(e.contains("no master pid"), "{e}");
+        assert!(!found_no_reader(&e), "{e}");
     }
 
     fn held(path: &str, ino: u64) -> Held {
         Held {
+            pid: 1,
+            fd: ino,
             path: PathBuf::from(path),
             dev: 1,
             ino,
         }
     }
 
-    fn configured(path: &str, ino: Option<u64>) -> Configured {
-        Configured {
-            path: PathBuf::from(path),
-            fifo_id: ino.map(|i| (1, i)),
-        }
+    fn configured(path: &str, ino: Option<u64>) -> (PathBuf, Option<(u64, u64)>) {
+        (PathBuf::from(path), ino.map(|i| (1, i)))
     }
 
     #[test]
@@ -470,30 +497,33 @@ mod tests {
             configured("/app/m1.fifo", Some(9)),
         ];
         assert_eq!(
-            select(1, &h, &c, None).unwrap(),
+            select(1, &h, &c).unwrap().path,
             PathBuf::from("/app/m1.fifo")
         );
     }
 
     #[test]
-    fn select_matches_by_inode_across_path_spellings() {
+    fn select_matches_by_inode_only() {
         let h = [held("/real/app.fifo", 9)];
         let c = [configured("/link/app.fifo", Some(9))];
         assert_eq!(
-            select(1, &h, &c, None).unwrap(),
+            select(1, &h, &c).unwrap().path,
             PathBuf::from("/real/app.fifo")
         );
+        // The same path string, but not the held inode: not written.
+        let c = [configured("/real/app.fifo", None)];
+        assert!(select(1, &h, &c).is_err());
     }
 
     #[test]
     fn select_without_config() {
         assert_eq!(
-            select(1, &[held("/a.fifo", 1)], &[], None).unwrap(),
+            select(1, &[held("/a.fifo", 1)], &[]).unwrap().path,
             PathBuf::from("/a.fifo")
         );
-        let e = select(1, &[held("/a.fifo", 1), held("/b.fifo", 2)], &[], None).unwrap_err();
+        let e = select(1, &[held("/a.fifo", 1), held("/b.fifo", 2)], &[]).unwrap_err();
         assert!(e.contains("several FIFOs") && e.contains("/b.fifo"), "{e}");
-        let e = select(1, &[], &[], None).unwrap_err();
+        let e = select(1, &[], &[]).unwrap_err();
         assert!(e.contains("holds no named FIFO"), "{e}");
     }
 
@@ -501,27 +531,7 @@ mod tests {
     fn select_ignores_unrelated_held_fifos_when_configured() {
         let h = [held("/app/other.fifo", 7)];
         let c = [configured("/app/m.fifo", Some(3))];
-        assert_eq!(
-            select(1, &h, &c, None).unwrap(),
-            PathBuf::from("/app/m.fifo")
-        );
-        let c = [configured("/app/m.fifo", None)];
-        let e = select(1, &h, &c, None).unwrap_err();
-        assert!(e.contains("none is its master-fifo"), "{e}");
-    }
-
-    #[test]
-    fn select_falls_back_when_proc_is_unreadable() {
-        let c = [configured("/app/m.fifo", Some(3))];
-        assert_eq!(
-            select(1, &[], &c, Some("permission denied")).unwrap(),
-            PathBuf::from("/app/m.fifo")
-        );
-        let c = [configured("/app/m.fifo", None)];
-        let e = select(1, &[], &c, Some("permission denied")).unwrap_err();
-        assert!(
-            e.contains("permission denied") && e.contains("/app/m.fifo"),
-            "{e}"
-        );
+        let e = select(1, &h, &c).unwrap_err();
+        assert!(e.contains(NOT_HELD) && e.contains("/app/m.fifo"), "{e}");
     }
 }

@@ -182,25 +182,31 @@ pub fn shared_logs(parsed: &[(String, Result<VassalConfig, String>)]) -> BTreeSe
 }
 
 /// The vassal master's stderr when it is a regular file, else its
-/// `logto` file.
+/// `logto` file. Never blocks and never reads what is not a regular file
+/// (docs/SECURITY.md, log watch): both are opened non-blocking and checked
+/// on the open descriptor, so a FIFO swapped in is refused at once, not
+/// waited on; the `logto` path is opened without following a link (the
+/// application user owns its directory).
 fn open_log(pid: i64, config: Option<&VassalConfig>) -> Result<(File, PathBuf), String> {
     let stderr = PathBuf::from(format!("/proc/{pid}/fd/2"));
     let mut why = Vec::new();
     if pid > 0 {
+        // A look first, so a pipe or socket is not even opened (reading it
+        // would steal the vassal's log); the open descriptor is the proof.
         match fs::metadata(&stderr) {
-            Ok(m) if m.is_file() => match File::open(&stderr) {
+            Ok(m) if m.is_file() => match open_file(&stderr, false) {
                 Ok(f) => {
                     let shown = fs::read_link(&stderr).unwrap_or(stderr);
                     return Ok((f, shown));
                 }
-                Err(e) => why.push(format!("{}: {e}", stderr.display())),
+                Err(e) => why.push(e),
             },
             Ok(_) => why.push(format!("{} is not a file", stderr.display())),
             Err(e) => why.push(format!("{}: {e}", stderr.display())),
         }
     }
     if let Some(p) = config.and_then(VassalConfig::log_file) {
-        match open_file(&p) {
+        match open_file(&p, true) {
             Ok(f) => return Ok((f, p)),
             Err(e) => why.push(e),
         }
@@ -212,12 +218,10 @@ fn open_log(pid: i64, config: Option<&VassalConfig>) -> Result<(File, PathBuf), 
     })
 }
 
-fn open_file(p: &Path) -> Result<File, String> {
-    match fs::metadata(p) {
-        Ok(m) if m.is_file() => File::open(p).map_err(|e| format!("{}: {e}", p.display())),
-        Ok(_) => Err(format!("{}: not a regular file", p.display())),
-        Err(e) => Err(format!("{}: {e}", p.display())),
-    }
+fn open_file(p: &Path, nofollow: bool) -> Result<File, String> {
+    super::safe_read::open_regular(p, nofollow, MAX_READ)
+        .map(|(f, _)| f)
+        .map_err(|e| e.message().to_string())
 }
 
 #[cfg(test)]
@@ -344,6 +348,39 @@ mod tests {
         );
         fs::write(&log, &line).unwrap();
         assert_eq!(logs.scan().len(), 1);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A FIFO (no writer) or a link at the `logto` path: refused at once,
+    /// never waited on nor followed (the guard thread only ends a hang).
+    #[test]
+    fn a_fifo_or_link_at_the_logto_path_is_refused_at_once() {
+        let d = tmp("fifo");
+        let log = d.join("app_01.log");
+        nix::unistd::mkfifo(&log, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        let cfg = config(&d, &log);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c = cfg.clone();
+        std::thread::spawn(move || {
+            let mut logs = HookLogs::default();
+            let _ = tx.send(logs.watch("app_01", 0, Some(&c), &BTreeSet::new()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = fs::OpenOptions::new().write(true).open(&log);
+                panic!("watching a FIFO log blocked");
+            });
+        let e = r.unwrap_err();
+        assert!(e.contains("a FIFO") && e.contains("app_01.log"), "{e}");
+        fs::remove_file(&log).unwrap();
+        let real = d.join("real.log");
+        fs::write(&real, "").unwrap();
+        std::os::unix::fs::symlink(&real, &log).unwrap();
+        let e = HookLogs::default()
+            .watch("app_01", 0, Some(&cfg), &BTreeSet::new())
+            .unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -12,6 +12,7 @@ pub mod permissions;
 pub mod prober;
 pub mod repairs;
 pub mod routers;
+pub mod safe_read;
 pub mod setup;
 pub mod stats_reader;
 pub mod touch;

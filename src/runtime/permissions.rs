@@ -23,12 +23,12 @@ use crate::vassal_config::VassalConfig;
 /// CAP_FOWNER: may set the times of files one does not own.
 const CAP_FOWNER: u32 = 3;
 
-/// Everything the rollout will need, checked in the order it would need it.
+/// The files the rollout will act on, before anything is read of uWSGI:
+/// each config's mtime, and each master FIFO a repair may write.
 pub fn check(
     dir: &EmperorDir,
     configs: &[ConfigFile],
     parsed: &[(String, Result<VassalConfig, String>)],
-    servers: &[String],
     repair: bool,
 ) -> Result<(), Error> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -40,15 +40,12 @@ pub fn check(
     for c in configs {
         may_set_mtime(dir, &c.name, euid, fowner)?;
     }
-    for s in servers {
-        may_send_to(s)?;
-    }
     if repair {
         for (name, p) in parsed {
-            // Only the vassals a repair can concern: the start-unsubscribed
-            // + writefifo S hook pattern (runtime::repairs).
+            // Only the vassals a repair can concern: those that start with
+            // their subscriptions blocked (`Settings::repairable`).
             let Ok(p) = p else { continue };
-            if p.lost_hook_marker().is_none() {
+            if !p.start_unsubscribed {
                 continue;
             }
             for fifo in p.master_fifo_paths() {
@@ -57,6 +54,14 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// Each subscription server the drain will use accepts a datagram from us.
+/// Checked once the servers are known, which may take a look at the
+/// routers' own options (`setup::checked_servers`): a server no router
+/// names is dropped, never refused.
+pub fn check_servers(servers: &[String]) -> Result<(), Error> {
+    servers.iter().try_for_each(|s| may_send_to(s))
 }
 
 /// utimensat(2) with explicit times needs the file's owner or CAP_FOWNER,

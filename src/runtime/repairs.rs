@@ -121,8 +121,9 @@ fn write_repair(
     config: Option<&VassalConfig>,
     retry: bool,
 ) -> Option<Result<String, String>> {
-    let result = fifo::find_master_fifo(pid as i32, config).and_then(|path| {
-        fifo::write_fifo_command(&path, b'S').map(|()| path.display().to_string())
+    let pid = i32::try_from(pid).unwrap_or(0);
+    let result = fifo::find_master_fifo(pid, config).and_then(|held| {
+        fifo::write_fifo_command(&held, b'S').map(|()| held.path.display().to_string())
     });
     match result {
         Err(e) if retry && fifo::found_no_reader(&e) => None,
@@ -137,11 +138,12 @@ mod tests {
     use std::os::unix::fs::OpenOptionsExt;
 
     /// The race's other side: the master opens its FIFO moments after the
-    /// hook found none, so a repair written at once may meet no reader. It
-    /// is kept for a retry (only when asked), and succeeds once a reader
-    /// has the FIFO open.
+    /// hook found none, so a repair written at once may find the master
+    /// holding no FIFO yet. It is kept for a retry (only when asked), and
+    /// succeeds once the master holds its FIFO. Without a pid nothing is
+    /// written, and that is not retried.
     #[test]
-    fn a_repair_waits_for_the_fifos_reader_only_when_asked() {
+    fn a_repair_waits_for_the_masters_fifo_only_when_asked() {
         let d = std::env::temp_dir().join(format!("uwsgi-reload-repairs-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
@@ -149,20 +151,25 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let text = format!("[uwsgi]\nmaster-fifo = {}\n", fifo.display());
         let cfg = VassalConfig::parse(&text, "app_01.ini", d.to_str().unwrap());
-        // pid 0: no /proc to look at; the config's master-fifo is used.
-        assert_eq!(write_repair(0, Some(&cfg), true), None);
-        match write_repair(0, Some(&cfg), false) {
+        let me = std::process::id() as i64;
+        assert_eq!(write_repair(me, Some(&cfg), true), None);
+        match write_repair(me, Some(&cfg), false) {
             Some(Err(e)) => assert!(fifo::found_no_reader(&e), "{e}"),
-            other => panic!("expected no reader, got {other:?}"),
+            other => panic!("expected no FIFO held yet, got {other:?}"),
         }
-        // A reader (as the master's non-blocking open): the write goes through.
+        // pid 0: /proc cannot tell; an error at once, never a write.
+        match write_repair(0, Some(&cfg), true) {
+            Some(Err(e)) => assert!(e.contains("no master pid"), "{e}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // This process now holds it as the master does: the write goes through.
         let reader = fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(&fifo)
             .unwrap();
         assert_eq!(
-            write_repair(0, Some(&cfg), true),
+            write_repair(me, Some(&cfg), true),
             Some(Ok(fifo.display().to_string()))
         );
         let mut byte = [0u8; 1];

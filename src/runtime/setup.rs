@@ -14,6 +14,10 @@ use crate::engine::NodeMatch;
 use crate::error::Error;
 use crate::vassal_config::VassalConfig;
 
+/// One selected config and what reading it gave: its parse, or why it could
+/// not be read (then it is simply not used for mapping, drain or repair).
+pub type Parsed = (String, Result<VassalConfig, String>);
+
 /// Everything opened before the first stats read: the directory, its lock,
 /// the watch, the configs and what they say.
 pub struct Prepared {
@@ -40,22 +44,19 @@ impl Prepared {
 /// Opens and checks everything that needs no socket: usage errors (exit 2)
 /// and the lock (exit 3) come out of here, before anything is read.
 pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
-    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
+    let mut dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
     // Watch before listing, so nothing that happens in between is lost.
     let watcher = Watcher::new(&dir)?;
     let configs = super::configs::select(cfg, &dir)?;
-    let parsed = parse_configs(&dir, &configs);
-    let (subscription_servers, mut notes) = subscription_server(cfg, &parsed);
+    dir.record_targets(&configs);
+    let parsed = parse_configs(&dir, &configs)?;
     // May this process do what the rollout will do? Read-only checks, so
-    // before the lock: a refusal leaves nothing behind.
-    super::permissions::check(
-        &dir,
-        &configs,
-        &parsed,
-        &subscription_servers,
-        cfg.settings.repair,
-    )?;
-    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path)?;
+    // before the lock: a refusal leaves nothing behind. The files first,
+    // before anything of uWSGI is read.
+    super::permissions::check(&dir, &configs, &parsed, cfg.settings.repair)?;
+    let (subscription_servers, mut notes) = checked_servers(cfg, &parsed);
+    super::permissions::check_servers(&subscription_servers)?;
+    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path, cfg.wait_lock_ms)?;
     let routers: Vec<String> = dir
         .list()?
         .into_iter()
@@ -106,6 +107,82 @@ pub fn subscription_server(
         }
         servers
     };
+    (servers, notes)
+}
+
+/// Of the servers the configs name, those a fastrouter the tool reads
+/// subscribes on (its `fastrouter-subscription-server`): a config names
+/// any address it likes (`/dev/log`, the journal, a remote host), and the
+/// datagrams carry other tenants' keys (docs/SECURITY.md, datagrams).
+/// `routers`: each router's options, `None` where they cannot be read
+/// (stats over TCP, /proc unreadable): then every server is kept, with a
+/// note. A router that checks signatures ignores the tool's unsigned
+/// packets: no server (drain and early announce off), with a note.
+pub fn servers_the_routers_name(
+    servers: Vec<String>,
+    routers: &[Option<super::fastrouter_setup::FastrouterOptions>],
+) -> (Vec<String>, Vec<String>) {
+    if servers.is_empty() {
+        return (servers, Vec::new());
+    }
+    if routers.iter().flatten().any(|r| r.sign_check) {
+        return (Vec::new(), vec!["note: drain and early announce are off: the fastrouter checks subscription signatures (subscriptions-sign-check) and ignores the tool's unsigned packets".to_string()]);
+    }
+    let named: Vec<&String> = routers.iter().flatten().flat_map(|r| &r.servers).collect();
+    if routers.is_empty()
+        || routers.iter().any(|r| {
+            r.as_ref()
+                .map_or(true, |r| !r.known || r.servers.is_empty())
+        })
+    {
+        let note = format!(
+            "note: the fastrouter's own subscription servers cannot be read here (stats over TCP, /proc unreadable, or not on its command line or ini): sending to every server the vassal configs name ({}); pass --subscription-server to choose",
+            servers.join(", ")
+        );
+        return (servers, vec![note]);
+    }
+    let (kept, dropped): (Vec<String>, Vec<String>) =
+        servers.into_iter().partition(|s| named.contains(&s));
+    let notes = if dropped.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "note: not sending to {}: named by a vassal config, but no fastrouter the tool reads subscribes there",
+            dropped.join(", ")
+        )]
+    };
+    (kept, notes)
+}
+
+/// Each fastrouter's options, read from its command line where its stats
+/// socket is a unix socket here (one stats read for its pid); `None` where
+/// that cannot be done. Only when `--subscription-server` is not given.
+pub fn routers_options(cfg: &Config) -> Vec<Option<super::fastrouter_setup::FastrouterOptions>> {
+    let t = std::time::Duration::from_millis(cfg.stats_timeout_ms);
+    cfg.fastrouter_stats
+        .iter()
+        .map(|spec| {
+            if !matches!(spec, crate::cli::SocketSpec::Unix(_)) {
+                return None;
+            }
+            let source = crate::stats::StatsSource::Fastrouter;
+            let bytes = super::stats_reader::read_once(source, spec, t).ok()?;
+            let pid = crate::stats::FastrouterSnapshot::parse(&bytes).ok()?.pid;
+            let o = super::fastrouter_setup::options(pid);
+            o.known.then_some(o)
+        })
+        .collect()
+}
+
+/// `subscription_server` and then [`servers_the_routers_name`]: the one
+/// way the rollout, `--dry-run` and `status` pick their servers.
+pub fn checked_servers(cfg: &Config, parsed: &[Parsed]) -> (Vec<String>, Vec<String>) {
+    let (servers, mut notes) = subscription_server(cfg, parsed);
+    if cfg.subscription_server.is_some() || servers.is_empty() {
+        return (servers, notes);
+    }
+    let (servers, more) = servers_the_routers_name(servers, &routers_options(cfg));
+    notes.extend(more);
     (servers, notes)
 }
 
@@ -344,19 +421,109 @@ pub fn node_match(
     }
 }
 
-/// Each config, parsed where it can be (a config it cannot read is simply
-/// not used for mapping, drain or repair).
+/// Each config, parsed where it can be (a config it cannot read, e.g.
+/// gone or unreadable, is simply not used for mapping, drain or repair).
+/// One that is not safe to read (not a regular file, over the size cap,
+/// `%` expansions over their budget: docs/SECURITY.md) is a precondition
+/// error: the rollout, `--dry-run` and `status` stop before anything is
+/// touched, rather than go on without what that config says.
 pub fn parse_configs(
     dir: &EmperorDir,
     configs: &[crate::engine::ConfigFile],
-) -> Vec<(String, Result<VassalConfig, String>)> {
-    configs
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                super::configs::load_vassal_config(&dir.path.join(&c.name)),
-            )
+) -> Result<Vec<Parsed>, Error> {
+    use super::safe_read::ReadError;
+    let mut out = Vec::with_capacity(configs.len());
+    for c in configs {
+        let parsed = match super::configs::load_vassal_config(&dir.path.join(&c.name)) {
+            Ok(p) => Ok(p),
+            Err(ReadError::Refused(why)) => {
+                return Err(Error::Precondition(format!("{why}; nothing was touched")))
+            }
+            Err(ReadError::Failed(why)) => Err(why),
+        };
+        let max = VassalConfig::MAX_SUBSCRIBE_FREQ_S;
+        if let Some(f) = parsed.as_ref().ok().and_then(VassalConfig::subscribe_freq) {
+            if f > max {
+                return Err(Error::Precondition(format!(
+                    "{}: refused: subscribe-freq = {f} is over {max} s, the most this tool accepts; nothing was touched",
+                    dir.path.join(&c.name).display()
+                )));
+            }
+        }
+        out.push((c.name.clone(), parsed));
+    }
+    if let Some((node, a, b)) = claimed_twice(&out) {
+        return Err(Error::Precondition(format!(
+            "{a} and {b} both claim the fastrouter node {node}: the drain of one would unsubscribe the other's node; expected one config per node address; nothing was touched"
+        )));
+    }
+    Ok(out)
+}
+
+/// Two configs whose subscriptions name the same node (address): nodes are
+/// matched by address, so one tenant's `subscribe2 addr=` naming another's
+/// socket would make the tool drain the victim (docs/SECURITY.md, nodes).
+/// The first such node and the two configs.
+pub fn claimed_twice(parsed: &[Parsed]) -> Option<(String, String, String)> {
+    let mut owner: std::collections::BTreeMap<String, &str> = Default::default();
+    for (name, p) in parsed {
+        let Ok(c) = p else { continue };
+        for node in c.node_names() {
+            match owner.get(node.as_str()) {
+                Some(first) if *first != name => {
+                    return Some((node, first.to_string(), name.clone()))
+                }
+                _ => {
+                    owner.insert(node, name);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::fastrouter_setup::FastrouterOptions;
+
+    fn router(servers: &[&str], sign_check: bool) -> Option<FastrouterOptions> {
+        Some(FastrouterOptions {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            sign_check,
+            known: true,
+            ..FastrouterOptions::default()
         })
-        .collect()
+    }
+
+    fn named(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Datagrams go only to the servers the routers subscribe on; a
+    /// config's `/dev/log` or remote address is dropped with a note naming
+    /// it; both routers of an HA pair count.
+    #[test]
+    fn only_servers_a_router_names_are_kept() {
+        let configs = named(&["/dev/log", "/r/a.sock", "/r/b.sock", "10.0.0.9:7000"]);
+        let routers = [router(&["/r/a.sock"], false), router(&["/r/b.sock"], false)];
+        let (kept, notes) = servers_the_routers_name(configs, &routers);
+        assert_eq!(kept, ["/r/a.sock", "/r/b.sock"]);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("/dev/log, 10.0.0.9:7000"), "{notes:?}");
+    }
+
+    /// Where a router's options cannot be read, every server is kept (as
+    /// before) and a note says so; a router checking signatures turns the
+    /// tool's packets off.
+    #[test]
+    fn unknown_routers_keep_every_server_and_sign_check_turns_them_off() {
+        let configs = named(&["/r/a.sock", "/dev/log"]);
+        let (kept, notes) = servers_the_routers_name(configs.clone(), &[None]);
+        assert_eq!(kept, configs);
+        assert!(notes[0].contains("cannot be read"), "{notes:?}");
+        let (kept, notes) = servers_the_routers_name(configs, &[router(&["/r/a.sock"], true)]);
+        assert!(kept.is_empty());
+        assert!(notes[0].contains("subscriptions-sign-check"), "{notes:?}");
+    }
 }

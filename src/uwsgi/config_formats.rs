@@ -35,13 +35,34 @@ impl Format {
 }
 
 /// The options of the `uwsgi` block of a non-ini config, in order.
+/// A list repeats its option's name per item, so a long name over many
+/// short items would multiply the input: the options may hold at most the
+/// text's length plus `MAX_EXPANSION` bytes in all, else [`over`] is the
+/// error (docs/SECURITY.md, expansion).
 pub fn options(format: Format, text: &str) -> Result<Vec<(String, String)>, String> {
-    match format {
+    let out = match format {
         Format::Ini => Err("ini is read by vassal_config".into()),
         Format::Json => json(text),
-        Format::Yaml => Ok(yaml(text)),
+        Format::Yaml => yaml(text),
         Format::Xml => xml(text),
+    }?;
+    let limit = text.len() + crate::vassal_config::MAX_EXPANSION;
+    let mut total = 0;
+    for (k, v) in &out {
+        total += k.len() + v.len();
+        if total > limit {
+            return Err(over());
+        }
     }
+    Ok(out)
+}
+
+/// The error of [`options`] over its budget.
+pub fn over() -> String {
+    format!(
+        "its options would hold more than {} KiB beyond the file's own size (the limit per config file)",
+        crate::vassal_config::MAX_EXPANSION / 1024
+    )
 }
 
 fn json(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -52,11 +73,19 @@ fn json(text: &str) -> Result<Vec<(String, String)>, String> {
         return Err("expected a JSON object with a \"uwsgi\" object".into());
     };
     let mut out = Vec::new();
-    let mut push = |k: &str, v: &Value| match v {
-        Value::String(s) => out.push((k.to_string(), s.clone())),
-        Value::Number(n) => out.push((k.to_string(), n.to_string())),
-        Value::Bool(true) => out.push((k.to_string(), "1".into())),
-        _ => {}
+    // Bytes left before the budget of `options` (a list repeats its key).
+    let mut left = text.len() + crate::vassal_config::MAX_EXPANSION;
+    let mut push = |k: &str, v: &Value| {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(true) => "1".into(),
+            _ => return,
+        };
+        left = left.saturating_sub(k.len() + v.len());
+        if left > 0 {
+            out.push((k.to_string(), v));
+        }
     };
     // In file order, as uWSGI walks the object (`core/json.c`): the order
     // of different options decides which socket is the first (the node
@@ -66,6 +95,9 @@ fn json(text: &str) -> Result<Vec<(String, String)>, String> {
             Value::Array(items) => items.iter().for_each(|i| push(k, i)),
             other => push(k, other),
         }
+    }
+    if left == 0 {
+        return Err(over());
     }
     Ok(out)
 }
@@ -102,8 +134,10 @@ impl<'de> serde::Deserialize<'de> for JsonBlock {
     }
 }
 
-fn yaml(text: &str) -> Vec<(String, String)> {
+fn yaml(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
+    // Bytes left before the budget of `options` (list items repeat a key).
+    let mut left = text.len() + crate::vassal_config::MAX_EXPANSION + 1;
     let mut inside = false;
     let mut last_key: Option<String> = None;
     for raw in text.lines() {
@@ -123,7 +157,10 @@ fn yaml(text: &str) -> Vec<(String, String)> {
         }
         if let Some(item) = trimmed.strip_prefix("- ") {
             if let Some(k) = &last_key {
-                out.push((k.clone(), unquote(item.trim())));
+                left = left.saturating_sub(k.len() + item.len());
+                if left > 0 {
+                    out.push((k.clone(), unquote(item.trim())));
+                }
             }
             continue;
         }
@@ -139,13 +176,16 @@ fn yaml(text: &str) -> Vec<(String, String)> {
         }
     }
     // A key followed by list items is not itself an option.
-    let listed: Vec<String> = out
+    let listed: std::collections::BTreeSet<String> = out
         .iter()
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, _)| k.clone())
         .collect();
     out.retain(|(k, v)| !v.is_empty() || !listed.contains(k));
-    out
+    if left == 0 {
+        return Err(over());
+    }
+    Ok(out)
 }
 
 fn unquote(v: &str) -> String {

@@ -20,6 +20,8 @@
 //! log the whole Emperor shares. Any prefix (`log-date`, a logger's format)
 //! is allowed before it.
 
+use super::printable::{printable, MAX_SHOWN};
+
 /// What the master logs when an `S` reaches its FIFO (`subscriptions_blocker`,
 /// `core/fifo.c`, with `uwsgi_log_verbose`'s time prefix): subscriptions on
 /// again, or blocked. The last of the two after a touch is the state.
@@ -69,7 +71,9 @@ impl LineScanner {
         while let Some(end) = data[start..].iter().position(|&b| b == b'\n') {
             let line = trim_end(&data[start..start + end]);
             if contains(line, marker.as_bytes()) {
-                seen.push(Seen::Lost(String::from_utf8_lossy(line).to_string()));
+                // An application writes this log: the line reaches the
+                // operator's terminal and syslog escaped and cut.
+                seen.push(Seen::Lost(printable(line, MAX_SHOWN)));
             } else if line.ends_with(ON.as_bytes()) {
                 seen.push(Seen::On);
             } else if line.ends_with(OFF.as_bytes()) {
@@ -186,5 +190,19 @@ mod tests {
         let mut s = LineScanner::default();
         assert_eq!(s.first_lost(&vec![b'x'; MAX_CARRY + 1], &m), None);
         assert!(s.carry.is_empty());
+    }
+
+    /// The application writes this log: a matched line of a megabyte with
+    /// terminal escapes reaches the report cut and escaped.
+    #[test]
+    fn a_matched_line_is_cut_and_escaped() {
+        let m = lost_marker(FIFO);
+        let mut line = format!("\x1b[2J\x1b]0;pwned\x07{m} [core/hooks.c line 134]").into_bytes();
+        line.extend(vec![b'y'; 1 << 20]);
+        line.push(b'\n');
+        let got = LineScanner::default().first_lost(&line, &m).unwrap();
+        assert!(got.starts_with("\\x1b[2J\\x1b]0;pwned\\x07open("), "{got}");
+        assert!(got.len() < 600 && got.ends_with('…'), "{}", got.len());
+        assert!(!got.chars().any(char::is_control));
     }
 }

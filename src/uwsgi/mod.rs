@@ -4,6 +4,7 @@
 
 pub mod config_formats;
 pub mod hook_log;
+pub mod printable;
 pub mod probe;
 pub mod stats;
 pub mod subscription;

@@ -39,6 +39,8 @@ mod text;
 use subscribe::*;
 use text::*;
 
+pub use text::MAX_EXPANSION;
+
 /// One place the vassal announces itself (a `subscribe2` or `subscribe-to`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubscribeTarget {
@@ -88,6 +90,9 @@ pub struct VassalConfig {
     pub includes: Vec<String>,
     /// What could not be resolved statically, one line each.
     pub warnings: Vec<String>,
+    /// The `%` expansions of the file went over [`MAX_EXPANSION`] (why, one
+    /// line): what was read is incomplete, and the config is refused.
+    pub over_limit: Option<String>,
 }
 
 /// Options that add a socket to `uwsgi.sockets` (core/uwsgi.c option table).
@@ -134,15 +139,26 @@ impl VassalConfig {
             ..VassalConfig::default()
         };
         let magic = MagicTable::new(name, &cfg.dir);
-        let text = magic_sub(text.as_bytes(), &magic, &mut cfg.warnings);
+        let text = magic_sub(
+            text.as_bytes(),
+            &magic,
+            &mut cfg.warnings,
+            &mut cfg.over_limit,
+        );
         cfg.options = match Format::of(name) {
             Format::Ini => ini_section(&text, "uwsgi"),
             other => config_formats::options(other, &text).unwrap_or_else(|e| {
-                cfg.warnings.push(format!("not read as {other:?}: {e}"));
+                if e == config_formats::over() {
+                    cfg.over_limit = Some(e);
+                } else {
+                    cfg.warnings.push(format!("not read as {other:?}: {e}"));
+                }
                 Vec::new()
             }),
         };
-        resolve_placeholders(&mut cfg.options, &mut cfg.warnings);
+        if cfg.over_limit.is_none() {
+            resolve_placeholders(&mut cfg.options, &mut cfg.warnings, &mut cfg.over_limit);
+        }
         cfg.extract();
         cfg
     }
@@ -201,9 +217,15 @@ impl VassalConfig {
         })
     }
 
+    /// The largest `subscribe-freq` accepted (docs/SECURITY.md, numbers):
+    /// uWSGI reads an int, and the engine derives its windows from it in
+    /// milliseconds; an hour between announces is no fleet to roll anyway.
+    pub const MAX_SUBSCRIBE_FREQ_S: i64 = 3600;
+
     /// Its `subscribe-freq` in seconds, if it sets a usable one: the last
     /// value set, as uWSGI keeps it (it reads it with atoi; 0 or garbage
-    /// would mean its default, 10).
+    /// would mean its default, 10). Above [`Self::MAX_SUBSCRIBE_FREQ_S`] the
+    /// config is refused at preflight (`runtime::setup::parse_configs`).
     pub fn subscribe_freq(&self) -> Option<i64> {
         let v: i64 = self.get_all("subscribe-freq").last()?.trim().parse().ok()?;
         (v > 0).then_some(v)

@@ -58,6 +58,9 @@ const UNPROVABLE: &[&str] = &[
     "heartbeat",
 ];
 
+/// More workers than any real vassal runs: a larger count proves nothing.
+const MAX_WORKERS: usize = 1 << 16;
+
 /// uWSGI's default `worker-reload-mercy` (core/init.c).
 const DEFAULT_WORKER_RELOAD_MERCY_S: u64 = 60;
 
@@ -102,7 +105,13 @@ impl VassalConfig {
                 .filter(|(k, _)| names.contains(&k.as_str()));
             match set.next_back().map(|(_, v)| v) {
                 None => Some(1),
-                Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0),
+                // Bounded: the count feeds the engine's arithmetic, and no
+                // vassal runs more workers than this.
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0 && *n <= MAX_WORKERS),
             }
         };
         // One request at a time per worker: how a threaded worker meets the
@@ -131,6 +140,10 @@ mod tests {
         assert_eq!(parse(BASE).sessions_a_reload_finishes(30), 1);
         let p4 = format!("{BASE}processes = 4\n");
         assert_eq!(parse(&p4).sessions_a_reload_finishes(30), 4);
+        let huge = format!("{BASE}processes = 18446744073709551615\n");
+        assert_eq!(parse(&huge).sessions_a_reload_finishes(30), 0);
+        let mercy = format!("{BASE}worker-reload-mercy = 18446744073709551615\n");
+        assert_eq!(parse(&mercy).sessions_a_reload_finishes(u64::MAX), 1);
         let w2 = format!("{BASE}workers = 2\nthreads = 1\n");
         assert_eq!(parse(&w2).sessions_a_reload_finishes(30), 2);
         // The last value set is the one uWSGI runs with.

@@ -508,3 +508,45 @@ fn log_file_from_logto_but_not_a_udp_address() {
     assert_eq!(parse("[uwsgi]\nlogto = 127.0.0.1:5140\n").log_file(), None);
     assert_eq!(parse(SEED_INI).log_file(), None);
 }
+
+/// A short ini of chained placeholders (each option four copies of the one
+/// before) used to grow to hundreds of MB: every option stays under its own
+/// cap, so only a budget for the whole file stops it. It is refused, having
+/// built no more than the budget.
+#[test]
+fn chained_placeholders_stop_at_the_files_budget_and_are_refused() {
+    let mut text = String::from("[uwsgi]\no0 = ");
+    text.push_str(&"x".repeat(1000));
+    text.push('\n');
+    for i in 1..400 {
+        let p = format!("%(o{})", i - 1);
+        text.push_str(&format!("o{i} = {}\n", p.repeat(4)));
+    }
+    assert!(text.len() < 40 * 1024);
+    let c = parse(&text);
+    let why = c.over_limit.as_deref().expect("refused");
+    assert!(why.contains("4096 KiB"), "{why}");
+    let built: usize = c.options.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(built <= MAX_EXPANSION + text.len(), "{built}");
+}
+
+/// An unclosed `%(` followed by a megabyte of `%(`: one pass, not one scan
+/// to the end per `%(` (that took seconds); nothing is substituted.
+#[test]
+fn a_megabyte_of_unclosed_placeholders_is_one_pass() {
+    let line = "%(".repeat(512 * 1024);
+    assert!(text::placeholders(&line).is_empty());
+    let c = parse(&format!("[uwsgi]\na = {line}\n"));
+    assert_eq!(c.get("a").map(str::len), Some(line.len()));
+    assert!(c.over_limit.is_none());
+    // A closing `)` at the end closes only the innermost.
+    let closed = format!("{line}x)");
+    assert_eq!(
+        text::placeholders(&closed),
+        [(line.len() - 2, line.len() + 1)]
+    );
+    // `%p` is a whole path for two bytes: the magic pass has the budget too.
+    let c = parse(&format!("[uwsgi]\na = {}\n", "%p".repeat(512 * 1024)));
+    assert!(c.over_limit.is_some());
+    assert!(c.get("a").map_or(0, str::len) <= MAX_EXPANSION + 1024 * 1024);
+}

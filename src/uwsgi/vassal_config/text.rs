@@ -94,13 +94,25 @@ impl MagicTable {
 }
 
 /// uWSGI's `magic_sub` over the raw file bytes.
-pub(super) fn magic_sub(text: &[u8], magic: &MagicTable, warnings: &mut Vec<String>) -> String {
+/// Stops (and sets `over_limit`) once the text grew by [`MAX_EXPANSION`]:
+/// `%p` is a whole path for two bytes of input.
+pub(super) fn magic_sub(
+    text: &[u8],
+    magic: &MagicTable,
+    warnings: &mut Vec<String>,
+    over_limit: &mut Option<String>,
+) -> String {
+    let limit = text.len().saturating_add(MAX_EXPANSION);
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
         if text[i] == b'%' && i + 1 < text.len() {
             let c = text[i + 1];
             match magic.lookup(c) {
+                Some(v) if out.len() + v.len() > limit => {
+                    *over_limit = Some(over_expansion());
+                    break;
+                }
                 Some(v) => out.extend_from_slice(v.as_bytes()),
                 None => {
                     out.extend_from_slice(&[b'%', c]);
@@ -122,9 +134,13 @@ pub(super) fn magic_sub(text: &[u8], magic: &MagicTable, warnings: &mut Vec<Stri
     String::from_utf8_lossy(&out).into_owned()
 }
 
+const MAX_WARNINGS: usize = 64;
+
 /// A placeholder rescanned after each substitution would repeat its warning.
+/// At most [`MAX_WARNINGS`] are kept: a file of thousands of unresolved
+/// placeholders would otherwise make this check quadratic.
 pub(super) fn warn_once(warnings: &mut Vec<String>, w: String) {
-    if !warnings.contains(&w) {
+    if warnings.len() < MAX_WARNINGS && !warnings.contains(&w) {
         warnings.push(w);
     }
 }
@@ -158,35 +174,68 @@ pub(super) fn ini_section(text: &str, wanted: &str) -> Vec<(String, String)> {
     options
 }
 
+/// Most bytes the `%` passes of one config file may produce beyond its own
+/// text: the magic pass's growth, plus every value the `%(name)` pass builds
+/// (docs/SECURITY.md, expansion). A real config stays far below; a file of
+/// chained placeholders would otherwise grow to hundreds of MB. Over it the
+/// config is refused (`VassalConfig::over_limit`).
+pub const MAX_EXPANSION: usize = 4 << 20;
+
+/// The refusal's text, naming the limit.
+pub(super) fn over_expansion() -> String {
+    format!(
+        "its % expansions produce more than {} KiB (the limit per config file)",
+        MAX_EXPANSION / 1024
+    )
+}
+
 /// The `%(name)` pass of `uwsgi_apply_config_pass`. Each value is rescanned
 /// from the start after a substitution (so references nest). A reference
 /// cycle makes uWSGI loop forever, and a value that refers to itself doubles
-/// on every round, so both a count and a length cap stop it here.
-pub(super) fn resolve_placeholders(options: &mut [(String, String)], warnings: &mut Vec<String>) {
+/// on every round, so both a count and a length cap stop it here; and every
+/// value built counts against [`MAX_EXPANSION`] for the whole file, which
+/// bounds the work too (each rescan is linear in the value it reads).
+pub(super) fn resolve_placeholders(
+    options: &mut [(String, String)],
+    warnings: &mut Vec<String>,
+    over_limit: &mut Option<String>,
+) {
     const MAX_SUBSTITUTIONS: usize = 64;
     const MAX_LEN: usize = 64 * 1024;
+    // The first option of each name, as `%(name)` uses it.
+    let mut first: std::collections::BTreeMap<String, usize> = Default::default();
+    for (i, (k, _)) in options.iter().enumerate() {
+        first.entry(k.clone()).or_insert(i);
+    }
+    let mut budget = MAX_EXPANSION;
     for i in 0..options.len() {
         let mut substitutions = 0;
-        let mut from = 0;
-        while let Some((start, end)) = find_placeholder(&options[i].1, from) {
-            let inner = options[i].1[start + 2..end].to_string();
+        let mut found_at = placeholders(&options[i].1);
+        let mut next = 0;
+        while let Some(&(start, end)) = found_at.get(next) {
+            let inner = &options[i].1[start + 2..end];
             let found = if inner.contains(' ') {
                 None
             } else {
-                options
-                    .iter()
-                    .find(|(k, _)| *k == inner)
-                    .map(|(_, v)| v.clone())
+                first.get(inner).map(|&j| options[j].1.clone())
             };
+            let inner = inner.to_string();
             match found {
                 Some(v)
                     if substitutions < MAX_SUBSTITUTIONS
                         && options[i].1.len() + v.len() <= MAX_LEN =>
                 {
                     let value = &options[i].1;
+                    let built = value.len() - (end + 1 - start) + v.len();
+                    if built > budget {
+                        *over_limit = Some(over_expansion());
+                        return;
+                    }
+                    budget -= built;
                     options[i].1 = format!("{}{}{}", &value[..start], v, &value[end + 1..]);
                     substitutions += 1;
-                    from = 0;
+                    found_at = placeholders(&options[i].1);
+                    next = 0;
                 }
                 Some(_) => {
                     let w = format!(
@@ -202,34 +251,44 @@ pub(super) fn resolve_placeholders(options: &mut [(String, String)], warnings: &
                         options[i].0
                     );
                     warn_once(warnings, w);
-                    from = end + 1;
+                    // The next placeholder after this one's `)`.
+                    while found_at.get(next).is_some_and(|&(s, _)| s <= end) {
+                        next += 1;
+                    }
                 }
             }
         }
     }
 }
 
-/// Next `%(...)` at or after `from`: byte offsets of `%` and of the closing
-/// `)`, parentheses nesting as in uWSGI. `%()` is not a placeholder.
-pub(super) fn find_placeholder(s: &str, from: usize) -> Option<(usize, usize)> {
+/// Every `%(...)` of `s`: byte offsets of `%` and of the closing `)`,
+/// parentheses nesting as in uWSGI, in order of their `%`. `%()` is not a
+/// placeholder. One pass with a stack: the `)` that closes a `%(` is the one
+/// that matches its `(`, so an unclosed `%(` costs nothing more however many
+/// follow it (scanning to the end for each was quadratic).
+pub(super) fn placeholders(s: &str) -> Vec<(usize, usize)> {
     let b = s.as_bytes();
-    let mut i = from;
-    while i + 1 < b.len() {
-        if b[i] == b'%' && b[i + 1] == b'(' {
-            let mut depth = 0;
-            for (j, &c) in b.iter().enumerate().skip(i + 2) {
-                match c {
-                    b'(' => depth += 1,
-                    b')' if depth > 0 => depth -= 1,
-                    b')' if j == i + 2 => break,
-                    b')' => return Some((i, j)),
-                    _ => {}
+    // Every `(` in order with its closing `)` (0: none), and the indexes of
+    // those still open.
+    let mut parens: Vec<(usize, usize)> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for (j, &c) in b.iter().enumerate() {
+        match c {
+            b'(' => {
+                open.push(parens.len());
+                parens.push((j, 0));
+            }
+            b')' => {
+                if let Some(i) = open.pop() {
+                    parens[i].1 = j;
                 }
             }
-            i += 2;
-        } else {
-            i += 1;
+            _ => {}
         }
     }
-    None
+    parens
+        .into_iter()
+        .filter(|&(p, j)| p > 0 && b[p - 1] == b'%' && j > p + 1)
+        .map(|(p, j)| (p - 1, j))
+        .collect()
 }
