@@ -145,6 +145,11 @@ pub fn check_drain_window(
     kept: i64,
 ) -> Result<usize, String> {
     let end = touched_ms + horizon_ms;
+    // `drained_ms` is `base + at_ms`, and `at_ms` counts whole
+    // milliseconds (truncated): the real event may be up to 1 ms later
+    // than that bound, so a sample whose read started within that 1 ms
+    // may not show it yet.
+    let drained_ms = drained_ms + 1.0;
     let mut checked = 0;
     let mut seen_gone = false;
     let mut last_ref = kept;
