@@ -56,7 +56,7 @@ fn full_rollout(spec: StackSpec, k: usize, load: LoadSpec, extra: &[&str]) {
     // the tool's own account, second
     c.summary_list("reloaded", &stack.names);
     c.summary_list("failed", &[]);
-    c.summary_lowest_live(k);
+    c.summary_lowest_live(&stack.key, k);
     c.finish();
 }
 

@@ -228,21 +228,22 @@ impl Checks<'_> {
         }
     }
 
-    /// The summary's `lowest_live` is at least `k`.
-    pub fn summary_lowest_live(&mut self, k: usize) {
+    /// The summary's `lowest_live` names `key` with at least `k` (an empty
+    /// per-key object, or one without `key`, fails).
+    pub fn summary_lowest_live(&mut self, key: &str, k: usize) {
         let Some(s) = self.r.run.summary() else {
             return self.fail("no --json summary event");
         };
         let v = s.get("lowest_live");
         let ok = match v {
-            Some(serde_json::Value::Number(n)) => n.as_u64().is_some_and(|n| n >= k as u64),
             Some(serde_json::Value::Object(m)) => m
-                .values()
-                .all(|x| x.as_u64().is_some_and(|n| n >= k as u64)),
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .is_some_and(|n| n >= k as u64),
             _ => false,
         };
         self.check(ok, || {
-            format!("--json summary lowest_live is {v:?}, K = {k}")
+            format!("--json summary lowest_live is {v:?}, expected key {key} with at least K = {k}")
         });
     }
 
