@@ -731,8 +731,24 @@ fn run_sim(b: &mut Bytes, cfg: sim::Config) -> String {
                     fail(&cfg, &path, &why);
                 }
             }
+            if !s.finished() {
+                fail(
+                    &cfg,
+                    &path,
+                    "unfinished after 5,000 moves of the first-move run-out: no Finish",
+                );
+            }
             return summary(&s, &path);
         }
+    }
+    // The move budget is spent: a run that has not finished by now is a
+    // failure (a livelock, or a world the engine never ends), not a pass.
+    if !s.finished() {
+        fail(
+            &cfg,
+            &path,
+            "unfinished after its budget of 5,000 moves: no Finish",
+        );
     }
     summary(&s, &path)
 }

@@ -399,6 +399,50 @@ impl Sim {
                 ));
             }
         }
+        // After faults. One fault that hits no vassal (a failed, unparseable
+        // or slow read, an inotify overflow) leaves nothing to give up on:
+        // every vassal is reloaded (an engine that gives up after one
+        // transient read failure fails here). After a fault aimed at a vassal (crash,
+        // crash-loop, missing announce, foreign touch, config removed, touch
+        // error, broken app) or a SIGINT, every other vassal is reloaded or
+        // untouched with its reason (the world may have taken the room K
+        // needed), never failed. A fastrouter restart hits every vassal (its
+        // nodes are gone until the next announce, which may come after the
+        // timeout): after one, failed with a reason is enough.
+        if self.w.any_fault && !matches!(o.status, Status::Precondition(_)) {
+            // one transient fault: nothing to give up on. Two failed reads in
+            // a row can be an outage the engine stops on (named).
+            let transient_only = self.w.hit == 0
+                && !self.w.fr_restarted
+                && !self.w.stopped
+                && self.w.faults_used <= 1;
+            for (v, vw) in self.w.vassals.iter().enumerate() {
+                let name = vassal_name(v);
+                if self.w.hit & (1 << v) != 0
+                    || self.w.fr_restarted
+                    || vw.pre_failing
+                    || o.reloaded.contains(&name)
+                {
+                    continue;
+                }
+                let untouched = o.untouched.iter().any(|(u, _)| *u == name);
+                if transient_only || !untouched {
+                    return Err(format!(
+                        "{name} was hit by no fault{}, yet it was not reloaded: {:?}: {} (failed {:?}, \
+                         untouched {:?})",
+                        if transient_only {
+                            " and only transient faults happened"
+                        } else {
+                            ""
+                        },
+                        o.status,
+                        o.summary,
+                        o.failed,
+                        o.untouched
+                    ));
+                }
+            }
+        }
         if !self.w.any_fault && !matches!(o.status, Status::Precondition(_)) {
             for (key, min) in &o.min_live {
                 let low = o.lowest_live.get(key).copied().unwrap_or(0);

@@ -275,6 +275,7 @@ impl Sim {
                                 error: None,
                             })
                         } else {
+                            w.hit |= 1 << v;
                             self.fault();
                             Some(Input::Touched {
                                 vassal: vassal_name(v),
@@ -505,6 +506,7 @@ impl Sim {
             Fault::Crash(v) => {
                 let v = *v;
                 self.fault();
+                self.w.hit |= 1 << v;
                 self.w.world_drop(v, 1);
                 let vw = &self.w.vassals[v];
                 let last_mod = vw.rec.as_ref().map_or(vw.mtime, |r| r.last_mod);
@@ -515,6 +517,7 @@ impl Sim {
             Fault::CrashLoop(v) => {
                 let v = *v;
                 self.fault();
+                self.w.hit |= 1 << v;
                 self.w.world_drop(v, 1);
                 let w = &mut self.w;
                 let vw = &mut w.vassals[v];
@@ -530,12 +533,14 @@ impl Sim {
                 // Not exempt: the engine took it out of rotation; it must
                 // not take out another because this one stays out.
                 self.fault();
+                self.w.hit |= 1 << *v;
                 self.w.vassals[*v].blocked = Some(*outcome);
                 None
             }
             Fault::ForeignTouch(v) => {
                 let v = *v;
                 self.fault();
+                self.w.hit |= 1 << v;
                 let w = &mut self.w;
                 let m = wall.max(w.vassals[v].mtime + 1);
                 w.vassals[v].mtime = m;
@@ -547,6 +552,7 @@ impl Sim {
             Fault::ConfigRemoved(v) => {
                 let v = *v;
                 self.fault();
+                self.w.hit |= 1 << v;
                 let w = &mut self.w;
                 w.vassals[v].exists = false;
                 w.config_changed();
@@ -576,10 +582,11 @@ impl Sim {
                 Some(Input::ReadFailed { source, error })
             }
             Fault::BrokenApp(v) => {
-                // Requests to it fail, and only requests tell: its keys are
-                // exempt from K.
+                // Requests to it fail, and only requests tell: its nodes
+                // count as live (World::serving), so K stays checked on its
+                // keys for every other node.
                 self.fault();
-                self.w.exempt |= self.w.vassals[*v].keys;
+                self.w.hit |= 1 << *v;
                 self.w.vassals[*v].broken = true;
                 None
             }
@@ -594,12 +601,14 @@ impl Sim {
             }
             Fault::Stop => {
                 self.fault();
+                self.w.stopped = true;
                 Some(Input::Stop)
             }
             Fault::FastrouterRestart => {
                 // A new pid, no node: each comes back at its vassal's next
                 // announce.
                 self.fault();
+                self.w.fr_restarted = true;
                 for v in 0..self.w.vassals.len() {
                     self.w.world_drop(v, 2);
                 }

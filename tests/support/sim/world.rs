@@ -196,6 +196,15 @@ pub struct World {
     pub scan_due: Option<u64>,
     pub faults_used: u8,
     pub any_fault: bool,
+    /// Vassals a fault was aimed at (crash, crash-loop, missing announce,
+    /// foreign touch, config removed, touch error, broken app), one bit
+    /// each: at Finish, every other vassal must be reloaded, or untouched
+    /// because the run stopped (checker.rs).
+    pub hit: u32,
+    /// A SIGINT was delivered.
+    pub stopped: bool,
+    /// The fastrouter restarted (every vassal's nodes gone a while).
+    pub fr_restarted: bool,
     /// Keys of a vassal whose new app answers 500 (BrokenApp): only
     /// requests tell, so K is not asserted for them.
     pub exempt: u8,
@@ -240,10 +249,13 @@ impl World {
 
     /// The vassal's processes serve requests (whatever its nodes say). A
     /// wedged one does, until the fastrouter expires its node.
+    /// A broken app (BrokenApp) serves in this sense: its processes are up
+    /// and its nodes routed, and only requests tell (a 500); the tool
+    /// without `--probe` cannot know, so its nodes count as live and K is
+    /// checked on its keys for every other node.
     pub fn serving(&self, v: usize) -> bool {
         let w = &self.vassals[v];
-        !w.broken
-            && matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
+        matches!(w.proc_, Proc::Serving | Proc::Accepted { .. })
             && w.rec
                 .as_ref()
                 .is_some_and(|r| r.accepting == 1 && r.cursed == 0)
