@@ -736,6 +736,40 @@ fn explore_large_up_to_3_vassals_every_fault() {
     }
 }
 
+/// The bounded share of the two explorations below that tests/run.sh runs
+/// (budget: about 10 minutes in release on 2 cores): up to 2 vassals with
+/// two faults per run; 3 vassals, K = 1, one key, every fault kind with
+/// drain and busy nodes, and without unsubscribe-on-graceful-reload at
+/// half-second ticks; 4 vassals, K = 2, one key, drain and busy nodes.
+/// The full ones (most of an hour) are documented in tests/README.md.
+#[test]
+#[ignore]
+fn explore_large_bounded() {
+    let t = std::time::Instant::now();
+    for (label, mut cfg) in base_configs(2) {
+        cfg.faults = OUT_FAULTS.to_vec();
+        cfg.max_faults = 2;
+        run(&format!("{label} two faults"), cfg, 800);
+    }
+    let mut cfg = Config::new(3, 1, Keys::One);
+    cfg.faults = FaultKind::ALL.to_vec();
+    cfg.max_faults = 1;
+    cfg.drain = true;
+    cfg.busy = true;
+    run("n3 k1 One all faults drain busy", cfg.clone(), 800);
+    cfg.drain = false;
+    cfg.busy = false;
+    cfg.uogr = false;
+    cfg.tick_ms = 500;
+    cfg.accept_within_ms = 2_000;
+    run("n3 k1 One all faults no-uogr 500ms", cfg, 1_000);
+    let mut cfg = Config::new(4, 2, Keys::One);
+    cfg.drain = true;
+    cfg.busy = true;
+    run("n4 k2 One drain busy", cfg, 800);
+    eprintln!("explore_large_bounded: {:?} in all", t.elapsed());
+}
+
 #[test]
 #[ignore]
 fn explore_large_4_vassals() {

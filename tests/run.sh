@@ -7,13 +7,16 @@
 #    missing (apt-get update first);
 # 2. the unit tests, the table-vs-code check, the exhaustive exploration, the
 #    fuzz corpus and every other integration test except the end-to-end suite
-#    (cargo test --release);
+#    (cargo test --release), then the bounded large exploration (ignored
+#    for a plain cargo test; tests/README.md lists what is left out);
 # 3. tests/musl_check.sh (static musl release build), then on that same build
 #    tests/release_check.sh (the release tarball, rebuilt elsewhere: same
 #    bytes) and tests/deb_check.sh (the .deb installed, the demo run with it,
 #    removed);
-# 4. the end-to-end suite on a real Emperor + fastrouter + vassals + nginx
-#    under load (tests/e2e.rs, one test at a time);
+# 4. the end-to-end suites on a real Emperor + fastrouter + vassals + nginx
+#    under load (tests/e2e*.rs, every test including the ignored ones, one
+#    at a time); with the lock /tmp/uwsgi-reload-realstack.lock held if
+#    flock is available, so that no two real stacks run at once;
 # 5. the uWSGI version matrix (tests/matrix.sh, docs/VERSIONS.md): the core
 #    end-to-end scenarios on uWSGI 2.0.18, 2.0.24, 2.0.28 and 2.0.31 built
 #    from PyPI sources, and on Debian's 2.0.21 (about 10 minutes on 2 cores;
@@ -59,6 +62,16 @@ for f in tests/*.rs; do
 done
 step "unit and integration tests" cargo test --release --no-fail-fast "${targets[@]}" -- "$@"
 step "doc tests" cargo test --release --doc
+# The ignored tests outside the end-to-end crates: the bounded large
+# exploration (about 10 min on 2 cores). Left out, and why (tests/README.md):
+# explore_large_up_to_3_vassals_every_fault and explore_large_4_vassals (most
+# of an hour: run them by hand, `cargo test --release --test explore --
+# --ignored explore_large_`), and
+# explore_foreign_touch_while_the_world_changes_during_reads (it finds a K
+# violation the engine still has; it joins this step once fixed).
+if (($# == 0)); then
+    step "bounded large exploration" cargo test --release --test explore -- --ignored --exact explore_large_bounded
+fi
 
 # ---- 3. static musl build ----
 if [[ -f tests/musl_check.sh ]]; then
@@ -68,16 +81,20 @@ if [[ -f tests/musl_check.sh ]]; then
 fi
 
 # ---- 4. end-to-end, one test at a time (each starts its own stack) ----
+realstack=()
+command -v flock >/dev/null && realstack=(flock /tmp/uwsgi-reload-realstack.lock)
 for f in tests/e2e*.rs; do
     [[ -e $f ]] || continue
     n=$(basename "$f" .rs)
     # the e2e tests are #[ignore]d for a plain `cargo test`: --ignored runs them
-    step "end-to-end ($n)" cargo test --release --test "$n" -- --ignored --test-threads=1 "$@"
+    # --include-ignored: the stack tests and the harness's own checks
+    step "end-to-end ($n)" "${realstack[@]}" cargo test --release --test "$n" -- --include-ignored --test-threads=1 "$@"
 done
 
 # ---- 5. the uWSGI version matrix ----
 # (not when a test name filter was given: that run is about those tests)
 if [[ ${UWSGI_MATRIX:-1} != 0 ]] && (($# == 0)); then
+    # (matrix.sh takes the real-stack lock per test itself)
     step "uWSGI version matrix (tests/matrix.sh)" bash tests/matrix.sh
 fi
 
