@@ -737,8 +737,9 @@ fn explore_large_up_to_3_vassals_every_fault() {
 }
 
 /// The bounded share of the two explorations below that tests/run.sh runs
-/// (budget: about 10 minutes in release on 2 cores): up to 2 vassals with
-/// two faults per run; 3 vassals, K = 1, one key, every fault kind with
+/// (budget: about 7 minutes in release on 2 busy cores; measured 12 min
+/// with K = 0 under two keys, now left out): up to 2 vassals with two faults
+/// per run (K = 0 with one key only); 3 vassals, K = 1, one key, every fault kind with
 /// drain and busy nodes, and without unsubscribe-on-graceful-reload at
 /// half-second ticks; 4 vassals, K = 2, one key, drain and busy nodes.
 /// The full ones (most of an hour) are documented in tests/README.md.
@@ -746,7 +747,11 @@ fn explore_large_up_to_3_vassals_every_fault() {
 #[ignore]
 fn explore_large_bounded() {
     let t = std::time::Instant::now();
-    for (label, mut cfg) in base_configs(2) {
+    // K = 0 under two keys (about 2.5 min each) is left to the full run
+    for (label, mut cfg) in base_configs(2)
+        .into_iter()
+        .filter(|(_, c)| c.k > 0 || c.keys == Keys::One)
+    {
         cfg.faults = OUT_FAULTS.to_vec();
         cfg.max_faults = 2;
         run(&format!("{label} two faults"), cfg, 800);
