@@ -858,7 +858,7 @@ fn e2e_harness_counts_failed_requests() {
     );
 }
 
-/// `--stale-since` (issue 15): a deploy interrupted after some vassals were
+/// `--stale-since`: a deploy interrupted after some vassals were
 /// reloaded is finished by a rerun that reloads only the rest. The release
 /// instant is a file's mtime, as a deploy script would pass its release
 /// directory. Before the rerun `status --stale-since` names exactly the

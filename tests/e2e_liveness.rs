@@ -1,4 +1,4 @@
-//! End-to-end tests of issue 11, "Liveness from evidence": `uwsgi-reload`
+//! End-to-end tests of liveness from evidence: `uwsgi-reload`
 //! against real uWSGI Emperor + fastrouter + vassals + nginx under HTTP load
 //! (the harness of `tests/support/stack/`), in setups real operators run where a
 //! reloader that judges liveness from one snapshot and fixed thresholds

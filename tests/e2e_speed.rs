@@ -134,7 +134,7 @@ fn slow_requests_rollout(what: &str, extra: &[&str]) -> (f64, Vec<(String, i64)>
     (secs, at_touch)
 }
 
-/// Issue 13, "drain cost bounded by what it protects": the drain touches
+/// The drain's cost bounded by what it protects: the drain touches
 /// once the node is out of rotation and its sessions left are no more than
 /// the vassal's 4 workers serve, not at `ref == 0`: the requests in the
 /// workers are finished by the graceful reload, and the drain no longer
@@ -161,7 +161,7 @@ fn e2e_slow_requests_drain_only_the_backlog() {
 
 /// The baseline: a `worker-reload-mercy` shorter than the drain timeout
 /// (29 s < 30 s) leaves nothing proven, so the drain waits for `ref == 0`
-/// as before issue 13. Zero failures either way.
+/// as it did before that rule. Zero failures either way.
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e_speed -- --ignored --test-threads=1"]
 fn e2e_slow_requests_drain_to_ref_zero() {

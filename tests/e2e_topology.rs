@@ -1,4 +1,4 @@
-//! End-to-end topologies of issue 14 on the real stack (uWSGI Emperor,
+//! End-to-end topologies on the real stack (uWSGI Emperor,
 //! fastrouter(s), vassals, nginx under HTTP load; the harness of
 //! `tests/support/stack/`). Each test asserts zero failed requests, the lowest live
 //! count per key sampled (~30 ms) on every fastrouter ≥ K, every vassal

@@ -1,4 +1,4 @@
-//! How long a drain waits before the touch (issue 13, docs/UWSGI.md §19):
+//! How long a drain waits before the touch (docs/UWSGI.md §19):
 //! until the drained node is out of rotation and holds no more sessions
 //! than its vassal's workers serve (and its graceful reload finishes),
 //! driving the sans-IO engine with literal snapshots. Each test says what

@@ -6,7 +6,7 @@
 mod kit;
 use kit::*;
 
-/// Issue 11 case 1: subscribe-freq 25 behind a fastrouter that keeps nodes
+/// Subscribe-freq 25 behind a fastrouter that keeps nodes
 /// 60 s. Nodes 20-25 s old are serving: with the fixed 17 s tolerance the
 /// engine called them down and touched them all at once, outside the budget.
 /// Reverting `Settings::tolerance_s` to the fixed 17 s fails this test.
@@ -40,7 +40,7 @@ fn a_long_subscribe_freq_keeps_old_nodes_live() {
     assert_eq!(plan.get(KEY), Some(&8), "{plan:?}");
 }
 
-/// Issue 11 case 2: a vassal restarted on its own and still importing its
+/// A vassal restarted on its own and still importing its
 /// app (not accepting) is never sent a reload, however long that takes;
 /// once it accepts and announces it is reloaded like the others. Reverting
 /// to the fixed 10 s starting grace touches it at 60 s.
@@ -148,7 +148,7 @@ fn k_is_charged_per_node() {
     assert_eq!(touched(&a), vec![name(1)]);
 }
 
-/// Issue 11 case 3: a vassal crash-looping before the rollout (blacklisted,
+/// A vassal crash-looping before the rollout (blacklisted,
 /// no record) is reloaded once, outside the budget, judged only from what
 /// follows its touch, and its failure does not stop the healthy vassals.
 /// Counting it as a failure of the release stops the rollout at once.

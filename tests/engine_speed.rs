@@ -1,4 +1,4 @@
-//! What waiting costs and how soon a reloaded vassal is back (issue 13),
+//! What waiting costs and how soon a reloaded vassal is back (the speed rules),
 //! driving the sans-IO engine with literal snapshots and a driver loop that
 //! answers every read at once. Each test says what reverting its rule does.
 
@@ -12,7 +12,7 @@ use timed_world::*;
 /// A drain that never ends (a request in flight for 20 s): the fastrouter
 /// is read every 20 ms for the first second only, then less and less often
 /// down to the check interval. Reads every 20 ms for the whole wait (the
-/// rule before issue 13) make about 1,000 reads here.
+/// rule before the speed rules) make about 1,000 reads here.
 #[test]
 fn a_long_wait_backs_off_to_the_check_interval() {
     let mut e = engine(settings(1), 2);
@@ -227,7 +227,7 @@ fn early(names: &[usize]) -> Settings {
     s
 }
 
-/// Issue 13, early announce: the moment a reloaded vassal's new
+/// Early announce: the moment a reloaded vassal's new
 /// generation accepts, the tool sends the subscribe for the node it had
 /// before its touch (same key, address and modifier1), and the vassal is
 /// back as soon as the fastrouter shows it: 3 s, not its next announce up

@@ -21,7 +21,7 @@
 //! preflight. A run that passes its time limit without Finish fails, and so
 //! does one cut at the depth bound.
 //!
-//! The `explore_issue11_*` tests are the setups of issue 11 (subscribe-freq
+//! The `explore_setups_*` tests are the setups real operators run (subscribe-freq
 //! 25 s with tolerance 60, slow starts, a vassal starting or crash-looping
 //! before the rollout, two addresses, lazy-apps, late announces, fastrouter
 //! restarts): several fail against an engine with fixed graces, by design.
@@ -391,19 +391,19 @@ fn explore_probe() {
     }
 }
 
-// ----- issue 11: liveness from evidence -----------------------------------
+// ----- liveness from evidence: the setups of real operators ---------------
 //
 // Setups real operators run whose timings exceed the engine's fixed
 // thresholds (10 s starting grace, 17 s node tolerance, 12 s announce
 // grace), vassals with more than one node, and fleets already failing when
 // the rollout starts. Today's engine fails several of these: they are the
-// specification of issue 11, not flaky tests.
+// specification of the liveness rules, not flaky tests.
 
 /// subscribe-freq 25 s with the fastrouter's subscription-tolerance 60:
 /// nodes 17-25 s old are healthy. Without `--subscription-tolerance` the
-/// engine must still not take a serving vassal out below K (issue 11, 1).
+/// engine must still not take a serving vassal out below K.
 #[test]
-fn explore_issue11_subscribe_freq_25() {
+fn explore_setups_subscribe_freq_25() {
     for (n, k) in [(2, 1), (3, 2)] {
         let c = Config::new(n, k, Keys::One).freq(&[25], 60);
         run(&format!("n{n} k{k} One freq 25 tolerance 60"), c, 1_500);
@@ -420,16 +420,16 @@ fn explore_issue11_subscribe_freq_25() {
 /// The same setup with the tolerance given on the command line: the
 /// control (the engine is told the truth).
 #[test]
-fn explore_issue11_subscribe_freq_25_tolerance_given() {
+fn explore_setups_subscribe_freq_25_tolerance_given() {
     let mut c = Config::new(3, 2, Keys::One).freq(&[25], 60);
     c.tolerance_flag = true;
     run("n3 k2 One freq 25 tolerance 60 given", c, 1_500);
 }
 
 /// A vassal crash-restarted 11 s before the rollout whose app takes 15 to
-/// 30 s to import: it must not be touched until it accepts (issue 11, 2).
+/// 30 s to import: it must not be touched until it accepts.
 #[test]
-fn explore_issue11_starting_before_rollout() {
+fn explore_setups_starting_before_rollout() {
     for (n, k) in [(2, 0), (3, 1)] {
         let mut c = Config::new(n, k, Keys::One).slow_start(15, 30);
         c.initial = Initial::FirstStarting(11);
@@ -451,7 +451,7 @@ fn explore_issue11_starting_before_rollout() {
 /// Every reload and crash-restart imports its app for 15 to 30 s; a crash
 /// mid-rollout leaves a vassal starting longer than any fixed grace.
 #[test]
-fn explore_issue11_slow_start() {
+fn explore_setups_slow_start() {
     let c = Config::new(2, 1, Keys::One).slow_start(15, 30);
     run("n2 k1 One import 15-30 s", c, 1_500);
     let mut c = Config::new(2, 0, Keys::One).slow_start(15, 30);
@@ -462,9 +462,9 @@ fn explore_issue11_slow_start() {
 
 /// A vassal crash-looping (blacklisted) before the rollout whose config
 /// stays broken: reported failed, and it does not stop the healthy
-/// vassals' rollout (issue 11, 3).
+/// vassals' rollout.
 #[test]
-fn explore_issue11_crash_looping_before_rollout() {
+fn explore_setups_crash_looping_before_rollout() {
     for (n, k) in [(2, 0), (3, 1)] {
         let mut c = Config::new(n, k, Keys::One);
         c.initial = Initial::FirstCrashLooping;
@@ -475,7 +475,7 @@ fn explore_issue11_crash_looping_before_rollout() {
 /// A vassal with two addresses in one key: touching it takes two nodes
 /// out, and K is counted in nodes.
 #[test]
-fn explore_issue11_two_addresses() {
+fn explore_setups_two_addresses() {
     for (n, k, keys) in [(2, 1, Keys::One), (3, 2, Keys::One), (2, 1, Keys::Both)] {
         let mut c = Config::new(n, k, keys);
         c.two_addrs = true;
@@ -488,7 +488,7 @@ fn explore_issue11_two_addresses() {
 /// lazy-apps: the first announce after accepting comes at the next
 /// subscribe-freq tick (uWSGI's 10 s; 25 s with tolerance 60).
 #[test]
-fn explore_issue11_lazy_apps() {
+fn explore_setups_lazy_apps() {
     let mut c = Config::new(2, 1, Keys::One).freq(&[10], 17);
     c.lazy_apps = true;
     run("n2 k1 One lazy-apps freq 10", c, 1_500);
@@ -499,7 +499,7 @@ fn explore_issue11_lazy_apps() {
 
 /// Announces up to 3 s after accepting.
 #[test]
-fn explore_issue11_late_announce() {
+fn explore_setups_late_announce() {
     for (n, k, keys) in [(2, 1, Keys::One), (3, 1, Keys::Both)] {
         let mut c = Config::new(n, k, keys);
         c.announce_late_ms = 3_000;
@@ -510,7 +510,7 @@ fn explore_issue11_late_announce() {
 /// The fastrouter restarts (new pid, every node gone until each vassal's
 /// next announce), with subscribe-freq 10 s.
 #[test]
-fn explore_issue11_fastrouter_restart() {
+fn explore_setups_fastrouter_restart() {
     for (n, k) in [(2, 1), (3, 1)] {
         let mut c = Config::new(n, k, Keys::One).freq(&[10], 17);
         c.faults = vec![FaultKind::FastrouterRestart];
@@ -653,7 +653,7 @@ const OUT_FAULTS: [FaultKind; 7] = [
 
 /// The large exploration of tests/run.sh: up to 3 vassals with every fault
 /// kind (one per run), 2 vassals under two keys with two faults per run,
-/// 4 vassals fault-free, and the issue 11 timings with a fault. Prints its
+/// 4 vassals fault-free, and the operators' timings with a fault. Prints its
 /// time (budget: 3 minutes in release on 2 cores).
 #[test]
 fn explore_large() {

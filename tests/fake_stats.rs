@@ -748,7 +748,7 @@ fn an_advisory_version_defect_is_named_not_refused() {
     assert_eq!(r.code, Some(0), "{}", r.describe());
     let out = format!("{}{}", r.stdout, r.stderr);
     assert!(out.contains("2.0.27 to 2.0.30"), "{}", r.describe());
-    assert!(out.contains("issue 2722"), "{}", r.describe());
+    assert!(out.contains("unbit/uwsgi#2722"), "{}", r.describe());
 }
 
 // ----- --stale-since -------------------------------------------------------------------

@@ -53,12 +53,14 @@ fn engine_corpus() {
     run_all("engine", 20, props::engine);
 }
 
-/// Seeds in the setups of issue 11 (first byte 0x03: sim mode with them);
-/// `cargo +nightly fuzz run engine fuzz/corpus/engine_issue11` starts from
-/// them (the first reproduced the preflight refusal of issue 11).
+/// Seeds in the setups of real operators (slow starts, each vassal's own
+/// subscribe-freq and the router's tolerance, late announces; first byte
+/// 0x03: sim mode with them);
+/// `cargo +nightly fuzz run engine fuzz/corpus/engine_setups` starts from
+/// them (the first reproduced a preflight that refused subscribe-freq 25 behind a tolerance of 60).
 #[test]
-fn engine_issue11_corpus() {
-    run_all("engine_issue11", 1, props::engine);
+fn engine_setups_corpus() {
+    run_all("engine_setups", 1, props::engine);
 }
 
 /// The config reader over every format, the chained-expansion and

@@ -134,7 +134,7 @@ pub fn known_defects() -> [ReloadDefect; 2] {
                 "uWSGI 2.0.27 to 2.0.30: a master-FIFO fork reload (`f`, then `2q` to the old \
                       master) leaves the old master hanging; uwsgi-reload never sends these \
                       (it writes only `S`); fixed in 2.0.31",
-            evidence: "unbit/uwsgi issue 2722; Changelog-2.0.31: \"Fix gracefully_kill_them_all() \
+            evidence: "unbit/uwsgi#2722; Changelog-2.0.31: \"Fix gracefully_kill_them_all() \
                        for setups using fifo-based master graceful reload\"",
         },
     ]

@@ -1,4 +1,4 @@
-//! Issue 11 case 6: the stale node of a killed vassal. A vassal's master is
+//! Case 6: the stale node of a killed vassal. A vassal's master is
 //! SIGKILLed and its respawn fails (its config was broken quietly): its
 //! unix-socket node stays in the fastrouter with death_mark 0 and every
 //! request routed to it gets a 502 until the fastrouter expires it, ~17 s

@@ -1,4 +1,4 @@
-//! Issue 11 cases 4 and 5: a fastrouter that restarts mid-rollout, and a
+//! Cases 4 and 5: a fastrouter that restarts mid-rollout, and a
 //! vassal with two addresses (two nodes) in one key.
 
 use std::time::Duration;

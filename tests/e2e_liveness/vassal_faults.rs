@@ -1,4 +1,4 @@
-//! Issue 11 cases 2 and 3: a vassal that is not healthy when the rollout
+//! Cases 2 and 3: a vassal that is not healthy when the rollout
 //! starts (restarted and still importing; crash-looping).
 
 use std::time::{Duration, Instant};

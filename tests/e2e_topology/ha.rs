@@ -1,4 +1,4 @@
-//! Two fastrouters for HA (issue 14), with the files of `examples/ha/`:
+//! Two fastrouters for HA, with the files of `examples/ha/`:
 //! router A and router B, each its own process with its own subscription
 //! server and stats socket; every vassal subscribes to both; nginx balances
 //! over both (without retrying on the other one, so a failed request is

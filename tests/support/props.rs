@@ -629,10 +629,10 @@ pub fn impossible(e: &Engine) -> Option<String> {
 
 // ----- engine: sim mode ----------------------------------------------------------
 
-/// `issue11`: also draw the setups of issue 11 (bit 1 of the first byte set
+/// `setups`: also draw the setups of real operators (bit 1 of the first byte set
 /// and bit 7 clear, so that the corpus written before them decodes as it
 /// did).
-fn sim_engine(b: &mut Bytes, issue11: bool) -> String {
+fn sim_engine(b: &mut Bytes, setups: bool) -> String {
     use sim::{Config, FaultKind, Initial, Keys};
     let n = 1 + b.below(4);
     let keys = [Keys::One, Keys::Split, Keys::Both][b.below(3)];
@@ -660,18 +660,18 @@ fn sim_engine(b: &mut Bytes, issue11: bool) -> String {
     cfg.max_parallel = [usize::MAX, usize::MAX, 1, 2][b.below(4)];
     cfg.canary = [0, 0, 1][b.below(3)];
     cfg.min_ready_ms = [0, 0, 2_000][b.below(3)];
-    // Setups of issue 11: slow starts, subscribe-freq and tolerance, late
+    // Setups of real operators: slow starts, subscribe-freq and tolerance, late
     // announces, lazy-apps, two addresses, a vassal starting or
     // crash-looping before the rollout.
-    if issue11 {
-        issue11_setup(b, &mut cfg);
+    if setups {
+        operator_setup(b, &mut cfg);
     }
     cfg.faults = FaultKind::ALL.to_vec();
     cfg.max_faults = b.below(4) as u8;
     run_sim(b, cfg)
 }
 
-fn issue11_setup(b: &mut Bytes, cfg: &mut sim::Config) {
+fn operator_setup(b: &mut Bytes, cfg: &mut sim::Config) {
     use sim::Initial;
     if b.below(4) == 0 {
         *cfg = cfg.clone().slow_start(15, 30);
@@ -785,9 +785,9 @@ pub fn engine(data: &[u8]) {
 /// [`engine`], saying how the run ended.
 pub fn engine_summary(data: &[u8]) -> String {
     let mut b = Bytes::new(data);
-    let issue11 = data.first().is_some_and(|f| f & 0x82 == 0x02);
+    let setups = data.first().is_some_and(|f| f & 0x82 == 0x02);
     if b.bool() {
-        sim_engine(&mut b, issue11)
+        sim_engine(&mut b, setups)
     } else {
         raw_engine(&mut b)
     }

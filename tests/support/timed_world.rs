@@ -1,4 +1,4 @@
-//! A millisecond-driven world for the engine tests about timing (issue 13:
+//! A millisecond-driven world for the engine tests about timing (the speed rules:
 //! what waiting costs, when a drain touches): a fleet as the two stats
 //! sockets show it, built from literal records, and the runtime's loop
 //! (sleep to `poll_timeout()`, answer every read at once). Included with

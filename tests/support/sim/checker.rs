@@ -348,7 +348,7 @@ impl Sim {
             }
             // Even a wedge nobody's stats show at once (someone else's
             // second reload landing right after a (re)start) shows later:
-            // its generation never sends the second announce (issue 11).
+            // its generation never sends the second announce.
             if vw.wedged_unfinished {
                 return Err(format!(
                     "{name} reported reloaded, but a second reload wedged it: it announced \

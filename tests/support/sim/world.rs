@@ -63,7 +63,7 @@ pub struct VassalW {
     pub wedged: bool,
     /// The wedge came from someone else's reload reaching a freshly
     /// (re)started master: nothing in the stats shows it at once (one
-    /// reload request, one announce). No longer an exemption: issue 11 asks
+    /// reload request, one announce). No longer an exemption: the engine must
     /// the engine to see it by the missing second announce.
     pub wedge_unseen: bool,
     /// The wedge came before any reload of this run completed: what the
