@@ -554,3 +554,26 @@ fn an_exit_on_reload_vassal_comes_back_as_a_new_process() {
     );
     assert!(back(&all, 0), "{:?}", events(&all));
 }
+
+/// Without `unsubscribe-on-graceful-reload` or a drain the old node stays
+/// listed, and the old generation's last announce can fall in the very
+/// second the new one accepts: only an announce newer than what the node
+/// showed at the touch is the new generation's.
+#[test]
+fn the_old_generations_last_announce_is_not_the_new_ones() {
+    let mut e = engine(settings(1), 2);
+    let mut f = fleet(2);
+    f.vs[0].nodes[0].2 = T0;
+    assert_eq!(touched(&look(&mut e, &f, 0)), [name(0)]);
+    // Reloaded and accepting in the same second; its node still shows the
+    // old generation's announce of that second.
+    let r = f.vs[0].rec.as_mut().unwrap();
+    r.last_mod = T0;
+    r.respawns = 1;
+    r.accepting = 1;
+    r.last_accepting = T0;
+    let out = look(&mut e, &f, 1);
+    assert!(!back(&out, 0), "the old generation's announce counted");
+    f.vs[0].nodes[0].2 = T0 + 2;
+    assert!(back(&look(&mut e, &f, 2), 0));
+}

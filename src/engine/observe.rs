@@ -213,13 +213,11 @@ impl Engine {
     /// vassal itself (`node_fresh`: a node the tool's early announce keeps
     /// alive is traffic, not evidence), announced since it accepted (or
     /// since its old nodes were seen gone), in a fastrouter read requested
-    /// after the touch. Not while its log proves it blocked and the repair's
-    /// `S` is not written yet.
+    /// after the touch, and newer than what the node showed at the touch
+    /// (the old generation's last announce can fall in the second the new
+    /// one accepted).
     fn own_announce(&self, i: usize) -> Option<OwnAnnounce> {
         let v = &self.vassals[i];
-        if v.reload.hook_lost.is_some() && !v.reload.fifo_written {
-            return None;
-        }
         if self.reads[idx(StatsSource::Fastrouter)].snapshot_started_ms <= v.touch.at_ms {
             return None;
         }
@@ -228,9 +226,16 @@ impl Engine {
         let own: Vec<(&str, i64)> = self
             .nodes_now(i)
             .into_iter()
-            .filter(|(_, n)| {
+            .filter(|(k, n)| {
+                let before = v
+                    .touch
+                    .announce_nodes
+                    .iter()
+                    .find(|d| d.key == *k && d.name == n.name);
                 nodes::node_fresh(n, router_now, tol)
-                    && (n.last_check >= accepted || v.reload.node_gone)
+                    && (v.reload.node_gone
+                        || (n.last_check >= accepted
+                            && before.map_or(true, |d| n.last_check > d.last_check)))
             })
             .map(|(k, n)| (k, n.last_check))
             .collect();

@@ -233,7 +233,7 @@ impl Settings {
             self.node_tolerance_s
         } else {
             self.node_tolerance_s
-                .max(self.subscribe_freq(config) + ANNOUNCE_SLACK_S)
+                .max(self.subscribe_freq(config).saturating_add(ANNOUNCE_SLACK_S))
         }
     }
 
@@ -241,6 +241,9 @@ impl Settings {
     /// before its silence is evidence (a blocked subscription, or a
     /// generation that announced once and then stopped).
     pub fn announce_window_ms(&self, config: &str) -> u64 {
-        ((self.subscribe_freq(Some(config)) + ANNOUNCE_SLACK_S) * 1000) as u64
+        (self
+            .subscribe_freq(Some(config))
+            .saturating_add(ANNOUNCE_SLACK_S) as u64)
+            .saturating_mul(1000)
     }
 }

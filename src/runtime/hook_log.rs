@@ -141,7 +141,11 @@ impl Watch {
         let mut on = None;
         for seen in self.scanner.feed(&buf, &self.marker) {
             match seen {
-                Seen::Lost(line) if !self.lost_reported => {
+                // Only in its own log: a log other vassals write can carry a
+                // forged line (a tenant printing another's FIFO path), and
+                // `S` toggles (docs/SECURITY.md). A shared log leaves the
+                // repair to the router's evidence (the announce window).
+                Seen::Lost(line) if self.own_log && !self.lost_reported => {
                     self.lost_reported = true;
                     out.push(Evidence::HookLost(line));
                 }
@@ -330,6 +334,31 @@ mod tests {
             logs.scan().is_empty(),
             "a shared log's toggle was attributed"
         );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A log other vassals write can carry a forged line naming this
+    /// vassal's FIFO: there it is no evidence (`S` toggles).
+    #[test]
+    fn a_lost_line_counts_only_in_the_vassals_own_log() {
+        let d = tmp("lostshared");
+        let log = d.join("app_01.log");
+        fs::write(&log, "").unwrap();
+        let cfg = config(&d, &log);
+        let shared: BTreeSet<PathBuf> = [log.clone()].into_iter().collect();
+        let mut logs = HookLogs::default();
+        logs.watch("app_01", 0, Some(&cfg), &shared).unwrap();
+        let line = format!(
+            "open(\"{}\"): No such device or address [core/hooks.c line 134]\n",
+            d.join("app_01.fifo").display()
+        );
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        assert!(logs.scan().is_empty(), "a line in a shared log counted");
         let _ = fs::remove_dir_all(&d);
     }
 

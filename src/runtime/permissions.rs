@@ -131,7 +131,17 @@ fn may_send_to(server: &str) -> Result<(), Error> {
 /// yet is the master's to create (the repair waits for it).
 fn may_write_fifo(fifo: &Path, vassal: &str) -> Result<(), Error> {
     match faccessat(None, fifo, AccessFlags::W_OK, AtFlags::AT_EACCESS) {
-        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        // Only the right itself refuses: a path that does not resolve
+        // (missing, a loop, not a directory) is the master's to create, and
+        // must not let one tenant's config veto every rollout.
+        Ok(()) => Ok(()),
+        Err(e) if !matches!(
+            e,
+            nix::errno::Errno::EACCES | nix::errno::Errno::EPERM | nix::errno::Errno::EROFS
+        ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(Error::Precondition(format!(
             "{} (master FIFO of {vassal}): this process may not write to it ({}), which the repair of a lost subscription needs; pass --no-repair or fix its permissions; nothing was touched",
             fifo.display(),

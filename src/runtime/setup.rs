@@ -238,11 +238,11 @@ pub fn doctor(
     Ok(lines.into_iter().map(|l| format!("warning: {l}")).collect())
 }
 
-/// Each config as its running master was given it: the options the
-/// Emperor set on the master's command line come before the file's
-/// (`vassal_args`, docs/UWSGI.md §9.12). Returns the vassals whose options
-/// the tool cannot fully know (command line unreadable, or files loaded it
-/// does not follow): their announce period is uncertain
+/// The vassals whose options the tool cannot fully know from their files:
+/// the Emperor gave their masters options on the command line
+/// (`vassal-set`, includes: `vassal_args`, docs/UWSGI.md §9.12), their
+/// command line cannot be read, or their config loads files the tool does
+/// not follow. Their announce period is uncertain
 /// (`Settings::freq_uncertain`).
 pub fn learn_from_emperor(
     parsed: &mut [(String, Result<VassalConfig, String>)],
@@ -254,11 +254,13 @@ pub fn learn_from_emperor(
         let pid = emp
             .and_then(|e| e.vassals.iter().find(|v| v.id == *name))
             .map_or(0, |v| v.pid);
-        match super::vassal_args::emperor_options(pid) {
-            Ok(preset) => *cfg = std::mem::take(cfg).with_preset(preset),
-            Err(_) => {
-                uncertain.insert(name.clone());
-            }
+        // A master's command line is its app's to rewrite (argv is its own
+        // memory): it says that the Emperor gave options, never which
+        // values to trust (docs/SECURITY.md). Any option there, or none
+        // readable, makes the announce period uncertain: the tool then
+        // never calls the vassal silent from a node's age alone.
+        if !super::vassal_args::emperor_options(pid).is_ok_and(|preset| preset.is_empty()) {
+            uncertain.insert(name.clone());
         }
         if !cfg.includes.is_empty() {
             uncertain.insert(name.clone());

@@ -25,7 +25,8 @@ pub fn printable(bytes: &[u8], cap: usize) -> String {
             }
         };
         for c in valid.chars() {
-            let bidi = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            // Bidi controls, and what some viewers take for a line break.
+            let bidi = matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}');
             match c as u32 {
                 n if (c.is_control() || bidi) && n < 0x100 => {
                     let _ = write!(out, "\\x{n:02x}");

@@ -163,33 +163,6 @@ impl VassalConfig {
         cfg
     }
 
-    /// The config as its master runs it with options the Emperor gave on
-    /// its command line before the file (`--set name=value`, from
-    /// `vassal-set`: docs/UWSGI.md §9.12): those come first, so the file's
-    /// own value of an option still wins where uWSGI keeps the last.
-    pub fn with_preset(mut self, preset: Vec<(String, String)>) -> VassalConfig {
-        if preset.is_empty() {
-            return self;
-        }
-        let mut options = preset;
-        options.append(&mut self.options);
-        let mut warnings = std::mem::take(&mut self.warnings);
-        let mut cfg = VassalConfig {
-            name: self.name,
-            dir: self.dir,
-            options,
-            ..VassalConfig::default()
-        };
-        cfg.extract();
-        for w in cfg.warnings.drain(..) {
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
-        }
-        cfg.warnings = warnings;
-        cfg
-    }
-
     /// First value of an option (the one `%(name)` would use).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.options
