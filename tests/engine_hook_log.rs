@@ -37,26 +37,6 @@ fn reloaded(f: &mut Fleet, accepting_s: Option<i64>) {
     f.vs[0].nodes.clear();
 }
 
-fn repairs(out: &Outputs) -> Vec<&str> {
-    out.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Repair { vassal, .. } => Some(vassal.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn subscribes(out: &Outputs) -> Vec<&str> {
-    out.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Subscribe { node, .. } => Some(node.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn lost(e: &mut Engine, s: u64) -> Outputs {
     e.handle(
         now(s),

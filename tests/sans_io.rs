@@ -272,8 +272,8 @@ fn check_source(src: &str, denied: &[&'static str]) -> Vec<Hit> {
             while j < t.len() && t[j].text != ";" {
                 j += 1;
             }
-            for k in i..=j.min(t.len() - 1) {
-                in_use[k] = true;
+            for flag in &mut in_use[i..=j.min(t.len() - 1)] {
+                *flag = true;
             }
             for im in imports {
                 if let Some(rule) = denied_by(&im.path, denied) {

@@ -193,3 +193,25 @@ pub fn outcome(out: &Outputs) -> Option<&Outcome> {
 pub fn events(out: &Outputs) -> Vec<&Event> {
     out.events.iter().map(|r| &r.event).collect()
 }
+
+/// The vassals a `Repair` (`S` to the master FIFO) was asked for.
+pub fn repairs(out: &Outputs) -> Vec<&str> {
+    out.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Repair { vassal, .. } => Some(vassal.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The nodes the tool sent a subscribe for (early announce, undone drain).
+pub fn subscribes(out: &Outputs) -> Vec<&str> {
+    out.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Subscribe { node, .. } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect()
+}
