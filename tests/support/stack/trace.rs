@@ -148,8 +148,9 @@ pub fn check_drain_window(
     // `drained_ms` is `base + at_ms`, and `at_ms` counts whole
     // milliseconds (truncated): the real event may be up to 1 ms later
     // than that bound, so a sample whose read started within that 1 ms
-    // may not show it yet.
-    let drained_ms = drained_ms + 1.0;
+    // may not show it yet. Such a sample counts when it shows the node out
+    // (gone or death-marked), and is passed over when it shows it live.
+    let unsure_until = drained_ms + 1.0;
     let mut checked = 0;
     let mut seen_gone = false;
     let mut last_ref = kept;
@@ -175,6 +176,7 @@ pub fn check_drain_window(
             }
             // the new generation subscribed: the window is over
             Some((_, 0)) if seen_gone => break,
+            Some((_, 0)) if s.ms < unsure_until => continue,
             Some((r, 0)) => {
                 return Err(format!(
                     "node still live (ref {r}, death_mark 0) at {:.0} ms, after `drained` at {drained_ms:.0} ms \
