@@ -5,6 +5,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::engine::Now;
 
+/// Copied, not re-made: every time a run reports counts from one start
+/// (the reporter's `at_ms` and the engine's `mono_ms` alike).
+#[derive(Clone, Copy)]
 pub struct Clock {
     base: Instant,
 }

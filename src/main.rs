@@ -58,9 +58,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    // The run's duration for the metrics file (every clock read goes
-    // through the runtime's Clock).
-    let clock = uwsgi_reload::clock::Clock::new();
+    // The run's duration for the metrics file, from the start every
+    // `at_ms` counts from (every clock read goes through the Clock).
+    let clock = rep.clock();
     let result = match cfg.command {
         Command::Status => uwsgi_reload::status::run(&cfg, &mut rep),
         _ if cfg.dry_run => uwsgi_reload::plan::run(&cfg, &mut rep),

@@ -91,6 +91,12 @@ impl Reporter {
     }
 
     /// Milliseconds since this reporter was made (the process start).
+    /// The run's clock: the engine and the driver count from the same start
+    /// as the notes, so `at_ms` never goes back in the stream.
+    pub fn clock(&self) -> crate::clock::Clock {
+        self.clock
+    }
+
     pub fn elapsed_ms(&self) -> u64 {
         (self.clock.elapsed_s() * 1000.0) as u64
     }
@@ -257,6 +263,9 @@ impl Reporter {
         self.header(&o.min_live);
         if self.json || self.recorded.is_some() {
             let mut v = summary_json(o, exit_code, stats_reads);
+            // The last object: its time, on the run's clock, is the run's
+            // length (the engine's `elapsed_ms` counts from its own start).
+            v["at_ms"] = json!(self.elapsed_ms().max(o.elapsed_ms));
             if let Some(i) = &self.info {
                 i.add_to(&mut v, &o.min_live);
             }
@@ -628,7 +637,8 @@ pub fn summary_json(o: &Outcome, exit_code: u8, stats_reads: u64) -> Value {
         "lowest_live": o.lowest_live,
         "min_live": o.min_live,
         "elapsed_ms": o.elapsed_ms,
-        // The summary is the last object: its time is the run's length.
+        // The summary is the last object: its time is the run's length
+        // (`Reporter::outcome` puts it on the run's clock).
         "at_ms": o.elapsed_ms,
         "summary": o.summary,
         "exit_code": exit_code,

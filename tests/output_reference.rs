@@ -86,6 +86,15 @@ fn assert_versioned(objs: &[serde_json::Value], what: &str) {
             "{what}: {name} is undocumented"
         );
     }
+    // One clock for every object: the notes written before the engine
+    // starts and the engine's own events count from the same start, so
+    // `at_ms` never goes back in the stream (a reader aligning it with
+    // another clock, as tests/support/stack/trace.rs does, relies on it).
+    let times: Vec<u64> = objs.iter().filter_map(|o| o["at_ms"].as_u64()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "{what}: at_ms goes back: {times:?}"
+    );
 }
 
 #[test]
@@ -128,4 +137,56 @@ fn every_json_object_has_the_schema_version_and_a_time() {
         r.describe()
     );
     assert_versioned(&objs, "refused rollout");
+}
+
+/// Every `at_ms` of a run counts from one start. The notes are written
+/// after a first look at the Emperor (here 0.3 s slow to answer), the
+/// engine's events after them: with two clocks (the engine's started after
+/// that look) the dry run's plan and a refused rollout's summary came out
+/// earlier than the notes before them.
+#[test]
+fn at_ms_counts_from_one_start_for_notes_and_the_engine() {
+    let w = World::new("onestart", 2);
+    // An Emperor whose first answer takes 0.3 s; a new one for each run.
+    let slow_emperor = || {
+        let doc = w.emperor_doc().into_bytes();
+        let every = Duration::from_micros(300_000 / doc.len() as u64 + 1);
+        fakes::FakeSocket::scripted(&w.emperor_sock, move |n| {
+            if n == 0 {
+                fakes::Answer::Trickle {
+                    bytes: doc.clone(),
+                    every,
+                }
+            } else {
+                fakes::Answer::Bytes(doc.clone())
+            }
+        })
+    };
+    let _fr = w.serve_fastrouter(false);
+    let slow_note = |objs: &[serde_json::Value]| {
+        objs.iter()
+            .any(|o| o["event"] == "note" && o["at_ms"].as_u64() >= Some(250))
+    };
+
+    let emp = slow_emperor();
+    let mut dry = w.base_args();
+    dry.extend(["--dry-run".to_string(), "--json".to_string()]);
+    let r = run(&dry, BOUND);
+    drop(emp);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    let objs = r.events();
+    assert!(slow_note(&objs), "a note after the slow look: {}", r.describe());
+    assert_versioned(&objs, "dry run after a slow look");
+
+    // A rollout the engine refuses (K above what two vassals can keep):
+    // its notes come after its own slow first look, its summary after them.
+    let _emp = slow_emperor();
+    let mut refused = w.base_args();
+    refused.extend(["--minimum-active-vassals", "5", "--json"].map(String::from));
+    let r = run(&refused, BOUND);
+    assert_eq!(r.code, Some(3), "{}", r.describe());
+    let objs = r.events();
+    assert!(slow_note(&objs), "a note after the slow look: {}", r.describe());
+    assert!(objs.iter().any(|o| o["event"] == "summary"), "{}", r.describe());
+    assert_versioned(&objs, "refused rollout after a slow look");
 }

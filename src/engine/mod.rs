@@ -337,7 +337,9 @@ impl Engine {
     }
 
     fn report(&mut self, event: Event) {
-        let at_ms = self.elapsed();
+        // On the driver's clock, the one the notes before the engine's
+        // start count from too: `at_ms` never goes back in the stream.
+        let at_ms = self.now.mono_ms;
         self.events.push_back(Report { at_ms, event });
     }
 }

@@ -21,7 +21,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     let configs = crate::runtime::configs::select(cfg, &dir)?;
     let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
     let (emp, fr) = crate::status::snapshots(cfg)?;
-    let wall_s = crate::clock::Clock::new().now().wall_s;
+    let wall_s = rep.clock().now().wall_s;
     let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
     // The rollout's own proof that it may act (the same refusal, exit 3).
     crate::runtime::permissions::check(&dir, &configs, &parsed, cfg.settings.repair)?;
@@ -53,7 +53,11 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
             rep.note(n);
         }
     }
-    let now = Now { mono_ms: 0, wall_s };
+    // On the run's clock, so its events follow the notes in time.
+    let now = Now {
+        wall_s,
+        ..rep.clock().now()
+    };
     let mut engine = Engine::new(settings.clone(), configs.clone(), now);
     engine.handle(now, Input::Emperor(emp.clone()));
     engine.handle(now, Input::Fastrouter(fr.clone()));

@@ -148,7 +148,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let emperor = StatsReader::new(StatsSource::Emperor, cfg.emperor_stats.clone(), EMPEROR, t)?;
     let fastrouter = Routers::new(&cfg.fastrouter_stats, FASTROUTER.0, t)?;
 
-    let clock = Clock::new();
+    let clock = rep.clock();
     let engine = Engine::new(settings, prep.configs.clone(), clock.now());
     let repairs = Repairs::new(&prep.parsed);
     let mut d = Driver {
