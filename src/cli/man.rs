@@ -120,7 +120,7 @@ pub fn man() -> String {
 fn output(out: &mut String) {
     use crate::report::catalog::{EVENTS, METRICS};
     out.push_str(".SH OUTPUT\n");
-    out.push_str(&escape("Human lines: results on stdout (on stderr with --json), warnings and errors on stderr; when stderr is the systemd journal each stderr line carries its priority. With --json, stdout has one JSON object per line; every object has event (its kind), v (the schema version, 1) and at_ms (milliseconds since the start), and, for a vassal's event, vassal (the config file name)."));
+    out.push_str(&escape("Human lines: results on stdout (on stderr with --json), warnings and errors on stderr; when stderr is the systemd journal each stderr line carries its priority. With --json, stdout has one JSON object per line; every object has event (its kind), v (the schema version, 1) and at_ms (milliseconds since the run started, on one clock: it never goes back), and, for a vassal's event, vassal (the config file name)."));
     out.push_str("\n.SS \"JSON events\"\n");
     for e in EVENTS {
         let _ = writeln!(
