@@ -142,6 +142,8 @@ fn e2e_requests_of_300ms_finish() {
         c.check(max_ref > 0, || {
             format!("{name}: no request was ever seen in flight on its node")
         });
+        // the scenario: each vassal drained, then touched
+        c.event_before("drain_started", "touched", Some(name));
     }
     c.check(r.load.max_latency >= Duration::from_millis(300), || {
         "the load never waited 300 ms: the ?sleep parameter did not work".into()
@@ -199,6 +201,7 @@ fn e2e_failing_vassal_stops_the_rollout() {
     c.check(failed_at.is_some(), || {
         format!("no --json `failed` event for {bad}")
     });
+    c.event_before("touched", "failed", Some(&bad));
     if let Some(i) = failed_at {
         let late: Vec<String> = events[i..]
             .iter()
@@ -242,6 +245,8 @@ fn e2e_failing_vassal_keep_going() {
     });
     c.summary_list("failed", std::slice::from_ref(&bad));
     c.summary_list("reloaded", &others);
+    // the scenario: the broken vassal was touched by the tool, then failed
+    c.event_before("touched", "failed", Some(&bad));
     c.finish();
 }
 
@@ -269,7 +274,7 @@ fn e2e_config_touched_by_someone_else() {
                 .stack
                 .wait_reload_started(d.before, Duration::from_secs(60))
             else {
-                return d.note("no reload started within 60 s");
+                return d.missed("no reload started within 60 s");
             };
             let target = d
                 .stack
@@ -316,6 +321,10 @@ fn e2e_config_touched_by_someone_else() {
             c.reloaded_once(name);
         }
     }
+    // the scenario: the tool saw the hand touch as someone else's reload
+    if let Some(t) = &target {
+        c.event("foreign_reload", Some(t));
+    }
     c.summary_list("failed", &[]);
     c.finish();
 }
@@ -343,7 +352,7 @@ fn e2e_config_added_and_removed_mid_rollout() {
                 .stack
                 .wait_reload_started(d.before, Duration::from_secs(60))
             else {
-                return d.note("no reload started within 60 s");
+                return d.missed("no reload started within 60 s");
             };
             d.note(format!(
                 "reload of {started:?} seen; adding {added}, removing {removed}"
@@ -404,7 +413,7 @@ fn e2e_sigint_mid_rollout() {
                 .stack
                 .wait_reload_started(d.before, Duration::from_secs(60))
             else {
-                return d.note("no reload started within 60 s");
+                return d.missed("no reload started within 60 s");
             };
             d.tool.signal(Signal::SIGINT);
             d.note(format!("reload of {started:?} seen; SIGINT sent"));
@@ -418,6 +427,11 @@ fn e2e_sigint_mid_rollout() {
     c.check(!reloaded.is_empty(), || {
         "no vassal finished its reload".into()
     });
+    c.check(!untouched.is_empty(), || {
+        "every vassal was reloaded: the SIGINT came too late to stop anything".into()
+    });
+    // the scenario: the tool took the signal as a stop
+    c.event("stopping", None);
     eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
     c.summary_list("reloaded", &reloaded);
     c.finish();
@@ -524,7 +538,7 @@ fn e2e_second_instance_is_locked_out() {
                 .stack
                 .wait_reload_started(d.before, Duration::from_secs(60))
             else {
-                return d.note("no reload started within 60 s");
+                return d.missed("no reload started within 60 s");
             };
             d.note(format!(
                 "reload of {started:?} seen; starting a second instance"
@@ -647,16 +661,18 @@ fn first_event_vassal(d: &mut stack::During<'_>, kind: &str) -> Option<String> {
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
 fn e2e_sigint_while_draining() {
     let stack = Stack::start(StackSpec::new(4));
+    let mut draining = None;
     let r = stack.rollout(
         &["--minimum-active-vassals", "1", "--json"],
         LoadSpec::default().path("/?sleep=0.3"),
         TOOL_TIMEOUT,
         |d| {
             let Some(v) = first_event_vassal(d, "drain_started") else {
-                return d.note("no drain_started event");
+                return d.missed("no drain_started event");
             };
             d.tool.signal(Signal::SIGINT);
             d.note(format!("drain of {v} started; SIGINT sent"));
+            draining = Some(v);
         },
     );
     let mut c = r.checks();
@@ -667,6 +683,21 @@ fn e2e_sigint_while_draining() {
     // once), and live at exit: no node left unsubscribed
     let (reloaded, untouched) = c.each_reloaded_or_untouched(&stack.names);
     eprintln!("reloaded {reloaded:?}, untouched {untouched:?}");
+    // the scenario: a drain under way when the stop came; its nodes were put
+    // back (`resubscribed`) unless its drain had ended and it was touched
+    if let Some(v) = &draining {
+        c.event("drain_started", Some(v));
+        c.event("stopping", None);
+        let events = r.run.events();
+        let has = |k: &str| {
+            events
+                .iter()
+                .any(|e| event_kind(e) == k && event_vassal(e).as_deref() == Some(v.as_str()))
+        };
+        c.check(has("resubscribed") || has("touched"), || {
+            format!("{v} was draining at the SIGINT and was neither resubscribed nor touched")
+        });
+    }
     c.finish();
 }
 
@@ -677,6 +708,7 @@ fn e2e_sigint_while_draining() {
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
 fn e2e_touched_by_someone_else_while_draining() {
     let stack = Stack::start(StackSpec::new(4));
+    let mut victim = None;
     let r = stack.rollout(
         &[
             "--minimum-active-vassals",
@@ -689,10 +721,11 @@ fn e2e_touched_by_someone_else_while_draining() {
         TOOL_TIMEOUT,
         |d| {
             let Some(v) = first_event_vassal(d, "drain_started") else {
-                return d.note("no drain_started event");
+                return d.missed("no drain_started event");
             };
             d.stack.touch(&v);
             d.note(format!("drain of {v} started; {v} touched by hand"));
+            victim = Some(v);
         },
     );
     let mut c = r.checks();
@@ -701,6 +734,18 @@ fn e2e_touched_by_someone_else_while_draining() {
     c.lowest_live(&stack.key, 1);
     for name in &stack.names {
         c.reloaded_once(name);
+    }
+    // the scenario: the tool was draining it, then saw someone else's
+    // reload and followed it, never touching it itself
+    if let Some(v) = &victim {
+        c.event_before("drain_started", "foreign_reload", Some(v));
+        let touched_by_tool =
+            r.run.events().iter().any(|e| {
+                event_kind(e) == "touched" && event_vassal(e).as_deref() == Some(v.as_str())
+            });
+        c.check(!touched_by_tool, || {
+            format!("the tool touched {v} on top of someone else's touch")
+        });
     }
     c.summary_list("failed", &[]);
     c.finish();
@@ -729,7 +774,7 @@ fn e2e_touched_by_someone_else_while_reloading() {
                 .stack
                 .wait_reload_started(d.before, Duration::from_secs(60))
             else {
-                return d.note("no reload started within 60 s");
+                return d.missed("no reload started within 60 s");
             };
             let v = started[0].clone();
             std::thread::sleep(Duration::from_millis(300));
@@ -757,6 +802,24 @@ fn e2e_touched_by_someone_else_while_reloading() {
             let others: Vec<String> = stack.names.iter().filter(|n| *n != v).cloned().collect();
             c.each_reloaded_or_untouched(&others);
             c.summary_list("failed", std::slice::from_ref(v));
+            // the scenario: the tool's own touch came first, then it failed
+            // the vassal for the second reload request
+            c.event_before("touched", "failed", Some(v));
+            let reason = r
+                .run
+                .events()
+                .into_iter()
+                .find(|e| {
+                    event_kind(e) == "failed" && event_vassal(e).as_deref() == Some(v.as_str())
+                })
+                .and_then(|e| e.get("reason").and_then(|x| x.as_str()).map(str::to_string));
+            c.check(
+                matches!(
+                    reason.as_deref(),
+                    Some("touched_by_other" | "second_reload" | "wedged")
+                ),
+                || format!("{v} failed for {reason:?}, not for the second touch"),
+            );
         }
     }
     c.finish();
@@ -784,9 +847,8 @@ fn e2e_repairs_a_vassal_that_never_resubscribes() {
     for name in &stack.names {
         c.reloaded_once(name);
     }
-    c.check(r.run.stdout.contains("repair"), || {
-        "no repair in the --json events".into()
-    });
+    // the scenario: the hookless vassal was repaired (S written to its FIFO)
+    c.event_before("repair_started", "repair_written", Some(&stuck));
     c.finish();
 }
 
@@ -827,6 +889,21 @@ fn e2e_no_repair_reports_a_vassal_that_never_resubscribes() {
         format!("stderr does not name {stuck}")
     });
     c.summary_list("failed", std::slice::from_ref(&stuck));
+    // the scenario: it accepted, was never repaired, and failed as never subscribed
+    c.event_before("accepting", "failed", Some(&stuck));
+    let events = r.run.events();
+    c.check(
+        !events.iter().any(|e| event_kind(e).starts_with("repair")),
+        || "--no-repair and the tool repaired".into(),
+    );
+    c.check(
+        events.iter().any(|e| {
+            event_kind(e) == "failed"
+                && event_vassal(e).as_deref() == Some(stuck.as_str())
+                && e["reason"] == "never_subscribed"
+        }),
+        || format!("{stuck} did not fail as never_subscribed"),
+    );
     c.finish();
 }
 
@@ -895,7 +972,7 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
                 (n >= 2).then_some(())
             });
             if two_back.is_none() {
-                return d.note("two vassals were not back within 90 s");
+                return d.missed("two vassals were not back within 90 s");
             }
             d.tool.signal(Signal::SIGINT);
             d.note("two vassals back; SIGINT sent");

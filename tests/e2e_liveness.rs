@@ -99,12 +99,7 @@ pub fn print_summary(r: &Rollout) {
 /// The tool's own account (second to the stack's state): its `--json`
 /// output has an event `kind` (about `vassal`, if given).
 pub fn expect_event(c: &mut stack::Checks<'_>, kind: &str, vassal: Option<&str>) {
-    let found = c.r.run.events().iter().any(|e| {
-        event_kind(e) == kind && vassal.map_or(true, |v| event_vassal(e).as_deref() == Some(v))
-    });
-    c.check(found, || {
-        format!("no --json `{kind}` event (vassal {vassal:?})")
-    });
+    c.event(kind, vassal);
 }
 
 /// A full rollout on a stack whose vassals announce every 25 s and whose

@@ -177,6 +177,31 @@ impl Checks<'_> {
         }
     }
 
+    /// The scenario happened as the tool saw it: its `--json` output has an
+    /// event `kind` (of `vassal`, if given). Returns its index in the events.
+    pub fn event(&mut self, kind: &str, vassal: Option<&str>) -> Option<usize> {
+        let at = self.r.run.events().iter().position(|e| {
+            tool::event_kind(e) == kind
+                && vassal.map_or(true, |v| tool::event_vassal(e).as_deref() == Some(v))
+        });
+        self.check(at.is_some(), || {
+            format!(
+                "the scenario did not happen: no --json `{kind}` event{}",
+                vassal.map_or(String::new(), |v| format!(" of {v}"))
+            )
+        });
+        at
+    }
+
+    /// Both events exist and `first` (of `vassal`) came before `then`.
+    pub fn event_before(&mut self, first: &str, then: &str, vassal: Option<&str>) {
+        if let (Some(a), Some(b)) = (self.event(first, vassal), self.event(then, vassal)) {
+            self.check(a < b, || {
+                format!("`{first}` (event #{a}) came after `{then}` (event #{b})")
+            });
+        }
+    }
+
     /// Reloaded exactly once, gracefully, and live again.
     pub fn reloaded_once(&mut self, name: &str) {
         if let Err(e) = super::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))

@@ -25,6 +25,9 @@ pub struct Rollout {
     pub tool_started_ms: u128,
     /// Notes written by the scenario's mid-rollout action, with their times.
     pub notes: Vec<String>,
+    /// What the scenario meant to stage and did not see happen
+    /// ([`During::missed`]); each is a problem of [`Rollout::checks`].
+    pub missed: Vec<String>,
 }
 
 /// What a scenario can do under load before the tool starts.
@@ -32,6 +35,7 @@ pub struct LeadIn<'a> {
     pub stack: &'a Stack,
     pub t0: Instant,
     pub notes: Vec<String>,
+    pub missed: Vec<String>,
 }
 
 impl LeadIn<'_> {
@@ -43,6 +47,13 @@ impl LeadIn<'_> {
         self.notes.push(format!("{ms:>6} ms  {what}"));
         ms
     }
+
+    /// The staged event did not happen: noted, and a failure of the checks.
+    pub fn missed(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        self.note(format!("SCENARIO MISSED: {what}"));
+        self.missed.push(what);
+    }
 }
 
 /// What a scenario can do while the tool runs.
@@ -52,9 +63,19 @@ pub struct During<'a> {
     pub before: &'a Fleet,
     pub t0: Instant,
     pub notes: Vec<String>,
+    pub missed: Vec<String>,
 }
 
 impl During<'_> {
+    /// The event the scenario stages did not happen (e.g. no reload started,
+    /// no `drain_started` event): noted, and a failure of
+    /// [`Rollout::checks`], so a test cannot pass without its scenario.
+    pub fn missed(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        self.note(format!("SCENARIO MISSED: {what}"));
+        self.missed.push(what);
+    }
+
     /// ms after t0 (the clock of the load's failures and the samples).
     pub fn ms(&self) -> u128 {
         self.t0.elapsed().as_millis()
@@ -123,9 +144,10 @@ impl Stack {
             stack: self,
             t0,
             notes: Vec::new(),
+            missed: Vec::new(),
         };
         lead_in(&mut li);
-        let lead_notes = li.notes;
+        let (lead_notes, lead_missed) = (li.notes, li.missed);
         let before = self.fleet();
         let tool_started_ms = t0.elapsed().as_millis();
         let mut tool = self.spawn_tool(args);
@@ -135,9 +157,10 @@ impl Stack {
             before: &before,
             t0,
             notes: lead_notes,
+            missed: lead_missed,
         };
         during(&mut d);
-        let notes = d.notes;
+        let (notes, missed) = (d.notes, d.missed);
         let run = tool.wait(tool_timeout);
         let after = self.fleet();
         std::thread::sleep(Duration::from_millis(500));
@@ -153,6 +176,7 @@ impl Stack {
             other_routers,
             tool_started_ms,
             notes,
+            missed,
         }
     }
 }
@@ -186,7 +210,11 @@ impl Rollout {
     pub fn checks(&self) -> Checks<'_> {
         Checks {
             r: self,
-            problems: Vec::new(),
+            problems: self
+                .missed
+                .iter()
+                .map(|m| format!("the scenario did not happen: {m}"))
+                .collect(),
         }
     }
 }
