@@ -588,7 +588,7 @@ fn e2e_harness_sees_a_manual_drained_reload() {
     let mut stack = Stack::start(StackSpec::new(3));
     let before = stack.fleet();
     let t0 = std::time::Instant::now();
-    let sampler = stack::Sampler::start(stack.fastrouter_stats_path(), vec![stack.key.clone()], t0);
+    let sampler = stack.sampler(stack.fastrouter_stats_path(), t0);
     let load = stack::Load::start(stack.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
     let name = vassal_name(2);
@@ -1057,4 +1057,31 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
         "status after the rerun:\n{}",
         st.describe()
     );
+}
+
+/// The K checks' own check, without a stack: a sampler that saw nothing for
+/// 3 s, or whose reads failed, during the rollout cannot report K held.
+#[test]
+fn harness_k_is_only_held_where_it_was_seen() {
+    let mut s = stack::SampleReport::default();
+    s.ok_ms = (0..100).map(|i| i * 30).collect(); // 0..2970 ms every 30 ms
+    assert!(stack::checks::sampling_problems("r", &s, 0, 2970, &[]).is_empty());
+    // a 3 s hole in the middle
+    s.ok_ms.retain(|t| !(1000..4000).contains(t));
+    s.ok_ms.extend((4000..5000).step_by(30));
+    let p = stack::checks::sampling_problems("r", &s, 0, 4990, &[]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("no successful stats read"), "{p:?}");
+    // excused when the test excludes that window (a router it restarted)
+    assert!(stack::checks::sampling_problems("r", &s, 0, 4990, &[(990, 4000)]).is_empty());
+    // no read at all in the window is one gap
+    assert_eq!(
+        stack::checks::sampling_problems("r", &s, 5000, 9000, &[]).len(),
+        1
+    );
+    // a failed read during the rollout, but not before it
+    s.errors.push((500, "connect: refused".into()));
+    assert!(stack::checks::sampling_problems("r", &s, 600, 990, &[]).is_empty());
+    let p = stack::checks::sampling_problems("r", &s, 0, 990, &[]);
+    assert!(p.iter().any(|x| x.contains("failed")), "{p:?}");
 }

@@ -57,7 +57,7 @@ use serde_json::Value;
 use stack::tool::{event_kind, event_vassal, Run};
 use stack::trace;
 use stack::{check_reloaded_once, check_untouched, vassal_name, Fleet};
-use stack::{Load, LoadReport, LoadSpec, SampleReport, Sampler, Stack, StackSpec, Tool};
+use stack::{Load, LoadReport, LoadSpec, SampleReport, Stack, StackSpec, Tool};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -120,7 +120,12 @@ impl Problems {
             )
         });
     }
+    /// K held for `key` over the whole sampling, and the sampler saw all of
+    /// it (no failed read, no gap over the bound: `stack::checks`).
     fn lowest_live(&mut self, samples: &SampleReport, key: &str, k: usize) {
+        for p in stack::checks::sampling_problems("router", samples, 0, u128::MAX, &[]) {
+            self.fail(p);
+        }
         self.check(samples.samples > 10, || {
             format!("the sampler took only {} samples", samples.samples)
         });
@@ -201,7 +206,7 @@ fn two_hosts_serial_k4(a_numbers: &[usize], b_numbers: &[usize]) {
     let mh = MultiHost::start("fleet.example", &[("a", a_numbers), ("b", b_numbers)]);
     let key = mh.key.clone();
     let t0 = Instant::now();
-    let sampler = Sampler::start(mh.fastrouter_stats_path(), vec![key.clone()], t0);
+    let sampler = mh.sampler(mh.fastrouter_stats_path(), t0);
     let load = Load::start(mh.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -355,7 +360,7 @@ fn drain_many_rollouts(n: usize, k: usize, rollouts: usize) {
     let stack = Stack::start(StackSpec::new(n));
     let key = stack.key.clone();
     let t0 = Instant::now();
-    let sampler = Sampler::start(stack.fastrouter_stats_path(), vec![key.clone()], t0);
+    let sampler = stack.sampler(stack.fastrouter_stats_path(), t0);
     let tracer = trace::Trace::start(
         stack.fastrouter_stats_path(),
         key.clone(),
@@ -949,7 +954,7 @@ fn fleet_ansible_playbook_two_hosts() {
     let mh = MultiHost::start("fleet.example", &[("a", &[1, 2, 3]), ("b", &[1, 2, 3])]);
     let key = mh.key.clone();
     let t0 = Instant::now();
-    let sampler = Sampler::start(mh.fastrouter_stats_path(), vec![key.clone()], t0);
+    let sampler = mh.sampler(mh.fastrouter_stats_path(), t0);
     let load = Load::start(mh.port, LoadSpec::default(), t0);
     std::thread::sleep(Duration::from_millis(500));
     let tool = stack::tool::BIN;

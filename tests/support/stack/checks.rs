@@ -4,7 +4,42 @@
 
 use std::fmt::Write as _;
 
-use super::{record, tool, Rollout, Tool};
+use super::{record, tool, Rollout, SampleReport, Tool};
+
+/// The largest time without a successful router read that a K check
+/// accepts: the sampler reads every 30 ms and one read takes a few ms, so on
+/// 2 busy cores 1.5 s is 50 periods of margin; a read that hangs runs into
+/// its 3 s timeout (stats.rs) and fails the check.
+pub const MAX_SAMPLE_GAP_MS: u128 = 1500;
+
+/// Problems with how well `s` saw the window [`from`, `to`] (outside
+/// `excluded`): failed reads, or a gap over [`MAX_SAMPLE_GAP_MS`]. A K
+/// count is only as good as the reads behind it.
+pub fn sampling_problems(
+    label: &str,
+    s: &SampleReport,
+    from: u128,
+    to: u128,
+    excluded: &[(u128, u128)],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let errors = s.errors_between(from, to, excluded);
+    if let Some((t, e)) = errors.first() {
+        out.push(format!(
+            "{label}: {} stats read(s) failed during the rollout ({from}..{to} ms, excluding {excluded:?}), \
+             first at {t} ms: {e}: K was not seen held",
+            errors.len()
+        ));
+    }
+    let (gap, at) = s.max_gap_between(from, to, excluded);
+    if gap > MAX_SAMPLE_GAP_MS {
+        out.push(format!(
+            "{label}: no successful stats read for {gap} ms from {at} ms (bound {MAX_SAMPLE_GAP_MS} ms): K was not \
+             seen held"
+        ));
+    }
+    out
+}
 
 /// Collects every violated expectation of a rollout, so that one failure
 /// report lists them all.
@@ -65,6 +100,10 @@ impl Checks<'_> {
                 s.lowest_live_at.get(key).copied().unwrap_or(0)
             )
         });
+        let (from, to) = (self.r.tool_started_ms, self.r.tool_ended_ms);
+        for p in sampling_problems("router 1", s, from, to, &[]) {
+            self.fail(p);
+        }
     }
 
     /// Router number `router` (1 = the first) never showed fewer than `k`
@@ -94,6 +133,10 @@ impl Checks<'_> {
                 s.lowest_live_at.get(key).copied().unwrap_or(0)
             )
         });
+        let (from, to) = (self.r.tool_started_ms, self.r.tool_ended_ms);
+        for p in sampling_problems(&format!("router {router}"), s, from, to, &[]) {
+            self.fail(p);
+        }
     }
 
     /// The fastrouter never showed fewer than `k` live nodes for `key` from
@@ -116,6 +159,10 @@ impl Checks<'_> {
             Some((n, at)) => self.check(n >= k, || {
                 format!("key {key}: only {n} live node(s) at {at} ms (after {from_ms} ms), K = {k}")
             }),
+        }
+        let to = self.r.tool_ended_ms;
+        for p in sampling_problems("router 1", s, from_ms, to, excluded) {
+            self.fail(p);
         }
     }
 

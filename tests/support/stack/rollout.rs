@@ -23,6 +23,9 @@ pub struct Rollout {
     /// When the tool was started, in ms after the load and the sampler started
     /// (all three share one clock, so failure times line up with samples).
     pub tool_started_ms: u128,
+    /// When the tool had exited (ms after t0): with `tool_started_ms`, the
+    /// window the K checks require the sampler to have seen.
+    pub tool_ended_ms: u128,
     /// Notes written by the scenario's mid-rollout action, with their times.
     pub notes: Vec<String>,
     /// What the scenario meant to stage and did not see happen
@@ -130,12 +133,12 @@ impl Stack {
         F: FnOnce(&mut During<'_>),
     {
         let t0 = Instant::now();
-        let sampler = Sampler::start(self.fastrouter_stats_path(), vec![self.key.clone()], t0);
+        let sampler = self.sampler(self.fastrouter_stats_path(), t0);
         let others: Vec<Sampler> = self
             .fastrouter_stats_paths()
             .into_iter()
             .skip(1)
-            .map(|p| Sampler::start(p, vec![self.key.clone()], t0))
+            .map(|p| self.sampler(p, t0))
             .collect();
         let load = Load::start(self.port, load, t0);
         // let the load reach steady state before anything changes
@@ -162,6 +165,7 @@ impl Stack {
         during(&mut d);
         let (notes, missed) = (d.notes, d.missed);
         let run = tool.wait(tool_timeout);
+        let tool_ended_ms = t0.elapsed().as_millis();
         let after = self.fleet();
         std::thread::sleep(Duration::from_millis(500));
         let load = load.stop();
@@ -175,6 +179,7 @@ impl Stack {
             samples,
             other_routers,
             tool_started_ms,
+            tool_ended_ms,
             notes,
             missed,
         }

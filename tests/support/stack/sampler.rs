@@ -1,5 +1,16 @@
 //! Reads the fastrouter stats every ~30 ms: the lowest number of live nodes
-//! (`death_mark == 0`) per key, and each node's `ref` history.
+//! per key, each node's `ref` history, every failed read and the time of
+//! every successful one (so a check can bound the largest gap: K "held" only
+//! counts where it was seen held).
+//!
+//! A node is live when `death_mark == 0`, its last announce is within the
+//! router's `subscription-tolerance` (what the test configured; uWSGI's
+//! default 17 s), and, when the sampler knows which vassal owns it
+//! ([`Truth`], from [`Stack::sampler`]), that vassal's Emperor record shows it
+//! accepting with a master pid that is alive: a dead vassal's leftover node,
+//! or a node left in rotation while its vassal reloads, is not live. Every
+//! key ever seen (and every key asked for) is counted, as 0 when its slot is
+//! gone from the stats (uWSGI removes a key's slot with its last node).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,15 +20,101 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use uwsgi_reload::stats::FastrouterSnapshot;
+use uwsgi_reload::stats::{EmperorSnapshot, FastrouterSnapshot};
+
+use super::Stack;
 
 pub const INTERVAL: Duration = Duration::from_millis(30);
+
+/// uWSGI's default `subscription-tolerance`, s.
+pub const DEFAULT_TOLERANCE_S: i64 = 17;
+
+/// What the sampler checks a node against besides the router's word.
+#[derive(Clone, Debug)]
+pub struct Truth {
+    /// Each Emperor's stats socket, with node name -> the owning vassal's
+    /// config id in that Emperor. Nodes not listed are judged by the router
+    /// alone (death_mark, freshness).
+    pub emperors: Vec<(PathBuf, BTreeMap<String, String>)>,
+    /// The router's `subscription-tolerance`, s.
+    pub tolerance_s: i64,
+}
+
+impl Default for Truth {
+    fn default() -> Self {
+        Truth {
+            emperors: Vec::new(),
+            tolerance_s: DEFAULT_TOLERANCE_S,
+        }
+    }
+}
+
+impl Stack {
+    /// The router's `subscription-tolerance` as this stack configured it.
+    pub fn subscription_tolerance_s(&self) -> i64 {
+        self.spec
+            .fastrouter_extra
+            .iter()
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "subscription-tolerance")
+                    .then(|| v.trim().parse().ok())
+                    .flatten()
+            })
+            .last()
+            .unwrap_or(DEFAULT_TOLERANCE_S)
+    }
+
+    /// Every node of every host mapped to its vassal, and the tolerance.
+    pub fn sampler_truth(&self) -> Truth {
+        let emperors = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let map = h
+                    .names
+                    .iter()
+                    .map(|n| (h.node_name(n), h.config_file(n)))
+                    .collect();
+                (h.emperor_stats_path(), map)
+            })
+            .collect();
+        Truth {
+            emperors,
+            tolerance_s: self.subscription_tolerance_s(),
+        }
+    }
+
+    /// A sampler of router stats socket `socket` that judges nodes by this
+    /// stack's Emperors too ([`Truth`]).
+    pub fn sampler(&self, socket: PathBuf, t0: Instant) -> Sampler {
+        Sampler::start_with(socket, vec![self.key.clone()], t0, self.sampler_truth())
+    }
+}
+
+/// A process that exists and is not a zombie.
+fn pid_alive(pid: i64) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct SampleReport {
     pub samples: usize,
-    /// Failed reads, with their time (ms after t0).
+    /// Failed reads (of the router, or of an Emperor the sampler checks
+    /// nodes against), with their time (ms after t0).
     pub errors: Vec<(u128, String)>,
+    /// When each successful sample's reads started (ms after t0).
+    pub ok_ms: Vec<u128>,
+    /// Nodes with death_mark 0 that were not counted live, with the first
+    /// time and why (stale, vassal not accepting, its master dead).
+    pub not_live: BTreeMap<String, (u128, String)>,
     /// Lowest live count per key over the whole run, and when it was first seen.
     pub lowest_live: BTreeMap<String, usize>,
     pub lowest_live_at: BTreeMap<String, u128>,
@@ -35,9 +132,11 @@ impl SampleReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "sampler: {} samples, {} read errors, lowest live per key {:?} (first at {:?} ms), max ref per node {:?}",
+            "sampler: {} samples, {} read errors, largest gap between reads {} ms, lowest live per key {:?} \
+             (first at {:?} ms), max ref per node {:?}",
             self.samples,
             self.errors.len(),
+            self.max_gap_between(0, u128::MAX, &[]).0,
             self.lowest_live,
             self.lowest_live_at,
             self.max_ref
@@ -47,6 +146,13 @@ impl SampleReport {
         );
         for (t, e) in self.errors.iter().take(5) {
             let _ = writeln!(s, "  read error at {t} ms: {e}");
+        }
+        for (node, (t, why)) in &self.not_live {
+            let _ = writeln!(
+                s,
+                "  node {} with death_mark 0 not counted live (first at {t} ms): {why}",
+                node.rsplit('/').next().unwrap_or(node)
+            );
         }
         let _ = writeln!(s, "  live nodes per key over time (ms: count):");
         let mut line = String::new();
@@ -84,13 +190,19 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Samples `socket` until stopped; `keys` are counted even when absent
-    /// from the document (then 0 live).
+    /// Samples `socket` until stopped, judging nodes by the router alone;
+    /// `keys` are counted even when absent from the document (then 0 live).
     pub fn start(socket: PathBuf, keys: Vec<String>, t0: Instant) -> Sampler {
+        Self::start_with(socket, keys, t0, Truth::default())
+    }
+
+    /// [`Sampler::start`], a node live only by `truth` too.
+    pub fn start_with(socket: PathBuf, keys: Vec<String>, t0: Instant, truth: Truth) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut r = SampleReport::default();
+            let mut known_keys: Vec<String> = keys.clone();
             let mut last_live: BTreeMap<String, usize> = BTreeMap::new();
             let mut last_node: BTreeMap<String, (i64, i64)> = BTreeMap::new();
             while !stop2.load(Ordering::Relaxed) {
@@ -98,17 +210,64 @@ impl Sampler {
                 let ms = t0.elapsed().as_millis();
                 let snap = super::read_stats(&socket)
                     .and_then(|b| FastrouterSnapshot::parse(&b).map_err(|e| format!("{e:?}")));
-                match snap {
-                    Err(e) => r.errors.push((ms, e)),
-                    Ok(snap) => {
+                // the Emperors right after the router: (node -> (accepting, pid))
+                let mut owners: BTreeMap<String, (bool, i64)> = BTreeMap::new();
+                let mut emperor_error = None;
+                for (path, map) in &truth.emperors {
+                    match super::read_stats(path).and_then(|b| {
+                        EmperorSnapshot::parse(&b).map_err(|e| format!("emperor stats: {e:?}"))
+                    }) {
+                        Ok(emp) => {
+                            for (node, id) in map {
+                                let v = emp.vassal(id);
+                                owners.insert(
+                                    node.clone(),
+                                    v.map_or((false, 0), |v| (v.accepting == 1, v.pid)),
+                                );
+                            }
+                        }
+                        Err(e) => emperor_error = Some(e),
+                    }
+                }
+                let now_s = super::now_secs();
+                match (snap, emperor_error) {
+                    (Err(e), _) | (_, Some(e)) => r.errors.push((ms, e)),
+                    (Ok(snap), None) => {
                         r.samples += 1;
+                        r.ok_ms.push(ms);
                         let mut live: BTreeMap<String, usize> =
-                            keys.iter().map(|k| (k.clone(), 0)).collect();
+                            known_keys.iter().map(|k| (k.clone(), 0)).collect();
                         let mut seen: BTreeMap<String, (i64, i64)> = BTreeMap::new();
                         for (key, node) in snap.nodes() {
+                            if !known_keys.iter().any(|k| k == key) {
+                                known_keys.push(key.to_string());
+                            }
                             let c = live.entry(key.to_string()).or_default();
                             if node.death_mark == 0 {
-                                *c += 1;
+                                let age = now_s - node.last_check;
+                                // 1 s resolution on both sides: one second of margin
+                                let why = if age > truth.tolerance_s + 1 {
+                                    Some(format!(
+                                        "last announce {age} s ago, tolerance {} s",
+                                        truth.tolerance_s
+                                    ))
+                                } else {
+                                    match owners.get(&node.name) {
+                                        Some((false, pid)) => Some(format!(
+                                            "its vassal (pid {pid}) is not accepting in the Emperor"
+                                        )),
+                                        Some((true, pid)) if !pid_alive(*pid) => {
+                                            Some(format!("its vassal's master pid {pid} is dead"))
+                                        }
+                                        _ => None,
+                                    }
+                                };
+                                match why {
+                                    None => *c += 1,
+                                    Some(why) => {
+                                        r.not_live.entry(node.name.clone()).or_insert((ms, why));
+                                    }
+                                }
                             }
                             seen.insert(node.name.clone(), (node.refs, node.death_mark));
                         }
@@ -154,6 +313,46 @@ impl Sampler {
 }
 
 impl SampleReport {
+    /// The largest time (ms) inside [`from`, `to`] without a successful read
+    /// (the window's ends count as reads: no read at all in it is one gap)
+    /// that overlaps no `excluded` window, with where it started. `to` =
+    /// `u128::MAX`: until the last read.
+    pub fn max_gap_between(&self, from: u128, to: u128, excluded: &[(u128, u128)]) -> (u128, u128) {
+        let to = if to == u128::MAX {
+            self.ok_ms.last().copied().unwrap_or(from).max(from)
+        } else {
+            to
+        };
+        let mut points: Vec<u128> = vec![from];
+        points.extend(self.ok_ms.iter().copied().filter(|t| *t > from && *t < to));
+        points.push(to);
+        let mut best = (0, from);
+        for w in points.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if excluded.iter().any(|(s, e)| a <= *e && b >= *s) {
+                continue;
+            }
+            if b - a > best.0 {
+                best = (b - a, a);
+            }
+        }
+        best
+    }
+
+    /// Failed reads in [`from`, `to`] outside every `excluded` window.
+    pub fn errors_between(
+        &self,
+        from: u128,
+        to: u128,
+        excluded: &[(u128, u128)],
+    ) -> Vec<&(u128, String)> {
+        self.errors
+            .iter()
+            .filter(|(t, _)| *t >= from && *t <= to)
+            .filter(|(t, _)| !excluded.iter().any(|(s, e)| s <= t && t <= e))
+            .collect()
+    }
+
     /// The lowest live count of `key` the sampler saw from `from` to `to` ms
     /// (after t0), leaving out the `excluded` windows, with the first time
     /// it was seen. None if no sample falls in that time.
