@@ -103,6 +103,10 @@ pub fn workers_keys_lazy() {
             )
         });
     }
+    // the drain seen in the router, not in the tool's events: with
+    // unsubscribe-on-graceful-reload off only the drain takes a node out;
+    // at most 4 sessions (the most workers a vassal here has) ride the reload
+    c.drained_by_the_router(&stack.names, 4);
     // processes = 4: the new generation forked 4 workers of the same master
     let a1 = r.after.get("app_01");
     let b1 = r.before.get("app_01");

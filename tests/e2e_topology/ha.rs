@@ -55,6 +55,9 @@ pub fn two_fastrouters() {
         c.check(stack.live_on_other_routers(name), || {
             format!("{name}: no live node on router B after the rollout")
         });
+        if let Err(e) = c.drain_seen_by_router(name, 1) {
+            c.fail(format!("router 1's trace: {e}"));
+        }
         let drained = events_of(&r, "drained").iter().any(|(v, _)| v == name);
         c.check(drained, || {
             format!("{name}: no `drained` event: the drain was off with two routers")

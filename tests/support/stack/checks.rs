@@ -249,6 +249,55 @@ impl Checks<'_> {
         }
     }
 
+    /// The drain as router 1 showed it, not as the tool reports it: from the
+    /// tool's `touched` event of `name` (its time bounded from above: the
+    /// line's arrival, less what `at_ms` says came before) until the new
+    /// generation subscribed (at most 60 s), every sample shows the node
+    /// absent or death-marked with at most `kept` sessions, never more than
+    /// the sample before (trace::check_drain_window, the fleet test's
+    /// check). Err(what the router showed) otherwise.
+    pub fn drain_seen_by_router(&self, name: &str, kept: i64) -> Result<usize, String> {
+        let r = self.r;
+        let events: Vec<(f64, serde_json::Value)> = r
+            .run
+            .stdout_timed
+            .iter()
+            .filter(|(_, l)| l.trim_start().starts_with('{'))
+            .filter_map(|(t, l)| {
+                let ms = t.duration_since(r.t0).as_secs_f64() * 1000.0;
+                Some((ms, serde_json::from_str(l).ok()?))
+            })
+            .collect();
+        let base = events
+            .iter()
+            .filter_map(|(arr, e)| Some(arr - e.get("at_ms")?.as_f64()?))
+            .fold(f64::INFINITY, f64::min);
+        let touched = events
+            .iter()
+            .find(|(_, e)| {
+                tool::event_kind(e) == "touched" && tool::event_vassal(e).as_deref() == Some(name)
+            })
+            .and_then(|(_, e)| e.get("at_ms")?.as_f64())
+            .map(|at| base + at)
+            .ok_or_else(|| format!("{name}: no `touched` event"))?;
+        let node = r.node_names.get(name).cloned().unwrap_or_default();
+        let samples = super::trace::samples_of(&r.samples, &node);
+        super::trace::check_drain_window(&samples, &node, touched, touched, 60_000.0, kept)
+            .map_err(|e| format!("{name}: {e}"))
+    }
+
+    /// [`Checks::drain_seen_by_router`] for each of `names`, a problem each.
+    pub fn drained_by_the_router(&mut self, names: &[String], kept: i64) {
+        for name in names {
+            match self.drain_seen_by_router(name, kept) {
+                Ok(n) => eprintln!(
+                    "[e2e measured] {name}: out of rotation in the router's {n} sample(s) from its touch"
+                ),
+                Err(e) => self.fail(format!("the router's trace: {e}")),
+            }
+        }
+    }
+
     /// Reloaded exactly once, gracefully, and live again.
     pub fn reloaded_once(&mut self, name: &str) {
         if let Err(e) = super::check_reloaded_once(self.r.before.get(name), self.r.after.get(name))

@@ -23,6 +23,10 @@ pub struct Rollout {
     /// When the tool was started, in ms after the load and the sampler started
     /// (all three share one clock, so failure times line up with samples).
     pub tool_started_ms: u128,
+    /// The clock of every time above.
+    pub t0: Instant,
+    /// Vassal -> its node's name in the router (of the first host).
+    pub node_names: std::collections::BTreeMap<String, String>,
     /// When the tool had exited (ms after t0): with `tool_started_ms`, the
     /// window the K checks require the sampler to have seen.
     pub tool_ended_ms: u128,
@@ -179,6 +183,12 @@ impl Stack {
             samples,
             other_routers,
             tool_started_ms,
+            t0,
+            node_names: self
+                .hosts
+                .iter()
+                .flat_map(|h| h.names.iter().map(move |n| (n.clone(), h.node_name(n))))
+                .collect(),
             tool_ended_ms,
             notes,
             missed,

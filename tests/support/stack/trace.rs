@@ -201,3 +201,29 @@ pub fn check_drain_window(
     }
     Ok(checked)
 }
+
+/// The samples of `node` the harness sampler took (every successful read,
+/// the node's state then: absent, or its ref and death_mark), rebuilt from
+/// its change history: the router's own account, on the rollout's clock.
+pub fn samples_of(report: &super::SampleReport, node: &str) -> Vec<Sample> {
+    let changes: &[(u128, i64, i64)] = report.refs.get(node).map_or(&[], Vec::as_slice);
+    let mut i = 0;
+    let mut state: Option<NodeView> = None;
+    report
+        .ok_ms
+        .iter()
+        .map(|&ms| {
+            while i < changes.len() && changes[i].0 <= ms {
+                let (_, r, d) = changes[i];
+                state = (r, d).ne(&(-1, -1)).then_some((r, d));
+                i += 1;
+            }
+            Sample {
+                ms: ms as f64,
+                nodes: state
+                    .map(|v| BTreeMap::from([(node.to_string(), v)]))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
