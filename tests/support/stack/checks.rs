@@ -417,6 +417,33 @@ impl ArrivedEvents {
             .map(|(t, _)| *t)
     }
 
+    /// When each event `kind` really happened, bounded on both sides by the
+    /// tool's own clock (`at_ms`): no earlier than `tool_started_ms + at_ms`
+    /// (the tool's clock starts after its spawn) and no later than
+    /// `base + at_ms`, `base` = the smallest `arrival - at_ms` over all
+    /// events (a line arrives after its event). (lower, upper, vassal).
+    pub fn all_bounded(&self, kind: &str, tool_started_ms: u128) -> Vec<(u128, u128, String)> {
+        let at = |e: &serde_json::Value| e.get("at_ms").and_then(serde_json::Value::as_u64);
+        let base = self
+            .events
+            .iter()
+            .filter_map(|(t, e)| Some(t.saturating_sub(at(e)? as u128)))
+            .min()
+            .unwrap_or(0);
+        self.events
+            .iter()
+            .filter(|(_, e)| tool::event_kind(e) == kind)
+            .filter_map(|(_, e)| {
+                let a = at(e)? as u128;
+                Some((
+                    tool_started_ms + a,
+                    (base + a).max(tool_started_ms + a),
+                    tool::event_vassal(e).unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
     /// Arrival times of every event `kind`, with its vassal.
     pub fn all(&self, kind: &str) -> Vec<(u128, String)> {
         self.events
