@@ -66,9 +66,7 @@ step "doc tests" cargo test --release --doc
 # exploration (about 10 min on 2 cores). Left out, and why (tests/README.md):
 # explore_large_up_to_3_vassals_every_fault and explore_large_4_vassals (most
 # of an hour: run them by hand, `cargo test --release --test explore --
-# --ignored explore_large_`), and
-# explore_foreign_touch_while_the_world_changes_during_reads (it finds a K
-# violation the engine still has; it joins this step once fixed).
+# --ignored explore_large_`).
 if (($# == 0)); then
     step "bounded large exploration" cargo test --release --test explore -- --ignored --exact explore_large_bounded
 fi

@@ -16,10 +16,12 @@ impl Engine {
         let (fresh_node, listed_node) = match self.fr.as_ref() {
             Some(fr) => {
                 let pid = record.map_or(0, |r| r.pid);
+                let since = self.generation_start_on_router(record);
                 let mut fresh = false;
                 let mut listed = false;
                 for (_, n) in self.matcher.nodes_of_at(i, &v.name, pid, fr) {
-                    fresh |= nodes::node_fresh(n, self.router_now_s(), tolerance);
+                    fresh |= n.last_check >= since
+                        && nodes::node_fresh(n, self.router_now_s(), tolerance);
                     listed |= n.death_mark == 0 && n.refreshed_by_vassal();
                 }
                 // Its age alone proves nothing when neither the router's
@@ -36,6 +38,18 @@ impl Engine {
             fresh_node,
             listed_node,
         }
+    }
+
+    /// When the running generation of a vassal began, on the router's
+    /// clock: a node announced before it is the previous generation's (a
+    /// fastrouter read that predates a reload or a respawn still shows it
+    /// fresh), never evidence that this one is routed (docs/UWSGI.md §5.2,
+    /// §9.11). Whole seconds: an announce in the generation's first second
+    /// counts.
+    pub(super) fn generation_start_on_router(&self, record: Option<&crate::stats::VassalStats>) -> i64 {
+        record.map_or(i64::MIN, |r| {
+            self.on_router_clock(super::generation::generation_start(r))
+        })
     }
 
     /// The availability class of vassal `i` now.

@@ -48,7 +48,8 @@ impl Engine {
         let ours: Vec<(&str, bool, i64)> = self
             .vassals
             .iter()
-            .map(|v| {
+            .enumerate()
+            .map(|(i, v)| {
                 let may_count = match v.phase {
                     Phase::Idle => true,
                     // Live again only once it has stayed up for --min-ready.
@@ -59,13 +60,17 @@ impl Engine {
                     Phase::Skipped => v.found_current,
                     _ => false,
                 };
-                // Reloaded: only the nodes its new generation announced (a
-                // node under a key it left lingers until it expires).
+                // Only the nodes its running generation announced: a read
+                // taken before a reload or a respawn shows the previous
+                // one's. Reloaded by us: only those announced since it
+                // accepted (a node under a key it left lingers until it
+                // expires).
+                let generation = self.generation_start_on_router(emp.vassal_at(i, &v.name));
                 let since = match v.phase {
                     Phase::Subscribed if !v.reload.node_gone => {
-                        self.on_router_clock(v.reload.accepted_s)
+                        self.on_router_clock(v.reload.accepted_s).max(generation)
                     }
-                    _ => i64::MIN,
+                    _ => generation,
                 };
                 (v.name.as_str(), may_count, since)
             })
