@@ -89,7 +89,9 @@ fn main() -> ExitCode {
                 // events to draw).
                 if run.is_ok() {
                     let svg = timeline::render(rep.recorded());
-                    if let Err(e) = std::fs::write(path, svg) {
+                    // As the metrics file: never through a link planted at
+                    // the path, never blocked by a FIFO there.
+                    if let Err(e) = metrics::write_atomic(path, &svg) {
                         eprintln!(
                             "{}uwsgi-reload: warning: cannot write the timeline {}: {e}",
                             journal::stderr_prefix(journal::Level::Warning),

@@ -217,3 +217,30 @@ fn a_rollout_writes_its_timeline() {
     assert!(svg.contains("app_01.ini: failure"), "{svg}");
     assert!(svg.contains("app_01.ini: touch"), "{svg}");
 }
+
+/// The picture is written as the metrics file is (a fresh temporary file,
+/// renamed): a link planted at its path by whoever can write that directory
+/// is replaced, and the file it points to (here a root-owned secret) is
+/// never written through it (docs/SECURITY.md).
+#[test]
+fn a_planted_link_at_the_timeline_path_is_replaced_not_followed() {
+    let w = fakes::World::new("timeline-link", 2);
+    let _s = w.serve_consistent(false);
+    let secret = w.tmp.path.join("secret");
+    std::fs::write(&secret, "secret\n").unwrap();
+    let out = w.tmp.path.join("rollout.svg");
+    std::os::unix::fs::symlink(&secret, &out).unwrap();
+    let mut args = w.base_args();
+    // Refused in preflight (K above what two vassals keep): still drawn.
+    args.extend(
+        ["--minimum-active-vassals", "5", "--timeline", out.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let r = fakes::run(&args, Duration::from_secs(30));
+    assert_eq!(r.code, Some(3), "{}", r.describe());
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
+    let meta = std::fs::symlink_metadata(&out).unwrap();
+    assert!(meta.file_type().is_file(), "the link was replaced by the picture");
+    assert_well_formed(&std::fs::read_to_string(&out).unwrap());
+}

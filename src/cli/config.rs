@@ -484,7 +484,34 @@ impl Config {
 /// before anything is touched, so a typo is a usage error, not a lost
 /// metrics file at the end).
 fn metrics_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
-    let Some(p) = &r.metrics_file else {
+    rollout_output(
+        r,
+        "--metrics-file",
+        r.metrics_file.as_deref(),
+        "is for a rollout; status and --dry-run write no metrics",
+    )
+}
+
+/// `--timeline FILE.svg`: the same checks as `--metrics-file`.
+fn timeline_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
+    rollout_output(
+        r,
+        "--timeline",
+        r.timeline.as_deref(),
+        "draws a rollout; status and --dry-run have none (use timeline EVENTS.jsonl on a saved --json log)",
+    )
+}
+
+/// A file a rollout writes at its end (`flag` given `value`): a file name in
+/// an existing directory, and only for a rollout (`not_here` says why not
+/// for status and --dry-run).
+fn rollout_output(
+    r: &RawArgs,
+    flag: &str,
+    value: Option<&std::ffi::OsStr>,
+    not_here: &str,
+) -> Result<Option<PathBuf>, Error> {
+    let Some(p) = value else {
         return Ok(None);
     };
     let p = PathBuf::from(p);
@@ -494,39 +521,12 @@ fn metrics_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
     };
     if p.file_name().is_none() || !dir.is_dir() {
         return Err(Error::Usage(format!(
-            "--metrics-file expects a file path in an existing directory, got {:?}",
+            "{flag} expects a file path in an existing directory, got {:?}",
             p.display().to_string()
         )));
     }
     if r.command.as_deref() == Some("status") || r.dry_run {
-        return Err(Error::Usage(
-            "--metrics-file is for a rollout; status and --dry-run write no metrics".into(),
-        ));
-    }
-    Ok(Some(p))
-}
-
-/// `--timeline FILE.svg`: a file in an existing directory, for a rollout
-/// (checked before anything is touched, as `--metrics-file`).
-fn timeline_file(r: &RawArgs) -> Result<Option<PathBuf>, Error> {
-    let Some(p) = &r.timeline else {
-        return Ok(None);
-    };
-    let p = PathBuf::from(p);
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if p.file_name().is_none() || !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "--timeline expects a file path in an existing directory, got {}",
-            p.display()
-        )));
-    }
-    if r.command.as_deref() == Some("status") || r.dry_run {
-        return Err(Error::Usage(
-            "--timeline draws a rollout; status and --dry-run have none (use timeline EVENTS.jsonl on a saved --json log)".into(),
-        ));
+        return Err(Error::Usage(format!("{flag} {not_here}")));
     }
     Ok(Some(p))
 }
