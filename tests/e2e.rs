@@ -45,11 +45,12 @@ fn full_rollout(spec: StackSpec, k: usize, load: LoadSpec, extra: &[&str]) {
     let ks = k.to_string();
     let mut args = vec!["--minimum-active-vassals", ks.as_str(), "--json"];
     args.extend_from_slice(extra);
-    let r = stack.rollout(&args, load, TOOL_TIMEOUT, |_| {});
+    let r = stack.rollout(&args, load.clone(), TOOL_TIMEOUT, |_| {});
     let mut c = r.checks();
     c.exit(0);
     c.no_failed_requests();
     c.lowest_live(&stack.key, k);
+    c.latency_bounded(load.threads, delay_ms(&load.path));
     for name in &stack.names {
         c.reloaded_once(name);
     }
@@ -58,6 +59,14 @@ fn full_rollout(spec: StackSpec, k: usize, load: LoadSpec, extra: &[&str]) {
     c.summary_list("failed", &[]);
     c.summary_lowest_live(&stack.key, k);
     c.finish();
+}
+
+/// The app's delay in ms from a load path's `sleep=` (seconds).
+fn delay_ms(path: &str) -> u64 {
+    path.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("sleep="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |s| (s * 1000.0) as u64)
 }
 
 // ---- N x K ----
@@ -148,6 +157,7 @@ fn e2e_requests_of_300ms_finish() {
     c.check(r.load.max_latency >= Duration::from_millis(300), || {
         "the load never waited 300 ms: the ?sleep parameter did not work".into()
     });
+    c.latency_bounded(10, 300);
     c.summary_list("reloaded", &stack.names);
     c.summary_list("failed", &[]);
     c.finish();

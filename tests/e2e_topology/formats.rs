@@ -80,6 +80,7 @@ pub fn one_file_per_vassal() {
         c.exit(0);
         c.no_failed_requests();
         c.lowest_live(&stack.key, k);
+        c.no_router_retries();
         c.reloaded_once(name);
         c.node_fresh(name, 17);
         for (other, _, _) in FILES.iter().filter(|(o, _, _)| o != name) {

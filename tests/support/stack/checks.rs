@@ -87,6 +87,44 @@ impl Checks<'_> {
         });
     }
 
+    /// The fastrouter never had to retry a node during the rollout: every
+    /// `unable to connect()` / `marking ... as failed` line it logged is a
+    /// request that reached a node out of service and was saved only by
+    /// the router's retry (one file per vassal on TCP ports, where a
+    /// reloading vassal refuses connections).
+    pub fn no_router_retries(&mut self) {
+        let r = self.r;
+        self.check(r.router_retries.is_empty(), || {
+            format!(
+                "the fastrouter retried {} time(s) during the rollout (a node in rotation that refused), first: {}",
+                r.router_retries.len(),
+                r.router_retries[0]
+            )
+        });
+    }
+
+    /// No request took longer than the rollout allows. Derivation: a vassal
+    /// has one worker (`processes = 1`) and the app sleeps `delay_ms` per
+    /// request; with `threads` clients, the worst a served request waits is
+    /// every other client's request ahead of it on one node: `threads ×
+    /// delay_ms`; a graceful reload lets the worker's request finish and the
+    /// drain keeps new ones off the node, so a reload adds nothing. The
+    /// margin (1,000 ms) covers nginx, the router and 2 busy cores. A node
+    /// left in rotation during its reload queues requests in its backlog
+    /// until the new generation accepts (its import and worker start,
+    /// seconds): over the bound.
+    pub fn latency_bounded(&mut self, threads: usize, delay_ms: u64) {
+        let bound = threads as u128 * delay_ms as u128 + 1_000;
+        let max = self.r.load.max_latency.as_millis();
+        eprintln!("[e2e measured] slowest request {max} ms, bound {bound} ms");
+        self.check(max <= bound, || {
+            format!(
+                "the slowest request took {max} ms, over the {bound} ms a rollout allows ({threads} clients x \
+                 {delay_ms} ms + 1,000 ms): a node served while it could not answer"
+            )
+        });
+    }
+
     /// The fastrouter never showed fewer than `k` live nodes for `key`.
     pub fn lowest_live(&mut self, key: &str, k: usize) {
         let s = &self.r.samples;

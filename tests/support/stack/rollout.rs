@@ -27,6 +27,11 @@ pub struct Rollout {
     pub t0: Instant,
     /// Vassal -> its node's name in the router (of the first host).
     pub node_names: std::collections::BTreeMap<String, String>,
+    /// Lines the fastrouter logged from the tool's start to its exit that
+    /// say it could not reach a node and retried another (`unable to
+    /// connect()`, `marking ... as failed`): a request that succeeded only
+    /// by a retry.
+    pub router_retries: Vec<String>,
     /// When the tool had exited (ms after t0): with `tool_started_ms`, the
     /// window the K checks require the sampler to have seen.
     pub tool_ended_ms: u128,
@@ -156,6 +161,7 @@ impl Stack {
         lead_in(&mut li);
         let (lead_notes, lead_missed) = (li.notes, li.missed);
         let before = self.fleet();
+        let logs_at = self.router_log_sizes();
         let tool_started_ms = t0.elapsed().as_millis();
         let mut tool = self.spawn_tool(args);
         let mut d = During {
@@ -170,6 +176,7 @@ impl Stack {
         let (notes, missed) = (d.notes, d.missed);
         let run = tool.wait(tool_timeout);
         let tool_ended_ms = t0.elapsed().as_millis();
+        let router_retries = self.router_retries_since(&logs_at);
         let after = self.fleet();
         std::thread::sleep(Duration::from_millis(500));
         let load = load.stop();
@@ -183,6 +190,7 @@ impl Stack {
             samples,
             other_routers,
             tool_started_ms,
+            router_retries,
             t0,
             node_names: self
                 .hosts
@@ -193,6 +201,52 @@ impl Stack {
             notes,
             missed,
         }
+    }
+}
+
+impl Stack {
+    /// The logs a fastrouter of this stack writes to: the standalone
+    /// routers' own, and each Emperor's (the embedded router logs there).
+    fn router_logs(&self) -> Vec<std::path::PathBuf> {
+        let mut v = vec![
+            self.dir.join("logs/fastrouter.log"),
+            self.dir.join("logs/fastrouter-b.log"),
+        ];
+        v.extend(self.hosts.iter().map(|h| h.dir.join("logs/emperor.log")));
+        v
+    }
+
+    /// Each router log's length now.
+    pub fn router_log_sizes(&self) -> Vec<(std::path::PathBuf, u64)> {
+        self.router_logs()
+            .into_iter()
+            .map(|p| {
+                let n = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p, n)
+            })
+            .collect()
+    }
+
+    /// The retry lines (`unable to connect()`, `marking ... as failed`)
+    /// logged after `sizes` ([`Stack::router_log_sizes`]).
+    pub fn router_retries_since(&self, sizes: &[(std::path::PathBuf, u64)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (p, from) in sizes {
+            let Ok(bytes) = std::fs::read(p) else {
+                continue;
+            };
+            let tail =
+                String::from_utf8_lossy(&bytes[(*from as usize).min(bytes.len())..]).into_owned();
+            out.extend(
+                tail.lines()
+                    .filter(|l| {
+                        l.contains("unable to connect()")
+                            || (l.contains("marking") && l.contains("as failed"))
+                    })
+                    .map(str::to_string),
+            );
+        }
+        out
     }
 }
 
