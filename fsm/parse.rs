@@ -43,29 +43,43 @@ impl Row {
 /// expected there.
 pub fn parse(text: &str) -> Result<Vec<Row>, String> {
     let mut rows: Vec<Row> = Vec::new();
-    let mut header = false;
+    for (line, raw, cols) in table_lines(text, &COLUMNS)? {
+        rows.push(parse_row(line, raw, &cols)?);
+    }
+    check_pairs(&rows)?;
+    Ok(rows)
+}
+
+/// The data lines of a tab-separated table whose first non-comment line is
+/// `header`: (line number, the line, its columns). Blank lines and lines
+/// starting with `#` are skipped. Both tables of `fsm/` are read through it.
+fn table_lines<'a>(
+    text: &'a str,
+    header: &[&str],
+) -> Result<Vec<(usize, &'a str, Vec<&'a str>)>, String> {
+    let mut out = Vec::new();
+    let mut seen_header = false;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() || raw.starts_with('#') {
             continue;
         }
         let cols: Vec<&str> = raw.split('\t').collect();
-        if !header {
-            if cols != COLUMNS {
+        if !seen_header {
+            if cols != header {
                 return Err(format!(
-                    "line {line}: expected the header {COLUMNS:?}, got {cols:?}"
+                    "line {line}: expected the header {header:?}, got {cols:?}"
                 ));
             }
-            header = true;
+            seen_header = true;
             continue;
         }
-        rows.push(parse_row(line, raw, &cols)?);
+        out.push((line, raw, cols));
     }
-    if !header {
+    if !seen_header {
         return Err("no header row".into());
     }
-    check_pairs(&rows)?;
-    Ok(rows)
+    Ok(out)
 }
 
 fn parse_row(line: usize, raw: &str, cols: &[&str]) -> Result<Row, String> {
@@ -196,22 +210,7 @@ pub struct PhaseRow {
 /// Parses `fsm/phases.tsv`: every phase once, in `Phase::ALL` order.
 pub fn parse_phases(text: &str) -> Result<Vec<PhaseRow>, String> {
     let mut rows = Vec::new();
-    let mut header = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() || raw.starts_with('#') {
-            continue;
-        }
-        let cols: Vec<&str> = raw.split('\t').collect();
-        if !header {
-            if cols != PHASE_COLUMNS {
-                return Err(format!(
-                    "line {line}: expected the header {PHASE_COLUMNS:?}, got {cols:?}"
-                ));
-            }
-            header = true;
-            continue;
-        }
+    for (line, _, cols) in table_lines(text, &PHASE_COLUMNS)? {
         if cols.len() != PHASE_COLUMNS.len() {
             return Err(format!(
                 "line {line}: expected {} tab-separated columns, got {}",
