@@ -533,6 +533,54 @@ fn e2e_stats_socket_missing_or_wrong() {
     );
 }
 
+/// Run by a user who may not reload (uid 65534, nobody, against the stack's
+/// root-owned configs): one line naming the first config and the missing
+/// right, exit 3, and nothing done to the real stack: every vassal
+/// untouched (same pid, worker, respawns, mtime) and every node still in
+/// the fastrouter as before (no unsubscribe reached it: the refusal comes
+/// before the drain could start).
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --test e2e -- --ignored --test-threads=1"]
+fn e2e_a_user_who_may_not_reload_is_refused_before_anything() {
+    use std::os::unix::process::CommandExt;
+    let stack = Stack::start(StackSpec::new(2));
+    let before = stack.fleet();
+    let t = stack::Tool::spawn_with(stack.base_args(), |c| {
+        c.uid(65534).gid(65534);
+    });
+    let run = t.wait(Duration::from_secs(60));
+    let after = stack.fleet();
+    let mut problems = Vec::new();
+    if run.code != Some(3) {
+        problems.push(format!("exit {:?}, expected 3", run.code));
+    }
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let first = stack.vassals_dir().join("app_01.ini").display().to_string();
+    if lines.len() != 1 || !lines[0].contains(&first) || !lines[0].contains("may not set its mtime") {
+        problems.push(format!(
+            "expected one stderr line naming {first} and \"may not set its mtime\", got {lines:?}"
+        ));
+    }
+    for name in &stack.names {
+        if let Err(e) = stack::check_untouched(before.get(name), after.get(name)) {
+            problems.push(format!("{name}: {e}"));
+        }
+    }
+    for name in &stack.names {
+        if !(before.get(name).live() && after.get(name).live()) {
+            problems.push(format!("{name}: not live in the fastrouter before and after the refusal"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n{}\nfleet before:\n{}fleet after:\n{}",
+        problems.join("\n"),
+        run.describe(),
+        before.describe(),
+        after.describe()
+    );
+}
+
 /// A second instance on the same Emperor while one runs: exit 3, "locked",
 /// nothing touched by it; the first one completes.
 #[test]

@@ -239,15 +239,43 @@ impl Stack {
                 String::from_utf8_lossy(&bytes[(*from as usize).min(bytes.len())..]).into_owned();
             out.extend(
                 tail.lines()
-                    .filter(|l| {
-                        l.contains("unable to connect()")
-                            || (l.contains("marking") && l.contains("as failed"))
-                    })
+                    .filter(|l| is_router_retry(l))
                     .map(str::to_string),
             );
         }
         out
     }
+}
+
+/// A line of the router's log that says it gave up on a backend connection
+/// and retried another node: `[uwsgi-fastrouter] ... unable to connect()`,
+/// or `[uwsgi-fastrouter] KEY => marking ADDR as failed` (`corerouter.c`,
+/// `corerouter_close_peer`). An unsubscribe packet (the tool's drain, a
+/// vassal's `unsubscribe-on-graceful-reload`) logs the same words under
+/// another prefix, `[uWSGI fastrouter pid N] KEY => marking ADDR as failed`
+/// (`cr_common.c`, docs/UWSGI.md §9.3): that one is no retry.
+/// (`[uwsgi-subscription for pid N] ... marking ADDR as failed (no announce
+/// received ...)` is a node expiring, not a retry either.)
+pub fn is_router_retry(line: &str) -> bool {
+    if line.contains("unable to connect()") {
+        return true;
+    }
+    // The tag of `[uwsgi-TAG]`: a router's short name, one word.
+    let tag = line
+        .split_once("[uwsgi-")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(tag, _)| tag);
+    tag.is_some_and(|t| !t.contains(' ')) && line.contains("marking") && line.contains("as failed")
+}
+
+#[test]
+fn harness_tells_a_router_retry_from_an_unsubscribe() {
+    let retry = "2026-12-07 17:05:50 - [uwsgi-fastrouter] e2e.example => marking 127.0.0.1:1 as failed";
+    let connect = "[uwsgi-fastrouter] unable to connect() to node \"127.0.0.1:1\" (3 retries): Connection refused";
+    let unsubscribe = "2026-12-07 17:05:50 - [uWSGI fastrouter pid 29396] e2e.example => marking 127.0.0.1:1 as failed";
+    let expired = "[uwsgi-subscription for pid 7] e2e.example => marking 127.0.0.1:1 as failed (no announce received in 17 seconds)";
+    assert!(is_router_retry(retry) && is_router_retry(connect));
+    assert!(!is_router_retry(unsubscribe) && !is_router_retry(expired));
 }
 
 impl Rollout {
