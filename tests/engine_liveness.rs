@@ -125,6 +125,49 @@ fn a_fastrouter_restart_is_not_a_burst_of_reloads() {
     }
 }
 
+/// The nodes the rollout takes out itself leave by its own doing: seven of
+/// eight drained at once (K = 1), or touched at once (drain off) and gone
+/// with their reloads' unsubscribes, are not "most nodes gone in one read",
+/// the sign of a fastrouter restart. Counting them reported a restart with
+/// the same pid at every wide first wave (the benchmark's N = 8, K = 1), and
+/// held every silence judgement from that read on (`fr_back_ms`).
+#[test]
+fn its_own_drains_and_touches_are_not_a_fastrouter_restart() {
+    for drain in [true, false] {
+        let n = 8;
+        let mut s = settings(1);
+        s.drain_timeout_ms = drain.then_some(30_000);
+        let mut e = engine(s, n);
+        let mut fleet = Fleet {
+            vs: (0..n).map(|i| serving(i, T0)).collect(),
+            fr_pid: 7,
+        };
+        let a = look(&mut e, &fleet, 0);
+        let out = started(&a);
+        assert_eq!(out.len(), 7, "drain {drain}: {:?}", events(&a));
+        // The router removes each node the moment it is unsubscribed.
+        for v in &mut fleet.vs {
+            if out.contains(&v.rec.as_ref().unwrap().id) {
+                v.nodes.clear();
+            }
+        }
+        let mut all = Outputs::default();
+        for s in 1..3 {
+            all.extend(look(&mut e, &fleet, s));
+        }
+        assert!(
+            !events(&all)
+                .iter()
+                .any(|ev| matches!(ev, Event::FastrouterRestarted { .. })),
+            "drain {drain}: {:?}",
+            events(&all)
+        );
+        if drain {
+            assert_eq!(touched(&all).len(), 7, "{:?}", events(&all));
+        }
+    }
+}
+
 /// K is charged per node: app_01 has two nodes in the key (matched by the
 /// credential pid), so touching it takes two out. With K = 3 of 4 nodes it
 /// cannot go, and app_02 (one node) can. Charging one per vassal touches

@@ -104,8 +104,34 @@ impl Engine {
         let Some(old) = self.fr.as_ref() else {
             return;
         };
-        let before = old.nodes().filter(|(_, n)| n.death_mark == 0).count();
-        let now = new.nodes().filter(|(_, n)| n.death_mark == 0).count();
+        // The nodes this rollout takes out itself (drained, or unsubscribed
+        // by a reload it asked for) leave by its own doing: their going is
+        // no evidence about the router. Only the others are counted.
+        let ours: std::collections::BTreeSet<(&str, &str)> = self
+            .vassals
+            .iter()
+            .filter(|v| v.phase.in_flight())
+            .flat_map(|v| {
+                let pid = self.emp.as_ref().and_then(|e| e.vassal(&v.name)).map_or(0, |r| r.pid);
+                self.matcher
+                    .nodes_of(&v.name, pid, old)
+                    .map(|(k, n)| (k, n.name.as_str()))
+                    .chain(v.drain.nodes.iter().map(|d| (d.key.as_str(), d.name.as_str())))
+                    .chain(
+                        v.touch
+                            .announce_nodes
+                            .iter()
+                            .map(|d| (d.key.as_str(), d.name.as_str())),
+                    )
+            })
+            .collect();
+        let others_live = |s: &FastrouterSnapshot| {
+            s.nodes()
+                .filter(|(k, n)| n.death_mark == 0 && !ours.contains(&(*k, n.name.as_str())))
+                .count()
+        };
+        let before = others_live(old);
+        let now = others_live(new);
         // Several routers (HA): any of them restarting counts.
         let pids = |s: &FastrouterSnapshot| {
             if s.router_pids.is_empty() {
