@@ -160,7 +160,7 @@ impl Session {
         notes.extend(routers_left_out(cfg, &dir, &configs)?);
         notes.extend(doctor);
         notes.extend(setup::datagram_queue_note(&parsed));
-        notes.extend(setup::learn_fastrouter_options(
+        notes.extend(super::fastrouter_setup::learn_fastrouter_options(
             cfg,
             &mut settings,
             &options,
