@@ -122,6 +122,9 @@ impl Session {
         refuse(mode, &mut refusal, files)?;
         // The routers before the servers: which servers the drain may send
         // to is what the routers' own options say (each read once, here).
+        // For a rollout this is before its lock: a router's options (its
+        // command line) and version do not change with another rollout it
+        // may wait for; the routers' nodes, which do, the engine reads anew.
         let routers: Vec<_> = cfg
             .fastrouter_stats
             .iter()
