@@ -1,234 +1,261 @@
 //! `uwsgi-reload status`: one look at every vassal and the live count per
-//! key, without touching anything.
+//! key, without touching anything. The setup (settings, header, notes) is
+//! the rollout's own (`runtime::session`); what is shown of each vassal is
+//! the engine's view of that one look ([`View::of`]), written as a table
+//! ([`print_human`]) or one JSON object ([`print_json`]).
 
-use std::time::Duration;
-
-use serde_json::json;
-
-use crate::cli::{Config, SocketSpec};
 use std::collections::BTreeMap;
 
+use serde_json::{json, Value};
+
+use crate::cli::Config;
 use crate::engine::{nodes, Action, Availability, Engine, Event, Input, Now, Outcome, Status};
 use crate::error::{exit, Error};
-use crate::report::info::RunInfo;
 use crate::report::Reporter;
-use crate::runtime::configs::EmperorDir;
-use crate::runtime::stats_reader::{read_once, to_input};
-use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
-
-/// One look at both stats sockets, for the one-shot commands.
-pub fn snapshots(cfg: &Config) -> Result<(EmperorSnapshot, FastrouterSnapshot), Error> {
-    let t = Duration::from_millis(cfg.stats_timeout_ms);
-    let read = |source, spec: &SocketSpec| match to_input(source, spec, read_once(source, spec, t))
-    {
-        Input::ReadFailed { error, .. } => Err(Error::Precondition(format!(
-            "cannot read the {source} stats socket: {error}"
-        ))),
-        other => Ok(other),
-    };
-    let emp = match read(StatsSource::Emperor, &cfg.emperor_stats)? {
-        Input::Emperor(e) => e,
-        _ => unreachable!("to_input answers an Emperor read with Emperor or ReadFailed"),
-    };
-    let mut routers = Vec::new();
-    for spec in &cfg.fastrouter_stats {
-        match read(StatsSource::Fastrouter, spec)? {
-            Input::Fastrouter(f) => routers.push(f),
-            _ => unreachable!("to_input answers a fastrouter read with Fastrouter or ReadFailed"),
-        }
-    }
-    let fr = FastrouterSnapshot::merge(routers);
-    Ok((emp, fr))
-}
+use crate::runtime::session::{Mode, Session};
+use crate::stats::{EmperorSnapshot, FastrouterSnapshot};
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
-    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let configs = crate::runtime::configs::select(cfg, &dir)?;
-    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
-    let (emp, fr) = snapshots(cfg)?;
-    let wall = crate::clock::Clock::new().now().wall_s;
-    let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
-    let (servers, _) = crate::runtime::setup::checked_servers(cfg, &parsed);
-    let server = crate::runtime::setup::servers_line(&servers);
-    let mut settings = crate::runtime::setup::engine_settings(
-        cfg,
-        &dir,
-        &configs,
-        &parsed,
-        server.is_some(),
-        uncertain,
-    );
-    for note in crate::runtime::setup::learn_fastrouter_options(cfg, &mut settings, fr.pid) {
-        if !cfg.output.quiet && !cfg.output.json {
-            rep.note(&note);
-        }
-    }
-    // The engine's own view: its availability classes, live counts and K
-    // per key (one rule, one place; nothing is touched: its actions are
-    // only read).
-    let now = Now {
-        mono_ms: 0,
-        wall_s: wall,
-    };
-    let mut engine = Engine::new(settings.clone(), configs.clone(), now);
-    engine.handle(now, Input::Emperor(emp.clone()));
-    engine.handle(now, Input::Fastrouter(fr.clone()));
-    let mut min_live: BTreeMap<String, usize> = BTreeMap::new();
-    while let Some(r) = engine.poll_event() {
-        if let Event::Plan { min_live: m, .. } = r.event {
-            min_live = m;
-        }
-    }
-    let mut refused = None;
-    while let Some(a) = engine.poll_action() {
-        if let Action::Finish(Outcome {
-            status: Status::Precondition(p),
-            ..
-        }) = a
-        {
-            refused = Some(p);
-        }
-    }
-    let s = &settings;
-    let matcher = nodes::Matcher::new(&s.node_match, &fr);
-    let emp = crate::engine::IndexedEmperor::new(emp);
-    let mut rows = Vec::new();
-    for (i, c) in configs.iter().enumerate() {
-        let st = emp.vassal(&c.name);
-        let bl = emp.blacklisted(&c.name);
-        let state = match (st, bl) {
-            (_, Some(_)) => "blacklisted",
-            (None, None) => "absent",
-            (Some(v), _) if v.cursed != 0 => "stopping",
-            (Some(v), _) if v.accepting == 1 => "accepting",
-            (Some(_), _) => "reloading",
-        };
-        let pid = st.map_or(0, |v| v.pid);
-        let ns: Vec<_> = matcher.nodes_of(&c.name, pid, &fr).collect();
-        let class = engine.availability(i);
-        rows.push(json!({
-            "vassal": c.name,
-            "pid": pid,
-            "state": state,
-            "availability": class.as_str(),
-            "respawns": st.map_or(0, |v| v.respawns),
-            "live": class == Availability::Serving,
-            // With --stale-since: what a rollout would do with it by age
-            // (the engine's own rule, engine::generation).
-            "generation": engine.generation(i).map(|g| g.as_str()),
-            "nodes": ns.iter().map(|(k, n)| json!({
-                "key": k, "name": n.name, "age_s": wall - n.last_check,
-                "death_mark": n.death_mark, "ref": n.refs,
-            })).collect::<Vec<_>>(),
-        }));
-    }
-    // Counted by the engine's scheduler, as a rollout would start from.
-    let live = engine.preflight_live().clone();
-    let k_of = |key: &str| min_live.get(key).copied().unwrap_or(s.min_live);
-    let below: Vec<&String> = live
-        .iter()
-        .filter(|(k, l)| **l < k_of(k))
-        .map(|(k, _)| k)
-        .collect();
-    let server = crate::runtime::setup::servers_line(&servers);
-    let mut info_settings = s.clone();
-    info_settings.drain_timeout_ms = server.is_some().then_some(cfg.drain_timeout_ms);
-    let info = RunInfo::new(&info_settings, server.as_deref())
-        .with_versions(&emp.snap.version, &fr.version);
-    let k: BTreeMap<String, usize> = live.keys().map(|key| (key.clone(), k_of(key))).collect();
+    let session = Session::prepare(cfg, Mode::Status)?;
+    let (emp, fr) = session.look.both()?;
+    let view = View::of(&session, emp, fr);
     if cfg.output.json {
-        let mut v = json!({"vassals": rows, "live": live, "min_live": min_live,
-                       "k": s.min_live, "refused": refused});
-        info.add_to(&mut v, &k);
-        v["v"] = json!(crate::report::JSON_SCHEMA_VERSION);
-        println!("{v}");
+        print_json(&session, &view);
     } else {
-        // First line: this tool's and uWSGI's versions, the settings.
-        rep.human_line(&info.human(&k), false);
-        let by_age = s.stale_since_s.is_some();
-        let gen_col = |g: &str| {
-            if by_age {
-                format!("{g:<11}")
-            } else {
-                String::new()
-            }
+        print_human(cfg, rep, &session, &view);
+    }
+    Ok(if view.below_k() {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}
+
+/// One vassal's row.
+struct Row {
+    vassal: String,
+    pid: i64,
+    /// What the Emperor says of it (blacklisted, absent, stopping,
+    /// accepting, reloading).
+    state: &'static str,
+    /// The engine's availability class.
+    availability: Availability,
+    respawns: i64,
+    /// With `--stale-since`: what a rollout would do with it by age (the
+    /// engine's own rule, engine::generation).
+    generation: Option<&'static str>,
+    /// Its nodes: (key, name, age in s, death_mark, ref).
+    nodes: Vec<(String, String, i64, i64, i64)>,
+}
+
+/// What status shows: the engine's view of the one look.
+struct View {
+    rows: Vec<Row>,
+    /// Live nodes per key, counted by the engine's scheduler, as a rollout
+    /// would start from.
+    live: BTreeMap<String, usize>,
+    /// K per key, as the engine's `Plan` gives it (empty when refused).
+    min_live: BTreeMap<String, usize>,
+    /// K for every key with live nodes (the global K where `Plan` gave none).
+    k: BTreeMap<String, usize>,
+    /// Why a rollout now would be refused: the setup's own checks first
+    /// (as a rollout makes them first), then the engine's preflight.
+    refused: Option<String>,
+}
+
+impl View {
+    /// The engine's own view: its availability classes, live counts and K
+    /// per key (one rule, one place; nothing is touched: its actions are
+    /// only read).
+    fn of(session: &Session, emp: EmperorSnapshot, fr: FastrouterSnapshot) -> View {
+        let wall = crate::clock::Clock::new().now().wall_s;
+        let now = Now {
+            mono_ms: 0,
+            wall_s: wall,
         };
+        let s = &session.settings;
+        let mut engine = Engine::new(s.clone(), session.configs.clone(), now);
+        engine.handle(now, Input::Emperor(emp.clone()));
+        engine.handle(now, Input::Fastrouter(fr.clone()));
+        let mut min_live = BTreeMap::new();
+        while let Some(r) = engine.poll_event() {
+            if let Event::Plan { min_live: m, .. } = r.event {
+                min_live = m;
+            }
+        }
+        let mut refused = session.refusal.clone();
+        while let Some(a) = engine.poll_action() {
+            if let Action::Finish(Outcome {
+                status: Status::Precondition(p),
+                ..
+            }) = a
+            {
+                refused.get_or_insert(p);
+            }
+        }
+        let matcher = nodes::Matcher::new(&s.node_match, &fr);
+        let emp = crate::engine::IndexedEmperor::new(emp);
+        let rows = session
+            .configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let st = emp.vassal(&c.name);
+                let state = match (st, emp.blacklisted(&c.name)) {
+                    (_, Some(_)) => "blacklisted",
+                    (None, None) => "absent",
+                    (Some(v), _) if v.cursed != 0 => "stopping",
+                    (Some(v), _) if v.accepting == 1 => "accepting",
+                    (Some(_), _) => "reloading",
+                };
+                let pid = st.map_or(0, |v| v.pid);
+                Row {
+                    vassal: c.name.clone(),
+                    pid,
+                    state,
+                    availability: engine.availability(i),
+                    respawns: st.map_or(0, |v| v.respawns),
+                    generation: engine.generation(i).map(|g| g.as_str()),
+                    nodes: matcher
+                        .nodes_of(&c.name, pid, &fr)
+                        .map(|(k, n)| {
+                            let age = wall - n.last_check;
+                            (k.to_string(), n.name.clone(), age, n.death_mark, n.refs)
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let live = engine.preflight_live().clone();
+        let k = live
+            .keys()
+            .map(|key| {
+                (
+                    key.clone(),
+                    min_live.get(key).copied().unwrap_or(s.min_live),
+                )
+            })
+            .collect();
+        View {
+            rows,
+            live,
+            min_live,
+            k,
+            refused,
+        }
+    }
+
+    /// A key has fewer live nodes than its K (status exits 1).
+    fn below_k(&self) -> bool {
+        self.live.iter().any(|(key, l)| *l < self.k[key])
+    }
+}
+
+impl Row {
+    fn to_json(&self) -> Value {
+        json!({
+            "vassal": self.vassal,
+            "pid": self.pid,
+            "state": self.state,
+            "availability": self.availability.as_str(),
+            "respawns": self.respawns,
+            "live": self.availability == Availability::Serving,
+            "generation": self.generation,
+            "nodes": self.nodes.iter().map(|(k, n, age, dm, refs)| json!({
+                "key": k, "name": n, "age_s": age, "death_mark": dm, "ref": refs,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// `--json`: one object on stdout, the notes in it (`notes`), not as
+/// `note` events: a status is one document.
+fn print_json(session: &Session, view: &View) {
+    let rows: Vec<Value> = view.rows.iter().map(Row::to_json).collect();
+    let mut v = json!({"vassals": rows, "live": view.live, "min_live": view.min_live,
+                       "k": session.settings.min_live, "refused": view.refused,
+                       "notes": session.notes});
+    session.info.add_to(&mut v, &view.k);
+    v["v"] = json!(crate::report::JSON_SCHEMA_VERSION);
+    println!("{v}");
+}
+
+/// The header (the rollout's and the dry run's first line), the notes (as
+/// they follow it), the table, the live count per key, what a rollout would
+/// do by age, and a refusal it would meet.
+fn print_human(cfg: &Config, rep: &mut Reporter, session: &Session, view: &View) {
+    rep.human_line(&session.info.human(&view.k), false);
+    if !cfg.output.quiet {
+        for n in &session.notes {
+            rep.note(n);
+        }
+    }
+    let by_age = session.settings.stale_since_s.is_some();
+    let gen_col = |g: &str| {
+        if by_age {
+            format!("{g:<11}")
+        } else {
+            String::new()
+        }
+    };
+    rep.human_line(
+        &format!(
+            "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}NODES (key name age death_mark ref)",
+            "VASSAL",
+            "PID",
+            "STATE",
+            "AVAILABILITY",
+            "RESPAWNS",
+            "LIVE",
+            gen_col("GENERATION")
+        ),
+        false,
+    );
+    for r in &view.rows {
+        let nodes: Vec<String> = r
+            .nodes
+            .iter()
+            .map(|(k, n, age, dm, refs)| format!("{k} {n} {age}s {dm} {refs}"))
+            .collect();
         rep.human_line(
             &format!(
-                "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}NODES (key name age death_mark ref)",
-                "VASSAL",
-                "PID",
-                "STATE",
-                "AVAILABILITY",
-                "RESPAWNS",
-                "LIVE",
-                gen_col("GENERATION")
+                "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}{}",
+                r.vassal,
+                r.pid,
+                r.state,
+                r.availability.as_str(),
+                r.respawns,
+                if r.availability == Availability::Serving {
+                    "yes"
+                } else {
+                    "no"
+                },
+                gen_col(r.generation.unwrap_or("-")),
+                if nodes.is_empty() {
+                    "-".to_string()
+                } else {
+                    nodes.join("; ")
+                }
             ),
             false,
         );
-        for r in &rows {
-            let nodes: Vec<String> = r["nodes"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|n| {
-                            format!(
-                                "{} {} {}s {} {}",
-                                n["key"].as_str().unwrap_or(""),
-                                n["name"].as_str().unwrap_or(""),
-                                n["age_s"],
-                                n["death_mark"],
-                                n["ref"]
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            rep.human_line(
-                &format!(
-                    "{:<24} {:>7} {:<11} {:<13} {:>8}  {:<5} {}{}",
-                    r["vassal"].as_str().unwrap_or(""),
-                    r["pid"].as_i64().unwrap_or(0),
-                    r["state"].as_str().unwrap_or(""),
-                    r["availability"].as_str().unwrap_or(""),
-                    r["respawns"].as_i64().unwrap_or(0),
-                    if r["live"].as_bool() == Some(true) {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                    gen_col(r["generation"].as_str().unwrap_or("-")),
-                    if nodes.is_empty() {
-                        "-".to_string()
-                    } else {
-                        nodes.join("; ")
-                    }
-                ),
-                false,
-            );
-        }
-        for (k, l) in &live {
-            rep.human_line(&format!("key {k}: {l} live (K={})", k_of(k)), false);
-        }
-        if let Some(t) = s.stale_since_s {
-            let count = |g: &str| rows.iter().filter(|r| r["generation"] == g).count();
-            rep.human_line(
-                &format!(
-                    "against --stale-since {t}: {} stale (a rollout reloads them), {} current, {} renewing (waited for, then left alone)",
-                    count("stale"),
-                    count("current"),
-                    count("renewing")
-                ),
-                false,
-            );
-        }
-        if let Some(p) = &refused {
-            rep.human_line(&format!("a rollout now would be refused: {p}"), false);
-        }
     }
-    Ok(if below.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
+    for (key, l) in &view.live {
+        rep.human_line(&format!("key {key}: {l} live (K={})", view.k[key]), false);
+    }
+    if let Some(t) = session.settings.stale_since_s {
+        let count = |g: &str| view.rows.iter().filter(|r| r.generation == Some(g)).count();
+        rep.human_line(
+            &format!(
+                "against --stale-since {t}: {} stale (a rollout reloads them), {} current, {} renewing (waited for, then left alone)",
+                count("stale"),
+                count("current"),
+                count("renewing")
+            ),
+            false,
+        );
+    }
+    if let Some(p) = &view.refused {
+        rep.human_line(&format!("a rollout now would be refused: {p}"), false);
+    }
 }

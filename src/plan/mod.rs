@@ -12,47 +12,23 @@ use serde_json::json;
 use crate::cli::Config;
 use crate::engine::{Action, Engine, Event, Input, Now};
 use crate::error::{exit, Error};
-use crate::report::info::RunInfo;
 use crate::report::Reporter;
-use crate::runtime::configs::EmperorDir;
+use crate::runtime::session::{Mode, Session};
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
-    let dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    let configs = crate::runtime::configs::select(cfg, &dir)?;
-    let mut parsed = crate::runtime::setup::parse_configs(&dir, &configs)?;
-    let (emp, fr) = crate::status::snapshots(cfg)?;
+    // The rollout's own setup, checks and refusals (exit 3) included: a
+    // dry run promises what the rollout would do.
+    let session = Session::prepare(cfg, Mode::DryRun)?;
+    let (emp, fr) = session.look.both()?;
     let wall_s = rep.clock().now().wall_s;
-    let uncertain = crate::runtime::setup::learn_from_emperor(&mut parsed, Some(&emp));
-    // The rollout's own proof that it may act (the same refusal, exit 3).
-    crate::runtime::permissions::check(&dir, &configs, &parsed, cfg.settings.repair)?;
-    let (servers, mut notes) = crate::runtime::setup::checked_servers(cfg, &parsed);
-    crate::runtime::permissions::check_servers(&servers)?;
-    let server = crate::runtime::setup::servers_line(&servers);
-    let mut settings = crate::runtime::setup::engine_settings(
-        cfg,
-        &dir,
-        &configs,
-        &parsed,
-        server.is_some(),
-        uncertain,
-    );
-    notes.extend(crate::runtime::setup::learn_fastrouter_options(
-        cfg,
-        &mut settings,
-        fr.pid,
-    ));
     // The report opens with the versions and settings, as a rollout's does.
-    let info = RunInfo::new(&settings, server.as_deref()).with_versions(&emp.version, &fr.version);
-    rep.set_run_info(info.clone());
-    for n in notes.iter().chain(&crate::runtime::setup::doctor(
-        cfg,
-        &parsed,
-        server.is_some(),
-    )?) {
-        if !cfg.output.quiet {
-            rep.note(n);
-        }
-    }
+    session.open_report(cfg, rep);
+    let Session {
+        settings,
+        configs,
+        info,
+        ..
+    } = session;
     // On the run's clock, so its events follow the notes in time.
     let now = Now {
         wall_s,

@@ -19,7 +19,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::prober::Prober;
 use super::repairs::Repairs;
 use super::routers::Routers;
-use super::setup::{engine_settings, learn_fastrouter_options, prepare, servers_line, Prepared};
+use super::session::{Held, Mode, Session};
 use super::stats_reader::{to_input, StatsReader};
 use super::{dgram, touch};
 use crate::cli::Config;
@@ -67,7 +67,9 @@ struct Driver<'a> {
     rep: &'a mut Reporter,
     clock: Clock,
     poll: Poll,
-    prep: Prepared,
+    session: Session,
+    /// The directory's lock (held to the end) and its watch.
+    held: Held,
     timer: TimerFd,
     signals: Signals,
     emperor: StatsReader,
@@ -86,42 +88,13 @@ struct Driver<'a> {
 }
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
-    let mut prep = prepare(cfg)?;
+    let mut session = Session::prepare(cfg, Mode::Rollout)?;
+    let held = session
+        .held
+        .take()
+        .expect("a rollout's session holds the lock and the watch");
     let t = Duration::from_millis(cfg.stats_timeout_ms);
-    // One look at the Emperor for its vassals' pids, whose command lines
-    // carry the options it gave them (the engine reads it again, and a
-    // failure here is the engine's to report).
-    let emp = super::stats_reader::read_once(StatsSource::Emperor, &cfg.emperor_stats, t)
-        .ok()
-        .and_then(|b| crate::stats::EmperorSnapshot::parse(&b).ok());
-    let uncertain = super::setup::learn_from_emperor(&mut prep.parsed, emp.as_ref());
-    let mut settings = engine_settings(
-        cfg,
-        &prep.dir,
-        &prep.configs,
-        &prep.parsed,
-        !prep.subscription_servers.is_empty(),
-        uncertain,
-    );
-    // One look at the fastrouter for its pid and options (the engine reads
-    // it again, and a failure here is the engine's to report).
-    let mut notes = prep.notes.clone();
-    if let Ok(bytes) =
-        super::stats_reader::read_once(StatsSource::Fastrouter, &cfg.fastrouter_stats[0], t)
-    {
-        if let Ok(fr) = crate::stats::FastrouterSnapshot::parse(&bytes) {
-            notes.extend(learn_fastrouter_options(cfg, &mut settings, fr.pid));
-        }
-    }
-    rep.set_run_info(crate::report::info::RunInfo::new(
-        &settings,
-        servers_line(&prep.subscription_servers).as_deref(),
-    ));
-    if !cfg.output.quiet {
-        for n in &notes {
-            rep.note(n);
-        }
-    }
+    session.open_report(cfg, rep);
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
     let timer = TimerFd::new(
         ClockId::CLOCK_MONOTONIC,
@@ -132,7 +105,7 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     let reg = poll.registry();
     reg.register(
-        &mut SourceFd(&prep.watcher.raw_fd()),
+        &mut SourceFd(&held.watcher.raw_fd()),
         WATCH,
         Interest::READABLE,
     )
@@ -149,13 +122,18 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
     let fastrouter = Routers::new(&cfg.fastrouter_stats, FASTROUTER.0, t)?;
 
     let clock = rep.clock();
-    let engine = Engine::new(settings, prep.configs.clone(), clock.now());
-    let repairs = Repairs::new(&prep.parsed);
+    let engine = Engine::new(
+        session.settings.clone(),
+        session.configs.clone(),
+        clock.now(),
+    );
+    let repairs = Repairs::new(&session.parsed);
     let mut d = Driver {
         rep,
         clock,
         poll,
-        prep,
+        session,
+        held,
         timer,
         signals,
         emperor,
@@ -201,7 +179,7 @@ impl Driver<'_> {
             for ev in events.iter() {
                 match ev.token() {
                     WATCH => {
-                        for c in self.prep.watcher.drain(&self.prep.dir) {
+                        for c in self.held.watcher.drain(&self.session.dir) {
                             self.inputs.push_back(Input::Config(c));
                         }
                     }
@@ -256,8 +234,8 @@ impl Driver<'_> {
             if let Some(input) = self.fastrouter.check_deadline(self.poll.registry(), inst) {
                 self.inputs.push_back(input);
             }
-            let prep = &self.prep;
-            let evidence = self.repairs.poll(|v| prep.config_of(v));
+            let session = &self.session;
+            let evidence = self.repairs.poll(|v| session.config_of(v));
             self.inputs.extend(evidence);
             self.feed_inputs();
             let now = self.clock.now();
@@ -335,7 +313,7 @@ impl Driver<'_> {
                 }
             }
             Action::Touch { vassal, mtime } => {
-                let error = touch::touch(&self.prep.dir, &vassal, mtime).err();
+                let error = touch::touch(&self.session.dir, &vassal, mtime).err();
                 self.inputs.push_back(Input::Touched { vassal, error });
             }
             Action::Unsubscribe {
@@ -363,13 +341,13 @@ impl Driver<'_> {
                 modifier1,
             ),
             Action::Repair { vassal, pid } => {
-                let config = self.prep.config_of(&vassal);
+                let config = self.session.config_of(&vassal);
                 if let Some(answer) = self.repairs.repair(vassal, pid, config) {
                     self.inputs.push_back(answer);
                 }
             }
             Action::WatchHookLog { vassal, pid } => {
-                let config = self.prep.config_of(&vassal);
+                let config = self.session.config_of(&vassal);
                 if let Some(warning) = self.repairs.watch(&vassal, pid, config) {
                     self.warn(Some(vassal), warning);
                 }
@@ -395,7 +373,7 @@ impl Driver<'_> {
                     self.inputs.push_back(Input::Probed { vassal, result });
                 }
             }
-            Action::RescanConfigs => match self.prep.dir.list() {
+            Action::RescanConfigs => match self.session.dir.list() {
                 Ok(files) => self
                     .inputs
                     .push_back(Input::Config(ConfigEvent::Rescanned(files))),
@@ -418,7 +396,7 @@ impl Driver<'_> {
         let (key, _router) = crate::stats::split_router_key(key);
         match subscription::encode(kind, key, node, modifier1) {
             Ok(pkt) => {
-                for server in self.prep.subscription_servers.clone() {
+                for server in self.session.subscription_servers.clone() {
                     // The same packet for the other router's key is one
                     // packet: do not queue it twice.
                     if self

@@ -1,8 +1,9 @@
 //! What this host can tell about the fastrouter's own settings (its
 //! `subscription-tolerance`, `fastrouter-cheap`), from the command line of the process behind its
 //! stats socket (`/proc/PID/cmdline`, the pid the stats give) and the ini
-//! files that command line names. Node freshness is then exact instead of
-//! derived from the vassals' subscribe-freq (fsm/AVAILABILITY.md).
+//! files that command line names, and what that changes for every router of
+//! an HA pair ([`learn_fastrouter_options`]). Node freshness is then exact
+//! instead of derived from the vassals' subscribe-freq (fsm/AVAILABILITY.md).
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +60,79 @@ pub fn options(pid: i64) -> FastrouterOptions {
         sign_check: !values(&args, &cwd, &read, "subscriptions-sign-check").is_empty(),
         known: true,
     }
+}
+
+/// What the routers' own options change (`routers`: each one's, where
+/// its command line could be read, `session::router_options`). Their real
+/// `subscription-tolerance` makes node freshness exact when
+/// `--subscription-tolerance` is not given (fsm/AVAILABILITY.md); of an HA
+/// pair, only when every router's is known, and then the smallest (a node
+/// its own router still routes to is at worst not counted live: the safe
+/// side of K). `fastrouter-cheap` on any router is worth a warning.
+/// Returns the notes to print.
+pub fn learn_fastrouter_options(
+    cfg: &crate::cli::Config,
+    s: &mut crate::engine::Settings,
+    routers: &[Option<FastrouterOptions>],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let one = routers.len() == 1;
+    let tolerances: Vec<Option<&(i64, String)>> = routers
+        .iter()
+        .map(|r| r.as_ref().and_then(|o| o.tolerance.as_ref()))
+        .collect();
+    let known: Vec<&(i64, String)> = tolerances.iter().flatten().copied().collect();
+    if !s.node_tolerance_known && !known.is_empty() {
+        if known.len() == routers.len() {
+            let t = known.iter().map(|(t, _)| *t).min().expect("not empty");
+            s.node_tolerance_s = t;
+            s.node_tolerance_known = true;
+            let from: Vec<String> = known.iter().map(|(_, f)| format!("from {f}")).collect();
+            notes.push(if one {
+                format!("note: the fastrouter's subscription-tolerance is {t} s ({}): nodes older than that are not live", from[0])
+            } else if known.iter().all(|(x, _)| *x == t) {
+                format!("note: the fastrouters' subscription-tolerance is {t} s ({}): nodes older than that are not live", from.join("; "))
+            } else {
+                let each: Vec<String> = cfg
+                    .fastrouter_stats
+                    .iter()
+                    .zip(&known)
+                    .map(|(spec, (x, f))| format!("{x} s on {spec} (from {f})"))
+                    .collect();
+                format!("note: the fastrouters' subscription-tolerances differ ({}): nodes older than the smallest, {t} s, are not counted live", each.join(", "))
+            });
+        } else {
+            let unknown: Vec<String> = cfg
+                .fastrouter_stats
+                .iter()
+                .zip(&tolerances)
+                .filter(|(_, t)| t.is_none())
+                .map(|(spec, _)| spec.to_string())
+                .collect();
+            notes.push(format!(
+                "note: the subscription-tolerance of the fastrouter behind {} cannot be read here: node freshness is judged by the default for every fastrouter; pass --subscription-tolerance to give it",
+                unknown.join(", ")
+            ));
+        }
+    }
+    let cheap: Vec<String> = cfg
+        .fastrouter_stats
+        .iter()
+        .zip(routers)
+        .filter(|(_, r)| r.as_ref().is_some_and(|o| o.cheap))
+        .map(|(spec, _)| spec.to_string())
+        .collect();
+    if !cheap.is_empty() {
+        let who = if one {
+            "the fastrouter runs".to_string()
+        } else {
+            format!("the fastrouter behind {} runs", cheap.join(", "))
+        };
+        notes.push(format!(
+            "warning: {who} with fastrouter-cheap: when it has no node left (for any key) it stops accepting and drops the requests in flight (unbit/uwsgi#2302, docs/UWSGI.md §15); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap"
+        ));
+    }
+    notes
 }
 
 /// Every value of option `name` on the command line (`--name V`,
@@ -250,5 +324,77 @@ mod tests {
         // An ini without the option: unknown.
         let plain = |_: &Path| Some("[uwsgi]\nmaster = true\n".to_string());
         assert_eq!(from_args(&a, Path::new("/srv"), &plain), None);
+    }
+
+    fn tolerant(t: Option<i64>, cheap: bool) -> Option<FastrouterOptions> {
+        Some(FastrouterOptions {
+            tolerance: t.map(|t| (t, "its command line".to_string())),
+            cheap,
+            known: true,
+            ..FastrouterOptions::default()
+        })
+    }
+
+    fn cfg_with_routers(n: usize) -> crate::cli::Config {
+        let mut args = vec!["--emperor-path".to_string(), "/tmp".to_string()];
+        for i in 0..n {
+            args.push("--fastrouter-stats-socket".into());
+            args.push(format!("/run/fr{i}.sock"));
+        }
+        args.extend(["--emperor-stats-socket".into(), "/run/emp.sock".into()]);
+        crate::cli::parse(args.into_iter().map(std::ffi::OsString::from)).unwrap()
+    }
+
+    /// Of an HA pair the tolerance is learnt only when every router's is
+    /// known, and then the smallest; one unknown keeps the default (with a
+    /// note naming it); `fastrouter-cheap` on any router is warned of,
+    /// naming it. One router keeps its one-router wording.
+    #[test]
+    fn every_router_counts_for_the_tolerance_and_cheap() {
+        let cfg = cfg_with_routers(2);
+        let mut s = cfg.settings.clone();
+        let notes = learn_fastrouter_options(
+            &cfg,
+            &mut s,
+            &[tolerant(Some(40), false), tolerant(Some(30), true)],
+        );
+        assert!(
+            s.node_tolerance_known && s.node_tolerance_s == 30,
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].contains("differ (40 s on /run/fr0.sock"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].contains("the fastrouter behind /run/fr1.sock runs with fastrouter-cheap"),
+            "{notes:?}"
+        );
+
+        let mut s = cfg.settings.clone();
+        let notes = learn_fastrouter_options(&cfg, &mut s, &[tolerant(Some(40), false), None]);
+        assert!(
+            !s.node_tolerance_known && s.node_tolerance_s == 17,
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].contains("behind /run/fr1.sock cannot be read"),
+            "{notes:?}"
+        );
+
+        let cfg = cfg_with_routers(1);
+        let mut s = cfg.settings.clone();
+        let notes = learn_fastrouter_options(&cfg, &mut s, &[tolerant(Some(25), true)]);
+        assert_eq!(s.node_tolerance_s, 25);
+        assert!(
+            notes[0].starts_with(
+                "note: the fastrouter's subscription-tolerance is 25 s (from its command line)"
+            ),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].starts_with("warning: the fastrouter runs with fastrouter-cheap"),
+            "{notes:?}"
+        );
     }
 }

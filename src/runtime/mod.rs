@@ -13,6 +13,7 @@ pub mod prober;
 pub mod repairs;
 pub mod routers;
 pub mod safe_read;
+pub mod session;
 pub mod setup;
 pub mod stats_reader;
 pub mod touch;

@@ -1,14 +1,13 @@
-//! Setting a command up, before any stats socket is read: the directory, its
-//! lock and watch, the configs and what they say, the doctor's findings, the
-//! subscription servers, and the engine's settings for this host. The
-//! rollout, `--dry-run` and `status` all build their settings here, so they
-//! decide alike.
+//! The pieces of setting a command up, before the engine runs: the
+//! configs and what they say, the subscription servers, the doctor's
+//! findings, what the routers' own options change, and the engine's
+//! settings for this host. `session.rs` puts them in their one order for
+//! the rollout, `--dry-run` and `status`, so the three decide alike.
 
 use std::path::PathBuf;
 
 use super::configs::EmperorDir;
-use super::lock::DirLock;
-use super::watcher::Watcher;
+use super::fastrouter_setup::FastrouterOptions;
 use crate::cli::Config;
 use crate::engine::NodeMatch;
 use crate::error::Error;
@@ -17,70 +16,6 @@ use crate::vassal_config::VassalConfig;
 /// One selected config and what reading it gave: its parse, or why it could
 /// not be read (then it is simply not used for mapping, drain or repair).
 pub type Parsed = (String, Result<VassalConfig, String>);
-
-/// Everything opened before the first stats read: the directory, its lock,
-/// the watch, the configs and what they say.
-pub struct Prepared {
-    pub dir: EmperorDir,
-    pub lock: DirLock,
-    pub watcher: Watcher,
-    pub configs: Vec<crate::engine::ConfigFile>,
-    pub parsed: Vec<(String, Result<VassalConfig, String>)>,
-    /// Every subscription server the drain sends to (one per fastrouter).
-    pub subscription_servers: Vec<String>,
-    pub notes: Vec<String>,
-}
-
-impl Prepared {
-    /// The parsed config of `vassal`, when it parsed.
-    pub fn config_of(&self, vassal: &str) -> Option<&VassalConfig> {
-        self.parsed
-            .iter()
-            .find(|(n, _)| n == vassal)
-            .and_then(|(_, p)| p.as_ref().ok())
-    }
-}
-
-/// Opens and checks everything that needs no socket: usage errors (exit 2)
-/// and the lock (exit 3) come out of here, before anything is read.
-pub fn prepare(cfg: &Config) -> Result<Prepared, Error> {
-    let mut dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
-    // Watch before listing, so nothing that happens in between is lost.
-    let watcher = Watcher::new(&dir)?;
-    let configs = super::configs::select(cfg, &dir)?;
-    dir.record_targets(&configs);
-    let parsed = parse_configs(&dir, &configs)?;
-    // May this process do what the rollout will do? Read-only checks, so
-    // before the lock: a refusal leaves nothing behind. The files first,
-    // before anything of uWSGI is read.
-    super::permissions::check(&dir, &configs, &parsed, cfg.settings.repair)?;
-    let (subscription_servers, mut notes) = checked_servers(cfg, &parsed);
-    super::permissions::check_servers(&subscription_servers)?;
-    let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path, cfg.wait_lock_ms)?;
-    let routers: Vec<String> = dir
-        .list()?
-        .into_iter()
-        .filter(|c| cfg.selected(&c.name) && !configs.iter().any(|x| x.name == c.name))
-        .map(|c| c.name)
-        .collect();
-    if !routers.is_empty() {
-        notes.push(format!(
-            "note: {} run(s) a fastrouter: a router, not an app vassal; left out of the rollout (name it with --only to reload it)",
-            routers.join(", ")
-        ));
-    }
-    notes.extend(doctor(cfg, &parsed, !subscription_servers.is_empty())?);
-    notes.extend(datagram_queue_note(&parsed));
-    Ok(Prepared {
-        dir,
-        lock,
-        watcher,
-        configs,
-        parsed,
-        subscription_servers,
-        notes,
-    })
-}
 
 /// Where the drain (and the dead-node sweep) sends its unsubscribes:
 /// `--subscription-server`, else every server the vassal configs name (one
@@ -120,7 +55,7 @@ pub fn subscription_server(
 /// packets: no server (drain and early announce off), with a note.
 pub fn servers_the_routers_name(
     servers: Vec<String>,
-    routers: &[Option<super::fastrouter_setup::FastrouterOptions>],
+    routers: &[Option<FastrouterOptions>],
 ) -> (Vec<String>, Vec<String>) {
     if servers.is_empty() {
         return (servers, Vec::new());
@@ -154,34 +89,19 @@ pub fn servers_the_routers_name(
     (kept, notes)
 }
 
-/// Each fastrouter's options, read from its command line where its stats
-/// socket is a unix socket here (one stats read for its pid); `None` where
-/// that cannot be done. Only when `--subscription-server` is not given.
-pub fn routers_options(cfg: &Config) -> Vec<Option<super::fastrouter_setup::FastrouterOptions>> {
-    let t = std::time::Duration::from_millis(cfg.stats_timeout_ms);
-    cfg.fastrouter_stats
-        .iter()
-        .map(|spec| {
-            if !matches!(spec, crate::cli::SocketSpec::Unix(_)) {
-                return None;
-            }
-            let source = crate::stats::StatsSource::Fastrouter;
-            let bytes = super::stats_reader::read_once(source, spec, t).ok()?;
-            let pid = crate::stats::FastrouterSnapshot::parse(&bytes).ok()?.pid;
-            let o = super::fastrouter_setup::options(pid);
-            o.known.then_some(o)
-        })
-        .collect()
-}
-
 /// `subscription_server` and then [`servers_the_routers_name`]: the one
-/// way the rollout, `--dry-run` and `status` pick their servers.
-pub fn checked_servers(cfg: &Config, parsed: &[Parsed]) -> (Vec<String>, Vec<String>) {
+/// way the rollout, `--dry-run` and `status` pick their servers. `routers`:
+/// each router's options (`session::router_options`).
+pub fn checked_servers(
+    cfg: &Config,
+    parsed: &[Parsed],
+    routers: &[Option<FastrouterOptions>],
+) -> (Vec<String>, Vec<String>) {
     let (servers, mut notes) = subscription_server(cfg, parsed);
     if cfg.subscription_server.is_some() || servers.is_empty() {
         return (servers, notes);
     }
-    let (servers, more) = servers_the_routers_name(servers, &routers_options(cfg));
+    let (servers, more) = servers_the_routers_name(servers, routers);
     notes.extend(more);
     (servers, notes)
 }
@@ -195,7 +115,7 @@ pub fn servers_line(servers: &[String]) -> Option<String> {
 /// `net.unix.max_dgram_qlen` packets; announces beyond that are dropped by
 /// the kernel (the vassal logs `sendto(): Resource temporarily unavailable`)
 /// and those nodes come back a subscribe-freq late.
-fn datagram_queue_note(parsed: &[(String, Result<VassalConfig, String>)]) -> Option<String> {
+pub fn datagram_queue_note(parsed: &[(String, Result<VassalConfig, String>)]) -> Option<String> {
     let unix = parsed
         .iter()
         .filter_map(|(_, p)| p.as_ref().ok())
@@ -214,28 +134,30 @@ fn datagram_queue_note(parsed: &[(String, Result<VassalConfig, String>)]) -> Opt
     })
 }
 
-/// The doctor's findings as warning lines, or with `--strict` an error.
-pub fn doctor(
-    cfg: &Config,
-    parsed: &[(String, Result<VassalConfig, String>)],
-    drain: bool,
-) -> Result<Vec<String>, Error> {
+/// The doctor's findings as warning lines.
+pub fn doctor(parsed: &[Parsed], drain: bool) -> Vec<String> {
     let refs: Vec<(String, Result<&VassalConfig, String>)> = parsed
         .iter()
         .map(|(n, p)| (n.clone(), p.as_ref().map_err(Clone::clone)))
         .collect();
-    let lines: Vec<String> = crate::doctor::check(&refs, drain)
+    crate::doctor::check(&refs, drain)
         .iter()
-        .map(|f| f.render(parsed.len()))
-        .collect();
-    if cfg.strict && !lines.is_empty() {
-        let more = match lines.len() - 1 {
-            0 => String::new(),
-            n => format!(" (and {n} more finding(s); run without --strict to see them)"),
-        };
-        return Err(Error::Precondition(format!("--strict: {}{more}", lines[0])));
-    }
-    Ok(lines.into_iter().map(|l| format!("warning: {l}")).collect())
+        .map(|f| format!("warning: {}", f.render(parsed.len())))
+        .collect()
+}
+
+/// With `--strict`, the doctor's first finding (`lines`, from [`doctor`])
+/// as the refusal.
+pub fn strict(cfg: &Config, lines: &[String]) -> Result<(), Error> {
+    let Some(first) = lines.first().filter(|_| cfg.strict) else {
+        return Ok(());
+    };
+    let first = first.strip_prefix("warning: ").unwrap_or(first);
+    let more = match lines.len() - 1 {
+        0 => String::new(),
+        n => format!(" (and {n} more finding(s); run without --strict to see them)"),
+    };
+    Err(Error::Precondition(format!("--strict: {first}{more}")))
 }
 
 /// The vassals whose options the tool cannot fully know from their files:
@@ -366,39 +288,6 @@ fn early_announce(
         .collect()
 }
 
-/// What the fastrouter's own options change, where it runs on this host
-/// (its stats socket is a unix socket): its real `subscription-tolerance`
-/// makes node freshness exact when `--subscription-tolerance` is not given
-/// (fsm/AVAILABILITY.md), and `fastrouter-cheap` is worth a warning. Returns
-/// the notes to print.
-pub fn learn_fastrouter_options(
-    cfg: &Config,
-    s: &mut crate::engine::Settings,
-    fastrouter_pid: i64,
-) -> Vec<String> {
-    if !matches!(
-        cfg.fastrouter_stats.first(),
-        Some(crate::cli::SocketSpec::Unix(_))
-    ) {
-        return Vec::new();
-    }
-    let opts = super::fastrouter_setup::options(fastrouter_pid);
-    let mut notes = Vec::new();
-    if let (false, Some((t, from))) = (s.node_tolerance_known, opts.tolerance) {
-        s.node_tolerance_s = t;
-        s.node_tolerance_known = true;
-        notes.push(format!(
-            "note: the fastrouter's subscription-tolerance is {t} s (from {from}): nodes older than that are not live"
-        ));
-    }
-    if opts.cheap {
-        notes.push(
-            "warning: the fastrouter runs with fastrouter-cheap: when it has no node left (for any key) it stops accepting and drops the requests in flight (unbit/uwsgi#2302, docs/UWSGI.md §15); keep K >= 1 (never --allow-downtime to 0) or drop fastrouter-cheap".to_string(),
-        );
-    }
-    notes
-}
-
 /// Without `--node-name`, each vassal's node is the exact address its own
 /// config subscribes with (`subscribe2 addr=` or its first socket); the
 /// uwsgi_reload.py stem rule serves configs that name none.
@@ -487,7 +376,6 @@ pub fn claimed_twice(parsed: &[Parsed]) -> Option<(String, String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::fastrouter_setup::FastrouterOptions;
 
     fn router(servers: &[&str], sign_check: bool) -> Option<FastrouterOptions> {
         Some(FastrouterOptions {
