@@ -69,6 +69,13 @@ pub struct Evidence {
     /// Emperor reads in a row that showed it cursed or blacklisted without
     /// a record.
     pub crash_reads: u32,
+    /// Its running generation as last seen: (pid, start in wall seconds).
+    pub generation: Option<(i64, i64)>,
+    /// When the Emperor read that first showed this generation accepting
+    /// was requested (monotonic ms): a fastrouter read requested after it
+    /// shows what followed the reload (its unsubscribe), one requested
+    /// before may not (`Engine::generation_since`).
+    pub accepting_seen_ms: Option<u64>,
 }
 
 /// One vassal's view in the current snapshots.
@@ -86,8 +93,19 @@ pub struct Seen<'a> {
 }
 
 impl Evidence {
-    /// Folds in one Emperor read (call once per Emperor snapshot).
-    pub fn on_emperor_read(&mut self, seen: &Seen) {
+    /// Folds in one Emperor read (call once per Emperor snapshot),
+    /// requested at `read_ms`.
+    pub fn on_emperor_read(&mut self, seen: &Seen, read_ms: u64) {
+        let generation = seen
+            .record
+            .map(|r| (r.pid, super::generation::generation_start(r)));
+        if generation != self.generation {
+            self.generation = generation;
+            self.accepting_seen_ms = None;
+        }
+        if seen.record.is_some_and(|r| r.accepting == 1) {
+            self.accepting_seen_ms.get_or_insert(read_ms);
+        }
         if crash_evidence(seen) {
             self.crash_reads = self.crash_reads.saturating_add(1);
         } else {

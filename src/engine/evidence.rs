@@ -16,19 +16,26 @@ impl Engine {
         let (fresh_node, listed_node) = match self.fr.as_ref() {
             Some(fr) => {
                 let pid = record.map_or(0, |r| r.pid);
-                let since = self.generation_start_on_router(record);
+                let since = self.generation_since(i, record);
                 let mut fresh = false;
                 let mut listed = false;
+                let mut before_generation = false;
                 for (_, n) in self.matcher.nodes_of_at(i, &v.name, pid, fr) {
-                    fresh |= n.last_check >= since
-                        && nodes::node_fresh(n, self.router_now_s(), tolerance);
+                    let by_age = nodes::node_fresh(n, self.router_now_s(), tolerance);
+                    fresh |= by_age && n.last_check >= since;
                     listed |= n.death_mark == 0 && n.refreshed_by_vassal();
+                    before_generation |= by_age && n.last_check < since;
                 }
                 // Its age alone proves nothing when neither the router's
-                // tolerance nor the vassal's announce period is known.
+                // tolerance nor the vassal's announce period is known. Nor
+                // does a node fresh by age but stamped before the
+                // generation began: not proof that it is routed, and no
+                // proof either that it is not (two clocks compared: a
+                // step back of the wall clock puts every announce before
+                // the start), so never "silent" on it.
                 let unsure =
                     !self.s.node_tolerance_known && self.s.freq_uncertain.contains(&v.name);
-                (fresh, listed && unsure)
+                (fresh, (listed && unsure) || before_generation)
             }
             None => (false, false),
         };
@@ -40,16 +47,38 @@ impl Engine {
         }
     }
 
-    /// When the running generation of a vassal began, on the router's
-    /// clock: a node announced before it is the previous generation's (a
+    /// The oldest `last_check` of vassal `i`'s nodes that its running
+    /// generation can have announced, on the router's clock: a node
+    /// announced before the generation began is the previous one's (a
     /// fastrouter read that predates a reload or a respawn still shows it
     /// fresh), never evidence that this one is routed (docs/UWSGI.md §5.2,
-    /// §9.11). Whole seconds: an announce in the generation's first second
-    /// counts.
-    pub(super) fn generation_start_on_router(&self, record: Option<&crate::stats::VassalStats>) -> i64 {
-        record.map_or(i64::MIN, |r| {
-            self.on_router_clock(super::generation::generation_start(r))
-        })
+    /// §17). Whole seconds: an announce in the generation's first second
+    /// counts only on a fastrouter read requested after (not in the same
+    /// millisecond as) an Emperor read that showed this generation
+    /// accepting (by then its reload's unsubscribe
+    /// had reached the router); on an earlier read it may be the previous
+    /// generation's last. A start in our own future means the wall clock
+    /// stepped back since: the two clocks cannot be compared, and nothing is
+    /// excluded.
+    pub(super) fn generation_since(
+        &self,
+        i: usize,
+        record: Option<&crate::stats::VassalStats>,
+    ) -> i64 {
+        let Some(r) = record else {
+            return i64::MIN;
+        };
+        let start = super::generation::generation_start(r);
+        if start > self.now.wall_s {
+            return i64::MIN;
+        }
+        let fr_read = self.reads[idx(crate::stats::StatsSource::Fastrouter)].snapshot_started_ms;
+        let after_accepting = self.vassals[i]
+            .evidence
+            .accepting_seen_ms
+            .is_some_and(|t| fr_read > t);
+        self.on_router_clock(start)
+            .saturating_add(i64::from(!after_accepting))
     }
 
     /// The availability class of vassal `i` now.
@@ -89,8 +118,9 @@ impl Engine {
     pub(super) fn note_emperor_read(&mut self) {
         for i in 0..self.vassals.len() {
             let seen = self.seen(i);
+            let read_ms = self.reads[idx(crate::stats::StatsSource::Emperor)].started_ms;
             let mut ev = self.vassals[i].evidence.clone();
-            ev.on_emperor_read(&seen);
+            ev.on_emperor_read(&seen, read_ms);
             self.vassals[i].evidence = ev;
         }
     }
@@ -130,8 +160,9 @@ impl Engine {
                 .filter(|(k, n)| n.death_mark == 0 && !ours.contains(&(*k, n.name.as_str())))
                 .count()
         };
-        let before = others_live(old);
-        let now = others_live(new);
+        let (others_before, others_now) = (others_live(old), others_live(new));
+        let all_live = |s: &FastrouterSnapshot| s.nodes().filter(|(_, n)| n.death_mark == 0).count();
+        let (before, now) = (all_live(old), all_live(new));
         // Several routers (HA): any of them restarting counts.
         let pids = |s: &FastrouterSnapshot| {
             if s.router_pids.is_empty() {
@@ -146,8 +177,13 @@ impl Engine {
             .zip(&new_pids)
             .find(|(a, b)| **a > 0 && **b > 0 && a != b)
             .map(|(a, b)| (*a, *b));
-        // Most nodes gone in one read, without a pid change: the same to us.
-        let mass_loss = before >= 2 && now * 2 < before;
+        // Most nodes gone in one read, without a pid change (a router in its
+        // own pid namespace restarts with the same pid): the same to us.
+        // Counted over the nodes it did not take out itself; or every node
+        // gone at once, one of them not its own (a wide wave leaves few
+        // others to count).
+        let mass_loss = (others_before >= 2 && others_now * 2 < others_before)
+            || (others_before >= 1 && before >= 2 && now == 0);
         if restarted.is_some() || mass_loss {
             // Its nodes come back at each vassal's next announce: silence
             // counts only from now (`overdue_at`).

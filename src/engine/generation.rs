@@ -3,7 +3,7 @@
 //! The Emperor's record says when the running generation began
 //! (docs/UWSGI.md §4, §5.2): a reload request sets `last_run = now`; a new
 //! process (first start, crash-respawn) gets a new record with
-//! `first_run = now` and every `last_*` at 0. So the generation began at
+//! `first_run = last_run = now` (`emperor_add`). So the generation began at
 //! `max(first_run, last_run)`. A FIFO `r` reload moves neither (§14): such a
 //! vassal looks stale and is reloaded again, the safe side.
 //!

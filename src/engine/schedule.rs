@@ -17,11 +17,14 @@ impl Engine {
             return BTreeMap::new();
         };
         let v = &self.vassals[i];
-        let pid = emp.vassal(&v.name).map_or(0, |s| s.pid);
+        let rec = emp.vassal(&v.name);
+        let pid = rec.map_or(0, |s| s.pid);
         let tolerance = self.s.tolerance_s(Some(&v.name));
+        // The nodes `live_now` counts for it, no others.
+        let since = self.generation_since(i, rec);
         let mut out: BTreeMap<String, usize> = BTreeMap::new();
         for (k, n) in self.matcher.nodes_of(&v.name, pid, fr) {
-            if nodes::node_fresh(n, self.router_now_s(), tolerance) {
+            if n.last_check >= since && nodes::node_fresh(n, self.router_now_s(), tolerance) {
                 *out.entry(k.to_string()).or_default() += 1;
             }
         }
@@ -65,7 +68,7 @@ impl Engine {
                 // one's. Reloaded by us: only those announced since it
                 // accepted (a node under a key it left lingers until it
                 // expires).
-                let generation = self.generation_start_on_router(emp.vassal_at(i, &v.name));
+                let generation = self.generation_since(i, emp.vassal_at(i, &v.name));
                 let since = match v.phase {
                     Phase::Subscribed if !v.reload.node_gone => {
                         self.on_router_clock(v.reload.accepted_s).max(generation)

@@ -1,0 +1,90 @@
+//! Judging a node by when its vassal's generation began, without trusting
+//! two clocks more than they deserve, and telling the rollout's own doing
+//! from a fastrouter restart (docs/UWSGI.md §17; a hostile review of the
+//! generation rule found each case).
+
+#[path = "support/engine_kit.rs"]
+mod kit;
+use kit::*;
+
+/// The wall clock stepped back 5 minutes after the last rollout: every
+/// vassal's record says its generation began at T0 + 300 (in the future of
+/// the stepped clock); each keeps announcing on the stepped clock, so its
+/// node is fresh by age. All three serve; K = 1. Comparing the record's
+/// start with the nodes' `last_check` made every vassal unrouted, then
+/// "silent" after its announce window, and all three were touched at once
+/// outside the K budget.
+#[test]
+fn clock_step_back_after_a_rollout() {
+    let n = 3;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    for v in &mut fleet.vs {
+        let r = v.rec.as_mut().unwrap();
+        r.last_run = T0 + 300;
+        r.last_accepting = T0 + 300;
+        r.last_mod = T0 + 300;
+    }
+    let mut all = Outputs::default();
+    for s in 0..40u64 {
+        for v in &mut fleet.vs {
+            // Announces every 10 s, plus now.
+            v.nodes[0].2 = T0 + (s as i64 / 10) * 10;
+        }
+        let a = look(&mut e, &fleet, s);
+        all.extend(a);
+    }
+    let t = started(&all);
+    assert!(t.len() <= 2, "all touched at once: {t:?}");
+}
+
+/// app_02 was reloaded by someone else in second T0 and accepts again; the
+/// fastrouter read (requested with the Emperor read, not after it) shows
+/// its previous generation's node announced in that same second, before
+/// the reload's unsubscribe. Counting it as live touched app_01 and left
+/// the key with none.
+#[test]
+fn same_second_previous_generation_node_counts() {
+    let n = 2;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    // app_01 was reloaded by someone else at T0 (last_run T0); its new
+    // generation accepted at T0 but the fastrouter read predates its
+    // unsubscribe: it shows the old generation's node announced at T0.
+    {
+        let r = fleet.vs[1].rec.as_mut().unwrap();
+        r.last_run = T0;
+        r.last_accepting = T0;
+        r.respawns = 1;
+    }
+    let a = look(&mut e, &fleet, 0);
+    assert!(!started(&a).contains(&name(0)), "app_01 touched while app_02 counts live only by its previous generation's node");
+}
+
+/// A router restart that keeps its pid (a container's fresh pid namespace):
+/// three of four vassals in flight, every node gone in one read. Leaving the
+/// in-flight vassals' nodes out of "most nodes gone" left one node to count,
+/// and the restart went unreported.
+#[test]
+fn same_pid_router_restart_during_a_wide_wave() {
+    let n = 4;
+    let mut e = engine(settings(1), n);
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0)).collect(),
+        fr_pid: 7,
+    };
+    let a = look(&mut e, &fleet, 0);
+    assert_eq!(touched(&a).len(), 3);
+    for v in &mut fleet.vs {
+        v.nodes.clear();
+    }
+    let a = look(&mut e, &fleet, 1);
+    let ev = events(&a);
+    assert!(ev.iter().any(|ev| matches!(ev, Event::FastrouterRestarted { .. })), "restart not reported");
+}
