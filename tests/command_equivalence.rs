@@ -341,3 +341,65 @@ fn status_dry_run_and_rollout_say_the_same_of_one_router() {
         "{said:#?}"
     );
 }
+
+/// A rollout that had to wait for its lock (`--wait-lock`) sets itself up
+/// again once it holds it: while the other instance held the lock, its
+/// rollout restarted the fastrouter with another `subscription-tolerance`
+/// (here: the router's stats now give the pid of a process whose command
+/// line says 45 instead of 30). The header must say 45: the setup read
+/// before the wait is older than the other instance's rollout.
+#[test]
+fn a_rollout_that_waited_for_its_lock_sets_up_again() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    let w = World::new("waitlock", 2);
+    let old = FakeRouterProcess::spawn(&["--subscription-tolerance".into(), "30".into()]);
+    let new = FakeRouterProcess::spawn(&["--subscription-tolerance".into(), "45".into()]);
+    let pid = Arc::new(AtomicU32::new(old.0.id()));
+    let _emp = FakeSocket::fixed(
+        &w.emperor_sock,
+        Answer::Bytes(w.emperor_doc().into_bytes()),
+    );
+    let names = w.names.clone();
+    let served = pid.clone();
+    let _fr = FakeSocket::scripted(&w.fastrouter_sock, move |_| {
+        let doc = fakes::fastrouter_doc(&names, fakes::wall_now(), false);
+        let p = served.load(Ordering::SeqCst);
+        Answer::Bytes(
+            doc.replacen("\"pid\":5999", &format!("\"pid\":{p}"), 1)
+                .into_bytes(),
+        )
+    });
+    // The other instance: the lock file the tool uses for this directory,
+    // held by the test.
+    let locks = w.tmp.path.join("locks");
+    std::fs::create_dir(&locks).unwrap();
+    std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let meta = std::fs::metadata(&w.dir).unwrap();
+    let lock_file = std::fs::File::create(locks.join(format!("{}-{}.lock", meta.dev(), meta.ino())))
+        .unwrap();
+    #[allow(deprecated)]
+    nix::fcntl::flock(lock_file.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive).unwrap();
+
+    let mut args = w.base_args();
+    args.extend(["--stale-since", STALE_SINCE, "--wait-lock", "10"].map(String::from));
+    let locks_env = locks.clone();
+    let tool = binary::Tool::spawn_with(args, move |c| {
+        c.env("UWSGI_RELOAD_LOCK_DIR", &locks_env);
+    });
+    // The tool has read the routers and waits for the lock; the router is
+    // restarted with its new options, then the lock is released.
+    std::thread::sleep(Duration::from_millis(800));
+    pid.store(new.0.id(), Ordering::SeqCst);
+    drop(lock_file);
+    let r = tool.wait(BOUND);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert!(
+        r.stdout.contains("subscription tolerance 45 s"),
+        "the setup read before the wait was kept: {}",
+        r.describe()
+    );
+}

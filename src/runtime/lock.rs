@@ -25,6 +25,9 @@ use crate::error::Error;
 /// Held for the life of the value.
 pub struct DirLock {
     _file: File,
+    /// Another instance held it first (`--wait-lock` waited): what was read
+    /// before is older than that instance's rollout.
+    pub waited: bool,
 }
 
 /// How often a `--wait-lock` looks again.
@@ -51,12 +54,14 @@ impl DirLock {
         // SAFETY: `openat` just returned this descriptor; nothing else owns it.
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let mut tries = wait_ms.div_ceil(POLL_MS);
+        let mut waited = false;
         loop {
             #[allow(deprecated)] // nix's Flock wrapper wants ownership of a File.
             match flock(file.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
                 Ok(()) => break,
                 Err(nix::errno::Errno::EWOULDBLOCK) if tries > 0 => {
                     tries -= 1;
+                    waited = true;
                     std::thread::sleep(std::time::Duration::from_millis(POLL_MS));
                 }
                 Err(nix::errno::Errno::EWOULDBLOCK) => {
@@ -89,7 +94,10 @@ impl DirLock {
             .set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| writeln!(file, "{}", std::process::id()));
-        Ok(DirLock { _file: file })
+        Ok(DirLock {
+            _file: file,
+            waited,
+        })
     }
 }
 

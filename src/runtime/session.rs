@@ -103,6 +103,15 @@ impl Session {
     /// (exit 3) come out of here; a rollout's refusals all come before its
     /// lock, and nothing of the Emperor is read before its lock.
     pub fn prepare(cfg: &Config, mode: Mode) -> Result<Session, Error> {
+        Session::prepare_holding(cfg, mode, None)
+    }
+
+    /// [`Session::prepare`]; `lock`: the directory's lock, already held. A
+    /// rollout that had to wait for its lock (`--wait-lock`) prepares again
+    /// once it holds it: the other instance's rollout may have reloaded a
+    /// router or changed configs, and every refusal and setting must come
+    /// from what is true now.
+    fn prepare_holding(cfg: &Config, mode: Mode, lock: Option<DirLock>) -> Result<Session, Error> {
         let rollout = mode == Mode::Rollout;
         let t = Duration::from_millis(cfg.stats_timeout_ms);
         let mut dir = EmperorDir::open(&cfg.emperor_path, &cfg.suffix, cfg.touch_target)?;
@@ -122,9 +131,8 @@ impl Session {
         refuse(mode, &mut refusal, files)?;
         // The routers before the servers: which servers the drain may send
         // to is what the routers' own options say (each read once, here).
-        // For a rollout this is before its lock: a router's options (its
-        // command line) and version do not change with another rollout it
-        // may wait for; the routers' nodes, which do, the engine reads anew.
+        // For a rollout this is before its lock; one that waits for the lock
+        // reads them again once it holds it (`prepare_holding`).
         let routers: Vec<_> = cfg
             .fastrouter_stats
             .iter()
@@ -141,12 +149,17 @@ impl Session {
         // refusal leaves nothing behind) and then look at the Emperor (its
         // vassals' pids are what the engine will act on, after any
         // `--wait-lock` wait, not before it).
-        let held = match watcher {
-            Some(watcher) => Some(Held {
-                lock: DirLock::acquire(&dir.fd, &cfg.emperor_path, cfg.wait_lock_ms)?,
-                watcher,
-            }),
-            None => None,
+        let held = match (watcher, lock) {
+            (Some(watcher), Some(lock)) => Some(Held { lock, watcher }),
+            (Some(watcher), None) => {
+                let lock = DirLock::acquire(&dir.fd, &cfg.emperor_path, cfg.wait_lock_ms)?;
+                if lock.waited {
+                    drop(watcher);
+                    return Session::prepare_holding(cfg, mode, Some(lock));
+                }
+                Some(Held { lock, watcher })
+            }
+            (None, _) => None,
         };
         let look = Look {
             emperor: read_emperor(&cfg.emperor_stats, t),
