@@ -53,10 +53,10 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
 /// The data lines of a tab-separated table whose first non-comment line is
 /// `header`: (line number, the line, its columns). Blank lines and lines
 /// starting with `#` are skipped. Both tables of `fsm/` are read through it.
-fn table_lines<'a>(
-    text: &'a str,
-    header: &[&str],
-) -> Result<Vec<(usize, &'a str, Vec<&'a str>)>, String> {
+/// One data line of a table: its number, the line, its columns.
+type TableLine<'a> = (usize, &'a str, Vec<&'a str>);
+
+fn table_lines<'a>(text: &'a str, header: &[&str]) -> Result<Vec<TableLine<'a>>, String> {
     let mut out = Vec::new();
     let mut seen_header = false;
     for (i, raw) in text.lines().enumerate() {

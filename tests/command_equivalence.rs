@@ -359,10 +359,7 @@ fn a_rollout_that_waited_for_its_lock_sets_up_again() {
     let old = FakeRouterProcess::spawn(&["--subscription-tolerance".into(), "30".into()]);
     let new = FakeRouterProcess::spawn(&["--subscription-tolerance".into(), "45".into()]);
     let pid = Arc::new(AtomicU32::new(old.0.id()));
-    let _emp = FakeSocket::fixed(
-        &w.emperor_sock,
-        Answer::Bytes(w.emperor_doc().into_bytes()),
-    );
+    let _emp = FakeSocket::fixed(&w.emperor_sock, Answer::Bytes(w.emperor_doc().into_bytes()));
     let names = w.names.clone();
     let served = pid.clone();
     let _fr = FakeSocket::scripted(&w.fastrouter_sock, move |_| {
@@ -379,8 +376,8 @@ fn a_rollout_that_waited_for_its_lock_sets_up_again() {
     std::fs::create_dir(&locks).unwrap();
     std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o700)).unwrap();
     let meta = std::fs::metadata(&w.dir).unwrap();
-    let lock_file = std::fs::File::create(locks.join(format!("{}-{}.lock", meta.dev(), meta.ino())))
-        .unwrap();
+    let lock_file =
+        std::fs::File::create(locks.join(format!("{}-{}.lock", meta.dev(), meta.ino()))).unwrap();
     #[allow(deprecated)]
     nix::fcntl::flock(lock_file.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive).unwrap();
 

@@ -554,9 +554,14 @@ fn e2e_a_user_who_may_not_reload_is_refused_before_anything() {
     if run.code != Some(3) {
         problems.push(format!("exit {:?}, expected 3", run.code));
     }
-    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     let first = stack.vassals_dir().join("app_01.ini").display().to_string();
-    if lines.len() != 1 || !lines[0].contains(&first) || !lines[0].contains("may not set its mtime") {
+    if lines.len() != 1 || !lines[0].contains(&first) || !lines[0].contains("may not set its mtime")
+    {
         problems.push(format!(
             "expected one stderr line naming {first} and \"may not set its mtime\", got {lines:?}"
         ));
@@ -568,7 +573,9 @@ fn e2e_a_user_who_may_not_reload_is_refused_before_anything() {
     }
     for name in &stack.names {
         if !(before.get(name).live() && after.get(name).live()) {
-            problems.push(format!("{name}: not live in the fastrouter before and after the refusal"));
+            problems.push(format!(
+                "{name}: not live in the fastrouter before and after the refusal"
+            ));
         }
     }
     assert!(
@@ -1121,8 +1128,10 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
 /// 3 s, or whose reads failed, during the rollout cannot report K held.
 #[test]
 fn harness_k_is_only_held_where_it_was_seen() {
-    let mut s = stack::SampleReport::default();
-    s.ok_ms = (0..100).map(|i| i * 30).collect(); // 0..2970 ms every 30 ms
+    let mut s = stack::SampleReport {
+        ok_ms: (0..100).map(|i| i * 30).collect(), // 0..2970 ms every 30 ms
+        ..Default::default()
+    };
     assert!(stack::checks::sampling_problems("r", &s, 0, 2970, &[]).is_empty());
     // a 3 s hole in the middle
     s.ok_ms.retain(|t| !(1000..4000).contains(t));

@@ -64,7 +64,10 @@ fn same_second_previous_generation_node_counts() {
         r.respawns = 1;
     }
     let a = look(&mut e, &fleet, 0);
-    assert!(!started(&a).contains(&name(0)), "app_01 touched while app_02 counts live only by its previous generation's node");
+    assert!(
+        !started(&a).contains(&name(0)),
+        "app_01 touched while app_02 counts live only by its previous generation's node"
+    );
 }
 
 /// A router restart that keeps its pid (a container's fresh pid namespace):
@@ -86,5 +89,9 @@ fn same_pid_router_restart_during_a_wide_wave() {
     }
     let a = look(&mut e, &fleet, 1);
     let ev = events(&a);
-    assert!(ev.iter().any(|ev| matches!(ev, Event::FastrouterRestarted { .. })), "restart not reported");
+    assert!(
+        ev.iter()
+            .any(|ev| matches!(ev, Event::FastrouterRestarted { .. })),
+        "restart not reported"
+    );
 }

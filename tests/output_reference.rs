@@ -175,7 +175,11 @@ fn at_ms_counts_from_one_start_for_notes_and_the_engine() {
     drop(emp);
     assert_eq!(r.code, Some(0), "{}", r.describe());
     let objs = r.events();
-    assert!(slow_note(&objs), "a note after the slow look: {}", r.describe());
+    assert!(
+        slow_note(&objs),
+        "a note after the slow look: {}",
+        r.describe()
+    );
     assert_versioned(&objs, "dry run after a slow look");
 
     // A rollout the engine refuses (K above what two vassals can keep):
@@ -186,7 +190,15 @@ fn at_ms_counts_from_one_start_for_notes_and_the_engine() {
     let r = run(&refused, BOUND);
     assert_eq!(r.code, Some(3), "{}", r.describe());
     let objs = r.events();
-    assert!(slow_note(&objs), "a note after the slow look: {}", r.describe());
-    assert!(objs.iter().any(|o| o["event"] == "summary"), "{}", r.describe());
+    assert!(
+        slow_note(&objs),
+        "a note after the slow look: {}",
+        r.describe()
+    );
+    assert!(
+        objs.iter().any(|o| o["event"] == "summary"),
+        "{}",
+        r.describe()
+    );
     assert_versioned(&objs, "refused rollout after a slow look");
 }

@@ -233,14 +233,22 @@ fn a_planted_link_at_the_timeline_path_is_replaced_not_followed() {
     let mut args = w.base_args();
     // Refused in preflight (K above what two vassals keep): still drawn.
     args.extend(
-        ["--minimum-active-vassals", "5", "--timeline", out.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "--minimum-active-vassals",
+            "5",
+            "--timeline",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     let r = fakes::run(&args, Duration::from_secs(30));
     assert_eq!(r.code, Some(3), "{}", r.describe());
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
     let meta = std::fs::symlink_metadata(&out).unwrap();
-    assert!(meta.file_type().is_file(), "the link was replaced by the picture");
+    assert!(
+        meta.file_type().is_file(),
+        "the link was replaced by the picture"
+    );
     assert_well_formed(&std::fs::read_to_string(&out).unwrap());
 }

@@ -142,11 +142,20 @@ impl Engine {
             .iter()
             .filter(|v| v.phase.in_flight())
             .flat_map(|v| {
-                let pid = self.emp.as_ref().and_then(|e| e.vassal(&v.name)).map_or(0, |r| r.pid);
+                let pid = self
+                    .emp
+                    .as_ref()
+                    .and_then(|e| e.vassal(&v.name))
+                    .map_or(0, |r| r.pid);
                 self.matcher
                     .nodes_of(&v.name, pid, old)
                     .map(|(k, n)| (k, n.name.as_str()))
-                    .chain(v.drain.nodes.iter().map(|d| (d.key.as_str(), d.name.as_str())))
+                    .chain(
+                        v.drain
+                            .nodes
+                            .iter()
+                            .map(|d| (d.key.as_str(), d.name.as_str())),
+                    )
                     .chain(
                         v.touch
                             .announce_nodes
@@ -161,7 +170,8 @@ impl Engine {
                 .count()
         };
         let (others_before, others_now) = (others_live(old), others_live(new));
-        let all_live = |s: &FastrouterSnapshot| s.nodes().filter(|(_, n)| n.death_mark == 0).count();
+        let all_live =
+            |s: &FastrouterSnapshot| s.nodes().filter(|(_, n)| n.death_mark == 0).count();
         let (before, now) = (all_live(old), all_live(new));
         // Several routers (HA): any of them restarting counts.
         let pids = |s: &FastrouterSnapshot| {

@@ -270,7 +270,8 @@ pub fn is_router_retry(line: &str) -> bool {
 
 #[test]
 fn harness_tells_a_router_retry_from_an_unsubscribe() {
-    let retry = "2026-12-07 17:05:50 - [uwsgi-fastrouter] e2e.example => marking 127.0.0.1:1 as failed";
+    let retry =
+        "2026-12-07 17:05:50 - [uwsgi-fastrouter] e2e.example => marking 127.0.0.1:1 as failed";
     let connect = "[uwsgi-fastrouter] unable to connect() to node \"127.0.0.1:1\" (3 retries): Connection refused";
     let unsubscribe = "2026-12-07 17:05:50 - [uWSGI fastrouter pid 29396] e2e.example => marking 127.0.0.1:1 as failed";
     let expired = "[uwsgi-subscription for pid 7] e2e.example => marking 127.0.0.1:1 as failed (no announce received in 17 seconds)";

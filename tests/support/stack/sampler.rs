@@ -55,13 +55,13 @@ impl Stack {
         self.spec
             .fastrouter_extra
             .iter()
-            .filter_map(|l| {
+            .rev()
+            .find_map(|l| {
                 let (k, v) = l.split_once('=')?;
                 (k.trim() == "subscription-tolerance")
                     .then(|| v.trim().parse().ok())
                     .flatten()
             })
-            .last()
             .unwrap_or(DEFAULT_TOLERANCE_S)
     }
 
