@@ -27,7 +27,7 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 /// through the `start-unsubscribed` + writefifo `S` hook, which can lose
 /// its race (docs/UWSGI.md §9.6): the tool announces such a vassal as soon
 /// as its own log shows its master turned subscriptions on
-/// (`runtime::hook_log`), so it takes requests before its own announce,
+/// (`runtime::log_watch`), so it takes requests before its own announce,
 /// which lazy-apps delays to the next subscribe-freq tick. That announce of
 /// the tool's is traffic, not evidence (docs/UWSGI.md §9.11): each vassal
 /// counts as back, and toward K, only once its own announce reached the

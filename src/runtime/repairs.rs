@@ -1,5 +1,5 @@
 //! The driver's side of the FIFO repair and of the log's evidence
-//! (docs/UWSGI.md §9.6): the logs it watches (`hook_log.rs`), the one
+//! (docs/UWSGI.md §9.6): the logs it watches (`log_watch.rs`), the one
 //! warning when a log cannot be watched, and the repairs that wait for their
 //! master FIFO's reader. Everything here answers the engine with `Input`s.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::fifo;
-use super::hook_log::{self, Evidence, HookLogs};
+use super::log_watch::{self, Evidence, HookLogs};
 use crate::engine::Input;
 use crate::vassal_config::VassalConfig;
 
@@ -34,7 +34,7 @@ impl Repairs {
             logs: HookLogs::default(),
             pending: Vec::new(),
             warned: false,
-            shared_logs: hook_log::shared_logs(parsed),
+            shared_logs: log_watch::shared_logs(parsed),
         }
     }
 

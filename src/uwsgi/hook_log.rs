@@ -1,5 +1,5 @@
 //! Reading a vassal's log for the one line that proves its accepting hook
-//! lost its `S` (sans-IO: bytes in, a verdict out; `runtime::hook_log` reads
+//! lost its `S` (sans-IO: bytes in, a verdict out; `runtime::log_watch` reads
 //! the file).
 //!
 //! The pattern `start-unsubscribed` + `hook-accepting1-once =
