@@ -19,7 +19,10 @@ pub mod plan;
 pub mod report;
 pub mod runtime;
 pub mod status;
-pub mod uwsgi;
+// uWSGI's formats and wire protocols, reached from outside by one path
+// each: `crate::stats`, `crate::vassal_config`, ... (re-exported below);
+// the module itself is private, so `uwsgi::stats` is not a second name.
+mod uwsgi;
 
 pub use error::Error;
 // The formats keep their short paths (`crate::stats`, `uwsgi_reload::stats`).
