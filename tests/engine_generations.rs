@@ -95,3 +95,55 @@ fn same_pid_router_restart_during_a_wide_wave() {
         "restart not reported"
     );
 }
+
+/// A remote fastrouter whose clock is 30 s behind this host's (more than
+/// its 17 s tolerance): every node looks 30 s old by this host's clock.
+/// Nothing is called silent or touched outside K on that age: the router's
+/// clock is learnt from its announces between reads (`engine/clocks.rs`),
+/// and then the rollout goes on within K, one vassal at a time (K = 2 of 3).
+#[test]
+fn a_router_clock_30_s_behind_is_learnt_not_taken_for_silence() {
+    let n = 3;
+    let mut e = engine(settings(2), n);
+    let skew = 30;
+    let mut fleet = Fleet {
+        vs: (0..n).map(|i| serving(i, T0 - skew)).collect(),
+        fr_pid: 7,
+    };
+    let mut all = Outputs::default();
+    let mut in_flight_max = 0;
+    let mut out: Vec<String> = Vec::new();
+    for s in 0..60u64 {
+        // Each vassal announces every 10 s (staggered), stamped on the
+        // router's clock.
+        for (i, v) in fleet.vs.iter_mut().enumerate() {
+            let t = s as i64 - i as i64 * 3;
+            if t >= 0 && v.nodes.first().is_some() {
+                v.nodes[0].2 = T0 - skew + (t / 10) * 10 + i as i64 * 3;
+            }
+        }
+        let a = look(&mut e, &fleet, s);
+        for t in touched(&a) {
+            out.push(t.clone());
+            // The touched vassal reloads and comes back at once: a new
+            // generation (last_run now) announcing now, on the router's clock.
+            let i = (0..n).find(|&i| name(i) == t).unwrap();
+            let r = fleet.vs[i].rec.as_mut().unwrap();
+            r.last_run = T0 + s as i64;
+            r.last_mod = T0 + s as i64;
+            r.respawns += 1;
+            r.last_accepting = T0 + s as i64;
+        }
+        in_flight_max = in_flight_max.max(touched(&a).len());
+        all.extend(a);
+    }
+    assert!(
+        !events(&all)
+            .iter()
+            .any(|ev| matches!(ev, Event::Unavailable { class: "silent", .. })),
+        "{:?}",
+        events(&all)
+    );
+    assert!(in_flight_max <= 1, "more than K allows at once: {out:?}");
+    assert_eq!(out.len(), n, "every vassal reloaded once: {out:?} {:?}", events(&all));
+}
