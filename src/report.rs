@@ -262,10 +262,10 @@ impl Reporter {
         }
         self.header(&o.min_live);
         if self.json || self.recorded.is_some() {
-            let mut v = summary_json(o, exit_code, stats_reads);
-            // The last object: its time, on the run's clock, is the run's
-            // length (the engine's `elapsed_ms` counts from its own start).
-            v["at_ms"] = json!(self.elapsed_ms().max(o.elapsed_ms));
+            // The last object: its time, on the run's clock (which started
+            // before the engine's: `elapsed_ms` counts from the engine's
+            // start), is the run's length.
+            let mut v = summary_json(o, exit_code, stats_reads, self.elapsed_ms());
             if let Some(i) = &self.info {
                 i.add_to(&mut v, &o.min_live);
             }
@@ -620,7 +620,8 @@ pub fn event_json(r: &Report) -> Value {
     v
 }
 
-pub fn summary_json(o: &Outcome, exit_code: u8, stats_reads: u64) -> Value {
+/// The `summary` object; `at_ms` is the run's length on the run's clock.
+pub fn summary_json(o: &Outcome, exit_code: u8, stats_reads: u64, at_ms: u64) -> Value {
     let (status, why) = match &o.status {
         Status::Completed => ("completed", None),
         Status::Failed => ("failed", None),
@@ -637,9 +638,7 @@ pub fn summary_json(o: &Outcome, exit_code: u8, stats_reads: u64) -> Value {
         "lowest_live": o.lowest_live,
         "min_live": o.min_live,
         "elapsed_ms": o.elapsed_ms,
-        // The summary is the last object: its time is the run's length
-        // (`Reporter::outcome` puts it on the run's clock).
-        "at_ms": o.elapsed_ms,
+        "at_ms": at_ms,
         "summary": o.summary,
         "exit_code": exit_code,
         "stats_reads": stats_reads,
