@@ -18,10 +18,7 @@ use kit::*;
 fn clock_step_back_after_a_rollout() {
     let n = 3;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     for v in &mut fleet.vs {
         let r = v.rec.as_mut().unwrap();
         r.last_run = T0 + 300;
@@ -50,10 +47,7 @@ fn clock_step_back_after_a_rollout() {
 fn same_second_previous_generation_node_counts() {
     let n = 2;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     // app_01 was reloaded by someone else at T0 (last_run T0); its new
     // generation accepted at T0 but the fastrouter read predates its
     // unsubscribe: it shows the old generation's node announced at T0.
@@ -78,10 +72,7 @@ fn same_second_previous_generation_node_counts() {
 fn same_pid_router_restart_during_a_wide_wave() {
     let n = 4;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     let a = look(&mut e, &fleet, 0);
     assert_eq!(touched(&a).len(), 3);
     for v in &mut fleet.vs {
@@ -118,7 +109,7 @@ fn a_router_clock_30_s_behind_is_learnt_not_taken_for_silence() {
         // router's clock.
         for (i, v) in fleet.vs.iter_mut().enumerate() {
             let t = s as i64 - i as i64 * 3;
-            if t >= 0 && v.nodes.first().is_some() {
+            if t >= 0 && !v.nodes.is_empty() {
                 v.nodes[0].2 = T0 - skew + (t / 10) * 10 + i as i64 * 3;
             }
         }
@@ -138,12 +129,21 @@ fn a_router_clock_30_s_behind_is_learnt_not_taken_for_silence() {
         all.extend(a);
     }
     assert!(
-        !events(&all)
-            .iter()
-            .any(|ev| matches!(ev, Event::Unavailable { class: "silent", .. })),
+        !events(&all).iter().any(|ev| matches!(
+            ev,
+            Event::Unavailable {
+                class: "silent",
+                ..
+            }
+        )),
         "{:?}",
         events(&all)
     );
     assert!(in_flight_max <= 1, "more than K allows at once: {out:?}");
-    assert_eq!(out.len(), n, "every vassal reloaded once: {out:?} {:?}", events(&all));
+    assert_eq!(
+        out.len(),
+        n,
+        "every vassal reloaded once: {out:?} {:?}",
+        events(&all)
+    );
 }

@@ -48,10 +48,7 @@ fn a_long_subscribe_freq_keeps_old_nodes_live() {
 fn a_starting_vassal_is_never_touched_whatever_its_age() {
     let n = 3;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     // app_03 restarted 11 s ago (new record, not accepting yet).
     if let Some(r) = fleet.vs[2].rec.as_mut() {
         r.pid = 999;
@@ -87,10 +84,7 @@ fn a_starting_vassal_is_never_touched_whatever_its_age() {
 fn a_fastrouter_restart_is_not_a_burst_of_reloads() {
     let n = 4;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     let a = look(&mut e, &fleet, 0);
     // K = 1 of 4: three start at once (drain is off: touched).
     assert_eq!(touched(&a).len(), 3, "{:?}", touched(&a));
@@ -138,10 +132,7 @@ fn its_own_drains_and_touches_are_not_a_fastrouter_restart() {
         let mut s = settings(1);
         s.drain_timeout_ms = drain.then_some(30_000);
         let mut e = engine(s, n);
-        let mut fleet = Fleet {
-            vs: (0..n).map(|i| serving(i, T0)).collect(),
-            fr_pid: 7,
-        };
+        let mut fleet = Fleet::serving(n);
         let a = look(&mut e, &fleet, 0);
         let out = started(&a);
         assert_eq!(out.len(), 7, "drain {drain}: {:?}", events(&a));
@@ -178,10 +169,7 @@ fn k_is_charged_per_node() {
     let mut s = settings(3);
     s.max_parallel = 1;
     let mut e = engine(s, n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     fleet.vs[0].nodes = vec![
         (KEY.into(), sock(0, 0), T0, 0, 100),
         (KEY.into(), sock(0, 1), T0, 0, 100),
@@ -199,10 +187,7 @@ fn k_is_charged_per_node() {
 fn a_vassal_failing_before_the_rollout_does_not_stop_it() {
     let n = 4;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     fleet.vs[3].rec = None;
     fleet.vs[3].nodes.clear();
     fleet.vs[3].blacklist = Some(BlacklistEntry {
@@ -261,10 +246,7 @@ fn a_vassal_failing_before_the_rollout_does_not_stop_it() {
 fn a_dead_vassals_node_is_unsubscribed_once() {
     let n = 3;
     let mut e = engine(settings(1), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     fleet.vs[2].rec = None;
     fleet.vs[2].blacklist = Some(BlacklistEntry {
         id: name(2),
@@ -295,10 +277,7 @@ fn a_silent_vassal_is_reloaded_after_its_announce_window() {
     let mut s = settings(1);
     s.default_subscribe_freq_s = 5;
     let mut e = engine(s, n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     fleet.vs[2].nodes.clear();
     // K = 1 of 2 serving: app_01 goes at once; app_03 waits 5 + 3 s.
     for s in 0..8 {
@@ -326,10 +305,7 @@ fn a_silent_vassal_is_reloaded_after_its_announce_window() {
 fn a_foreign_reload_that_announces_once_is_reported_wedged() {
     let n = 2;
     let mut e = engine(settings(0), n);
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     // Someone else touches app_01 before the rollout's first look: it is
     // followed, never touched (app_02 is the rollout's own).
     e.handle(
@@ -382,10 +358,7 @@ fn a_foreign_reload_that_announces_once_is_reported_wedged() {
 #[test]
 fn status_reads_the_schedulers_preflight_count() {
     let n = 4;
-    let mut fleet = Fleet {
-        vs: (0..n).map(|i| serving(i, T0)).collect(),
-        fr_pid: 7,
-    };
+    let mut fleet = Fleet::serving(n);
     // app_04's node is an hour old: not live.
     fleet.vs[3].nodes[0].2 = T0 - 3600;
     let mut e = engine(settings(1), n);

@@ -71,6 +71,14 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// `n` vassals serving, each node announced at `T0`, router pid 7.
+    pub fn serving(n: usize) -> Fleet {
+        Fleet {
+            vs: (0..n).map(|i| serving(i, T0)).collect(),
+            fr_pid: 7,
+        }
+    }
+
     pub fn emperor(&self) -> Input {
         Input::Emperor(EmperorSnapshot {
             pid: 1,
