@@ -40,12 +40,15 @@ struct Row {
     state: &'static str,
     /// The engine's availability class.
     availability: Availability,
+    /// Unless serving, the evidence in the engine's words.
+    why: String,
     respawns: i64,
     /// With `--stale-since`: what a rollout would do with it by age (the
     /// engine's own rule, engine::generation).
     generation: Option<&'static str>,
-    /// Its nodes: (key, name, age in s, death_mark, ref).
-    nodes: Vec<(String, String, i64, i64, i64)>,
+    /// Its nodes: (key, name, age in s, death_mark, ref, whether the
+    /// last packet that refreshed it was the vassal's own).
+    nodes: Vec<(String, String, i64, i64, i64, bool)>,
 }
 
 /// What status shows: the engine's view of the one look.
@@ -109,18 +112,28 @@ impl View {
                     (Some(_), _) => "reloading",
                 };
                 let pid = st.map_or(0, |v| v.pid);
+                let (availability, _, why) = engine.availability_why(i);
                 Row {
                     vassal: c.name.clone(),
                     pid,
                     state,
-                    availability: engine.availability(i),
+                    availability,
+                    why,
                     respawns: st.map_or(0, |v| v.respawns),
                     generation: engine.generation(i).map(|g| g.as_str()),
                     nodes: matcher
                         .nodes_of(&c.name, pid, &fr)
                         .map(|(k, n)| {
                             let age = wall - n.last_check;
-                            (k.to_string(), n.name.clone(), age, n.death_mark, n.refs)
+                            let own = n.refreshed_by_vassal();
+                            (
+                                k.to_string(),
+                                n.name.clone(),
+                                age,
+                                n.death_mark,
+                                n.refs,
+                                own,
+                            )
                         })
                         .collect(),
                 }
@@ -161,8 +174,10 @@ impl Row {
             "respawns": self.respawns,
             "live": self.availability == Availability::Serving,
             "generation": self.generation,
-            "nodes": self.nodes.iter().map(|(k, n, age, dm, refs)| json!({
+            "why": (!self.why.is_empty()).then_some(&self.why),
+            "nodes": self.nodes.iter().map(|(k, n, age, dm, refs, own)| json!({
                 "key": k, "name": n, "age_s": age, "death_mark": dm, "ref": refs,
+                "refreshed_by": if *own { "vassal" } else { "uwsgi-reload" },
             })).collect::<Vec<_>>(),
         })
     }
@@ -215,7 +230,14 @@ fn print_human(cfg: &Config, rep: &mut Reporter, session: &Session, view: &View)
         let nodes: Vec<String> = r
             .nodes
             .iter()
-            .map(|(k, n, age, dm, refs)| format!("{k} {n} {age}s {dm} {refs}"))
+            .map(|(k, n, age, dm, refs, own)| {
+                let ours = if *own {
+                    ""
+                } else {
+                    " (refreshed by uwsgi-reload)"
+                };
+                format!("{k} {n} {age}s {dm} {refs}{ours}")
+            })
             .collect();
         rep.human_line(
             &format!(
@@ -239,6 +261,9 @@ fn print_human(cfg: &Config, rep: &mut Reporter, session: &Session, view: &View)
             ),
             false,
         );
+    }
+    for r in view.rows.iter().filter(|r| !r.why.is_empty()) {
+        rep.human_line(&format!("{}: {}", r.vassal, r.why), false);
     }
     for (key, l) in &view.live {
         rep.human_line(&format!("key {key}: {l} live (K={})", view.k[key]), false);

@@ -793,3 +793,63 @@ fn stale_since_current_fleet_is_nothing_to_do() {
     assert!(r.stdout.contains("3 stale"), "{}", r.describe());
     assert_eq!(w.mtimes(), before);
 }
+
+/// A node whose last refresh was this tool's own packet (`cores` 0: an
+/// early announce or an undone drain) keeps the vassal routed but is no
+/// evidence of it: `status` reads that vassal `unrouted`, names the reason,
+/// and marks the node `refreshed_by: uwsgi-reload`; the others are the
+/// vassals' own. Fails if the tool's packet counts for the vassal or the
+/// reason is not given.
+#[test]
+fn status_names_a_node_only_the_tools_packet_refreshed() {
+    let w = World::new("ourpkt", 3);
+    let emp_doc = w.emperor_doc();
+    let _emp = FakeSocket::fixed(&w.emperor_sock, Answer::Bytes(emp_doc.into_bytes()));
+    let names = w.names.clone();
+    let _fr = FakeSocket::scripted(&w.fastrouter_sock, move |_| {
+        let doc = fakes::fastrouter_doc(&names, fakes::wall_now(), false);
+        // The first node's last packet was ours.
+        Answer::Bytes(doc.replacen("\"cores\":1", "\"cores\":0", 1).into_bytes())
+    });
+    for extra in [&["--json"][..], &[][..]] {
+        let r = run(&mode_args(&w, Mode::Status, extra), BOUND);
+        assert!(matches!(r.code, Some(0) | Some(1)), "{}", r.describe());
+        if extra.is_empty() {
+            assert!(
+                r.stdout.contains("(refreshed by uwsgi-reload)")
+                    && r.stdout.contains("uwsgi-reload's own packet"),
+                "{}",
+                r.describe()
+            );
+            continue;
+        }
+        let doc: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one JSON doc");
+        let rows = doc["vassals"].as_array().expect("vassals");
+        let first = &rows[0];
+        assert_eq!(first["availability"], "unrouted", "{}", r.describe());
+        assert_eq!(
+            first["nodes"][0]["refreshed_by"],
+            "uwsgi-reload",
+            "{}",
+            r.describe()
+        );
+        assert!(
+            first["why"]
+                .as_str()
+                .unwrap_or("")
+                .contains("uwsgi-reload's own packet"),
+            "{}",
+            r.describe()
+        );
+        for row in &rows[1..] {
+            assert_eq!(row["availability"], "serving", "{}", r.describe());
+            assert_eq!(
+                row["nodes"][0]["refreshed_by"],
+                "vassal",
+                "{}",
+                r.describe()
+            );
+            assert!(row["why"].is_null(), "{}", r.describe());
+        }
+    }
+}

@@ -90,6 +90,13 @@ pub struct Seen<'a> {
     /// known, nor the vassal's real announce period (an option the Emperor
     /// sets or a file it includes may change it: docs/UWSGI.md §9.12).
     pub listed_node: bool,
+    /// Not fresh, and a node of it is listed whose last refresh was a
+    /// packet of this tool's (an early announce, an undone drain): it
+    /// keeps the node routed but proves nothing of the vassal, whose own
+    /// next announce is waited for (`Node::refreshed_by_vassal`). Said in
+    /// `describe`, so that `status` right after a rollout explains why a
+    /// vassal the rollout saw announce is not counted from this one read.
+    pub refreshed_by_us: bool,
 }
 
 impl Evidence {
@@ -183,6 +190,11 @@ pub fn proven_down(class: Availability, seen: &Seen, ev: &Evidence) -> bool {
 pub fn describe(class: Availability, seen: &Seen, ev: &Evidence, now_ms: u64) -> String {
     match class {
         Availability::Serving => "serving".into(),
+        Availability::Unrouted if seen.refreshed_by_us => format!(
+            "accepting; its node was last refreshed by uwsgi-reload's own packet, which proves nothing of the vassal ({} ms); waiting for its own next announce",
+            ev.unrouted_since_ms
+                .map_or(0, |t| now_ms.saturating_sub(t))
+        ),
         Availability::Unrouted => format!(
             "accepting but no fresh node in the fastrouter for {} ms; waiting for its next announce",
             ev.unrouted_since_ms

@@ -13,18 +13,20 @@ impl Engine {
         let record = emp.and_then(|e| e.vassal_at(i, &v.name));
         let blacklisted = emp.and_then(|e| e.blacklisted(&v.name));
         let tolerance = self.s.tolerance_s(Some(&v.name));
-        let (fresh_node, listed_node) = match self.fr.as_ref() {
+        let (fresh_node, listed_node, ours_last) = match self.fr.as_ref() {
             Some(fr) => {
                 let pid = record.map_or(0, |r| r.pid);
                 let since = self.generation_since(i, record);
                 let mut fresh = false;
                 let mut listed = false;
                 let mut before_generation = false;
+                let mut ours_last = false;
                 for (_, n) in self.matcher.nodes_of_at(i, &v.name, pid, fr) {
                     let by_age = nodes::node_fresh(n, self.router_now_s(), tolerance);
                     fresh |= by_age && n.last_check >= since;
                     listed |= n.death_mark == 0 && n.refreshed_by_vassal();
                     before_generation |= by_age && n.last_check < since;
+                    ours_last |= n.death_mark == 0 && !n.refreshed_by_vassal();
                 }
                 // Its age alone proves nothing when neither the router's
                 // tolerance nor the vassal's announce period is known. Nor
@@ -35,15 +37,16 @@ impl Engine {
                 // the start), so never "silent" on it.
                 let unsure =
                     !self.s.node_tolerance_known && self.s.freq_uncertain.contains(&v.name);
-                (fresh, (listed && unsure) || before_generation)
+                (fresh, (listed && unsure) || before_generation, ours_last)
             }
-            None => (false, false),
+            None => (false, false, false),
         };
         Seen {
             record,
             blacklisted,
             fresh_node,
             listed_node,
+            refreshed_by_us: ours_last && !fresh_node,
         }
     }
 
@@ -103,7 +106,7 @@ impl Engine {
     /// The class of vassal `i`; unless it is serving, whether it is proven
     /// out of service (may be reloaded without using the K budget) and the
     /// evidence in words.
-    pub(super) fn availability_why(&self, i: usize) -> (Availability, bool, String) {
+    pub fn availability_why(&self, i: usize) -> (Availability, bool, String) {
         let (class, seen) = self.assess(i);
         if class == Availability::Serving {
             return (class, false, String::new());
