@@ -32,6 +32,8 @@ pub struct RouterClock {
     prev_newest: Option<i64>,
     /// (when, our wall minus the router's newest `last_check`).
     samples: VecDeque<(u64, i64)>,
+    /// At least one offset was ever measured.
+    measured: bool,
 }
 
 impl RouterClock {
@@ -42,6 +44,7 @@ impl RouterClock {
             if n > p {
                 self.samples
                     .push_back((now.mono_ms, now.wall_s.saturating_sub(n)));
+                self.measured = true;
             }
         }
         if newest.is_some() {
@@ -54,6 +57,12 @@ impl RouterClock {
         {
             self.samples.pop_front();
         }
+    }
+
+    /// Has the router's clock been measured at least once (a node
+    /// announced between two reads)?
+    pub fn measured(&self) -> bool {
+        self.measured
     }
 
     /// Our wall minus the router's, in seconds (0 until measured, or when

@@ -118,11 +118,24 @@ impl Engine {
             reloaded,
             failed,
             untouched,
-            lowest_live: self.lowest.clone(),
+            lowest_live: self.lowest_kept(),
             min_live: self.min_live.clone(),
             elapsed_ms: self.elapsed(),
             summary,
         };
         self.out.push_back(Action::Finish(outcome));
+    }
+
+    /// The lowest live count per key while something was in flight
+    /// (`update_live`); a key nothing was in flight for kept its current
+    /// count.
+    fn lowest_kept(&self) -> BTreeMap<String, usize> {
+        self.min_live
+            .keys()
+            .map(|k| {
+                let low = self.lowest.get(k).or_else(|| self.live.get(k));
+                (k.clone(), low.copied().unwrap_or(0))
+            })
+            .collect()
     }
 }

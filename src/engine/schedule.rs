@@ -133,7 +133,10 @@ impl Engine {
             if in_flight >= self.s.max_parallel {
                 break;
             }
-            let serving = match self.may_start(i, &mut live) {
+            let serving = match self.may_start(i, &mut live).and_then(|serving| {
+                self.clock_allows(i, serving)?;
+                Ok(serving)
+            }) {
                 Ok(serving) => serving,
                 Err(why) => {
                     blocked.get_or_insert(why);
@@ -207,6 +210,27 @@ impl Engine {
         }
     }
 
+    /// A router that may be another host's (`Settings::router_clock_unmeasured`)
+    /// is not judged by age before its clock is measured: until then only
+    /// a vassal proven down without a clock may start (crash-looping, or
+    /// silent with no node listed alive at all); a serving one, or one
+    /// silent by its node's age, waits. So a fleet that is all down behind
+    /// such a router is still reloaded.
+    fn clock_allows(&mut self, i: usize, serving: bool) -> Result<(), String> {
+        if !self.s.router_clock_unmeasured || self.router_clock.measured() {
+            return Ok(());
+        }
+        let clock_free = !serving
+            && (self.availability(i) == Availability::CrashLooping || !self.has_routable_node(i));
+        if clock_free {
+            return Ok(());
+        }
+        let why = "the fastrouter is read over TCP and may be another host's: waiting for a node to announce, which measures its clock, before judging any node fresh or stale".to_string();
+        self.vassals[i].was_down = None;
+        self.vassals[i].wait_why = Some(why.clone());
+        Err(why)
+    }
+
     /// With `--canary N`: once N vassals are started, nothing more until
     /// each is subscribed and has stayed live for `--min-ready`. A failed
     /// canary stops the rollout whatever the failure policy.
@@ -254,6 +278,12 @@ impl Engine {
             return;
         }
         let live = self.live_now();
+        // `lowest_live` is what the rollout kept while it had something
+        // in flight: a count before its first touch is the setup's own
+        // state (warned about at the start), or the tool still learning it
+        // (a router whose clock it has not measured yet shows nothing
+        // fresh: src/engine/clocks.rs), not something the rollout did.
+        let in_flight = self.vassals.iter().any(|v| v.phase.in_flight());
         let mut changes = Vec::new();
         for (k, l) in &live {
             if !self.min_live.contains_key(k) {
@@ -262,15 +292,17 @@ impl Engine {
             if self.live.get(k) != Some(l) {
                 changes.push((k.clone(), *l));
             }
-            let low = self.lowest.entry(k.clone()).or_insert(*l);
-            *low = (*low).min(*l);
+            if in_flight {
+                let low = self.lowest.entry(k.clone()).or_insert(*l);
+                *low = (*low).min(*l);
+            }
         }
-        for k in self.min_live.keys() {
-            if !live.contains_key(k) {
+        for k in self.min_live.keys().filter(|k| !live.contains_key(*k)) {
+            if in_flight {
                 self.lowest.insert(k.clone(), 0);
-                if self.live.get(k).is_some_and(|l| *l != 0) {
-                    changes.push((k.clone(), 0));
-                }
+            }
+            if self.live.get(k).is_some_and(|l| *l != 0) {
+                changes.push((k.clone(), 0));
             }
         }
         self.live = live;

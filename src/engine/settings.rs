@@ -111,6 +111,12 @@ pub struct Settings {
     /// The subscription server can be sent unsubscribes (a server is known):
     /// the dead vassals' nodes are then taken out of the fastrouter.
     pub can_unsubscribe: bool,
+    /// A fastrouter is read over TCP: it may run on another host, whose
+    /// clock the tool knows only once it has measured it from the router's
+    /// own announces (`clocks::RouterClock`). Until then nothing is touched:
+    /// every freshness judgement compares the router's `last_check` with a
+    /// reload's start. A unix socket's router shares this host's wall clock.
+    pub router_clock_unmeasured: bool,
     /// The Emperor directory, canonical, to check against the Emperor's own.
     pub emperor_dir: Option<String>,
     /// Give up when a stats socket has not answered for this long.
@@ -181,6 +187,7 @@ impl Default for Settings {
             freq_uncertain: BTreeSet::new(),
             notice_window_ms: 10_000,
             can_unsubscribe: false,
+            router_clock_unmeasured: false,
             emperor_dir: None,
             stats_outage_ms: 30_000,
             max_unavailable: None,
