@@ -196,7 +196,15 @@ fn filters_given(cfg: &crate::cli::Config) -> String {
 /// The configs a command works on: listed, filtered by `--only`/`--exclude`,
 /// and (with `--touch-target`) refused when links share a target. Every
 /// problem is a usage error (exit 2) naming what was expected.
-pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFile>, Error> {
+/// The configs the rollout acts on, in one listing of the directory, and
+/// the names of those the selection matched but left out because they run
+/// a fastrouter (a router, not an app vassal: named only with `--only`).
+pub struct Selection {
+    pub configs: Vec<ConfigFile>,
+    pub routers_left_out: Vec<String>,
+}
+
+pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Selection, Error> {
     let all = dir.list()?;
     if all.is_empty() {
         return Err(Error::Usage(format!(
@@ -205,11 +213,11 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
             dir.suffix
         )));
     }
-    let configs: Vec<ConfigFile> = all
+    let (configs, routers): (Vec<ConfigFile>, Vec<ConfigFile>) = all
         .into_iter()
         .filter(|c| cfg.selected(&c.name))
-        .filter(|c| named_by_only(cfg, &c.name) || !is_router(dir, &c.name))
-        .collect();
+        .partition(|c| named_by_only(cfg, &c.name) || !is_router(dir, &c.name));
+    let routers_left_out = routers.into_iter().map(|c| c.name).collect();
     if configs.is_empty() {
         return Err(Error::Usage(format!(
             "no vassal config in {} matches {}",
@@ -233,7 +241,10 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Vec<ConfigFi
             )));
         }
     }
-    Ok(configs)
+    Ok(Selection {
+        configs,
+        routers_left_out,
+    })
 }
 
 /// Does an `--only` pattern name this config?

@@ -119,7 +119,10 @@ impl Session {
         // listing, so nothing that happens in between is lost) and records
         // the files its touches go to.
         let watcher = rollout.then(|| Watcher::new(&dir)).transpose()?;
-        let configs = super::configs::select(cfg, &dir)?;
+        let super::configs::Selection {
+            configs,
+            routers_left_out,
+        } = super::configs::select(cfg, &dir)?;
         if rollout {
             dir.record_targets(&configs);
         }
@@ -173,7 +176,7 @@ impl Session {
         }
         let uncertain = setup::learn_from_emperor(&mut parsed, look.emperor.as_ref().ok());
         let mut settings = setup::engine_settings(cfg, &dir, &configs, &parsed, drain, uncertain);
-        notes.extend(routers_left_out(cfg, &dir, &configs)?);
+        notes.extend(routers_note(&routers_left_out));
         notes.extend(doctor);
         notes.extend(setup::datagram_queue_note(&parsed));
         notes.extend(super::fastrouter_setup::learn_fastrouter_options(
@@ -240,22 +243,35 @@ fn refuse(mode: Mode, refusal: &mut Option<String>, r: Result<(), Error>) -> Res
     }
 }
 
-fn read_router(spec: &SocketSpec, t: Duration) -> Result<FastrouterSnapshot, String> {
-    let source = StatsSource::Fastrouter;
+/// One stats read for the session's look: the document, or the error in
+/// words (`pick` takes the document out of the engine's input).
+fn read_doc<T>(
+    source: StatsSource,
+    spec: &SocketSpec,
+    t: Duration,
+    pick: fn(Input) -> Option<T>,
+) -> Result<T, String> {
     match to_input(source, spec, read_once(source, spec, t)) {
-        Input::Fastrouter(f) => Ok(f),
         Input::ReadFailed { error, .. } => Err(error),
-        _ => unreachable!("to_input answers a fastrouter read with Fastrouter or ReadFailed"),
+        other => {
+            Ok(pick(other)
+                .expect("to_input answers a read with its source's document or ReadFailed"))
+        }
     }
 }
 
+fn read_router(spec: &SocketSpec, t: Duration) -> Result<FastrouterSnapshot, String> {
+    read_doc(StatsSource::Fastrouter, spec, t, |i| match i {
+        Input::Fastrouter(f) => Some(f),
+        _ => None,
+    })
+}
+
 fn read_emperor(spec: &SocketSpec, t: Duration) -> Result<EmperorSnapshot, String> {
-    let source = StatsSource::Emperor;
-    match to_input(source, spec, read_once(source, spec, t)) {
-        Input::Emperor(e) => Ok(e),
-        Input::ReadFailed { error, .. } => Err(error),
-        _ => unreachable!("to_input answers an Emperor read with Emperor or ReadFailed"),
-    }
+    read_doc(StatsSource::Emperor, spec, t, |i| match i {
+        Input::Emperor(e) => Some(e),
+        _ => None,
+    })
 }
 
 /// Each router's own options, read from the command line of the pid its
@@ -280,23 +296,13 @@ fn router_options(
         .collect()
 }
 
-/// The configs in the directory that the selection matched but left out
-/// because they run a fastrouter (`configs::select`).
-fn routers_left_out(
-    cfg: &Config,
-    dir: &EmperorDir,
-    configs: &[ConfigFile],
-) -> Result<Option<String>, Error> {
-    let routers: Vec<String> = dir
-        .list()?
-        .into_iter()
-        .filter(|c| cfg.selected(&c.name) && !configs.iter().any(|x| x.name == c.name))
-        .map(|c| c.name)
-        .collect();
-    Ok((!routers.is_empty()).then(|| {
+/// The note naming the configs the selection left out because they run a
+/// fastrouter (`configs::select`).
+fn routers_note(routers: &[String]) -> Option<String> {
+    (!routers.is_empty()).then(|| {
         format!(
             "note: {} run(s) a fastrouter: a router, not an app vassal; left out of the rollout (name it with --only to reload it)",
             routers.join(", ")
         )
-    }))
+    })
 }
