@@ -253,6 +253,9 @@ impl Reporter {
         }
     }
 
+    /// The run's end: the summary (a line or a JSON object), the untouched
+    /// and failed vassals, the lowest live per key. Long on purpose: the
+    /// order of what it prints is the operator's reading order.
     pub fn outcome(&mut self, o: &Outcome, exit_code: u8, stats_reads: u64) {
         if let Status::Precondition(_) = &o.status {
             // Refused: the refusal below is the only human line; what
@@ -405,6 +408,9 @@ pub fn emit_untimed_json(rep: &Reporter, mut v: Value) {
     emit_json(&v);
 }
 
+/// The human line of one event. Long on purpose: one arm per `Event`
+/// variant, each a sentence; splitting it would scatter the wording that
+/// `README.md` quotes and `report::catalog` checks.
 pub fn human(e: &Event) -> String {
     match e {
         Event::Warning {
@@ -528,6 +534,9 @@ pub fn human(e: &Event) -> String {
     }
 }
 
+/// The JSON object of one event. Long on purpose: one arm per `Event`
+/// variant, its fields as `README.md`'s event table names them (the kind
+/// comes from `report::catalog`, which checks the two agree).
 pub fn event_json(r: &Report) -> Value {
     let mut v = match &r.event {
         Event::Warning { vassal, message } => {

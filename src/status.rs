@@ -102,42 +102,7 @@ impl View {
             .configs
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                let st = emp.vassal(&c.name);
-                let state = match (st, emp.blacklisted(&c.name)) {
-                    (_, Some(_)) => "blacklisted",
-                    (None, None) => "absent",
-                    (Some(v), _) if v.cursed != 0 => "stopping",
-                    (Some(v), _) if v.accepting == 1 => "accepting",
-                    (Some(_), _) => "reloading",
-                };
-                let pid = st.map_or(0, |v| v.pid);
-                let (availability, _, why) = engine.availability_why(i);
-                Row {
-                    vassal: c.name.clone(),
-                    pid,
-                    state,
-                    availability,
-                    why,
-                    respawns: st.map_or(0, |v| v.respawns),
-                    generation: engine.generation(i).map(|g| g.as_str()),
-                    nodes: matcher
-                        .nodes_of(&c.name, pid, &fr)
-                        .map(|(k, n)| {
-                            let age = wall - n.last_check;
-                            let own = n.refreshed_by_vassal();
-                            (
-                                k.to_string(),
-                                n.name.clone(),
-                                age,
-                                n.death_mark,
-                                n.refs,
-                                own,
-                            )
-                        })
-                        .collect(),
-                }
-            })
+            .map(|(i, c)| Row::of(&engine, &emp, &matcher, &fr, i, &c.name, wall))
             .collect();
         let live = engine.preflight_live().clone();
         let k = live
@@ -165,6 +130,52 @@ impl View {
 }
 
 impl Row {
+    /// Vassal `i` (config `name`) as the engine and both snapshots show it.
+    fn of(
+        engine: &Engine,
+        emp: &crate::engine::IndexedEmperor,
+        matcher: &nodes::Matcher,
+        fr: &FastrouterSnapshot,
+        i: usize,
+        name: &str,
+        wall: i64,
+    ) -> Row {
+        let st = emp.vassal(name);
+        let state = match (st, emp.blacklisted(name)) {
+            (_, Some(_)) => "blacklisted",
+            (None, None) => "absent",
+            (Some(v), _) if v.cursed != 0 => "stopping",
+            (Some(v), _) if v.accepting == 1 => "accepting",
+            (Some(_), _) => "reloading",
+        };
+        let pid = st.map_or(0, |v| v.pid);
+        let (availability, _, why) = engine.availability_why(i);
+        Row {
+            vassal: name.to_string(),
+            pid,
+            state,
+            availability,
+            why,
+            respawns: st.map_or(0, |v| v.respawns),
+            generation: engine.generation(i).map(|g| g.as_str()),
+            nodes: matcher
+                .nodes_of(name, pid, fr)
+                .map(|(k, n)| {
+                    let age = wall - n.last_check;
+                    let own = n.refreshed_by_vassal();
+                    (
+                        k.to_string(),
+                        n.name.clone(),
+                        age,
+                        n.death_mark,
+                        n.refs,
+                        own,
+                    )
+                })
+                .collect(),
+        }
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "vassal": self.vassal,
@@ -196,8 +207,9 @@ fn print_json(session: &Session, view: &View) {
 }
 
 /// The header (the rollout's and the dry run's first line), the notes (as
-/// they follow it), the table, the live count per key, what a rollout would
-/// do by age, and a refusal it would meet.
+/// they follow it), the table, why each vassal that is not serving is not,
+/// the live count per key, what a rollout would do by age, and a refusal it
+/// would meet. Long on purpose: the page, top to bottom.
 fn print_human(cfg: &Config, rep: &mut Reporter, session: &Session, view: &View) {
     rep.human_line(&session.info.human(&view.k), false);
     if !cfg.output.quiet {

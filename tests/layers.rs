@@ -5,6 +5,8 @@
 //! the commands built on it (`status.rs`, `plan/`). A `use` or a path in
 //! the code that climbs a layer fails this test, naming the file and line.
 //! (What the core may use of std and the OS is `tests/sans_io.rs`.)
+//! And a function in `src/` over 80 lines says in its doc comment why it
+//! must be long ("Long on purpose: ..."), or it fails here too.
 
 use std::path::{Path, PathBuf};
 
@@ -121,4 +123,90 @@ fn a_planted_upward_import_is_found() {
         );
     }
     assert!(reached("// use crate::runtime;").is_empty());
+}
+
+/// Functions in `src/` longer than this many lines say why in their doc
+/// comment ("Long on purpose"), so a reader knows the length is chosen.
+const LONG_FN_LINES: usize = 80;
+
+/// (line, name, length) of each function in `text` longer than
+/// [`LONG_FN_LINES`] whose doc comment does not say "Long on purpose".
+/// Braces are counted line by line (string literals with unbalanced braces
+/// are rare in this crate; the planted test below keeps the counter
+/// honest).
+fn long_functions(text: &str) -> Vec<(usize, String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
+        let name = ["pub fn ", "pub(crate) fn ", "pub(super) fn ", "fn "]
+            .iter()
+            .find_map(|p| t.strip_prefix(p))
+            .and_then(|r| r.split(|c: char| !c.is_alphanumeric() && c != '_').next());
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            i += 1;
+            continue;
+        };
+        let (mut depth, mut started, mut j) = (0i64, false, i);
+        while j < lines.len() {
+            for c in lines[j].chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        started = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if (started && depth <= 0) || (!started && lines[j].trim_end().ends_with(';')) {
+                break;
+            }
+            j += 1;
+        }
+        let len = j + 1 - i;
+        let doc: String = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let l = l.trim_start();
+                l.starts_with("///") || l.starts_with("#[")
+            })
+            .map(|l| l.trim_start())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if started && len > LONG_FN_LINES && !doc.contains("Long on purpose") {
+            out.push((i + 1, name.to_string(), len));
+        }
+        i = if started { j + 1 } else { i + 1 };
+    }
+    out
+}
+
+#[test]
+fn long_functions_say_why() {
+    let mut found = Vec::new();
+    for f in files(Path::new("src")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (line, name, len) in long_functions(&text) {
+            found.push(format!("{}:{line}: fn {name} is {len} lines", f.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "functions over {LONG_FN_LINES} lines without a doc comment saying why (\"Long on purpose: ...\"), split them or say why:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn a_planted_long_function_is_found() {
+    let body = "    let x = 1;\n".repeat(LONG_FN_LINES);
+    let bare = format!("/// Does x.\nfn planted() {{\n{body}}}\n");
+    assert_eq!(long_functions(&bare).len(), 1, "{bare}");
+    let said = format!("/// Does x. Long on purpose: a list.\nfn planted() {{\n{body}}}\n");
+    assert!(long_functions(&said).is_empty());
+    let short = "fn short() {\n    let x = 1;\n}\n";
+    assert!(long_functions(short).is_empty());
 }

@@ -24,6 +24,8 @@ fn italic(s: &str) -> String {
     format!("\\fI{}\\fR", escape(s))
 }
 
+/// The man page. Long on purpose: one section after another, in the order
+/// `man` prints them; the options themselves come from the flag table.
 pub fn man() -> String {
     let mut out = String::new();
     // No date: the page is byte-identical for a given version (reproducible

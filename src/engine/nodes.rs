@@ -379,6 +379,7 @@ mod tests {
 
     /// The index gives exactly what a full scan with `matches` gives, for
     /// every rule, including pids, duplicate names, TCP names and misses.
+    /// Long on purpose: the cases are a table, read top to bottom.
     #[test]
     fn matcher_agrees_with_a_full_scan() {
         let names = [

@@ -135,7 +135,9 @@ impl World {
 }
 
 /// Drives the engine with `settings` over `configs` through the ideal world
-/// that starts from `emp` and `fr` at `wall_s`.
+/// that starts from `emp` and `fr` at `wall_s`. Long on purpose: the ideal
+/// world's whole loop (answer each read, apply each touch, advance time),
+/// as the real driver's `run_loop` is one loop.
 pub fn plan(
     settings: Settings,
     configs: Vec<ConfigFile>,

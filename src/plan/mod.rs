@@ -15,6 +15,9 @@ use crate::error::{exit, Error};
 use crate::report::Reporter;
 use crate::runtime::session::{Mode, Session};
 
+/// `--dry-run`: the rollout's own setup, then the plan the engine makes in
+/// the ideal world, printed as waves. Long on purpose: the steps are the
+/// rollout's, in its order, so a reader can compare them line by line.
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
     // The rollout's own setup, checks and refusals (exit 3) included: a
     // dry run promises what the rollout would do.

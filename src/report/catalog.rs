@@ -117,7 +117,7 @@ mod tests {
 
     /// One of every engine event. Its length is checked against the enum's
     /// source, so a new variant fails here until it is added (and then
-    /// `event_json` must name it from the table).
+    /// `event_json` must name it from the table). Long on purpose: a list.
     fn one_of_each() -> Vec<Event> {
         let v = || "app.ini".to_string();
         vec![

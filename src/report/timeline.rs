@@ -217,7 +217,8 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-/// The SVG of a rollout's events.
+/// The SVG of a rollout's events: the legend, one lane per vassal, one
+/// live-count chart per key, the time axis.
 pub fn render(events: &[Value]) -> String {
     let p = Picture::from_events(events);
     let l = p.layout();
@@ -231,7 +232,27 @@ pub fn render(events: &[Value]) -> String {
 <svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{total}" height="{height}" viewBox="0 0 {total} {height}" font-family="sans-serif" font-size="12">
 <rect x="0" y="0" width="{total}" height="{height}" fill="#ffffff"/>"##
     );
-    // Legend.
+    legend(&mut s);
+    for (i, v) in p.vassals.iter().enumerate() {
+        lane(&mut s, &p, &l, i, v);
+    }
+    for (k, key) in keys.iter().enumerate() {
+        chart(&mut s, &p, &l, k, key);
+    }
+    let axis_y = l.chart_top(keys.len()) + 10;
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{axis_y}">0 s</text><text x="{}" y="{axis_y}" text-anchor="end">{:.1} s</text>"#,
+        l.left,
+        l.left + l.width,
+        p.end_ms as f64 / 1000.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The phases' colours, then live and K.
+fn legend(s: &mut String) {
     let mut x = 10;
     for (phase, colour) in PHASES {
         let _ = writeln!(
@@ -246,95 +267,90 @@ pub fn render(events: &[Value]) -> String {
         r#"<text x="{x}" y="18" fill="{LIVE_COLOUR}">live</text><text x="{}" y="18" fill="{K_COLOUR}">K</text>"#,
         x + 34
     );
-    for (i, v) in p.vassals.iter().enumerate() {
-        let y = l.lane_y(i);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
-            l.left - 6,
-            y + l.lane - 4,
-            escape(v)
-        );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{}" y="{y}" width="{}" height="{}" fill="#f2f2f2"/>"##,
-            l.left, l.width, l.lane
-        );
-        for seg in p.segments.get(v).into_iter().flatten() {
-            let colour = PHASES
-                .iter()
-                .find(|(n, _)| *n == seg.phase)
-                .map_or("#808080", |(_, c)| c);
-            let (x0, x1) = (l.x(seg.from_ms), l.x(seg.to_ms));
-            let _ = writeln!(
-                s,
-                r#"<rect x="{x0}" y="{y}" width="{}" height="{}" fill="{colour}"><title>{}: {} {}-{} ms</title></rect>"#,
-                (x1 - x0).max(1),
-                l.lane,
-                escape(v),
-                seg.phase,
-                seg.from_ms,
-                seg.to_ms
-            );
-        }
-    }
-    for (k, key) in keys.iter().enumerate() {
-        let top = l.chart_top(k);
-        let max = p.chart_max(key);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{} live</text>"#,
-            l.left - 6,
-            top + l.chart / 2,
-            escape(key)
-        );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{}" y="{top}" width="{}" height="{}" fill="none" stroke="#c0c0c0"/>"##,
-            l.left, l.width, l.chart
-        );
-        if let Some(min) = p.min.get(key) {
-            let y = l.count_y(k, *min, max);
-            let _ = writeln!(
-                s,
-                r#"<polyline points="{},{y} {},{y}" fill="none" stroke="{K_COLOUR}" stroke-width="3"/>"#,
-                l.left,
-                l.left + l.width
-            );
-        }
-        let steps = p.live.get(key).cloned().unwrap_or_default();
-        if !steps.is_empty() {
-            let mut pts = Vec::new();
-            let mut last_y = None;
-            for (t, n) in &steps {
-                let (x, y) = (l.x(*t), l.count_y(k, *n, max));
-                if let Some(py) = last_y {
-                    pts.push(format!("{x},{py}"));
-                }
-                pts.push(format!("{x},{y}"));
-                last_y = Some(y);
-            }
-            if let Some(y) = last_y {
-                pts.push(format!("{},{y}", l.left + l.width));
-            }
-            let _ = writeln!(
-                s,
-                r#"<polyline points="{}" fill="none" stroke="{LIVE_COLOUR}" stroke-width="3"/>"#,
-                pts.join(" ")
-            );
-        }
-    }
-    // The time axis.
-    let axis_y = l.chart_top(keys.len()) + 10;
+}
+
+/// Vassal `v`'s lane (number `i`): its name, then one bar per phase.
+fn lane(s: &mut String, p: &Picture, l: &Layout, i: usize, v: &str) {
+    let y = l.lane_y(i);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{axis_y}">0 s</text><text x="{}" y="{axis_y}" text-anchor="end">{:.1} s</text>"#,
-        l.left,
-        l.left + l.width,
-        p.end_ms as f64 / 1000.0
+        r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+        l.left - 6,
+        y + l.lane - 4,
+        escape(v)
     );
-    s.push_str("</svg>\n");
-    s
+    let _ = writeln!(
+        s,
+        r##"<rect x="{}" y="{y}" width="{}" height="{}" fill="#f2f2f2"/>"##,
+        l.left, l.width, l.lane
+    );
+    for seg in p.segments.get(v).into_iter().flatten() {
+        let colour = PHASES
+            .iter()
+            .find(|(n, _)| *n == seg.phase)
+            .map_or("#808080", |(_, c)| c);
+        let (x0, x1) = (l.x(seg.from_ms), l.x(seg.to_ms));
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x0}" y="{y}" width="{}" height="{}" fill="{colour}"><title>{}: {} {}-{} ms</title></rect>"#,
+            (x1 - x0).max(1),
+            l.lane,
+            escape(v),
+            seg.phase,
+            seg.from_ms,
+            seg.to_ms
+        );
+    }
+}
+
+/// Key `key`'s chart (number `k`): its frame, its K line, and its live
+/// count as steps.
+fn chart(s: &mut String, p: &Picture, l: &Layout, k: usize, key: &str) {
+    let top = l.chart_top(k);
+    let max = p.chart_max(key);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="end">{} live</text>"#,
+        l.left - 6,
+        top + l.chart / 2,
+        escape(key)
+    );
+    let _ = writeln!(
+        s,
+        r##"<rect x="{}" y="{top}" width="{}" height="{}" fill="none" stroke="#c0c0c0"/>"##,
+        l.left, l.width, l.chart
+    );
+    if let Some(min) = p.min.get(key) {
+        let y = l.count_y(k, *min, max);
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{},{y} {},{y}" fill="none" stroke="{K_COLOUR}" stroke-width="3"/>"#,
+            l.left,
+            l.left + l.width
+        );
+    }
+    let steps = p.live.get(key).cloned().unwrap_or_default();
+    if steps.is_empty() {
+        return;
+    }
+    let mut pts = Vec::new();
+    let mut last_y = None;
+    for (t, n) in &steps {
+        let (x, y) = (l.x(*t), l.count_y(k, *n, max));
+        if let Some(py) = last_y {
+            pts.push(format!("{x},{py}"));
+        }
+        pts.push(format!("{x},{y}"));
+        last_y = Some(y);
+    }
+    if let Some(y) = last_y {
+        pts.push(format!("{},{y}", l.left + l.width));
+    }
+    let _ = writeln!(
+        s,
+        r#"<polyline points="{}" fill="none" stroke="{LIVE_COLOUR}" stroke-width="3"/>"#,
+        pts.join(" ")
+    );
 }
 
 /// The events of a `--json` log (one object per line; other lines, such as

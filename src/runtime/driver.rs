@@ -151,6 +151,10 @@ pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<RunSummary, Error> {
 }
 
 impl Driver<'_> {
+    /// The one poll loop: wait to the engine's timeout, feed it every
+    /// readiness, signal and timer as inputs, carry out its actions, until
+    /// it finishes. Long on purpose: every source is dispatched here, in
+    /// one place, so their order within a tick is visible.
     fn run_loop(&mut self) -> Result<RunSummary, Error> {
         let mut events = Events::with_capacity(64);
         loop {
@@ -293,6 +297,8 @@ impl Driver<'_> {
         }
     }
 
+    /// Carries out one engine action. Long on purpose: one arm per
+    /// `Action`, each a syscall or a queued task; the engine decided what.
     fn execute(&mut self, a: Action) {
         match a {
             Action::ReadStats(StatsSource::Emperor) => {

@@ -106,7 +106,10 @@ impl Session {
         Session::prepare_holding(cfg, mode, None)
     }
 
-    /// [`Session::prepare`]; `lock`: the directory's lock, already held. A
+    /// [`Session::prepare`]; `lock`: the directory's lock, already held.
+    /// Long on purpose: the order of its steps is the contract (every
+    /// refusal before the lock, nothing of the Emperor before the lock), and
+    /// one function shows it. A
     /// rollout that had to wait for its lock (`--wait-lock`) prepares again
     /// once it holds it: the other instance's rollout may have reloaded a
     /// router or changed configs, and every refusal and setting must come
