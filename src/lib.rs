@@ -7,7 +7,8 @@
 //!   They decide everything and are tested exhaustively.
 //! - [`runtime`] is the thin single-threaded mio driver that carries out the
 //!   engine's actions on the real system.
-//! - [`cli`] turns raw arguments into a validated configuration.
+//! - [`cli`] turns raw arguments into a validated configuration
+//!   ([`run_config`]), which the commands and the runtime take.
 
 pub mod cli;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod glob;
 pub mod plan;
 pub mod report;
+pub mod run_config;
 pub mod runtime;
 pub mod status;
 // uWSGI's formats and wire protocols, reached from outside by one path

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::cli::Config;
 use crate::engine::{nodes, Action, Availability, Engine, Event, Input, Now, Outcome, Status};
 use crate::error::{exit, Error};
 use crate::report::Reporter;
+use crate::run_config::Config;
 use crate::runtime::session::{Mode, Session};
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot};
 

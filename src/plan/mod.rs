@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::cli::Config;
 use crate::engine::{Action, Engine, Event, Input, Now};
 use crate::error::{exit, Error};
 use crate::report::Reporter;
+use crate::run_config::Config;
 use crate::runtime::session::{Mode, Session};
 
 /// `--dry-run`: the rollout's own setup, then the plan the engine makes in

@@ -187,7 +187,7 @@ impl EmperorDir {
 
 /// The `--only`/`--exclude` patterns as given, for the error when they
 /// select nothing.
-fn filters_given(cfg: &crate::cli::Config) -> String {
+fn filters_given(cfg: &crate::run_config::Config) -> String {
     let only = cfg.only.iter().map(|g| format!("--only '{g}'"));
     let exclude = cfg.exclude.iter().map(|g| format!("--exclude '{g}'"));
     only.chain(exclude).collect::<Vec<_>>().join(" ")
@@ -204,7 +204,7 @@ pub struct Selection {
     pub routers_left_out: Vec<String>,
 }
 
-pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Selection, Error> {
+pub fn select(cfg: &crate::run_config::Config, dir: &EmperorDir) -> Result<Selection, Error> {
     let all = dir.list()?;
     if all.is_empty() {
         return Err(Error::Usage(format!(
@@ -248,7 +248,7 @@ pub fn select(cfg: &crate::cli::Config, dir: &EmperorDir) -> Result<Selection, E
 }
 
 /// Does an `--only` pattern name this config?
-fn named_by_only(cfg: &crate::cli::Config, name: &str) -> bool {
+fn named_by_only(cfg: &crate::run_config::Config, name: &str) -> bool {
     cfg.only.iter().any(|g| crate::glob::matches(g, name))
 }
 

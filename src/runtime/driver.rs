@@ -22,11 +22,11 @@ use super::routers::Routers;
 use super::session::{Held, Mode, Session};
 use super::stats_reader::{to_input, StatsReader};
 use super::{dgram, touch};
-use crate::cli::Config;
 use crate::clock::Clock;
 use crate::engine::{Action, ConfigEvent, Engine, Input, Outcome, Status};
 use crate::error::{exit, Error};
 use crate::report::Reporter;
+use crate::run_config::Config;
 use crate::stats::StatsSource;
 use crate::subscription;
 

@@ -71,7 +71,7 @@ pub fn options(pid: i64) -> FastrouterOptions {
 /// side of K). `fastrouter-cheap` on any router is worth a warning.
 /// Returns the notes to print.
 pub fn learn_fastrouter_options(
-    cfg: &crate::cli::Config,
+    cfg: &crate::run_config::Config,
     s: &mut crate::engine::Settings,
     routers: &[Option<FastrouterOptions>],
 ) -> Vec<String> {
@@ -335,7 +335,7 @@ mod tests {
         })
     }
 
-    fn cfg_with_routers(n: usize) -> crate::cli::Config {
+    fn cfg_with_routers(n: usize) -> crate::run_config::Config {
         let mut args = vec!["--emperor-path".to_string(), "/tmp".to_string()];
         for i in 0..n {
             args.push("--fastrouter-stats-socket".into());

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token};
 
 use super::stats_reader::{to_input, ReadResult, StatsReader};
-use crate::cli::SocketSpec;
 use crate::engine::Input;
 use crate::error::Error;
+use crate::run_config::SocketSpec;
 use crate::stats::{FastrouterSnapshot, StatsSource};
 
 pub struct Routers {

@@ -15,11 +15,11 @@ use super::lock::DirLock;
 use super::setup::{self, Parsed};
 use super::stats_reader::{read_once, to_input};
 use super::watcher::Watcher;
-use crate::cli::{Config, SocketSpec};
 use crate::engine::{ConfigFile, Input, Settings};
 use crate::error::Error;
 use crate::report::info::RunInfo;
 use crate::report::Reporter;
+use crate::run_config::{Config, SocketSpec};
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot, StatsSource};
 use crate::vassal_config::VassalConfig;
 

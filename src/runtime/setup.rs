@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use super::configs::EmperorDir;
 use super::fastrouter_setup::FastrouterOptions;
-use crate::cli::Config;
 use crate::engine::NodeMatch;
 use crate::error::Error;
+use crate::run_config::Config;
 use crate::vassal_config::VassalConfig;
 
 /// One selected config and what reading it gave: its parse, or why it could
@@ -216,7 +216,7 @@ pub fn engine_settings(
     s.router_clock_unmeasured = cfg
         .fastrouter_stats
         .iter()
-        .any(|a| matches!(a, crate::cli::SocketSpec::Tcp(_)));
+        .any(|a| matches!(a, crate::run_config::SocketSpec::Tcp(_)));
     s.subscribe_freq_s = parsed
         .iter()
         .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))

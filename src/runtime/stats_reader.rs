@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use crate::cli::SocketSpec;
 use crate::error::Error;
+use crate::run_config::SocketSpec;
 use crate::stats::{StatsSource, MAX_STATS_BYTES};
 
 enum Stream {
