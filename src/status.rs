@@ -188,7 +188,7 @@ impl Row {
             "why": (!self.why.is_empty()).then_some(&self.why),
             "nodes": self.nodes.iter().map(|(k, n, age, dm, refs, own)| json!({
                 "key": k, "name": n, "age_s": age, "death_mark": dm, "ref": refs,
-                "refreshed_by": if *own { "vassal" } else { "uwsgi-reload" },
+                "refreshed_by": if *own { "vassal" } else { "not_the_vassal" },
             })).collect::<Vec<_>>(),
         })
     }
@@ -246,7 +246,7 @@ fn print_human(cfg: &Config, rep: &mut Reporter, session: &Session, view: &View)
                 let ours = if *own {
                     ""
                 } else {
-                    " (refreshed by uwsgi-reload)"
+                    " (last packet not the vassal's)"
                 };
                 format!("{k} {n} {age}s {dm} {refs}{ours}")
             })

@@ -1136,7 +1136,7 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
         if row["generation"] == "renewing" {
             let nodes = row["nodes"].as_array().cloned().unwrap_or_default();
             assert!(
-                !nodes.is_empty() && nodes.iter().all(|n| n["refreshed_by"] == "uwsgi-reload"),
+                !nodes.is_empty() && nodes.iter().all(|n| n["refreshed_by"] == "not_the_vassal"),
                 "a renewing vassal after the rerun whose nodes are not all the tool's own refresh:\n{}",
                 st.describe()
             );
@@ -1144,7 +1144,7 @@ fn e2e_rerun_with_stale_since_touches_only_the_rest() {
                 row["why"]
                     .as_str()
                     .unwrap_or("")
-                    .contains("uwsgi-reload's own packet"),
+                    .contains("not the vassal's own (cores 0"),
                 "a renewing vassal after the rerun without the reason:\n{}",
                 st.describe()
             );

@@ -102,3 +102,49 @@ fn a_node_still_routed_is_not_drained() {
         "touched a node the fastrouter still routes to"
     );
 }
+
+/// A key that falls below K through something else while a drain runs:
+/// the drain gives its slot back (`BudgetLost`: its vassal is Idle again
+/// in that same tick) and the dip is still the rollout's to report: the
+/// summary's `lowest_live` is the 0 the engine saw, not the count before.
+/// Counting only while something is in flight after the tick's facts hid
+/// it (the summary said 2).
+#[test]
+fn a_dip_that_ends_a_drain_is_in_lowest_live() {
+    let mut s = settings(1);
+    s.max_parallel = 1;
+    s.timeout_ms = 2_000;
+    let mut e = engine(s, 3);
+    let (log, reports) = run(&mut e, 20_000, |t, seen| {
+        let mut w = World::serving(3);
+        for n in w.nodes.iter_mut().flatten() {
+            n.last_check = T0 + (t / 1000) as i64;
+        }
+        if seen.iter().any(|a| matches!(a, Action::Unsubscribe { .. })) {
+            // app_01's node is out, with a session left; the other two
+            // vanish from the router at the same time.
+            let n = w.nodes[0].as_mut().unwrap();
+            n.death_mark = 1;
+            n.refs = 1;
+            w.nodes[1] = None;
+            w.nodes[2] = None;
+        }
+        w
+    });
+    let lost = reports
+        .iter()
+        .any(|r| matches!(&r.event, Event::LiveChanged { live: 0, .. }));
+    assert!(lost, "the dip was not seen: {reports:?}");
+    let outcome = log
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::Finish(o) => Some(o.clone()),
+            _ => None,
+        })
+        .expect("finished");
+    assert_eq!(
+        outcome.lowest_live.get(KEY).copied(),
+        Some(0),
+        "{outcome:?}\n{reports:?}"
+    );
+}

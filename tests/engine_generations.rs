@@ -92,10 +92,14 @@ fn same_pid_router_restart_during_a_wide_wave() {
 /// Nothing is called silent or touched outside K on that age: the router's
 /// clock is learnt from its announces between reads (`engine/clocks.rs`),
 /// and then the rollout goes on within K, one vassal at a time (K = 2 of 3).
+/// The router is read over TCP (`Settings::tcp_routers`): a unix socket's
+/// router is this host's and shares its clock.
 #[test]
 fn a_router_clock_30_s_behind_is_learnt_not_taken_for_silence() {
     let n = 3;
-    let mut e = engine(settings(2), n);
+    let mut s = settings(2);
+    s.tcp_routers = [0].into_iter().collect();
+    let mut e = engine(s, n);
     let skew = 30;
     let mut fleet = Fleet {
         vs: (0..n).map(|i| serving(i, T0 - skew)).collect(),
@@ -146,4 +150,88 @@ fn a_router_clock_30_s_behind_is_learnt_not_taken_for_silence() {
         "every vassal reloaded once: {out:?} {:?}",
         events(&all)
     );
+}
+
+/// An HA pair: router 1 on this host (a unix socket: our clock), router 2
+/// read over TCP and 40 s ahead. Each clock is its own: router 2's offset
+/// is learnt from its announces and applied to its nodes only, router 1's
+/// nodes are never moved. With one offset for both (the smallest sample,
+/// router 2's), every node of router 1 looked 40 s old: all four vassals
+/// were called silent and touched at once, router 1's key left with 0
+/// live. Here the rollout keeps K = 2 on both routers' keys.
+#[test]
+fn an_ha_pair_with_one_remote_router_keeps_each_clock_apart() {
+    let n = 4;
+    let mut s = settings(2);
+    s.tcp_routers = [1].into_iter().collect();
+    let mut e = engine(s, n);
+    let ahead = 40;
+    let remote = uwsgi_reload::stats::router_key(KEY, 1);
+    let mut fleet = Fleet::serving(n);
+    for (i, v) in fleet.vs.iter_mut().enumerate() {
+        v.nodes.push((remote.clone(), sock(i, 0), T0 + ahead, 0, 0));
+    }
+    let mut all = Outputs::default();
+    let mut flying: Vec<(usize, u64)> = Vec::new();
+    let mut most = 0;
+    let mut out: Vec<String> = Vec::new();
+    for s in 0..80u64 {
+        // Each vassal announces to both routers every 10 s (staggered by
+        // 2 s), each router stamping its own clock.
+        for (i, v) in fleet.vs.iter_mut().enumerate() {
+            let t = s as i64 - i as i64 * 2;
+            if t >= 0 {
+                // Never back: a reloaded vassal announced at its return.
+                let at = (T0 + (t / 10) * 10 + i as i64 * 2).max(v.nodes[0].2);
+                v.nodes[0].2 = at;
+                v.nodes[1].2 = at + ahead;
+            }
+        }
+        // A touched vassal is back 2 s later, announcing at once.
+        for (i, t0) in &flying {
+            if s >= t0 + 2 {
+                let r = fleet.vs[*i].rec.as_mut().unwrap();
+                r.accepting = 1;
+                r.last_accepting = T0 + s as i64;
+                fleet.vs[*i].nodes[0].2 = T0 + s as i64;
+                fleet.vs[*i].nodes[1].2 = T0 + s as i64 + ahead;
+            }
+        }
+        flying.retain(|(_, t0)| s < t0 + 2);
+        let a = look(&mut e, &fleet, s);
+        for t in touched(&a) {
+            out.push(t.clone());
+            let i = (0..n).find(|&i| name(i) == t).unwrap();
+            let r = fleet.vs[i].rec.as_mut().unwrap();
+            r.last_run = T0 + s as i64;
+            r.last_mod = T0 + s as i64;
+            r.respawns += 1;
+            r.accepting = 0;
+            flying.push((i, s));
+        }
+        most = most.max(flying.len());
+        all.extend(a);
+    }
+    let evs = events(&all);
+    assert!(
+        !evs.iter().any(|ev| matches!(
+            ev,
+            Event::Unavailable {
+                class: "silent",
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    assert!(
+        most <= n - 2,
+        "more than N - K out at once ({most}): {out:?}"
+    );
+    // The engine's own count on each router's key never fell below K.
+    assert!(
+        !evs.iter()
+            .any(|ev| matches!(ev, Event::LiveChanged { live, min, .. } if live < min)),
+        "a key below K: {evs:?}"
+    );
+    assert_eq!(out.len(), n, "every vassal reloaded once: {out:?} {evs:?}");
 }

@@ -797,7 +797,7 @@ fn stale_since_current_fleet_is_nothing_to_do() {
 /// A node whose last refresh was this tool's own packet (`cores` 0: an
 /// early announce or an undone drain) keeps the vassal routed but is no
 /// evidence of it: `status` reads that vassal `unrouted`, names the reason,
-/// and marks the node `refreshed_by: uwsgi-reload`; the others are the
+/// and marks the node `refreshed_by: not_the_vassal`; the others are the
 /// vassals' own. Fails if the tool's packet counts for the vassal or the
 /// reason is not given.
 #[test]
@@ -816,8 +816,8 @@ fn status_names_a_node_only_the_tools_packet_refreshed() {
         assert!(matches!(r.code, Some(0) | Some(1)), "{}", r.describe());
         if extra.is_empty() {
             assert!(
-                r.stdout.contains("(refreshed by uwsgi-reload)")
-                    && r.stdout.contains("uwsgi-reload's own packet"),
+                r.stdout.contains("(last packet not the vassal's)")
+                    && r.stdout.contains("not the vassal's own (cores 0"),
                 "{}",
                 r.describe()
             );
@@ -829,7 +829,7 @@ fn status_names_a_node_only_the_tools_packet_refreshed() {
         assert_eq!(first["availability"], "unrouted", "{}", r.describe());
         assert_eq!(
             first["nodes"][0]["refreshed_by"],
-            "uwsgi-reload",
+            "not_the_vassal",
             "{}",
             r.describe()
         );
@@ -837,7 +837,7 @@ fn status_names_a_node_only_the_tools_packet_refreshed() {
             first["why"]
                 .as_str()
                 .unwrap_or("")
-                .contains("uwsgi-reload's own packet"),
+                .contains("not the vassal's own (cores 0"),
             "{}",
             r.describe()
         );

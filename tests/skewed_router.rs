@@ -1,5 +1,5 @@
 //! A fastrouter on another host, read over TCP, whose clock is far from
-//! ours (issue 20, "no judgement depends on two hosts' clocks agreeing").
+//! ours: no judgement may depend on two hosts' clocks agreeing.
 //! The real binary runs a whole rollout against a small fake world: an
 //! Emperor (unix stats socket) that notices each touch by the config's
 //! mtime, reloads the vassal and shows it accepting 0.6 s later, and a

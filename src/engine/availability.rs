@@ -90,12 +90,13 @@ pub struct Seen<'a> {
     /// known, nor the vassal's real announce period (an option the Emperor
     /// sets or a file it includes may change it: docs/UWSGI.md §9.12).
     pub listed_node: bool,
-    /// Not fresh, and a node of it is listed whose last refresh was a
-    /// packet of this tool's (an early announce, an undone drain): it
-    /// keeps the node routed but proves nothing of the vassal, whose own
-    /// next announce is waited for (`Node::refreshed_by_vassal`). Said in
-    /// `describe`, so that `status` right after a rollout explains why a
-    /// vassal the rollout saw announce is not counted from this one read.
+    /// Not fresh, and a node of it is listed, recent, whose last refresh
+    /// was not the vassal's own packet (`cores` 0: this tool's early
+    /// announce or undone drain, or any other sender's): it keeps the node
+    /// routed but proves nothing of the vassal, whose own next announce is
+    /// waited for (`Node::refreshed_by_vassal`). Said in `describe`, so
+    /// that `status` right after a rollout explains why a vassal the
+    /// rollout saw announce is not counted from this one read.
     pub refreshed_by_us: bool,
 }
 
@@ -191,7 +192,7 @@ pub fn describe(class: Availability, seen: &Seen, ev: &Evidence, now_ms: u64) ->
     match class {
         Availability::Serving => "serving".into(),
         Availability::Unrouted if seen.refreshed_by_us => format!(
-            "accepting; its node was last refreshed by uwsgi-reload's own packet, which proves nothing of the vassal ({} ms); waiting for its own next announce",
+            "accepting; its node was last refreshed by a packet that was not the vassal's own (cores 0: uwsgi-reload's early announce or undone drain, or another sender), which proves nothing of the vassal; unrouted for {} ms of this run, waiting for its own next announce",
             ev.unrouted_since_ms
                 .map_or(0, |t| now_ms.saturating_sub(t))
         ),

@@ -26,7 +26,10 @@ impl Engine {
                     fresh |= by_age && n.last_check >= since;
                     listed |= n.death_mark == 0 && n.refreshed_by_vassal();
                     before_generation |= by_age && n.last_check < since;
-                    ours_last |= n.death_mark == 0 && !n.refreshed_by_vassal();
+                    // Only while that packet is recent: a node nobody but a
+                    // stray packet refreshed long ago is plainly unrouted.
+                    let recent = self.router_now_s().saturating_sub(n.last_check) <= tolerance;
+                    ours_last |= n.death_mark == 0 && !n.refreshed_by_vassal() && recent;
                 }
                 // Its age alone proves nothing when neither the router's
                 // tolerance nor the vassal's announce period is known. Nor
@@ -80,8 +83,7 @@ impl Engine {
             .evidence
             .accepting_seen_ms
             .is_some_and(|t| fr_read > t);
-        self.on_router_clock(start)
-            .saturating_add(i64::from(!after_accepting))
+        start.saturating_add(i64::from(!after_accepting))
     }
 
     /// The availability class of vassal `i` now.
@@ -242,7 +244,6 @@ impl Engine {
             return;
         };
         let mut sends = Vec::new();
-        let router_clock = self.router_clock.clone();
         for (i, v) in self.vassals.iter().enumerate() {
             let own = nodes::exact_names(&self.s.node_match, &v.name);
             if own.is_empty() {
@@ -263,11 +264,9 @@ impl Engine {
                 continue;
             };
             for (key, n) in fr.nodes() {
-                // Both clocks on the router's: `born_s` is the Emperor's.
-                if !own.contains(&n.name)
-                    || n.death_mark != 0
-                    || n.last_check >= router_clock.now_s(born_s)
-                {
+                // Both on our clock: `born_s` is the Emperor's, the
+                // snapshot was put on it (`clocks`).
+                if !own.contains(&n.name) || n.death_mark != 0 || n.last_check >= born_s {
                     continue;
                 }
                 if v.swept

@@ -30,18 +30,22 @@ impl Engine {
         if idle && self.stopping.is_none() {
             match self.give_up_at() {
                 Some(at) if self.now.mono_ms >= at => {
-                    let why =
-                        if self.s.canary > 0 && !self.canary_passed && !self.canaries.is_empty() {
-                            format!(
-                                "the canary was not live for --min-ready within {} s",
-                                self.s.timeout_ms / 1000
-                            )
-                        } else {
-                            format!(
-                                "nothing could be touched for {} s without breaking K",
-                                self.s.timeout_ms / 1000
-                            )
-                        };
+                    let why = if self.s.canary > 0
+                        && !self.canary_passed
+                        && !self.canaries.is_empty()
+                    {
+                        format!(
+                            "the canary was not live for --min-ready within {} s",
+                            self.s.timeout_ms / 1000
+                        )
+                    } else if !self.router_clock.measured() {
+                        "no node announced on the fastrouter read over TCP within a whole announce window: its clock could not be measured, so no node's age could be judged and nothing was touched".to_string()
+                    } else {
+                        format!(
+                            "nothing could be touched for {} s without breaking K",
+                            self.s.timeout_ms / 1000
+                        )
+                    };
                     self.stop(why);
                 }
                 _ => return,

@@ -26,10 +26,12 @@ impl Engine {
         self.read_done(StatsSource::Emperor, None);
     }
 
-    /// The router's clock is learnt from the raw snapshot; what is kept
-    /// shows the vassals' own word, not the tool's packets.
+    /// The routers' clocks are learnt from the raw snapshot, which is then
+    /// put on our clock (`clocks`); what is kept shows the vassals' own
+    /// word, not the tool's packets.
     pub(super) fn on_fastrouter(&mut self, mut s: FastrouterSnapshot) {
         self.router_clock.observe(&s, self.now);
+        self.router_clock.normalize(&mut s);
         self.own_checks = nodes::keep_the_vassals_word(&self.own_checks, &mut s);
         self.note_fastrouter_read(&s);
         self.matcher = nodes::Matcher::for_configs(

@@ -116,6 +116,10 @@ pub struct Engine {
     preflight_live: BTreeMap<String, usize>,
     lowest: BTreeMap<String, usize>,
     waiting_since: Option<u64>,
+    /// Something was in flight at the last live count: the count of the
+    /// tick in which the last one left flight (or a drain gave its slot
+    /// back on a dip) still belongs to the rollout (`update_live`).
+    in_flight_before: bool,
     warned_created: BTreeSet<String>,
     precondition: Option<String>,
     /// Drains undone (`Task::UndoDrain`: vassal, when, nodes) whose nodes
@@ -149,6 +153,7 @@ impl Engine {
             .map(|c| Vassal::new(c.name, c.mtime))
             .collect();
         let rule = std::sync::Arc::new(settings.node_match.clone());
+        let router_clock = clocks::RouterClock::new(&settings.tcp_routers);
         let mut e = Engine {
             s: settings,
             vassals,
@@ -156,7 +161,7 @@ impl Engine {
             fr: None,
             matcher: nodes::Matcher::default(),
             own_checks: nodes::OwnChecks::default(),
-            router_clock: clocks::RouterClock::default(),
+            router_clock,
             rule,
             stage: Stage::Preflight,
             reads: Default::default(),
@@ -173,6 +178,7 @@ impl Engine {
             preflight_live: BTreeMap::new(),
             lowest: BTreeMap::new(),
             waiting_since: None,
+            in_flight_before: false,
             warned_created: BTreeSet::new(),
             precondition: None,
             undone_drains: Vec::new(),
@@ -320,16 +326,10 @@ impl Engine {
         self.vassals.iter().filter(|v| v.phase == p).count()
     }
 
-    /// The fastrouter's "now", in its own clock (whole seconds): what a
-    /// node's `last_check` is compared with.
+    /// Now, in whole wall seconds: what a node's `last_check` is compared
+    /// with (every snapshot is on our clock: `clocks::RouterClock::normalize`).
     pub(super) fn router_now_s(&self) -> i64 {
-        self.router_clock.now_s(self.now.wall_s)
-    }
-
-    /// A wall second of ours (the Emperor's clock, on this host) on the
-    /// fastrouter's clock.
-    pub(super) fn on_router_clock(&self, wall_s: i64) -> i64 {
-        self.router_clock.now_s(wall_s)
+        self.now.wall_s
     }
 
     fn elapsed(&self) -> u64 {

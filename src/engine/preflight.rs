@@ -280,7 +280,18 @@ impl Engine {
                 // starting, will be live without anyone touching them: the
                 // rollout waits for them (within --timeout).
                 let soon = l + sv.waiting_nodes.get(key).copied().unwrap_or(0);
-                if soon >= eff {
+                // A router read over TCP whose clock is not measured yet:
+                // its nodes' ages mean nothing so far; nothing is touched
+                // until it is (`clock_allows`), and the count is waited for.
+                let unmeasured = self
+                    .router_clock
+                    .unmeasured(crate::stats::split_router_key(key).1);
+                if unmeasured {
+                    sv.warnings.push((
+                        None,
+                        format!("key {key}: its fastrouter is read over TCP and its clock is not measured yet ({l} live by our clock): nothing is touched until a node's announce measures it"),
+                    ));
+                } else if soon >= eff {
                     sv.warnings.push((
                         None,
                         format!("key {key} has {l} live node(s) now, fewer than K = {eff}: waiting for the vassals that are starting or not yet announced"),

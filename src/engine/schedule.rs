@@ -70,9 +70,7 @@ impl Engine {
                 // expires).
                 let generation = self.generation_since(i, emp.vassal_at(i, &v.name));
                 let since = match v.phase {
-                    Phase::Subscribed if !v.reload.node_gone => {
-                        self.on_router_clock(v.reload.accepted_s).max(generation)
-                    }
+                    Phase::Subscribed if !v.reload.node_gone => v.reload.accepted_s.max(generation),
                     _ => generation,
                 };
                 (v.name.as_str(), may_count, since)
@@ -210,14 +208,14 @@ impl Engine {
         }
     }
 
-    /// A router that may be another host's (`Settings::router_clock_unmeasured`)
+    /// A router that may be another host's (`Settings::tcp_routers`)
     /// is not judged by age before its clock is measured: until then only
     /// a vassal proven down without a clock may start (crash-looping, or
     /// silent with no node listed alive at all); a serving one, or one
     /// silent by its node's age, waits. So a fleet that is all down behind
     /// such a router is still reloaded.
     fn clock_allows(&mut self, i: usize, serving: bool) -> Result<(), String> {
-        if !self.s.router_clock_unmeasured || self.router_clock.measured() {
+        if self.router_clock.measured() {
             return Ok(());
         }
         let clock_free = !serving
@@ -226,8 +224,9 @@ impl Engine {
             return Ok(());
         }
         let why = "the fastrouter is read over TCP and may be another host's: waiting for a node to announce, which measures its clock, before judging any node fresh or stale".to_string();
+        // Not `wait_why`: the vassal may well be serving; the summary
+        // says why nothing was touched (`maybe_finish`).
         self.vassals[i].was_down = None;
-        self.vassals[i].wait_why = Some(why.clone());
         Err(why)
     }
 
@@ -283,7 +282,12 @@ impl Engine {
         // state (warned about at the start), or the tool still learning it
         // (a router whose clock it has not measured yet shows nothing
         // fresh: src/engine/clocks.rs), not something the rollout did.
-        let in_flight = self.vassals.iter().any(|v| v.phase.in_flight());
+        // Also the tick in which the last vassal left flight: a drain that
+        // gave its slot back because the key fell below K (`BudgetLost`)
+        // is Idle again by now, and that dip is the rollout's to report.
+        let in_flight_now = self.vassals.iter().any(|v| v.phase.in_flight());
+        let in_flight = in_flight_now || self.in_flight_before;
+        self.in_flight_before = in_flight_now;
         let mut changes = Vec::new();
         for (k, l) in &live {
             if !self.min_live.contains_key(k) {

@@ -111,12 +111,13 @@ pub struct Settings {
     /// The subscription server can be sent unsubscribes (a server is known):
     /// the dead vassals' nodes are then taken out of the fastrouter.
     pub can_unsubscribe: bool,
-    /// A fastrouter is read over TCP: it may run on another host, whose
-    /// clock the tool knows only once it has measured it from the router's
-    /// own announces (`clocks::RouterClock`). Until then nothing is touched:
-    /// every freshness judgement compares the router's `last_check` with a
-    /// reload's start. A unix socket's router shares this host's wall clock.
-    pub router_clock_unmeasured: bool,
+    /// The fastrouters (by number, as `router_key` numbers them) read over
+    /// TCP: each may run on another host, whose clock the tool knows only
+    /// once it has measured it from the router's own announces
+    /// (`clocks::RouterClock`). Until then nothing that depends on their
+    /// nodes' ages is touched (`Engine::clock_allows`). A unix socket's
+    /// router shares this host's wall clock.
+    pub tcp_routers: BTreeSet<usize>,
     /// The Emperor directory, canonical, to check against the Emperor's own.
     pub emperor_dir: Option<String>,
     /// Give up when a stats socket has not answered for this long.
@@ -187,7 +188,7 @@ impl Default for Settings {
             freq_uncertain: BTreeSet::new(),
             notice_window_ms: 10_000,
             can_unsubscribe: false,
-            router_clock_unmeasured: false,
+            tcp_routers: BTreeSet::new(),
             emperor_dir: None,
             stats_outage_ms: 30_000,
             max_unavailable: None,

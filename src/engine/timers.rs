@@ -168,9 +168,19 @@ impl Engine {
     }
 
     /// When the rollout gives up waiting for a slot: `--timeout` after
-    /// nothing could start (see `maybe_finish()`).
+    /// nothing could start (see `maybe_finish()`); while a router read over
+    /// TCP is not measured yet, at least the longest announce window of the
+    /// fleet (some node announces within it, which measures the clock).
     pub(super) fn give_up_at(&self) -> Option<u64> {
-        self.waiting_since.map(|w| w + self.s.timeout_ms)
+        let wait = if self.router_clock.measured() {
+            self.s.timeout_ms
+        } else {
+            self.vassals
+                .iter()
+                .map(|v| self.s.announce_window_ms(&v.name))
+                .fold(self.s.timeout_ms, u64::max)
+        };
+        self.waiting_since.map(|w| w + wait)
     }
 
     /// While a vassal waits for something only the fastrouter shows (its

@@ -213,10 +213,13 @@ pub fn engine_settings(
     s.other_mode_mtimes = dir.other_mode_mtimes(configs);
     s.touch_target = cfg.touch_target;
     s.can_unsubscribe = drain;
-    s.router_clock_unmeasured = cfg
+    s.tcp_routers = cfg
         .fastrouter_stats
         .iter()
-        .any(|a| matches!(a, crate::run_config::SocketSpec::Tcp(_)));
+        .enumerate()
+        .filter(|(_, a)| matches!(a, crate::run_config::SocketSpec::Tcp(_)))
+        .map(|(r, _)| r)
+        .collect();
     s.subscribe_freq_s = parsed
         .iter()
         .filter_map(|(n, p)| Some((n.clone(), p.as_ref().ok()?.subscribe_freq()?)))
