@@ -213,6 +213,12 @@ impl Drop for TcpStats {
 /// A rollout of `n` vassals with K = `k` against a router `skew_s` off our
 /// clock, with `down` of them down in the router.
 fn rollout_against(skew_s: i64, n: usize, k: usize, down: Down) {
+    rollout_with(skew_s, n, k, down, &[], n - k);
+}
+
+/// [`rollout_against`] with `extra` options, and at most `most_out`
+/// vassals out of rotation at once.
+fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], most_out: usize) {
     let w = World::new(&format!("skew{}", skew_s.unsigned_abs()), n);
     // An announce window of 5 s (subscribe-freq 2 + 3): the dead vassal is
     // proven silent, and reloaded without the budget, within the test.
@@ -257,7 +263,7 @@ fn rollout_against(skew_s: i64, n: usize, k: usize, down: Down) {
         f.advance();
         f.fastrouter_doc()
     });
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--emperor-path".into(),
         w.dir_str().into(),
         "--fastrouter-stats-socket".into(),
@@ -275,6 +281,7 @@ fn rollout_against(skew_s: i64, n: usize, k: usize, down: Down) {
         "--timeout".into(),
         "20".into(),
     ];
+    args.extend(extra.iter().map(|s| s.to_string()));
     let t = Instant::now();
     let r = run(&args, Duration::from_secs(60));
     let f = fake.lock().unwrap();
@@ -288,7 +295,10 @@ fn rollout_against(skew_s: i64, n: usize, k: usize, down: Down) {
     assert_eq!(r.code, Some(0), "{what}");
     assert_eq!(f.reloads, vec![1; n], "each vassal reloaded once: {what}");
     if down != Down::AllNodeless {
-        assert!(f.max_out <= n - k, "more than N - K out at once: {what}");
+        assert!(
+            f.max_out <= most_out,
+            "more than {most_out} out at once: {what}"
+        );
     }
     let summary: Value = r
         .stdout
@@ -322,4 +332,13 @@ fn a_router_40_s_ahead_over_tcp_does_not_count_a_dead_node_live() {
 #[test]
 fn a_fleet_down_behind_a_tcp_router_is_still_reloaded() {
     rollout_against(-30, 3, 1, Down::AllNodeless);
+}
+
+/// `--max-unavailable 1` behind a router 30 s off: at the start every node
+/// looks 30 s old, 0 live, and K from `--max-unavailable` would stay at
+/// `--minimum-active-vassals` (1), letting 3 of 4 out at once. Once the
+/// clock is measured, live and K are taken again (K = 3): one at a time.
+#[test]
+fn max_unavailable_is_counted_once_the_clock_is_measured() {
+    rollout_with(-30, 4, 1, Down::None, &["--max-unavailable", "1"], 1);
 }

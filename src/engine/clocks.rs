@@ -69,8 +69,16 @@ impl OneClock {
         {
             self.samples.pop_front();
         }
+        // The offset applied moves only when the measure moved by a whole
+        // clock difference (a step of either clock, or the first measure):
+        // `last_check`s kept from earlier snapshots (a node at the touch,
+        // a drained node, a first announce) are compared with later ones,
+        // and a second of jitter in the bound must not shift them.
         if let Some(o) = self.samples.iter().map(|(_, o)| *o).min() {
-            self.last = Some(o);
+            match self.last {
+                Some(l) if (o - l).abs() < SAME_CLOCK_S => {}
+                _ => self.last = Some(o),
+            }
         }
     }
 

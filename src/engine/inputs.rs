@@ -30,9 +30,12 @@ impl Engine {
     /// put on our clock (`clocks`); what is kept shows the vassals' own
     /// word, not the tool's packets.
     pub(super) fn on_fastrouter(&mut self, mut s: FastrouterSnapshot) {
+        let was_measured = self.router_clock.measured();
         self.router_clock.observe(&s, self.now);
-        self.router_clock.normalize(&mut s);
+        // The vassals' own word is kept raw (on each router's own clock),
+        // then everything is put on ours with the offset of now.
         self.own_checks = nodes::keep_the_vassals_word(&self.own_checks, &mut s);
+        self.router_clock.normalize(&mut s);
         self.note_fastrouter_read(&s);
         self.matcher = nodes::Matcher::for_configs(
             &self.rule,
@@ -40,6 +43,9 @@ impl Engine {
             self.vassals.iter().map(|v| v.name.as_str()),
         );
         self.fr = Some(s);
+        if !was_measured && self.router_clock.measured() {
+            self.on_clock_measured();
+        }
         self.read_done(StatsSource::Fastrouter, None);
     }
 

@@ -67,6 +67,44 @@ impl Engine {
         });
     }
 
+    /// A router read over TCP was just measured (`clocks`): the preflight's
+    /// live counts and K per key were taken on its raw clock. While nothing
+    /// has left Idle they are taken again, as a preflight would now: a key
+    /// short of K stops the rollout with nothing touched, `--max-unavailable`
+    /// and `--allow-downtime` get their real counts. The wait for a slot
+    /// counts from now.
+    pub(super) fn on_clock_measured(&mut self) {
+        self.waiting_since = None;
+        if self.stage != Stage::Rolling || self.vassals.iter().any(|v| v.phase != Phase::Idle) {
+            return;
+        }
+        let (Some(emp), Some(fr)) = (self.emp.clone(), self.fr.clone()) else {
+            return;
+        };
+        self.preflight_live = self.live_now();
+        self.min_live.clear();
+        let mut survey = self.survey(&emp, &fr);
+        if let Err(why) = self.key_budgets(&mut survey) {
+            return self.finish_precondition(why);
+        }
+        for (vassal, message) in survey.warnings {
+            self.report(Event::Warning { vassal, message });
+        }
+        let k: Vec<String> = self
+            .min_live
+            .iter()
+            .map(|(key, k)| format!("{key}={k}"))
+            .collect();
+        self.report(Event::Warning {
+            vassal: None,
+            message: format!(
+                "the fastrouter's clock is measured: live and K per key taken again on it (K: {})",
+                k.join(", ")
+            ),
+        });
+        self.live = self.preflight_live.clone();
+    }
+
     /// The Emperor behind the stats socket watches this directory.
     fn check_directory(&self, emp: &IndexedEmperor) -> Result<(), String> {
         let Some(dir) = &self.s.emperor_dir else {

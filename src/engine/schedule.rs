@@ -296,13 +296,15 @@ impl Engine {
             if self.live.get(k) != Some(l) {
                 changes.push((k.clone(), *l));
             }
-            if in_flight {
+            // Counts on a router's own clock, not measured yet, are not
+            // what the rollout kept (`clocks`).
+            if in_flight && self.router_clock.measured() {
                 let low = self.lowest.entry(k.clone()).or_insert(*l);
                 *low = (*low).min(*l);
             }
         }
         for k in self.min_live.keys().filter(|k| !live.contains_key(*k)) {
-            if in_flight {
+            if in_flight && self.router_clock.measured() {
                 self.lowest.insert(k.clone(), 0);
             }
             if self.live.get(k).is_some_and(|l| *l != 0) {
