@@ -40,7 +40,7 @@ const WINDOW_MS: u64 = 60_000;
 /// Offsets smaller than this are the same clock, within whole seconds.
 const SAME_CLOCK_S: i64 = 2;
 
-/// One TCP router's clock.
+/// One router's clock.
 #[derive(Clone, Debug, Default)]
 struct OneClock {
     /// Its newest `last_check` in the previous snapshot.

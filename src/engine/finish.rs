@@ -39,7 +39,7 @@ impl Engine {
                             self.s.timeout_ms / 1000
                         )
                     } else if !self.router_clock.measured() {
-                        "no node announced on the fastrouter read over TCP within a whole announce window: its clock could not be measured, so no node's age could be judged and nothing was touched".to_string()
+                        "no node announced on the fastrouter read over TCP within a whole announce window: its clock could not be measured, so no node's age could be judged and no serving vassal was touched".to_string()
                     } else {
                         format!(
                             "nothing could be touched for {} s without breaking K",
