@@ -16,7 +16,12 @@ use crate::runtime::session::{Mode, Session};
 use crate::stats::{EmperorSnapshot, FastrouterSnapshot};
 
 pub fn run(cfg: &Config, rep: &mut Reporter) -> Result<u8, Error> {
-    let session = Session::prepare(cfg, Mode::Status)?;
+    let mut session = Session::prepare(cfg, Mode::Status)?;
+    // One look cannot measure a remote router's clock (the rollout learns
+    // it from announces between reads: engine/clocks.rs).
+    if !session.settings.tcp_routers.is_empty() {
+        session.notes.push("note: a fastrouter is read over TCP and may be another host's: one look cannot measure its clock, so its nodes' ages and freshness here are on this host's clock (a rollout measures it before judging them)".to_string());
+    }
     let (emp, fr) = session.look.both()?;
     let view = View::of(&session, emp, fr);
     if cfg.output.json {

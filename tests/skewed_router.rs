@@ -218,7 +218,13 @@ fn rollout_against(skew_s: i64, n: usize, k: usize, down: Down) {
 
 /// [`rollout_against`] with `extra` options, and at most `most_out`
 /// vassals out of rotation at once.
-fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], most_out: usize) {
+/// The fake world of `n` vassals behind a router `skew_s` off our clock,
+/// `down` of them down; the sockets serve until the returned guards drop.
+fn fake_world(
+    skew_s: i64,
+    n: usize,
+    down: Down,
+) -> (World, Arc<Mutex<Fake>>, FakeSocket, TcpStats) {
     let w = World::new(&format!("skew{}", skew_s.unsigned_abs()), n);
     // An announce window of 5 s (subscribe-freq 2 + 3): the dead vassal is
     // proven silent, and reloaded without the budget, within the test.
@@ -252,7 +258,7 @@ fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], mos
     }));
     let canonical = w.canonical.clone();
     let f = fake.clone();
-    let _emp = FakeSocket::scripted(&w.emperor_sock, move |_| {
+    let emp = FakeSocket::scripted(&w.emperor_sock, move |_| {
         let mut f = f.lock().unwrap();
         f.advance();
         Answer::Bytes(f.emperor_doc(&canonical).into_bytes())
@@ -263,6 +269,11 @@ fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], mos
         f.advance();
         f.fastrouter_doc()
     });
+    (w, fake, emp, router)
+}
+
+fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], most_out: usize) {
+    let (w, fake, _emp, router) = fake_world(skew_s, n, down);
     let mut args: Vec<String> = vec![
         "--emperor-path".into(),
         w.dir_str().into(),
@@ -341,4 +352,27 @@ fn a_fleet_down_behind_a_tcp_router_is_still_reloaded() {
 #[test]
 fn max_unavailable_is_counted_once_the_clock_is_measured() {
     rollout_with(-30, 4, 1, Down::None, &["--max-unavailable", "1"], 1);
+}
+
+/// `status` takes one look: it cannot measure a remote router's clock, and
+/// says so rather than showing its ages as if they were this host's.
+#[test]
+fn status_says_it_cannot_measure_a_tcp_routers_clock() {
+    let (w, _fake, _emp, router) = fake_world(-30, 2, Down::None);
+    let args: Vec<String> = vec![
+        "status".into(),
+        "--emperor-path".into(),
+        w.dir_str().into(),
+        "--fastrouter-stats-socket".into(),
+        format!("127.0.0.1:{}", router.port),
+        "--emperor-stats-socket".into(),
+        w.emperor_sock.to_str().unwrap().into(),
+    ];
+    let r = run(&args, Duration::from_secs(20));
+    assert!(
+        r.stdout.contains("one look cannot measure its clock")
+            || r.stderr.contains("one look cannot measure its clock"),
+        "{}",
+        r.describe()
+    );
 }
