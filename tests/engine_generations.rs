@@ -123,10 +123,7 @@ fn a_router_clock_30_s_behind_is_learnt_not_taken_for_silence() {
             // The touched vassal reloads and comes back at once: a new
             // generation (last_run now) announcing now, on the router's clock.
             let i = (0..n).find(|&i| name(i) == t).unwrap();
-            let r = fleet.vs[i].rec.as_mut().unwrap();
-            r.last_run = T0 + s as i64;
-            r.last_mod = T0 + s as i64;
-            r.respawns += 1;
+            let r = reload_at(&mut fleet, i, s);
             r.last_accepting = T0 + s as i64;
         }
         in_flight_max = in_flight_max.max(touched(&a).len());
@@ -202,11 +199,7 @@ fn an_ha_pair_with_one_remote_router_keeps_each_clock_apart() {
         for t in touched(&a) {
             out.push(t.clone());
             let i = (0..n).find(|&i| name(i) == t).unwrap();
-            let r = fleet.vs[i].rec.as_mut().unwrap();
-            r.last_run = T0 + s as i64;
-            r.last_mod = T0 + s as i64;
-            r.respawns += 1;
-            r.accepting = 0;
+            reload_at(&mut fleet, i, s).accepting = 0;
             flying.push((i, s));
         }
         most = most.max(flying.len());
@@ -234,4 +227,15 @@ fn an_ha_pair_with_one_remote_router_keeps_each_clock_apart() {
         "a key below K: {evs:?}"
     );
     assert_eq!(out.len(), n, "every vassal reloaded once: {out:?} {evs:?}");
+}
+
+/// The Emperor's record of vassal `i` after a reload it sent at second `s`
+/// (`last_run` and `last_mod` then, one more respawn), to be finished by
+/// the caller (accepting at once, or later).
+fn reload_at(fleet: &mut Fleet, i: usize, s: u64) -> &mut VassalStats {
+    let r = fleet.vs[i].rec.as_mut().unwrap();
+    r.last_run = T0 + s as i64;
+    r.last_mod = T0 + s as i64;
+    r.respawns += 1;
+    r
 }

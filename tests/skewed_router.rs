@@ -272,15 +272,22 @@ fn fake_world(
     (w, fake, emp, router)
 }
 
-fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], most_out: usize) {
-    let (w, fake, _emp, router) = fake_world(skew_s, n, down);
-    let mut args: Vec<String> = vec![
+/// `--emperor-path`, the fake router over TCP, the fake Emperor's socket.
+fn sockets(w: &World, router: &TcpStats) -> Vec<String> {
+    vec![
         "--emperor-path".into(),
         w.dir_str().into(),
         "--fastrouter-stats-socket".into(),
         format!("127.0.0.1:{}", router.port),
         "--emperor-stats-socket".into(),
         w.emperor_sock.to_str().unwrap().into(),
+    ]
+}
+
+fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], most_out: usize) {
+    let (w, fake, _emp, router) = fake_world(skew_s, n, down);
+    let mut args = sockets(&w, &router);
+    args.extend([
         "--minimum-active-vassals".into(),
         k.to_string(),
         // A remote router's own tolerance cannot be read from its pid: the
@@ -291,7 +298,7 @@ fn rollout_with(skew_s: i64, n: usize, k: usize, down: Down, extra: &[&str], mos
         "--json".into(),
         "--timeout".into(),
         "20".into(),
-    ];
+    ]);
     args.extend(extra.iter().map(|s| s.to_string()));
     let t = Instant::now();
     let r = run(&args, Duration::from_secs(60));
@@ -359,15 +366,8 @@ fn max_unavailable_is_counted_once_the_clock_is_measured() {
 #[test]
 fn status_says_it_cannot_measure_a_tcp_routers_clock() {
     let (w, _fake, _emp, router) = fake_world(-30, 2, Down::None);
-    let args: Vec<String> = vec![
-        "status".into(),
-        "--emperor-path".into(),
-        w.dir_str().into(),
-        "--fastrouter-stats-socket".into(),
-        format!("127.0.0.1:{}", router.port),
-        "--emperor-stats-socket".into(),
-        w.emperor_sock.to_str().unwrap().into(),
-    ];
+    let mut args = vec!["status".to_string()];
+    args.extend(sockets(&w, &router));
     let r = run(&args, Duration::from_secs(20));
     assert!(
         r.stdout.contains("one look cannot measure its clock")

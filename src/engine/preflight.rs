@@ -43,13 +43,9 @@ impl Engine {
         if let Err(why) = checked {
             return self.finish_precondition(why);
         }
-        let mut survey = self.survey(&emp, &fr);
-        if let Err(why) = self.key_budgets(&mut survey) {
-            return self.finish_precondition(why);
-        }
-        for (vassal, message) in survey.warnings {
-            self.report(Event::Warning { vassal, message });
-        }
+        let Some(survey) = self.budget_keys(&emp, &fr) else {
+            return;
+        };
         for (vassal, class, why) in survey.unavailable {
             self.report(Event::Unavailable {
                 vassal,
@@ -83,12 +79,8 @@ impl Engine {
         };
         self.preflight_live = self.live_now();
         self.min_live.clear();
-        let mut survey = self.survey(&emp, &fr);
-        if let Err(why) = self.key_budgets(&mut survey) {
-            return self.finish_precondition(why);
-        }
-        for (vassal, message) in survey.warnings {
-            self.report(Event::Warning { vassal, message });
+        if self.budget_keys(&emp, &fr).is_none() {
+            return;
         }
         let k: Vec<String> = self
             .min_live
@@ -103,6 +95,22 @@ impl Engine {
             ),
         });
         self.live = self.preflight_live.clone();
+    }
+
+    /// K per key from the survey of both snapshots (`key_budgets`), its
+    /// warnings reported; `None` when a key refuses the rollout (finished
+    /// as a precondition, nothing touched). The preflight and a clock's
+    /// first measure ask it alike.
+    fn budget_keys(&mut self, emp: &IndexedEmperor, fr: &FastrouterSnapshot) -> Option<Survey> {
+        let mut survey = self.survey(emp, fr);
+        if let Err(why) = self.key_budgets(&mut survey) {
+            self.finish_precondition(why);
+            return None;
+        }
+        for (vassal, message) in std::mem::take(&mut survey.warnings) {
+            self.report(Event::Warning { vassal, message });
+        }
+        Some(survey)
     }
 
     /// The Emperor behind the stats socket watches this directory.

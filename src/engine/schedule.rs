@@ -285,8 +285,10 @@ impl Engine {
         // Also the tick in which the last vassal left flight: a drain that
         // gave its slot back because the key fell below K (`BudgetLost`)
         // is Idle again by now, and that dip is the rollout's to report.
+        // Counts on a router's own clock, not measured yet, are not what
+        // the rollout kept either (`clocks`).
         let in_flight_now = self.vassals.iter().any(|v| v.phase.in_flight());
-        let in_flight = in_flight_now || self.in_flight_before;
+        let counting = (in_flight_now || self.in_flight_before) && self.router_clock.measured();
         self.in_flight_before = in_flight_now;
         let mut changes = Vec::new();
         for (k, l) in &live {
@@ -296,15 +298,13 @@ impl Engine {
             if self.live.get(k) != Some(l) {
                 changes.push((k.clone(), *l));
             }
-            // Counts on a router's own clock, not measured yet, are not
-            // what the rollout kept (`clocks`).
-            if in_flight && self.router_clock.measured() {
+            if counting {
                 let low = self.lowest.entry(k.clone()).or_insert(*l);
                 *low = (*low).min(*l);
             }
         }
         for k in self.min_live.keys().filter(|k| !live.contains_key(*k)) {
-            if in_flight && self.router_clock.measured() {
+            if counting {
                 self.lowest.insert(k.clone(), 0);
             }
             if self.live.get(k).is_some_and(|l| *l != 0) {
