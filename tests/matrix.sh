@@ -13,11 +13,12 @@
 # the stack needs (corerouter, fastrouter) and Python built in. 2.0.18's
 # Python plugin does not compile against Python 3.11 (PyThreadState has no
 # recursion_depth there), so 2.0.18 is built without any language and its
-# vassals answer through uWSGI's internal routing (UWSGI_APP=routing, see
+# vassals answer through a CGI shell script that sleeps the request's delay
+# (UWSGI_APP=cgi: the cgi plugin behind an internal route, see
 # tests/support/stack/uwsgi_under_test.rs; routing needs libpcre3-dev).
 #
 # Then, per version, the same e2e tests with UWSGI_BIN (the binary) and
-# UWSGI_APP (plugin | builtin | routing) set; each test appends its outcome
+# UWSGI_APP (plugin | builtin | cgi) set; each test appends its outcome
 # to E2E_RECORD (tests/support/stack/record.rs). The real stacks run under
 # `flock /tmp/uwsgi-reload-realstack.lock` (one real stack per machine).
 #
@@ -80,15 +81,16 @@ nice -n 10 cargo test --release --test e2e --test e2e_fleet --no-run >"$TMP/carg
 app_kind() {
     case $1 in
         debian) echo plugin ;;
-        2.0.1[0-9] | 2.0.1[0-9].* | 2.0.20 | 2.0.20.*) echo routing ;;
+        2.0.1[0-9] | 2.0.1[0-9].* | 2.0.20 | 2.0.20.*) echo cgi ;;
         *) echo builtin ;;
     esac
 }
 
 write_profile() { # $1 = app kind; writes the build profile on stdout
     local plugins="corerouter, fastrouter" pcre=false
-    if [[ $1 == routing ]]; then
-        pcre=true # internal routing needs PCRE
+    if [[ $1 == cgi ]]; then
+        pcre=true # internal routing (the route to the CGI script) needs PCRE
+        plugins="cgi, $plugins"
     else
         plugins="python, $plugins"
     fi

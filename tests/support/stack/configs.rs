@@ -95,6 +95,11 @@ pub fn write_host(
     }
     fs::write(host_dir.join("vassal.ini"), &vassal_ini).unwrap();
     fs::write(host_dir.join("app.py"), sub(&template(spec, "app.py"))).unwrap();
+    if super::uwsgi_under_test::app_kind() == super::uwsgi_under_test::AppKind::Cgi {
+        let cgi = host_dir.join("app.cgi");
+        fs::write(&cgi, super::uwsgi_under_test::APP_CGI).unwrap();
+        fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
 
     for name in &names {
         if let Some((file, text)) = spec.vassal_files.get(name) {
