@@ -19,7 +19,7 @@ impl Engine {
         let v = &self.vassals[i];
         let rec = emp.vassal(&v.name);
         let pid = rec.map_or(0, |s| s.pid);
-        let tolerance = self.s.tolerance_s(Some(&v.name));
+        let tolerance = self.tolerance_of(&v.name);
         // The nodes `live_now` counts for it, no others.
         let since = self.generation_since(i, rec);
         let mut out: BTreeMap<String, usize> = BTreeMap::new();
@@ -77,7 +77,10 @@ impl Engine {
             })
             .collect();
         nodes::live_per_key(&self.matcher, &ours, emp, fr, self.router_now_s(), |c| {
-            self.s.tolerance_s(c)
+            match c {
+                Some(name) => self.tolerance_of(name),
+                None => self.s.tolerance_s(None),
+            }
         })
     }
 

@@ -237,11 +237,17 @@ impl Settings {
     /// fleet that announces every 25 s behind a fastrouter that keeps nodes
     /// for 60 s is a valid setup, and its 20 s old nodes are serving.
     pub fn tolerance_s(&self, config: Option<&str>) -> i64 {
+        self.tolerance_for_freq(self.subscribe_freq(config))
+    }
+
+    /// [`Settings::tolerance_s`] of a vassal that announces every
+    /// `freq_s` seconds.
+    pub fn tolerance_for_freq(&self, freq_s: i64) -> i64 {
         if self.node_tolerance_known {
             self.node_tolerance_s
         } else {
             self.node_tolerance_s
-                .max(self.subscribe_freq(config).saturating_add(ANNOUNCE_SLACK_S))
+                .max(freq_s.max(1).saturating_add(ANNOUNCE_SLACK_S))
         }
     }
 
@@ -249,9 +255,12 @@ impl Settings {
     /// before its silence is evidence (a blocked subscription, or a
     /// generation that announced once and then stopped).
     pub fn announce_window_ms(&self, config: &str) -> u64 {
-        (self
-            .subscribe_freq(Some(config))
-            .saturating_add(ANNOUNCE_SLACK_S) as u64)
-            .saturating_mul(1000)
+        Self::window_for_freq(self.subscribe_freq(Some(config)))
+    }
+
+    /// [`Settings::announce_window_ms`] of a vassal that announces every
+    /// `freq_s` seconds.
+    pub fn window_for_freq(freq_s: i64) -> u64 {
+        (freq_s.max(1).saturating_add(ANNOUNCE_SLACK_S) as u64).saturating_mul(1000)
     }
 }

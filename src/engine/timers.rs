@@ -177,7 +177,7 @@ impl Engine {
         } else {
             self.vassals
                 .iter()
-                .map(|v| self.s.announce_window_ms(&v.name))
+                .map(|v| self.announce_window_of(&v.name))
                 .fold(self.s.timeout_ms, u64::max)
         };
         self.waiting_since.map(|w| w + wait)
@@ -235,11 +235,11 @@ impl Engine {
             // slack) of the first, unless the master is stuck mid-reload.
             Phase::Confirming => Some(
                 (v.touch.at_ms + s.timeout_ms)
-                    .min(v.reload.confirm_ms + s.announce_window_ms(&v.name)),
+                    .min(v.reload.confirm_ms + self.announce_window_of(&v.name)),
             ),
             Phase::Repairing => Some(
                 (v.touch.at_ms + s.timeout_ms)
-                    .min(v.reload.repair_ms + s.announce_window_ms(&v.name)),
+                    .min(v.reload.repair_ms + self.announce_window_of(&v.name)),
             ),
             _ => None,
         }
@@ -280,7 +280,7 @@ impl Engine {
     /// from an outage or a restart (its silence before says nothing).
     pub(super) fn overdue_at(&self, v: &Vassal) -> Option<u64> {
         (v.phase == Phase::Accepting && self.may_repair(v)).then(|| {
-            v.reload.accepting_ms.max(self.fr_back_ms) + self.s.announce_window_ms(&v.name)
+            v.reload.accepting_ms.max(self.fr_back_ms) + self.announce_window_of(&v.name)
         })
     }
 }
