@@ -87,3 +87,105 @@ fn a_learnt_period_lets_silence_be_proven() {
         events(&after)
     );
 }
+
+/// A master that entered its loop at second `entry` has announced last
+/// at: its entry, a cycle later, then every [`P`] cycles.
+fn last_announce(entry: i64, s: i64) -> Option<i64> {
+    const P: i64 = 30;
+    let c = s.checked_sub(entry).filter(|c| *c >= 0)?;
+    Some(
+        entry
+            + match c {
+                0 => 0,
+                c if c < P => 1,
+                c => (c / P) * P,
+            },
+    )
+}
+
+/// app_03 (a 30 s period) reloaded by someone else at each `(at, entry)`:
+/// the Emperor shows the new generation at `at`, its master enters its
+/// loop at `entry`, and its node is kept (no unsubscribe), so the router
+/// shows the previous master's last check until the new one announces.
+fn foreign_reloads(e: &mut Engine, f: &mut Fleet, reloads: &[(i64, i64)], to: i64) -> Outputs {
+    let mut all = Outputs::default();
+    for s in 0..to {
+        for i in 0..2 {
+            f.vs[i].nodes[0].2 = T0 + s;
+        }
+        let mut check = T0 + (s / 30) * 30;
+        let rec = f.vs[2].rec.as_mut().unwrap();
+        rec.accepting = 1;
+        for &(at, entry) in reloads.iter().filter(|(at, _)| s >= *at) {
+            rec.pid = 200 + at;
+            rec.last_run = T0 + at;
+            rec.last_mod = T0 + at;
+            rec.accepting = i64::from(s >= entry - 1);
+            if s >= entry - 1 {
+                rec.last_accepting = T0 + entry - 1;
+            }
+            if let Some(a) = last_announce(entry, s) {
+                check = T0 + a;
+            }
+        }
+        f.vs[2].nodes[0].2 = check;
+        all.extend(look(e, f, s as u64));
+    }
+    all
+}
+
+/// The interval from the previous master's last announce to the new
+/// one's first is no period (here 4 s, then 5 s): learnt, it would call
+/// app_03 silent 7 s after its node passed 17 s, while its next announce
+/// was due 30 s after the last, and reload it outside the K budget.
+#[test]
+fn the_previous_masters_last_announce_teaches_no_period() {
+    let (mut e, mut f) = watching();
+    let calm = foreign_reloads(&mut e, &mut f, &[], 300);
+    assert!(!started(&calm).contains(&name(2)), "{:?}", events(&calm));
+    let (mut e, mut f) = watching();
+    let out = foreign_reloads(&mut e, &mut f, &[(31, 34), (95, 99)], 200);
+    assert!(
+        !started(&out).contains(&name(2)),
+        "reloaded outside the budget: {:?}",
+        events(&out)
+    );
+}
+
+/// A period learnt before a reload is forgotten with it: the release may
+/// announce less often (10 s, then 60 s, set where the files do not show
+/// it). Kept, the old 10 s would prove the new generation silent.
+#[test]
+fn a_period_learnt_before_a_reload_is_forgotten() {
+    let (mut e, mut f) = watching();
+    let mut out = Outputs::default();
+    for s in 0i64..200 {
+        for i in 0..2 {
+            f.vs[i].nodes[0].2 = T0 + s;
+        }
+        let rec = f.vs[2].rec.as_mut().unwrap();
+        let (check, dead) = if s < 41 {
+            (T0 + (s / 10) * 10, 0)
+        } else {
+            rec.pid = 300;
+            rec.last_run = T0 + 41;
+            rec.last_mod = T0 + 41;
+            rec.accepting = i64::from(s >= 43);
+            rec.last_accepting = T0 + 43;
+            match s {
+                41..=43 => (T0 + 40, 1),
+                44 => (T0 + 44, 0),
+                _ if s < 104 => (T0 + 45, 0),
+                _ => (T0 + 44 + ((s - 44) / 60) * 60, 0),
+            }
+        };
+        f.vs[2].nodes[0].2 = check;
+        f.vs[2].nodes[0].3 = dead;
+        out.extend(look(&mut e, &f, s as u64));
+    }
+    assert!(
+        !started(&out).contains(&name(2)),
+        "reloaded outside the budget: {:?}",
+        events(&out)
+    );
+}

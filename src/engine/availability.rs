@@ -76,6 +76,8 @@ pub struct Evidence {
     /// shows what followed the reload (its unsubscribe), one requested
     /// before may not (`Engine::generation_since`).
     pub accepting_seen_ms: Option<u64>,
+    /// Its announce period as the fastrouter showed it (`periods`).
+    pub period: super::periods::Learning,
 }
 
 /// One vassal's view in the current snapshots.

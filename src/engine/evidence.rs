@@ -12,7 +12,7 @@ impl Engine {
         let emp = self.emp.as_ref();
         let record = emp.and_then(|e| e.vassal_at(i, &v.name));
         let blacklisted = emp.and_then(|e| e.blacklisted(&v.name));
-        let tolerance = self.tolerance_of(&v.name);
+        let tolerance = self.tolerance_of(v);
         let (fresh_node, listed_node, ours_last) = match self.fr.as_ref() {
             Some(fr) => {
                 let pid = record.map_or(0, |r| r.pid);
@@ -38,7 +38,7 @@ impl Engine {
                 // proof either that it is not (two clocks compared: a
                 // step back of the wall clock puts every announce before
                 // the start), so never "silent" on it.
-                let unsure = self.age_proves_nothing(&v.name);
+                let unsure = self.age_proves_nothing(v);
                 (fresh, (listed && unsure) || before_generation, ours_last)
             }
             None => (false, false, false),
@@ -99,7 +99,7 @@ impl Engine {
             &seen,
             &v.evidence,
             self.now.mono_ms,
-            self.announce_window_of(&v.name),
+            self.announce_window_of(v),
         );
         (class, seen)
     }

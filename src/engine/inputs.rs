@@ -35,17 +35,15 @@ impl Engine {
         // The vassals' own word is kept raw (on each router's own clock),
         // then everything is put on ours with the offset of now.
         self.own_checks = nodes::keep_the_vassals_word(&self.own_checks, &mut s);
-        // Names and pids only: the same lookups before and after normalize.
-        let matcher = nodes::Matcher::for_configs(
+        self.router_clock.normalize(&mut s);
+        self.note_fastrouter_read(&s);
+        self.matcher = nodes::Matcher::for_configs(
             &self.rule,
             &s,
             self.vassals.iter().map(|v| v.name.as_str()),
         );
-        self.learn_periods(&s, &matcher);
-        self.router_clock.normalize(&mut s);
-        self.note_fastrouter_read(&s);
-        self.matcher = matcher;
         self.fr = Some(s);
+        self.learn_periods();
         if !was_measured && self.router_clock.measured() {
             self.on_clock_measured();
         }

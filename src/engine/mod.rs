@@ -95,9 +95,6 @@ pub struct Engine {
     /// The fastrouter's clock against ours (`clocks::RouterClock`): node
     /// ages are counted on the router's clock, never ours.
     router_clock: clocks::RouterClock,
-    /// The announce periods learnt from the router for the vassals whose
-    /// files cannot tell them (`periods`), by config name.
-    periods: BTreeMap<String, periods::Learning>,
     /// `s.node_match`, shared with each matcher.
     rule: std::sync::Arc<NodeMatch>,
     stage: Stage,
@@ -166,7 +163,6 @@ impl Engine {
             matcher: nodes::Matcher::default(),
             own_checks: nodes::OwnChecks::default(),
             router_clock,
-            periods: BTreeMap::new(),
             rule,
             stage: Stage::Preflight,
             reads: Default::default(),

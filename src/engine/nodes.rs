@@ -334,7 +334,7 @@ pub(super) fn live_per_key(
     emp: &IndexedEmperor,
     fr: &FastrouterSnapshot,
     wall_s: i64,
-    tolerance_s: impl Fn(Option<&str>) -> i64,
+    tolerance_s: impl Fn(Option<usize>) -> i64,
 ) -> BTreeMap<String, usize> {
     // The first of ours that a node matches owns it. Each vassal's record
     // and tolerance are looked up once, not once per node.
@@ -343,7 +343,7 @@ pub(super) fn live_per_key(
     for (i, (c, may_count, since)) in ours.iter().enumerate() {
         let rec = emp.vassal_at(i, c);
         let healthy = rec.is_some_and(record_healthy);
-        counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(c)), *since));
+        counts_and_tolerance.push((*may_count && healthy, tolerance_s(Some(i)), *since));
         let pid = rec.map_or(0, |v| v.pid);
         let at = (i < matcher.resolved.len()).then_some(i);
         for &f in matcher.flat_at(at, c, pid).iter() {

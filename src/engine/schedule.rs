@@ -19,7 +19,7 @@ impl Engine {
         let v = &self.vassals[i];
         let rec = emp.vassal(&v.name);
         let pid = rec.map_or(0, |s| s.pid);
-        let tolerance = self.tolerance_of(&v.name);
+        let tolerance = self.tolerance_of(v);
         // The nodes `live_now` counts for it, no others.
         let since = self.generation_since(i, rec);
         let mut out: BTreeMap<String, usize> = BTreeMap::new();
@@ -76,12 +76,17 @@ impl Engine {
                 (v.name.as_str(), may_count, since)
             })
             .collect();
-        nodes::live_per_key(&self.matcher, &ours, emp, fr, self.router_now_s(), |c| {
-            match c {
-                Some(name) => self.tolerance_of(name),
+        nodes::live_per_key(
+            &self.matcher,
+            &ours,
+            emp,
+            fr,
+            self.router_now_s(),
+            |c| match c {
+                Some(i) => self.tolerance_of(&self.vassals[i]),
                 None => self.s.tolerance_s(None),
-            }
-        })
+            },
+        )
     }
 
     pub(super) fn k_for(&self, key: &str) -> usize {

@@ -177,7 +177,7 @@ impl Engine {
         } else {
             self.vassals
                 .iter()
-                .map(|v| self.announce_window_of(&v.name))
+                .map(|v| self.announce_window_of(v))
                 .fold(self.s.timeout_ms, u64::max)
         };
         self.waiting_since.map(|w| w + wait)
@@ -235,11 +235,10 @@ impl Engine {
             // slack) of the first, unless the master is stuck mid-reload.
             Phase::Confirming => Some(
                 (v.touch.at_ms + s.timeout_ms)
-                    .min(v.reload.confirm_ms + self.announce_window_of(&v.name)),
+                    .min(v.reload.confirm_ms + self.announce_window_of(v)),
             ),
             Phase::Repairing => Some(
-                (v.touch.at_ms + s.timeout_ms)
-                    .min(v.reload.repair_ms + self.announce_window_of(&v.name)),
+                (v.touch.at_ms + s.timeout_ms).min(v.reload.repair_ms + self.announce_window_of(v)),
             ),
             _ => None,
         }
@@ -279,8 +278,7 @@ impl Engine {
     /// announce window after it accepted, or after the fastrouter came back
     /// from an outage or a restart (its silence before says nothing).
     pub(super) fn overdue_at(&self, v: &Vassal) -> Option<u64> {
-        (v.phase == Phase::Accepting && self.may_repair(v)).then(|| {
-            v.reload.accepting_ms.max(self.fr_back_ms) + self.announce_window_of(&v.name)
-        })
+        (v.phase == Phase::Accepting && self.may_repair(v))
+            .then(|| v.reload.accepting_ms.max(self.fr_back_ms) + self.announce_window_of(v))
     }
 }

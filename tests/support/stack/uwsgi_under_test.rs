@@ -142,8 +142,6 @@ pub fn broken_deploy_lines() -> &'static str {
         AppKind::Plugin | AppKind::Builtin => {
             "\n; broken deployment (e2e)\nenv = APP_FAIL_IMPORT=1\n"
         }
-        AppKind::Cgi => {
-            "\n; broken deployment (e2e): no app, and one is needed\nneed-app = true\n"
-        }
+        AppKind::Cgi => "\n; broken deployment (e2e): no app, and one is needed\nneed-app = true\n",
     }
 }
