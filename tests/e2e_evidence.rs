@@ -9,6 +9,8 @@
 //! 2. A release that moves every vassal to another key: the touched ones
 //!    fail as `key_moved`, naming both keys; the served key keeps K during
 //!    the run and for a whole tolerance after it; exit 1.
+//! 3. `exit-on-reload` vassals: the Emperor's new process is the reload.
+//! 4. The subscription in a file every vassal config includes: read there.
 //!
 //! `#[ignore]`d like the rest of the e2e suite:
 //!   cargo test --release --test e2e_evidence -- --ignored --test-threads=1
@@ -234,6 +236,52 @@ fn e2e_exit_on_reload_vassals_are_reloaded() {
     c.lowest_live(&stack.key, k);
     c.summary_list("reloaded", &stack.names);
     for name in &stack.names {
+        c.node_fresh(name, TOLERANCE_S);
+    }
+    c.finish();
+}
+
+/// The vassals subscribe from a file their configs include (`ini =
+/// common.ini`, one file for the fleet, as operators share one): its
+/// `subscribe2` names the subscription server and the key, which the tool
+/// reads there (docs/UWSGI.md §9.13), so each vassal is drained before its
+/// touch; a tool that does not follow the include finds no server, and
+/// drains nothing. Exit 0, K held, every vassal reloaded.
+#[test]
+#[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --release --test e2e_evidence -- --ignored --test-threads=1"]
+fn e2e_a_subscription_in_an_included_file_is_read() {
+    let k = 2;
+    let n = 4;
+    let mut spec = StackSpec::new(n).extra_file(
+        "common.ini",
+        "[uwsgi]\nsubscribe2 = server=@STACK_DIR@/subscription.sock,key=@KEY@\nunsubscribe-on-graceful-reload = true\n",
+    );
+    for i in 1..=n {
+        let name = stack::vassal_name(i);
+        spec = spec
+            .own_drop(&name, "subscribe2")
+            .own_drop(&name, "unsubscribe-on-graceful-reload")
+            .own_line(&name, "ini = @STACK_DIR@/common.ini");
+    }
+    let stack = Stack::start(spec);
+    let ks = k.to_string();
+    let r = stack.rollout(
+        &["--minimum-active-vassals", &ks, "--json"],
+        LoadSpec::default(),
+        TOOL_TIMEOUT,
+        |_| {},
+    );
+    for e in r.run.events() {
+        eprintln!("[e2e event] {e}");
+    }
+    let mut c = r.checks();
+    c.exit(0);
+    c.no_failed_requests();
+    c.lowest_live(&stack.key, k);
+    c.summary_list("reloaded", &stack.names);
+    for name in &stack.names {
+        c.event("drain_started", Some(name));
+        c.reloaded_once(name);
         c.node_fresh(name, TOLERANCE_S);
     }
     c.finish();

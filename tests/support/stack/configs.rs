@@ -95,6 +95,9 @@ pub fn write_host(
     }
     fs::write(host_dir.join("vassal.ini"), &vassal_ini).unwrap();
     fs::write(host_dir.join("app.py"), sub(&template(spec, "app.py"))).unwrap();
+    for (file, text) in &spec.extra_files {
+        fs::write(host_dir.join(file), sub(text)).unwrap();
+    }
     if super::uwsgi_under_test::app_kind() == super::uwsgi_under_test::AppKind::Cgi {
         let cgi = host_dir.join("app.cgi");
         fs::write(&cgi, super::uwsgi_under_test::APP_CGI).unwrap();

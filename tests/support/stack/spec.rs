@@ -50,6 +50,10 @@ pub struct StackSpec {
     /// `host-<id>/` with its vassals, behind the one standalone fastrouter;
     /// empty: one host with `vassals` vassals in the stack's directory.
     pub hosts: Vec<(String, Vec<usize>)>,
+    /// Other files written to the stack's directory before anything
+    /// starts, as (file name, text with placeholders): a file the vassal
+    /// configs include.
+    pub extra_files: Vec<(String, String)>,
 }
 
 impl StackSpec {
@@ -69,6 +73,7 @@ impl StackSpec {
             vassal_files: BTreeMap::new(),
             node_names: BTreeMap::new(),
             hosts: Vec::new(),
+            extra_files: Vec::new(),
         }
     }
 
@@ -135,6 +140,13 @@ impl StackSpec {
     pub fn own_file(mut self, name: &str, file: &str, text: &str) -> Self {
         self.vassal_files
             .insert(name.to_string(), (file.to_string(), text.to_string()));
+        self
+    }
+
+    /// Writes `file` (placeholders as in examples/stack) into the stack's
+    /// directory before anything starts.
+    pub fn extra_file(mut self, file: &str, text: &str) -> Self {
+        self.extra_files.push((file.to_string(), text.to_string()));
         self
     }
 
