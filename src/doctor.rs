@@ -43,10 +43,22 @@ pub fn check(parsed: &[(String, Result<&VassalConfig, String>)], drain: bool) ->
             add(name, "subscribes from `hook-accepting1-once = writefifo:… S`, which can run before the master FIFO exists and leave it accepting but never subscribed (docs/UWSGI.md §9.6); uwsgi-reload repairs that unless --no-repair; the safe form drops `start-unsubscribed` and the hook and keeps `unsubscribe-on-graceful-reload` (without lazy-apps the app is loaded before the first announce)".into());
         }
         if !c.includes.is_empty() {
+            // Why each was not followed (`vassal_config::includes`).
+            let why: Vec<&str> = c
+                .warnings
+                .iter()
+                .filter(|w| w.contains(" not followed: "))
+                .map(String::as_str)
+                .collect();
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join("; "))
+            };
             add(
                 name,
                 format!(
-                    "includes other files ({}) that are not read: options set there are not seen",
+                    "includes files the tool does not follow ({}){why}: options set there are not seen; an include is followed when it is a local regular file, not a link, within the limits of docs/SECURITY.md",
                     c.includes.join(", ")
                 ),
             );
@@ -132,5 +144,26 @@ mod tests {
         assert!(f[0].render(2).starts_with("all 2 vassals: "));
         // With the drain on, the missing unsubscribe is covered by the tool.
         assert_eq!(check(&[("a.ini".into(), Ok(&bare))], true).len(), 1);
+    }
+
+    #[test]
+    fn an_include_not_followed_is_named_with_why_and_a_followed_one_is_not() {
+        let text = format!("{GOOD}ini = /etc/common.ini\n");
+        let mut refuse = |p: &str, _: usize| -> Result<crate::vassal_config::Included, String> {
+            Err(format!("{p}: refused: it is a symbolic link"))
+        };
+        let c = VassalConfig::parse_following(&text, "a.ini", "/r/", &mut refuse, 1024);
+        let f = check(&[("a.ini".into(), Ok(&c))], false);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("/etc/common.ini"), "{f:?}");
+        assert!(f[0].message.contains("symbolic link"), "{f:?}");
+        let mut read = |p: &str, _: usize| {
+            Ok(crate::vassal_config::Included {
+                real_path: p.to_string(),
+                text: "[uwsgi]\n".into(),
+            })
+        };
+        let c = VassalConfig::parse_following(&text, "a.ini", "/r/", &mut read, 1024);
+        assert_eq!(check(&[("a.ini".into(), Ok(&c))], false), vec![]);
     }
 }

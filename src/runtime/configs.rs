@@ -12,7 +12,7 @@ use nix::sys::stat::{fstatat, Mode, SFlag};
 use super::safe_read::{ReadError, MAX_CONFIG_BYTES};
 use crate::engine::ConfigFile;
 use crate::error::Error;
-use crate::vassal_config::VassalConfig;
+use crate::vassal_config::{Included, VassalConfig};
 
 /// The open Emperor directory and how its entries are looked at.
 pub struct EmperorDir {
@@ -269,6 +269,12 @@ pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
 /// `MAX_CONFIG_BYTES`, never blocking), and a file whose `%` expansions go
 /// over `MAX_EXPANSION` is refused too: `ReadError::Refused` is a
 /// precondition failure for the caller, not a config to skip.
+///
+/// Its includes are followed (docs/UWSGI.md §20) through
+/// [`read_include`]: all its files together hold at most `MAX_CONFIG_BYTES`.
+/// One that cannot be read safely is not followed (it stays in
+/// `includes`), never a refusal: uWSGI would read it, the tool only does
+/// not know what it sets.
 pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
     let text = super::safe_read::read_text(path, MAX_CONFIG_BYTES)?;
     let name = path
@@ -288,7 +294,14 @@ pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
             parent.display()
         ))
     })?;
-    let c = VassalConfig::parse(&text, &name, &dir.to_string_lossy());
+    let budget = (MAX_CONFIG_BYTES as usize).saturating_sub(text.len());
+    let c = VassalConfig::parse_following(
+        &text,
+        &name,
+        &dir.to_string_lossy(),
+        &mut read_include,
+        budget,
+    );
     match &c.over_limit {
         Some(why) => Err(ReadError::Refused(format!(
             "{}: refused: {why}",
@@ -296,6 +309,26 @@ pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
         ))),
         None => Ok(c),
     }
+}
+
+/// Reads a file a config includes (`path` absolute, as the vassal opens
+/// it) under docs/SECURITY.md's rules for includes: never through a link
+/// (`O_NOFOLLOW`: the file belongs to the app's user, the tool is root),
+/// a regular file only, opened without blocking, at most `cap` bytes.
+/// Its real path (uWSGI's `%p`) is its directory's real path and its name.
+pub fn read_include(path: &str, cap: usize) -> Result<Included, String> {
+    let p = Path::new(path);
+    let text =
+        super::safe_read::read_text_nofollow(p, cap as u64).map_err(|e| e.message().to_string())?;
+    let (Some(parent), Some(file)) = (p.parent(), p.file_name()) else {
+        return Err(format!("{path}: expected a file path"));
+    };
+    let dir = std::fs::canonicalize(parent)
+        .map_err(|e| format!("{}: cannot resolve: {e}", parent.display()))?;
+    Ok(Included {
+        real_path: dir.join(file).to_string_lossy().into_owned(),
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -342,6 +375,110 @@ mod tests {
         let dir = EmperorDir::open(&d, ".ini", false).unwrap();
         assert!(is_router(&dir, "fr.ini"));
         assert!(!is_router(&dir, "app.ini"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn includes_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("uwsgi-reload-inc-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("common")).unwrap();
+        d
+    }
+
+    /// A relative include is opened from the config's directory and read
+    /// into its options; `%d` there is the included file's real directory.
+    #[test]
+    fn a_relative_include_is_read_from_the_config_s_directory() {
+        let d = includes_dir("rel");
+        std::fs::write(
+            d.join("common/base.ini"),
+            "[uwsgi]\nsocket = %dapp.sock\nsubscribe2 = server=/r/ss.sock,key=k\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("app.ini"), "[uwsgi]\nini = common/base.ini\n").unwrap();
+        let c = load_vassal_config(&d.join("app.ini")).unwrap();
+        let real = std::fs::canonicalize(&d).unwrap();
+        assert_eq!(
+            c.node_name(),
+            Some(format!("{}/common/app.sock", real.display()))
+        );
+        assert_eq!(c.followed_includes, ["common/base.ini"]);
+        assert!(c.includes.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// An included link is never followed (the tool is root, the link is
+    /// the app user's), even to a harmless file: recorded, not read.
+    #[test]
+    fn an_included_symlink_is_not_followed() {
+        let d = includes_dir("link");
+        std::fs::write(d.join("common/real.ini"), "[uwsgi]\nsocket = /secret\n").unwrap();
+        std::os::unix::fs::symlink(d.join("common/real.ini"), d.join("common/link.ini")).unwrap();
+        std::fs::write(d.join("app.ini"), "[uwsgi]\ninclude = common/link.ini\n").unwrap();
+        let c = load_vassal_config(&d.join("app.ini")).unwrap();
+        assert_eq!(c.includes, ["common/link.ini"]);
+        assert!(c.sockets.is_empty(), "{c:?}");
+        assert!(
+            c.warnings.iter().any(|w| w.contains("symbolic link")),
+            "{:?}",
+            c.warnings
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A FIFO with no writer as an include: refused at once, not followed.
+    #[test]
+    fn a_fifo_include_never_blocks() {
+        let d = includes_dir("fifo");
+        let fifo = d.join("common/f.ini");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        std::fs::write(
+            d.join("app.ini"),
+            "[uwsgi]\nini = common/f.ini\nsocket = /a\n",
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let app = d.join("app.ini");
+        std::thread::spawn(move || tx.send(load_vassal_config(&app)).unwrap());
+        let c = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+                panic!("reading a FIFO include blocked");
+            })
+            .unwrap();
+        assert_eq!(c.includes, ["common/f.ini"]);
+        assert_eq!(c.sockets, ["/a"]);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("a FIFO")),
+            "{:?}",
+            c.warnings
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// An include over what is left of `MAX_CONFIG_BYTES` is not read.
+    #[test]
+    fn an_oversized_include_is_not_followed() {
+        let d = includes_dir("big");
+        let big = d.join("common/big.ini");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CONFIG_BYTES)
+            .unwrap();
+        std::fs::write(
+            d.join("app.ini"),
+            "[uwsgi]\nini = common/big.ini\nsocket = /a\n",
+        )
+        .unwrap();
+        let c = load_vassal_config(&d.join("app.ini")).unwrap();
+        assert_eq!(c.includes, ["common/big.ini"]);
+        assert_eq!(c.sockets, ["/a"]);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("refused")),
+            "{:?}",
+            c.warnings
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -79,8 +79,13 @@ pub fn open_regular(path: &Path, nofollow: bool, cap: u64) -> Result<(File, u64)
 /// Reads `path` (following links) if it is a regular file of at most `cap`
 /// bytes.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    read_capped_with(path, false, cap)
+}
+
+/// The same, refusing a link with `nofollow` (`O_NOFOLLOW`).
+fn read_capped_with(path: &Path, nofollow: bool, cap: u64) -> Result<Vec<u8>, ReadError> {
     let shown = path.display();
-    let (file, size) = open_regular(path, false, cap)?;
+    let (file, size) = open_regular(path, nofollow, cap)?;
     if size > cap {
         return Err(ReadError::Refused(format!(
             "{shown}: refused: it has {size} bytes, {}",
@@ -103,10 +108,20 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
 
 /// The same, as text (invalid UTF-8 replaced, as the parsers expect).
 pub fn read_text(path: &Path, cap: u64) -> Result<String, ReadError> {
-    read_capped(path, cap).map(|b| match String::from_utf8(b) {
+    read_capped(path, cap).map(lossy)
+}
+
+/// As text, refusing a link: for the files a config includes, which are
+/// not the Emperor's to follow (docs/SECURITY.md, includes).
+pub fn read_text_nofollow(path: &Path, cap: u64) -> Result<String, ReadError> {
+    read_capped_with(path, true, cap).map(lossy)
+}
+
+fn lossy(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+    }
 }
 
 fn kind_name(kind: SFlag) -> &'static str {

@@ -21,8 +21,12 @@
 //!    called `name` (core/config.c), whether it comes before or after.
 //!
 //! Only the `[uwsgi]` section is read. Includes (`ini = other.ini` and the
-//! like) are recorded in `includes`, not followed, so callers can warn that
-//! what we extracted may be incomplete. Anything we could not resolve
+//! like) are followed by [`VassalConfig::parse_following`] the way uWSGI
+//! loads them (`includes.rs`, docs/UWSGI.md §20), the files read by the
+//! caller (the runtime, with docs/SECURITY.md's rules); one that is not
+//! followed (and every one, with the pure [`VassalConfig::parse`]) is
+//! recorded in `includes`, so callers can warn that what we extracted may
+//! be incomplete. Anything we could not resolve
 //! statically (`%h`, `%(a + 1)`, auto-assigned ports...) is kept literally and
 //! noted in `warnings`.
 
@@ -30,6 +34,9 @@ use std::path::{Path, PathBuf};
 
 use super::config_formats::{self, Format};
 
+mod includes;
+#[cfg(test)]
+mod includes_tests;
 mod reload_keeps;
 mod subscribe;
 #[cfg(test)]
@@ -39,6 +46,7 @@ mod text;
 use subscribe::*;
 use text::*;
 
+pub use includes::{IncludeReader, Included, MAX_INCLUDES, MAX_INCLUDE_DEPTH};
 pub use text::MAX_EXPANSION;
 
 /// One place the vassal announces itself (a `subscribe2` or `subscribe-to`).
@@ -67,7 +75,9 @@ pub struct VassalConfig {
     pub name: String,
     /// Absolute directory the vassal runs in, with a trailing slash (`%d`).
     pub dir: String,
-    /// Every `[uwsgi]` option, placeholders resolved, in file order.
+    /// Every `[uwsgi]` option, placeholders resolved, in the order uWSGI
+    /// applies them: a followed include's options where its line stands,
+    /// an `inherit`ed file's after all others (docs/UWSGI.md §20).
     pub options: Vec<(String, String)>,
     /// Bound sockets in order (`socket`, `uwsgi-socket`, and the other
     /// `*-socket` options that add to uWSGI's socket list: the first of any
@@ -85,9 +95,13 @@ pub struct VassalConfig {
     /// Values of `hook-accepting`, `hook-accepting1`, `hook-accepting-once`
     /// and `hook-accepting1-once`, in file order.
     pub accepting_hooks: Vec<String>,
-    /// Other config files this one loads (`ini`, `include`, `inherit`, ...),
-    /// not followed.
+    /// Other config files this one loads (`ini`, `include`, `inherit`, ...)
+    /// that were not followed (as written): a remote source, a link, not a
+    /// regular file, over a limit, unreadable, or `parse` (which reads
+    /// nothing). What they set is not seen: callers warn.
     pub includes: Vec<String>,
+    /// The included files that were read into `options` (as written).
+    pub followed_includes: Vec<String>,
     /// What could not be resolved statically, one line each.
     pub warnings: Vec<String>,
     /// The `%` expansions of the file went over [`MAX_EXPANSION`] (why, one
@@ -119,11 +133,6 @@ const ACCEPTING_HOOKS: &[&str] = &[
     "hook-accepting1-once",
 ];
 
-/// Options that load another config file.
-const INCLUDE_OPTIONS: &[&str] = &[
-    "ini", "include", "inherit", "config", "json", "js", "yaml", "yml", "xml",
-];
-
 /// Magic letters whose value needs the running system (hostname, clock, uid,
 /// inode, binary path...). uWSGI would substitute them; we keep them literal.
 const RUNTIME_MAGIC: &[u8] = b"bhiIjJtTVkuUgG[";
@@ -131,34 +140,52 @@ const RUNTIME_MAGIC: &[u8] = b"bhiIjJtTVkuUgG[";
 impl VassalConfig {
     /// Parse `text`, the content of the config file `name` that the vassal
     /// reads from directory `dir` (absolute; the Emperor's directory, which
-    /// is the vassal's working directory). No I/O.
+    /// is the vassal's working directory). No I/O: includes are recorded in
+    /// `includes`, not followed.
     pub fn parse(text: &str, name: &str, dir: &str) -> VassalConfig {
+        Self::parse_with(text, name, dir, None, 0)
+    }
+
+    /// The same, following its includes through `read` (docs/UWSGI.md
+    /// §20): at most `budget` bytes are read over all included files.
+    pub fn parse_following(
+        text: &str,
+        name: &str,
+        dir: &str,
+        read: IncludeReader<'_>,
+        budget: usize,
+    ) -> VassalConfig {
+        Self::parse_with(text, name, dir, Some(read), budget)
+    }
+
+    fn parse_with(
+        text: &str,
+        name: &str,
+        dir: &str,
+        read: Option<IncludeReader<'_>>,
+        budget: usize,
+    ) -> VassalConfig {
         let mut cfg = VassalConfig {
             name: name.to_string(),
             dir: with_slash(dir),
             ..VassalConfig::default()
         };
         let magic = MagicTable::new(name, &cfg.dir);
-        let text = magic_sub(
-            text.as_bytes(),
-            &magic,
-            &mut cfg.warnings,
-            &mut cfg.over_limit,
-        );
-        cfg.options = match Format::of(name) {
-            Format::Ini => ini_section(&text, "uwsgi"),
-            other => config_formats::options(other, &text).unwrap_or_else(|e| {
-                if e == config_formats::over() {
-                    cfg.over_limit = Some(e);
-                } else {
-                    cfg.warnings.push(format!("not read as {other:?}: {e}"));
-                }
-                Vec::new()
-            }),
-        };
-        if cfg.over_limit.is_none() {
-            resolve_placeholders(&mut cfg.options, &mut cfg.warnings, &mut cfg.over_limit);
+        let mut walk = includes::Walk::new(read, &cfg.dir, magic.clone(), budget);
+        let format = (Format::of(name), "uwsgi");
+        cfg.options = walk.file_options(text, name, &magic, format, 0);
+        if walk.over_limit.is_none() {
+            // uWSGI's `%(name)` pass runs once every immediate include is
+            // read and before `inherit` is (docs/UWSGI.md §20).
+            resolve_placeholders(&mut cfg.options, &mut walk.warnings, &mut walk.over_limit);
         }
+        if walk.over_limit.is_none() {
+            walk.inherit(&mut cfg.options);
+        }
+        cfg.warnings = std::mem::take(&mut walk.warnings);
+        cfg.over_limit = walk.over_limit.take();
+        cfg.includes = std::mem::take(&mut walk.not_followed);
+        cfg.followed_includes = std::mem::take(&mut walk.followed);
         cfg.extract();
         cfg
     }
@@ -353,8 +380,6 @@ impl VassalConfig {
                 self.lazy_apps = opt_true(v);
             } else if ACCEPTING_HOOKS.contains(&k) {
                 self.accepting_hooks.push(v.clone());
-            } else if INCLUDE_OPTIONS.contains(&k) {
-                self.includes.push(v.clone());
             } else if k.starts_with("if-") || k == "for" || k.starts_with("for-") {
                 self.warnings.push(format!(
                     "logic block `{k}` not evaluated: its options are read as if unconditional"

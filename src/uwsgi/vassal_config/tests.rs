@@ -375,8 +375,9 @@ fn node_name_without_subscription_is_first_socket() {
 }
 
 #[test]
-fn includes_are_recorded_not_followed() {
+fn the_pure_parse_records_includes_without_following_them() {
     let c = parse("[uwsgi]\nini = %dbase.ini\ninclude = /etc/uwsgi/common.ini\nsocket = /a\n");
+    assert!(c.followed_includes.is_empty());
     assert_eq!(
         c.includes,
         ["/srv/vassals/base.ini", "/etc/uwsgi/common.ini"]

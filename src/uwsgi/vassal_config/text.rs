@@ -6,6 +6,7 @@ use super::*;
 
 /// The per-file magic variables of `config_magic_table_fill`, computed from
 /// the name and directory instead of the file system.
+#[derive(Clone)]
 pub(super) struct MagicTable {
     /// `%o`: the name as passed.
     o: String,
@@ -26,6 +27,11 @@ pub(super) struct MagicTable {
     v: String,
     /// `%0`..`%9`: components of `%d`.
     digits: Vec<String>,
+    /// `%x`: the section asked after a colon (`ini = f.ini:s`).
+    pub(super) x: String,
+    /// For an included file, the vassal's own table: upper-case letters
+    /// keep describing the first config (docs/UWSGI.md §20).
+    first: Option<Box<MagicTable>>,
 }
 
 impl MagicTable {
@@ -63,7 +69,28 @@ impl MagicTable {
             n,
             v: if v.is_empty() { "/".into() } else { v.into() },
             digits,
+            x: String::new(),
+            first: None,
         }
+    }
+
+    /// The table of a file the vassal includes as `written` (after the
+    /// including file's magic), whose real path is `real_path`: lower-case
+    /// letters describe it, upper-case ones still the vassal's file.
+    pub(super) fn included(
+        written: &str,
+        real_path: &str,
+        x: &str,
+        cwd: &str,
+        first: &MagicTable,
+    ) -> MagicTable {
+        let mut t = MagicTable::new(real_path, cwd);
+        t.o = written.to_string();
+        t.x = x.to_string();
+        let mut first = first.clone();
+        first.first = None;
+        t.first = Some(Box::new(first));
+        t
     }
 
     /// What `%` followed by `c` becomes; `None` keeps `%c` literally.
@@ -71,7 +98,10 @@ impl MagicTable {
         Some(match c {
             b'%' => "%",
             b'(' => "%(",
-            // Upper case is the first config's value; a vassal's ini is it.
+            // Upper case is the first config's value: the vassal's file.
+            b'O' | b'P' | b'S' | b'D' | b'C' | b'E' | b'N' | b'X' if self.first.is_some() => {
+                return self.first.as_ref()?.lookup(c);
+            }
             b'o' | b'O' => &self.o,
             b'p' | b'P' => &self.p,
             b's' | b'S' => &self.s,
@@ -79,8 +109,8 @@ impl MagicTable {
             b'c' | b'C' => &self.c,
             b'e' | b'E' => &self.e,
             b'n' | b'N' => &self.n,
-            // No `file.ini:section` suffix for vassals.
-            b'x' | b'X' => "",
+            // The vassal's own file has no `:section` suffix.
+            b'x' | b'X' => &self.x,
             b'v' => &self.v,
             b'0'..=b'9' => self
                 .digits
@@ -94,15 +124,17 @@ impl MagicTable {
 }
 
 /// uWSGI's `magic_sub` over the raw file bytes.
-/// Stops (and sets `over_limit`) once the text grew by [`MAX_EXPANSION`]:
-/// `%p` is a whole path for two bytes of input.
+/// Stops (and sets `over_limit`) once the text grew by `allowance` (at
+/// first [`MAX_EXPANSION`], shared by a config and its includes), which it
+/// lowers by the growth: `%p` is a whole path for two bytes of input.
 pub(super) fn magic_sub(
     text: &[u8],
     magic: &MagicTable,
+    allowance: &mut usize,
     warnings: &mut Vec<String>,
     over_limit: &mut Option<String>,
 ) -> String {
-    let limit = text.len().saturating_add(MAX_EXPANSION);
+    let limit = text.len().saturating_add(*allowance);
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
@@ -131,6 +163,7 @@ pub(super) fn magic_sub(
             i += 1;
         }
     }
+    *allowance = (*allowance).min(limit.saturating_sub(out.len()));
     String::from_utf8_lossy(&out).into_owned()
 }
 
