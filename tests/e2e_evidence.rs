@@ -244,7 +244,7 @@ fn e2e_exit_on_reload_vassals_are_reloaded() {
 /// The vassals subscribe from a file their configs include (`ini =
 /// common.ini`, one file for the fleet, as operators share one): its
 /// `subscribe2` names the subscription server and the key, which the tool
-/// reads there (docs/UWSGI.md §9.13), so each vassal is drained before its
+/// reads there (docs/UWSGI.md §20), so each vassal is drained before its
 /// touch; a tool that does not follow the include finds no server, and
 /// drains nothing. Exit 0, K held, every vassal reloaded.
 #[test]
