@@ -155,14 +155,40 @@ fn values(
     }
     for f in inis(args) {
         let path = resolve(cwd, &f);
-        let Some(text) = read(&path) else { continue };
-        let dir = path
-            .parent()
-            .map_or("/".into(), |d| d.display().to_string());
-        let c = VassalConfig::parse(&text, &f, &dir);
+        let Some(c) = parse_ini(&path, &f, read) else {
+            continue;
+        };
         out.extend(c.get_all(name).map(str::to_string));
     }
     out
+}
+
+/// An ini of the router's command line, with the files it includes
+/// (docs/UWSGI.md §20) read through `read` as well: the router's own files,
+/// read the way its command line's are.
+fn parse_ini(path: &Path, f: &str, read: &dyn Fn(&Path) -> Option<String>) -> Option<VassalConfig> {
+    let text = read(path)?;
+    let dir = path
+        .parent()
+        .map_or("/".into(), |d| d.display().to_string());
+    let mut include = |abs: &str, cap: usize| {
+        let text = read(Path::new(abs)).ok_or_else(|| format!("{abs}: not read"))?;
+        if text.len() > cap {
+            return Err(format!("{abs}: over the size limit"));
+        }
+        Ok(crate::vassal_config::Included {
+            real_path: abs.to_string(),
+            text,
+        })
+    };
+    let budget = (MAX_CONFIG_BYTES as usize).saturating_sub(text.len());
+    Some(VassalConfig::parse_following(
+        &text,
+        f,
+        &dir,
+        &mut include,
+        budget,
+    ))
 }
 
 /// Is the boolean option `name` set on the command line or in an ini it
@@ -181,13 +207,9 @@ fn option_set(
         return true;
     }
     inis(args).iter().any(|f| {
-        let path = resolve(cwd, f);
-        read(&path).is_some_and(|text| {
-            let dir = path
-                .parent()
-                .map_or("/".into(), |d| d.display().to_string());
-            let c = VassalConfig::parse(&text, f, &dir);
-            c.get(name)
+        parse_ini(&resolve(cwd, f), f, read).is_some_and(|c| {
+            c.get_all(name)
+                .last()
                 .is_some_and(|v| !matches!(v.trim(), "false" | "0" | "off" | "no"))
         })
     })
@@ -240,12 +262,17 @@ pub fn from_args(
     }
     for f in inis(args) {
         let path = resolve(cwd, &f);
-        let Some(text) = read(&path) else { continue };
-        let dir = path
-            .parent()
-            .map_or("/".into(), |d| d.display().to_string());
-        let cfg = VassalConfig::parse(&text, &f, &dir);
-        if let Some(v) = cfg.get(OPTION).and_then(seconds) {
+        let Some(cfg) = parse_ini(&path, &f, read) else {
+            continue;
+        };
+        // A file it loads but the tool could not read may set it again:
+        // then the value is not known (the safe side: each vassal's
+        // subscribe-freq sets the tolerance, `Settings::tolerance_s`).
+        if !cfg.includes.is_empty() {
+            return None;
+        }
+        // uWSGI keeps the last value set.
+        if let Some(v) = cfg.get_all(OPTION).last().and_then(seconds) {
             return Some((v, path.display().to_string()));
         }
     }
@@ -305,6 +332,33 @@ mod tests {
         assert_eq!(from_args(&a, Path::new("/"), &none).map(|x| x.0), Some(45));
         let a = args(&["uwsgi", "--master", "--emperor", "/etc/uwsgi"]);
         assert_eq!(from_args(&a, Path::new("/"), &none), None);
+    }
+
+    /// The tolerance set in a file the router's ini includes is read there,
+    /// the last value winning; one the tool cannot read makes it unknown.
+    #[test]
+    fn from_a_file_the_ini_includes() {
+        let read = |p: &Path| {
+            match p.to_str()? {
+            "/srv/emperor.ini" => Some(
+                "[uwsgi]\nsubscription-tolerance = 10\nini = /srv/common.ini\nfastrouter-ss = /r/a.sock\n".to_string(),
+            ),
+            "/srv/common.ini" => Some(
+                "[uwsgi]\nsubscription-tolerance = 60\nfastrouter-cheap = true\n".to_string(),
+            ),
+            _ => None,
+        }
+        };
+        let a = args(&["uwsgi", "--ini", "/srv/emperor.ini"]);
+        assert_eq!(from_args(&a, Path::new("/"), &read).map(|x| x.0), Some(60));
+        assert!(option_set(&a, Path::new("/"), &read, "fastrouter-cheap"));
+        let unreadable = |p: &Path| match p.to_str()? {
+            "/srv/emperor.ini" => {
+                Some("[uwsgi]\nsubscription-tolerance = 10\nini = /srv/common.ini\n".to_string())
+            }
+            _ => None,
+        };
+        assert_eq!(from_args(&a, Path::new("/"), &unreadable), None);
     }
 
     #[test]
