@@ -276,7 +276,8 @@ pub fn is_router(dir: &EmperorDir, name: &str) -> bool {
 /// `includes`), never a refusal: uWSGI would read it, the tool only does
 /// not know what it sets.
 pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
-    let text = super::safe_read::read_text(path, MAX_CONFIG_BYTES)?;
+    let top = super::safe_read::read_config(path, false, MAX_CONFIG_BYTES)?;
+    let (text, owner) = (top.text, top.stat.st_uid);
     let name = path
         .file_name()
         .ok_or_else(|| {
@@ -299,7 +300,7 @@ pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
         &text,
         &name,
         &dir.to_string_lossy(),
-        &mut read_include,
+        &mut |p: &str, cap: usize| read_include(p, cap, owner),
         budget,
     );
     match &c.over_limit {
@@ -314,21 +315,47 @@ pub fn load_vassal_config(path: &Path) -> Result<VassalConfig, ReadError> {
 /// Reads a file a config includes (`path` absolute, as the vassal opens
 /// it) under docs/SECURITY.md's rules for includes: never through a link
 /// (`O_NOFOLLOW`: the file belongs to the app's user, the tool is root),
-/// a regular file only, opened without blocking, at most `cap` bytes.
-/// Its real path (uWSGI's `%p`) is its directory's real path and its name.
-pub fn read_include(path: &str, cap: usize) -> Result<Included, String> {
+/// a regular file only, opened without blocking, at most `cap` bytes, and
+/// only what the config's owner (`owner`, a uid) could read itself: the
+/// tool reads as root, and what it reads may reach a subscription key, a
+/// packet, a line of output. Its real path (uWSGI's `%p`) is its
+/// directory's real path and its name.
+pub fn read_include(path: &str, cap: usize, owner: u32) -> Result<Included, String> {
     let p = Path::new(path);
-    let text =
-        super::safe_read::read_text_nofollow(p, cap as u64).map_err(|e| e.message().to_string())?;
     let (Some(parent), Some(file)) = (p.parent(), p.file_name()) else {
         return Err(format!("{path}: expected a file path"));
     };
     let dir = std::fs::canonicalize(parent)
         .map_err(|e| format!("{}: cannot resolve: {e}", parent.display()))?;
+    let read =
+        super::safe_read::read_config(p, true, cap as u64).map_err(|e| e.message().to_string())?;
+    if !readable_by(owner, &read.stat, &dir) {
+        return Err(format!(
+            "{path}: refused: the config's owner (uid {owner}) could not read it itself"
+        ));
+    }
     Ok(Included {
         real_path: dir.join(file).to_string_lossy().into_owned(),
-        text,
+        text: read.text,
     })
+}
+
+/// Could user `uid` read a file of status `st` in directory `dir` (its real
+/// path)? Root could; the file's owner could (when the directories let it
+/// through); anyone could read a world-readable file behind directories
+/// that let anyone through. Groups are not looked at: a file only a group
+/// may read is not followed (the safe side: its options are then unknown).
+fn readable_by(uid: u32, st: &nix::sys::stat::FileStat, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if uid == 0 {
+        return true;
+    }
+    let mine = st.st_uid == uid;
+    if !mine && st.st_mode & 0o004 == 0 {
+        return false;
+    }
+    dir.ancestors()
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o001 != 0 || m.uid() == uid))
 }
 
 #[cfg(test)]
@@ -479,6 +506,44 @@ mod tests {
             "{:?}",
             c.warnings
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Root reads the includes, but only what the config's owner could
+    /// read: a root-only file's section would otherwise reach a
+    /// subscription key (sent to the router, shown in its stats).
+    #[test]
+    fn an_include_its_owner_could_not_read_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) != 0 {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let d = includes_dir("owner");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = d.join("common/debian.cnf");
+        std::fs::write(&secret, "[client]\npassword = s3cr3t\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let app = d.join("app.ini");
+        std::fs::write(
+            &app,
+            "[uwsgi]\nini = common/debian.cnf:client\nsocket = /run/b.sock\nsubscribe2 = server=/r/ss.sock,key=%(password).example\n",
+        )
+        .unwrap();
+        std::os::unix::fs::chown(&app, Some(65534), Some(65534)).unwrap();
+        let c = load_vassal_config(&app).unwrap();
+        assert!(
+            !c.subscriptions.iter().any(|s| s.key.contains("s3cr3t")),
+            "{:?}",
+            c.subscriptions
+        );
+        assert_eq!(c.includes, ["common/debian.cnf:client"]);
+        // World-readable behind open directories: the owner could read it.
+        std::fs::set_permissions(&d.join("common"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = load_vassal_config(&app).unwrap();
+        assert!(c.includes.is_empty(), "{:?}", c.includes);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -3,19 +3,26 @@
 //! files a fastrouter's command line names, `/proc/PID/cmdline`
 //! (docs/SECURITY.md, bounded reads).
 //!
-//! The open never blocks (`O_NONBLOCK`: a FIFO planted there opens at once
-//! and is then refused), the type is checked on the open descriptor (no
-//! swap between a check and the open), and at most `cap + 1` bytes are read:
-//! `/dev/zero`, a directory or a sparse 10 GiB file cost nothing. Following
-//! a link is intended: the Emperor reads a config through its link too.
+//! The path is first opened with `O_PATH`, which reads nothing and has no
+//! effect of its own; only a regular file is then opened for reading,
+//! through that very descriptor (`/proc/self/fd/N`), so a FIFO, a device
+//! or a socket is never opened at all (opening `/dev/watchdog` arms it, a
+//! serial device resets what hangs on it), and nothing can be swapped in
+//! between the check and the read. The read never blocks (`O_NONBLOCK`),
+//! and at most `cap + 1` bytes are read: a sparse 10 GiB file costs
+//! nothing. A config is also refused on a kernel pseudo-filesystem
+//! (`/proc`, `/sys`...: reading `/proc/kmsg` takes the kernel's messages
+//! from whoever logs them). Following a link is intended for a vassal
+//! config: the Emperor reads it through its link too.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
-use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use nix::sys::statfs::{self, FsType};
 
 /// The largest config file read (README "Security", docs/SECURITY.md): a
 /// real vassal config is a few KiB.
@@ -45,25 +52,20 @@ fn limit(cap: u64) -> String {
 }
 
 /// Opens `path` for reading without blocking (`O_NONBLOCK|O_NOCTTY`, and
-/// `O_NOFOLLOW` with `nofollow`) and keeps it only if the open descriptor
-/// is a regular file: a FIFO, device, directory or socket swapped in is
-/// refused, never read. Returns the file and its size.
-pub fn open_regular(path: &Path, nofollow: bool, cap: u64) -> Result<(File, u64), ReadError> {
+/// `O_NOFOLLOW` with `nofollow`) if it is a regular file, found with an
+/// `O_PATH` descriptor first: a FIFO, device, directory, socket or link is
+/// refused without ever being opened. Returns the file and its status.
+pub fn open_regular(path: &Path, nofollow: bool, cap: u64) -> Result<(File, FileStat), ReadError> {
     let shown = path.display();
-    let mut flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     if nofollow {
         flags |= OFlag::O_NOFOLLOW;
     }
-    let fd = open(path, flags, Mode::empty()).map_err(|e| match e {
-        nix::errno::Errno::ELOOP if nofollow => ReadError::Refused(format!(
-            "{shown}: refused: it is a symbolic link, {}",
-            limit(cap)
-        )),
-        e => ReadError::Failed(format!("{shown}: cannot read: {}", e.desc())),
-    })?;
+    let fd = open(path, flags, Mode::empty())
+        .map_err(|e| ReadError::Failed(format!("{shown}: cannot read: {}", e.desc())))?;
     // SAFETY: `open` just returned this descriptor; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let st = fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+    let at = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = fstat(at.as_raw_fd())
         .map_err(|e| ReadError::Failed(format!("{shown}: cannot stat: {}", e.desc())))?;
     let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
     if kind != SFlag::S_IFREG {
@@ -73,7 +75,75 @@ pub fn open_regular(path: &Path, nofollow: bool, cap: u64) -> Result<(File, u64)
             limit(cap)
         )));
     }
-    Ok((File::from(fd), st.st_size as u64))
+    // The same file, now for reading. Without /proc, by its path again,
+    // kept only if it is still the file just checked.
+    let read_flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let fd = open(
+        format!("/proc/self/fd/{}", at.as_raw_fd()).as_str(),
+        read_flags,
+        Mode::empty(),
+    )
+    .or_else(|_| {
+        open(
+            path,
+            read_flags | (flags & OFlag::O_NOFOLLOW),
+            Mode::empty(),
+        )
+    })
+    .map_err(|e| ReadError::Failed(format!("{shown}: cannot read: {}", e.desc())))?;
+    // SAFETY: as above.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let now = fstat(fd.as_raw_fd())
+        .map_err(|e| ReadError::Failed(format!("{shown}: cannot stat: {}", e.desc())))?;
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(ReadError::Refused(format!(
+            "{shown}: refused: it was replaced while it was opened, {}",
+            limit(cap)
+        )));
+    }
+    Ok((File::from(fd), now))
+}
+
+/// Kernel pseudo-filesystems: their "regular files" are the kernel's
+/// (reading some has effects) and no config lives there.
+const PSEUDO_FS: &[FsType] = &[
+    statfs::PROC_SUPER_MAGIC,
+    statfs::SYSFS_MAGIC,
+    statfs::DEBUGFS_MAGIC,
+    statfs::TRACEFS_MAGIC,
+    statfs::SECURITYFS_MAGIC,
+    statfs::CGROUP_SUPER_MAGIC,
+    statfs::CGROUP2_SUPER_MAGIC,
+    statfs::BPF_FS_MAGIC,
+    statfs::SELINUX_MAGIC,
+    statfs::SMACK_MAGIC,
+];
+
+/// A config file as read: its text and its status (owner, mode).
+pub struct ConfigText {
+    pub text: String,
+    pub stat: FileStat,
+}
+
+/// Reads a config file (a vassal's, one it includes, a router's ini):
+/// [`read_capped`]'s rules, `O_NOFOLLOW` with `nofollow`, and never on a
+/// kernel pseudo-filesystem.
+pub fn read_config(path: &Path, nofollow: bool, cap: u64) -> Result<ConfigText, ReadError> {
+    let (file, stat) = open_regular(path, nofollow, cap)?;
+    let on = statfs::fstatfs(&file)
+        .map_err(|e| ReadError::Failed(format!("{}: cannot stat: {}", path.display(), e.desc())))?;
+    if PSEUDO_FS.contains(&on.filesystem_type()) {
+        return Err(ReadError::Refused(format!(
+            "{}: refused: it is on a kernel pseudo-filesystem, {}",
+            path.display(),
+            limit(cap)
+        )));
+    }
+    let bytes = read_open(file, stat.st_size as u64, path, cap)?;
+    Ok(ConfigText {
+        text: lossy(bytes),
+        stat,
+    })
 }
 
 /// Reads `path` (following links) if it is a regular file of at most `cap`
@@ -84,8 +154,13 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
 
 /// The same, refusing a link with `nofollow` (`O_NOFOLLOW`).
 fn read_capped_with(path: &Path, nofollow: bool, cap: u64) -> Result<Vec<u8>, ReadError> {
+    let (file, stat) = open_regular(path, nofollow, cap)?;
+    read_open(file, stat.st_size as u64, path, cap)
+}
+
+/// At most `cap` bytes of an open regular file of `size` bytes.
+fn read_open(file: File, size: u64, path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     let shown = path.display();
-    let (file, size) = open_regular(path, nofollow, cap)?;
     if size > cap {
         return Err(ReadError::Refused(format!(
             "{shown}: refused: it has {size} bytes, {}",
@@ -106,15 +181,10 @@ fn read_capped_with(path: &Path, nofollow: bool, cap: u64) -> Result<Vec<u8>, Re
     Ok(out)
 }
 
-/// The same, as text (invalid UTF-8 replaced, as the parsers expect).
+/// A config as text (invalid UTF-8 replaced, as the parsers expect),
+/// through its link if it is one ([`read_config`]).
 pub fn read_text(path: &Path, cap: u64) -> Result<String, ReadError> {
-    read_capped(path, cap).map(lossy)
-}
-
-/// As text, refusing a link: for the files a config includes, which are
-/// not the Emperor's to follow (docs/SECURITY.md, includes).
-pub fn read_text_nofollow(path: &Path, cap: u64) -> Result<String, ReadError> {
-    read_capped_with(path, true, cap).map(lossy)
+    read_config(path, false, cap).map(|c| c.text)
 }
 
 fn lossy(b: Vec<u8>) -> String {
@@ -131,6 +201,7 @@ fn kind_name(kind: SFlag) -> &'static str {
         SFlag::S_IFCHR => "a character device",
         SFlag::S_IFBLK => "a block device",
         SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFLNK => "a symbolic link",
         _ => "not a regular file",
     }
 }
@@ -209,5 +280,39 @@ mod tests {
             Err(ReadError::Failed(_))
         ));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A config on /proc is refused (reading some of its files has
+    /// effects: /proc/kmsg), while a process's command line, which the
+    /// tool means to read, still is.
+    #[test]
+    fn a_config_on_a_kernel_pseudo_filesystem_is_refused() {
+        let e = read_config(Path::new("/proc/self/status"), false, MAX_CONFIG_BYTES).err();
+        assert!(
+            matches!(&e, Some(ReadError::Refused(m)) if m.contains("pseudo-filesystem")),
+            "{e:?}"
+        );
+        assert!(read_capped(Path::new("/proc/self/cmdline"), MAX_CONFIG_BYTES).is_ok());
+    }
+
+    /// A device is refused without being opened for reading, and a link
+    /// with `nofollow` is named as one.
+    #[test]
+    fn a_device_or_a_link_is_refused_by_its_kind() {
+        let e = read_config(Path::new("/dev/null"), false, MAX_CONFIG_BYTES).err();
+        assert!(
+            matches!(&e, Some(ReadError::Refused(m)) if m.contains("character device")),
+            "{e:?}"
+        );
+        let d = tmp("link");
+        std::fs::write(d.join("t.ini"), "[uwsgi]\n").unwrap();
+        std::os::unix::fs::symlink(d.join("t.ini"), d.join("l.ini")).unwrap();
+        let e = read_config(&d.join("l.ini"), true, MAX_CONFIG_BYTES).err();
+        assert!(
+            matches!(&e, Some(ReadError::Refused(m)) if m.contains("symbolic link")),
+            "{e:?}"
+        );
+        assert!(read_config(&d.join("l.ini"), false, MAX_CONFIG_BYTES).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -184,7 +184,10 @@ pub fn learn_from_emperor(
         if !super::vassal_args::emperor_options(pid).is_ok_and(|preset| preset.is_empty()) {
             uncertain.insert(name.clone());
         }
-        if !cfg.includes.is_empty() {
+        // An include not followed, or a logic block (`if-env`, `for`...),
+        // which the tool reads as if unconditional: what uWSGI really sets
+        // may differ (an include inside `if-env` only in development).
+        if !cfg.includes.is_empty() || cfg.has_logic_blocks() {
             uncertain.insert(name.clone());
         }
     }
@@ -422,5 +425,32 @@ mod tests {
         let (kept, notes) = servers_the_routers_name(configs, &[router(&["/r/a.sock"], true)]);
         assert!(kept.is_empty());
         assert!(notes[0].contains("subscriptions-sign-check"), "{notes:?}");
+    }
+
+    /// A vassal whose master got no option from the Emperor (this test's
+    /// own process stands for it) has a known period, unless its config
+    /// has a logic block: read as if unconditional, an `if-env` may set a
+    /// `subscribe-freq` (here through an include) that uWSGI does not.
+    #[test]
+    fn a_logic_block_makes_the_period_uncertain() {
+        let pid = i64::from(std::process::id());
+        let emp = crate::stats::EmperorSnapshot {
+            vassals: vec![crate::stats::VassalStats {
+                id: "a.ini".into(),
+                pid,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let plain = VassalConfig::parse("[uwsgi]\nsubscribe-freq = 2\n", "a.ini", "/r/");
+        let block = VassalConfig::parse(
+            "[uwsgi]\nif-env = FAST\nsubscribe-freq = 2\nendif =\n",
+            "a.ini",
+            "/r/",
+        );
+        let mut parsed = vec![("a.ini".to_string(), Ok(plain))];
+        assert!(learn_from_emperor(&mut parsed, Some(&emp)).is_empty());
+        let mut parsed = vec![("a.ini".to_string(), Ok(block))];
+        assert!(learn_from_emperor(&mut parsed, Some(&emp)).contains("a.ini"));
     }
 }

@@ -233,6 +233,12 @@ impl<'r> Walk<'r> {
             let Some((name, text, magic)) = self.last_ini.clone() else {
                 return Err("no ini file was read before it".into());
             };
+            // Read again, so charged again: 63 of them over one big
+            // section would otherwise parse it 63 times for free.
+            if text.len() > self.budget {
+                return Err("the files of this config are over their size limit".into());
+            }
+            self.budget -= text.len();
             let mut magic = magic;
             magic.x = x.unwrap_or_default();
             (name, text, magic)

@@ -242,3 +242,27 @@ fn the_budget_is_shared_by_every_file() {
     assert_eq!(c.followed_includes, ["/etc/a.ini"]);
     assert_eq!(c.includes, ["/etc/b.ini"]);
 }
+
+/// `ini = :section` reads the last ini again: charged to the byte budget
+/// again, or 63 of them over one big section parse it 63 times.
+#[test]
+fn a_section_read_again_is_charged_again() {
+    let mut main = String::from("[uwsgi]\n");
+    for _ in 0..63 {
+        main.push_str("ini = :a\n");
+    }
+    main.push_str("[a]\n");
+    let lines = 16 * 1024;
+    for i in 0..lines {
+        main.push_str(&format!("o{i}=v\n"));
+    }
+    let mut read = |p: &str, _: usize| -> Result<Included, String> { Err(format!("{p}: no")) };
+    let c = VassalConfig::parse_following(&main, "app_01.ini", DIR, &mut read, 1 << 20);
+    let bytes: usize = c.options.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(
+        bytes <= main.len() * 8,
+        "{} options, {bytes} bytes from a {}-byte config",
+        c.options.len(),
+        main.len()
+    );
+}

@@ -206,6 +206,15 @@ impl VassalConfig {
             .map(|(_, v)| v.as_str())
     }
 
+    /// It has a logic block (`if-env`, `if-exists`, `for`, ...: uWSGI's
+    /// `if-*` and `for*` options), whose options are read here as if
+    /// unconditional: what uWSGI really applies may differ.
+    pub fn has_logic_blocks(&self) -> bool {
+        self.options
+            .iter()
+            .any(|(k, _)| k.starts_with("if-") || k == "for" || k.starts_with("for-"))
+    }
+
     /// It runs a fastrouter (a router vassal, not an app): the tool leaves
     /// it out of a rollout unless `--only` names it.
     pub fn is_router(&self) -> bool {
