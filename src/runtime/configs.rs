@@ -539,8 +539,7 @@ mod tests {
         );
         assert_eq!(c.includes, ["common/debian.cnf:client"]);
         // World-readable behind open directories: the owner could read it.
-        std::fs::set_permissions(&d.join("common"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(d.join("common"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         let c = load_vassal_config(&app).unwrap();
         assert!(c.includes.is_empty(), "{:?}", c.includes);
