@@ -12,9 +12,9 @@
 //! least the period apart, less a second of delivery across a second's
 //! edge, and the first regular one comes a period less one cycle after
 //! the second; a read that missed an announce sees a multiple. So the
-//! period learnt is the real one or one or two seconds short, which the
-//! announce window's `settings::ANNOUNCE_SLACK_S` (3 s) covers; never
-//! shorter. It is learnt from two intervals in a row of one node that
+//! period learnt is the real one or one or two seconds short, never more,
+//! which the announce window's `settings::ANNOUNCE_SLACK_S` (3 s) covers.
+//! It is learnt from two intervals in a row of one node that
 //! agree within a second: one odd interval (a remote router's clock step,
 //! a stalled read) is not taken for a period.
 //!
@@ -50,9 +50,10 @@ pub struct Learning {
 }
 
 impl Learning {
-    /// Folds in one snapshot's nodes of this vassal. `generation` is its running generation as the
-    /// Emperor last showed it; a new one starts afresh, as does a vassal
-    /// the rollout reloads (the caller resets it while in flight).
+    /// Folds in one snapshot's nodes of this vassal. `generation` is its
+    /// running generation as the Emperor last showed it; a new one starts
+    /// afresh, as does a vassal the rollout reloads (the caller passes
+    /// none while it is in flight).
     pub fn observe<'a>(
         &mut self,
         generation: Option<(i64, i64)>,
