@@ -218,8 +218,14 @@ fn e2e_a_release_that_moves_every_vassal_to_another_key() {
 #[test]
 #[ignore = "end-to-end on real uWSGI + nginx: bash tests/run.sh, or cargo test --release --test e2e_evidence -- --ignored --test-threads=1"]
 fn e2e_exit_on_reload_vassals_are_reloaded() {
-    let k = 1;
     let stack = Stack::start(StackSpec::new(3).vassal_line("exit-on-reload = true"));
+    reloads_cleanly(&stack, 1, |_, _| {});
+}
+
+/// A rollout with K = `k` that must end well: exit 0, no failed request,
+/// K held, every vassal reloaded and its node fresh at the end, and `each`
+/// checked of every vassal.
+fn reloads_cleanly(stack: &Stack, k: usize, each: impl Fn(&mut stack::Checks<'_>, &str)) {
     let ks = k.to_string();
     let r = stack.rollout(
         &["--minimum-active-vassals", &ks, "--json"],
@@ -237,6 +243,7 @@ fn e2e_exit_on_reload_vassals_are_reloaded() {
     c.summary_list("reloaded", &stack.names);
     for name in &stack.names {
         c.node_fresh(name, TOLERANCE_S);
+        each(&mut c, name);
     }
     c.finish();
 }
@@ -264,25 +271,8 @@ fn e2e_a_subscription_in_an_included_file_is_read() {
             .own_line(&name, "ini = @STACK_DIR@/common.ini");
     }
     let stack = Stack::start(spec);
-    let ks = k.to_string();
-    let r = stack.rollout(
-        &["--minimum-active-vassals", &ks, "--json"],
-        LoadSpec::default(),
-        TOOL_TIMEOUT,
-        |_| {},
-    );
-    for e in r.run.events() {
-        eprintln!("[e2e event] {e}");
-    }
-    let mut c = r.checks();
-    c.exit(0);
-    c.no_failed_requests();
-    c.lowest_live(&stack.key, k);
-    c.summary_list("reloaded", &stack.names);
-    for name in &stack.names {
+    reloads_cleanly(&stack, k, |c, name| {
         c.event("drain_started", Some(name));
         c.reloaded_once(name);
-        c.node_fresh(name, TOLERANCE_S);
-    }
-    c.finish();
+    });
 }
