@@ -49,15 +49,16 @@ pub fn options(pid: i64) -> FastrouterOptions {
         .collect();
     let cwd = std::fs::read_link(proc_dir.join("cwd")).unwrap_or_else(|_| PathBuf::from("/"));
     let read = |p: &Path| safe_read::read_text(p, MAX_CONFIG_BYTES).ok();
+    let line = CommandLine::read(&args, &cwd, &read);
     let mut servers = Vec::new();
     for name in ["fastrouter-subscription-server", "fastrouter-ss"] {
-        servers.extend(values(&args, &cwd, &read, name));
+        servers.extend(line.values(name));
     }
     FastrouterOptions {
-        tolerance: from_args(&args, &cwd, &read),
-        cheap: option_set(&args, &cwd, &read, "fastrouter-cheap"),
+        tolerance: line.tolerance(),
+        cheap: line.option_set("fastrouter-cheap"),
         servers,
-        sign_check: !values(&args, &cwd, &read, "subscriptions-sign-check").is_empty(),
+        sign_check: !line.values("subscriptions-sign-check").is_empty(),
         known: true,
     }
 }
@@ -135,32 +136,99 @@ pub fn learn_fastrouter_options(
     notes
 }
 
-/// Every value of option `name` on the command line (`--name V`,
-/// `--name=V`) and in the ini files it names, relative paths resolved
-/// against the directory uWSGI resolves them in (its cwd, or the ini's).
-fn values(
-    args: &[String],
-    cwd: &Path,
-    read: &dyn Fn(&Path) -> Option<String>,
-    name: &str,
-) -> Vec<String> {
-    let flag = format!("--{name}");
-    let mut out = Vec::new();
-    for (i, a) in args.iter().enumerate().skip(1) {
-        if *a == flag {
-            out.extend(args.get(i + 1).cloned());
-        } else if let Some(v) = a.strip_prefix(&flag).and_then(|r| r.strip_prefix('=')) {
-            out.push(v.to_string());
+/// A router's command line with the ini files it names, each read and
+/// parsed once (with what it includes): every option the tool asks of the
+/// router is answered from it.
+struct CommandLine<'a> {
+    args: &'a [String],
+    /// Each ini the command line loads: (its path, what it sets).
+    inis: Vec<(PathBuf, VassalConfig)>,
+}
+
+impl<'a> CommandLine<'a> {
+    /// `args` run in `cwd`, its ini files read with `read` (pure but for
+    /// `read`, so it is tested without a process). Relative paths are
+    /// resolved against the directory uWSGI resolves them in (its cwd).
+    fn read(
+        args: &'a [String],
+        cwd: &Path,
+        read: &dyn Fn(&Path) -> Option<String>,
+    ) -> CommandLine<'a> {
+        let inis = inis(args)
+            .into_iter()
+            .filter_map(|f| {
+                let path = resolve(cwd, &f);
+                let c = parse_ini(&path, &f, read)?;
+                Some((path, c))
+            })
+            .collect();
+        CommandLine { args, inis }
+    }
+
+    /// Every value of option `name` on the command line (`--name V`,
+    /// `--name=V`) and in the ini files it names.
+    fn values(&self, name: &str) -> Vec<String> {
+        let flag = format!("--{name}");
+        let mut out = Vec::new();
+        for (i, a) in self.args.iter().enumerate().skip(1) {
+            if *a == flag {
+                out.extend(self.args.get(i + 1).cloned());
+            } else if let Some(v) = a.strip_prefix(&flag).and_then(|r| r.strip_prefix('=')) {
+                out.push(v.to_string());
+            }
         }
+        for (_, c) in &self.inis {
+            out.extend(c.get_all(name).map(str::to_string));
+        }
+        out
     }
-    for f in inis(args) {
-        let path = resolve(cwd, &f);
-        let Some(c) = parse_ini(&path, &f, read) else {
-            continue;
-        };
-        out.extend(c.get_all(name).map(str::to_string));
+
+    /// Is the boolean option `name` set on the command line or in an ini
+    /// it names?
+    fn option_set(&self, name: &str) -> bool {
+        let flag = format!("--{name}");
+        if self
+            .args
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            return true;
+        }
+        self.inis.iter().any(|(_, c)| {
+            c.get_all(name)
+                .last()
+                .is_some_and(|v| !matches!(v.trim(), "false" | "0" | "off" | "no"))
+        })
     }
-    out
+
+    /// Its `subscription-tolerance` and where it was read, if known.
+    fn tolerance(&self) -> Option<(i64, String)> {
+        let flag = format!("--{OPTION}");
+        for (i, a) in self.args.iter().enumerate().skip(1) {
+            let v = if *a == flag {
+                self.args.get(i + 1).and_then(|v| seconds(v))
+            } else {
+                a.strip_prefix(&format!("{flag}=")).and_then(seconds)
+            };
+            if let Some(v) = v {
+                return Some((v, "the fastrouter's command line".into()));
+            }
+        }
+        for (path, cfg) in &self.inis {
+            // A file it loads but the tool could not read may set it
+            // again: then the value is not known (the safe side: each
+            // vassal's subscribe-freq sets the tolerance,
+            // `Settings::tolerance_s`).
+            if !cfg.includes.is_empty() {
+                return None;
+            }
+            // uWSGI keeps the last value set.
+            if let Some(v) = cfg.get_all(OPTION).last().and_then(seconds) {
+                return Some((v, path.display().to_string()));
+            }
+        }
+        None
+    }
 }
 
 /// An ini of the router's command line, with the files it includes
@@ -191,30 +259,6 @@ fn parse_ini(path: &Path, f: &str, read: &dyn Fn(&Path) -> Option<String>) -> Op
     ))
 }
 
-/// Is the boolean option `name` set on the command line or in an ini it
-/// names?
-fn option_set(
-    args: &[String],
-    cwd: &Path,
-    read: &dyn Fn(&Path) -> Option<String>,
-    name: &str,
-) -> bool {
-    let flag = format!("--{name}");
-    if args
-        .iter()
-        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
-    {
-        return true;
-    }
-    inis(args).iter().any(|f| {
-        parse_ini(&resolve(cwd, f), f, read).is_some_and(|c| {
-            c.get_all(name)
-                .last()
-                .is_some_and(|v| !matches!(v.trim(), "false" | "0" | "off" | "no"))
-        })
-    })
-}
-
 /// The ini files a uWSGI command line loads (`--ini F`, `--ini=F`, or a bare
 /// `F.ini` as its first argument); `F:section` forms are not followed.
 fn inis(args: &[String]) -> Vec<String> {
@@ -242,43 +286,6 @@ fn resolve(cwd: &Path, f: &str) -> PathBuf {
     }
 }
 
-/// The same from a command line, reading ini files with `read` (pure but
-/// for `read`, so it is tested without a process).
-pub fn from_args(
-    args: &[String],
-    cwd: &Path,
-    read: &dyn Fn(&Path) -> Option<String>,
-) -> Option<(i64, String)> {
-    let flag = format!("--{OPTION}");
-    for (i, a) in args.iter().enumerate().skip(1) {
-        let v = if *a == flag {
-            args.get(i + 1).and_then(|v| seconds(v))
-        } else {
-            a.strip_prefix(&format!("{flag}=")).and_then(seconds)
-        };
-        if let Some(v) = v {
-            return Some((v, "the fastrouter's command line".into()));
-        }
-    }
-    for f in inis(args) {
-        let path = resolve(cwd, &f);
-        let Some(cfg) = parse_ini(&path, &f, read) else {
-            continue;
-        };
-        // A file it loads but the tool could not read may set it again:
-        // then the value is not known (the safe side: each vassal's
-        // subscribe-freq sets the tolerance, `Settings::tolerance_s`).
-        if !cfg.includes.is_empty() {
-            return None;
-        }
-        // uWSGI keeps the last value set.
-        if let Some(v) = cfg.get_all(OPTION).last().and_then(seconds) {
-            return Some((v, path.display().to_string()));
-        }
-    }
-    None
-}
-
 fn seconds(v: &str) -> Option<i64> {
     let n: i64 = v.trim().parse().ok()?;
     (n > 0).then_some(n)
@@ -296,11 +303,11 @@ mod tests {
     fn cheap_from_the_command_line_or_an_ini() {
         let none = |_: &Path| None;
         let a = args(&["uwsgi", "--fastrouter-cheap", "--master"]);
-        assert!(option_set(&a, Path::new("/"), &none, "fastrouter-cheap"));
+        assert!(CommandLine::read(&a, Path::new("/"), &none).option_set("fastrouter-cheap"));
         let ini = |_: &Path| Some("[uwsgi]\nfastrouter-cheap = true\n".to_string());
         let a = args(&["uwsgi", "--ini", "/e.ini"]);
-        assert!(option_set(&a, Path::new("/"), &ini, "fastrouter-cheap"));
-        assert!(!option_set(&a, Path::new("/"), &none, "fastrouter-cheap"));
+        assert!(CommandLine::read(&a, Path::new("/"), &ini).option_set("fastrouter-cheap"));
+        assert!(!CommandLine::read(&a, Path::new("/"), &none).option_set("fastrouter-cheap"));
     }
 
     #[test]
@@ -309,29 +316,35 @@ mod tests {
             Some("[uwsgi]\nfastrouter-subscription-server = /r/ss.sock\nsubscriptions-sign-check = SHA1:/k\n".to_string())
         };
         let a = args(&["uwsgi", "--fastrouter-ss=127.0.0.1:7000", "--ini", "/e.ini"]);
-        let mut got = values(&a, Path::new("/"), &ini, "fastrouter-ss");
-        got.extend(values(
-            &a,
-            Path::new("/"),
-            &ini,
-            "fastrouter-subscription-server",
-        ));
+        let line = CommandLine::read(&a, Path::new("/"), &ini);
+        let mut got = line.values("fastrouter-ss");
+        got.extend(line.values("fastrouter-subscription-server"));
         assert_eq!(got, ["127.0.0.1:7000", "/r/ss.sock"]);
-        assert_eq!(
-            values(&a, Path::new("/"), &ini, "subscriptions-sign-check").len(),
-            1
-        );
+        assert_eq!(line.values("subscriptions-sign-check").len(), 1);
     }
 
     #[test]
     fn from_the_command_line() {
         let none = |_: &Path| None;
         let a = args(&["uwsgi", "--master", "--subscription-tolerance", "60"]);
-        assert_eq!(from_args(&a, Path::new("/"), &none).map(|x| x.0), Some(60));
+        assert_eq!(
+            CommandLine::read(&a, Path::new("/"), &none)
+                .tolerance()
+                .map(|x| x.0),
+            Some(60)
+        );
         let a = args(&["uwsgi", "--subscription-tolerance=45"]);
-        assert_eq!(from_args(&a, Path::new("/"), &none).map(|x| x.0), Some(45));
+        assert_eq!(
+            CommandLine::read(&a, Path::new("/"), &none)
+                .tolerance()
+                .map(|x| x.0),
+            Some(45)
+        );
         let a = args(&["uwsgi", "--master", "--emperor", "/etc/uwsgi"]);
-        assert_eq!(from_args(&a, Path::new("/"), &none), None);
+        assert_eq!(
+            CommandLine::read(&a, Path::new("/"), &none).tolerance(),
+            None
+        );
     }
 
     /// The tolerance set in a file the router's ini includes is read there,
@@ -350,15 +363,19 @@ mod tests {
         }
         };
         let a = args(&["uwsgi", "--ini", "/srv/emperor.ini"]);
-        assert_eq!(from_args(&a, Path::new("/"), &read).map(|x| x.0), Some(60));
-        assert!(option_set(&a, Path::new("/"), &read, "fastrouter-cheap"));
+        let line = CommandLine::read(&a, Path::new("/"), &read);
+        assert_eq!(line.tolerance().map(|x| x.0), Some(60));
+        assert!(line.option_set("fastrouter-cheap"));
         let unreadable = |p: &Path| match p.to_str()? {
             "/srv/emperor.ini" => {
                 Some("[uwsgi]\nsubscription-tolerance = 10\nini = /srv/common.ini\n".to_string())
             }
             _ => None,
         };
-        assert_eq!(from_args(&a, Path::new("/"), &unreadable), None);
+        assert_eq!(
+            CommandLine::read(&a, Path::new("/"), &unreadable).tolerance(),
+            None
+        );
     }
 
     #[test]
@@ -368,16 +385,21 @@ mod tests {
                 .then(|| "[uwsgi]\nemperor = /srv/v\nsubscription-tolerance = 60\n".to_string())
         };
         let a = args(&["uwsgi", "--ini", "emperor.ini"]);
-        let got = from_args(&a, Path::new("/srv"), &read);
+        let got = CommandLine::read(&a, Path::new("/srv"), &read).tolerance();
         assert_eq!(got, Some((60, "/srv/emperor.ini".into())));
         let a = args(&["uwsgi", "emperor.ini"]);
         assert_eq!(
-            from_args(&a, Path::new("/srv"), &read).map(|x| x.0),
+            CommandLine::read(&a, Path::new("/srv"), &read)
+                .tolerance()
+                .map(|x| x.0),
             Some(60)
         );
         // An ini without the option: unknown.
         let plain = |_: &Path| Some("[uwsgi]\nmaster = true\n".to_string());
-        assert_eq!(from_args(&a, Path::new("/srv"), &plain), None);
+        assert_eq!(
+            CommandLine::read(&a, Path::new("/srv"), &plain).tolerance(),
+            None
+        );
     }
 
     fn tolerant(t: Option<i64>, cheap: bool) -> Option<FastrouterOptions> {
