@@ -47,7 +47,7 @@ pub fn check(parsed: &[(String, Result<&VassalConfig, String>)], drain: bool) ->
             let why: Vec<&str> = c
                 .warnings
                 .iter()
-                .filter(|w| w.contains(" not followed: "))
+                .filter(|w| w.contains(crate::vassal_config::NOT_FOLLOWED))
                 .map(String::as_str)
                 .collect();
             let why = if why.is_empty() {

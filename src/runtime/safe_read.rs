@@ -149,12 +149,7 @@ pub fn read_config(path: &Path, nofollow: bool, cap: u64) -> Result<ConfigText, 
 /// Reads `path` (following links) if it is a regular file of at most `cap`
 /// bytes.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
-    read_capped_with(path, false, cap)
-}
-
-/// The same, refusing a link with `nofollow` (`O_NOFOLLOW`).
-fn read_capped_with(path: &Path, nofollow: bool, cap: u64) -> Result<Vec<u8>, ReadError> {
-    let (file, stat) = open_regular(path, nofollow, cap)?;
+    let (file, stat) = open_regular(path, false, cap)?;
     read_open(file, stat.st_size as u64, path, cap)
 }
 

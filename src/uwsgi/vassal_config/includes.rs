@@ -33,6 +33,11 @@ pub type IncludeReader<'a> = &'a mut dyn FnMut(&str, usize) -> Result<Included, 
 /// crashes); ours also stops a cycle of `inherit`, which is not nested.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
 
+/// What joins an include to the reason it was not followed in its
+/// warning (`{opt} "{value}" not followed: {why}`): `doctor` finds the
+/// reasons by it.
+pub const NOT_FOLLOWED: &str = " not followed: ";
+
 /// Most include lines tried per config: each is an open.
 pub const MAX_INCLUDES: usize = 64;
 
@@ -197,7 +202,7 @@ impl<'r> Walk<'r> {
                 if !why.is_empty() {
                     warn_once(
                         &mut self.warnings,
-                        format!("{opt} {value:?} not followed: {why}"),
+                        format!("{opt} {value:?}{NOT_FOLLOWED}{why}"),
                     );
                 }
                 self.not_followed.push(value.to_string());

@@ -46,7 +46,7 @@ mod text;
 use subscribe::*;
 use text::*;
 
-pub use includes::{IncludeReader, Included, MAX_INCLUDES, MAX_INCLUDE_DEPTH};
+pub use includes::{IncludeReader, Included, MAX_INCLUDES, MAX_INCLUDE_DEPTH, NOT_FOLLOWED};
 pub use text::MAX_EXPANSION;
 
 /// One place the vassal announces itself (a `subscribe2` or `subscribe-to`).

@@ -109,7 +109,8 @@ impl MagicTable {
             b'c' | b'C' => &self.c,
             b'e' | b'E' => &self.e,
             b'n' | b'N' => &self.n,
-            // The vassal's own file has no `:section` suffix.
+            // `:section` of an `ini = f.ini:section`; the vassal's own
+            // file has none.
             b'x' | b'X' => &self.x,
             b'v' => &self.v,
             b'0'..=b'9' => self
